@@ -1,0 +1,94 @@
+"""The `archivist` command line. Commands call the same services as the UI and the API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from app.services import Services
+from runtime.errors import ArchivistError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ArchivistError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from app import commands
+
+    p = argparse.ArgumentParser(prog="archivist", description="Private assistants that answer from your documents.")
+    p.add_argument("--home", help="workspace folder (default: $ARCHIVIST_HOME or ~/.archivist)")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    c = sub.add_parser("ingest", help="add files or folders to a collection")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument("--collection", "-c", required=True)
+    c.add_argument("--chunk-tokens", type=int, default=200)
+    c.add_argument("--overlap-tokens", type=int, default=32)
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    c.set_defaults(func=commands.ingest)
+
+    c = sub.add_parser("search", help="show the passages a query retrieves")
+    c.add_argument("collection")
+    c.add_argument("query")
+    c.add_argument("--k", type=int, default=5)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.search)
+
+    c = sub.add_parser("ask", help="ask an assistant one question")
+    c.add_argument("assistant", help="assistant name or YAML file")
+    c.add_argument("question")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.ask)
+
+    c = sub.add_parser("documents", help="list documents with status and warnings")
+    c.add_argument("collection", nargs="?")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.documents)
+
+    c = sub.add_parser("delete", help="delete a document from a collection")
+    c.add_argument("collection")
+    c.add_argument("document", help="file name as listed by `archivist documents`")
+    c.set_defaults(func=commands.delete)
+
+    c = sub.add_parser("reindex", help="rebuild a collection's vector index from the catalog")
+    c.add_argument("collection")
+    c.set_defaults(func=commands.reindex)
+
+    c = sub.add_parser("collections", help="list collections")
+    c.set_defaults(func=commands.collections)
+
+    a = sub.add_parser("assistants", help="manage assistants").add_subparsers(metavar="ACTION")
+    c = a.add_parser("list", help="list assistants")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.assistants_list)
+
+    c = sub.add_parser("ui", help="start the Streamlit app")
+    c.add_argument("--port", type=int, default=8501)
+    c.add_argument("--host", default="127.0.0.1")
+    c.set_defaults(func=commands.ui)
+    return p
+
+
+def services(args: argparse.Namespace) -> Services:
+    return Services.create(args.home)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

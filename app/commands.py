@@ -1,0 +1,160 @@
+"""CLI command bodies: parse nothing, compute nothing; call services and print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.cli import services
+from ingest.chunk import ChunkSettings
+from ingest.pipeline import IngestReport, Progress, ingest_paths
+
+
+def ingest(args: argparse.Namespace) -> int:
+    svc = services(args)
+    bar: Any = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="file", file=sys.stderr)
+    chunks_done = 0
+
+    def progress(p: Progress) -> None:
+        nonlocal chunks_done
+        if bar is None:
+            return
+        bar.total = p.files
+        if p.stage in ("done", "failed", "unchanged"):
+            chunks_done += p.chunks
+            bar.update(1)
+        rate = chunks_done / max(bar.format_dict["elapsed"], 1e-9)
+        bar.set_postfix_str(f"{p.name} [{p.stage}] chunks={chunks_done} ({rate:.0f}/s)")
+
+    report = ingest_paths(
+        args.paths, args.collection, svc.store, svc.embedder,
+        chunking=ChunkSettings(args.chunk_tokens, args.overlap_tokens), progress=progress,
+    )
+    if bar is not None:
+        bar.close()
+    return _print_report(report)
+
+
+def _print_report(report: IngestReport) -> int:
+    for r in report.results:
+        if r.status == "failed":
+            print(f"error: {r.error}", file=sys.stderr)
+        else:
+            pages = f", {r.pages} pages" if r.pages else ""
+            print(f"{r.status}: {Path(r.path).name} ({r.chunks} chunks{pages})")
+            for w in r.warnings:
+                print(f"  warning: {w}")
+    ok = len(report.results) - len(report.failed)
+    print(f"{ok} of {len(report.results)} files ingested", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def search(args: argparse.Namespace) -> int:
+    from retriever.search import search as run_search
+
+    svc = services(args)
+    if args.collection not in {c for c, _, _ in svc.store.collections()}:
+        from runtime.errors import ArchivistError
+
+        raise ArchivistError(f"no collection named {args.collection!r}; ingest files with --collection first")
+    hits = run_search(svc.store, svc.embedder, [args.collection], args.query, args.k)
+    if args.json:
+        keys = ("document", "page", "page_end", "chunk_id", "score", "text")
+        print(json.dumps({"hits": [{k: h.to_json()[k] for k in keys} for h in hits]}, ensure_ascii=False))
+        return 0
+    for n, h in enumerate(hits, start=1):
+        where = f"page {h.page}" if h.page else "-"
+        print(f"[{n}] {h.document} {where} score={h.score:.3f}")
+        print("    " + h.text[:300].replace("\n", " ") + ("..." if len(h.text) > 300 else ""))
+    return 0
+
+
+def ask(args: argparse.Namespace) -> int:
+    svc = services(args)
+    assistant = svc.library.get(args.assistant)
+    stream = svc.chat.ask(assistant, args.question)
+    if args.json:
+        answer = stream.result()
+        keys = ("document", "page", "chunk_id", "score")
+        out = {"answer": answer.text, "citations": [{k: c.to_json()[k] for k in keys} for c in answer.citations]}
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    answer = stream.result()
+    print()
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            where = f", page {c.page}" if c.page else ""
+            print(f"  [{c.n}] {c.document}{where} (score {c.score:.2f}){'' if c.cited else ' (not cited)'}")
+    return 0
+
+
+def documents(args: argparse.Namespace) -> int:
+    svc = services(args)
+    docs = svc.store.documents(args.collection)
+    if args.json:
+        print(json.dumps([{**d.__dict__, "created_at": d.created_at.isoformat()} for d in docs], ensure_ascii=False))
+        return 0
+    for d in docs:
+        pages = d.pages if d.pages is not None else "-"
+        print(f"{d.collection}\t{d.name}\t{d.status}\tpages={pages}\tchunks={d.chunks}\t{d.created_at:%Y-%m-%d %H:%M}")
+        for w in d.warnings:
+            print(f"\twarning: {w}")
+        if d.error:
+            print(f"\terror: {d.error}")
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    n = services(args).store.delete_document(args.collection, args.document)
+    print(f"deleted {args.document} ({n} version(s)) from {args.collection}")
+    return 0
+
+
+def reindex(args: argparse.Namespace) -> int:
+    n = services(args).store.reindex(args.collection)
+    print(f"{args.collection}: index rebuilt with {n} vectors")
+    return 0
+
+
+def collections(args: argparse.Namespace) -> int:
+    for name, docs, chunks in services(args).store.collections():
+        print(f"{name}\t{docs} documents\t{chunks} chunks")
+    return 0
+
+
+def assistants_list(args: argparse.Namespace) -> int:
+    svc = services(args)
+    entries, errors = svc.library.entries()
+    if args.json:
+        print(json.dumps([{"name": e.assistant.name, "description": e.assistant.description,
+                           "source": e.source, "path": str(e.path)} for e in entries]))
+    else:
+        for e in entries:
+            print(f"{e.assistant.name}\t{e.assistant.description}\t({e.source}: {e.path})")
+    for err in errors:
+        print(f"warning: {err}", file=sys.stderr)
+    return 0
+
+
+def ui(args: argparse.Namespace) -> int:
+    main = Path(__file__).with_name("main.py")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(main), "--server.address", args.host,
+           "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    env = None
+    if args.home:
+        import os
+
+        env = dict(os.environ, ARCHIVIST_HOME=str(Path(args.home).resolve()))
+    return subprocess.call(cmd, env=env)

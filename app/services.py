@@ -1,0 +1,58 @@
+"""The composition root: builds every service of a workspace from its settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from assistants.chat import ChatService
+from assistants.library import AssistantLibrary
+from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder
+from ingest.store import Store
+from runtime.registry import ModelPool
+
+
+def workspace_home(explicit: str | Path | None = None) -> Path:
+    """The workspace folder: --home, else $ARCHIVIST_HOME, else ~/.archivist."""
+    raw = explicit or os.environ.get("ARCHIVIST_HOME") or Path.home() / ".archivist"
+    return Path(raw).expanduser().resolve()
+
+
+@dataclass
+class Services:
+    """Everything a front end needs; expensive parts are built on first use."""
+
+    home: Path
+    embedder_spec: str = DEFAULT_EMBEDDER
+    _embedder: Embedder | None = None
+
+    @classmethod
+    def create(cls, home: str | Path | None = None, *, embedder: Embedder | None = None) -> Services:
+        s = cls(workspace_home(home))
+        s.home.mkdir(parents=True, exist_ok=True)
+        s._embedder = embedder
+        return s
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbedder(self.embedder_spec)
+        return self._embedder
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.home, self.embedder.name, self.embedder.dim)
+
+    @cached_property
+    def models(self) -> ModelPool:
+        return ModelPool(cache_dir=self.home / "models")
+
+    @cached_property
+    def library(self) -> AssistantLibrary:
+        return AssistantLibrary(self.home / "assistants")
+
+    @cached_property
+    def chat(self) -> ChatService:
+        return ChatService(self.store, self.embedder, self.models)

@@ -1,0 +1,128 @@
+"""The chat service: question -> retrieval -> prompt -> streamed answer with citations."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from assistants.schema import Assistant
+from ingest.embed import Embedder
+from ingest.store import Store
+from retriever.context import PromptPlan, build_prompt
+from retriever.search import Hit, search
+from runtime.protocol import GenerationParams, GenerationStats, Message
+from runtime.registry import ModelPool
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage the answer was given, numbered as in the prompt."""
+
+    n: int
+    document: str
+    collection: str
+    page: int | None
+    page_end: int | None
+    chunk_id: int
+    score: float
+    text: str
+    cited: bool  # the answer refers to it as [n]
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["score"] = round(float(self.score), 4)
+        return d
+
+
+@dataclass
+class Answer:
+    """An answer, its citations (best passage first) and what it cost."""
+
+    text: str
+    citations: list[Citation]
+    refused: bool = False
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    retrieval_time: float = 0.0
+
+
+class AnswerStream:
+    """Iterate for the answer's text pieces; `answer` is complete once the iteration ends."""
+
+    def __init__(self, pieces: Iterator[str], finish: Any) -> None:
+        self._pieces, self._finish = pieces, finish
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        parts: list[str] = []
+        for piece in self._pieces:
+            parts.append(piece)
+            yield piece
+        self.answer = self._finish("".join(parts))
+
+    def result(self) -> Answer:
+        """Consume what is left and return the answer."""
+        for _ in self:
+            pass
+        assert self.answer is not None
+        return self.answer
+
+
+_CITE = re.compile(r"\[(\d{1,2})\]")
+
+
+class ChatService:
+    """Answers as an assistant, from its collections, on its model."""
+
+    def __init__(self, store: Store, embedder: Embedder, models: ModelPool) -> None:
+        self.store, self.embedder, self.models = store, embedder, models
+
+    def retrieve(self, assistant: Assistant, query: str) -> list[Hit]:
+        r = assistant.retrieval
+        hits = search(self.store, self.embedder, assistant.knowledge.collections, query, r.top_k)
+        if r.min_score is not None:
+            hits = [h for h in hits if h.score >= r.min_score]
+        return hits
+
+    def plan(self, assistant: Assistant, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> PromptPlan:
+        model = self.model_for(assistant)
+        return build_prompt(
+            instructions=assistant.instructions,
+            question=question,
+            hits=hits,
+            history=history,
+            render_tokens=lambda msgs: len(model.tokenize_prompt(msgs)),
+            count_tokens=model.count_tokens,
+            context_window=model.context_window,
+            reserve=assistant.model.max_tokens,
+        )
+
+    def model_for(self, assistant: Assistant) -> Any:
+        m = assistant.model
+        return self.models.get(m.path, context_window=m.context_window, n_threads=m.threads, gpu_layers=m.gpu_layers)
+
+    def ask(self, assistant: Assistant, question: str, history: Sequence[Message] = ()) -> AnswerStream:
+        """Stream the answer to `question`; citations come with the finished answer."""
+        t0 = time.perf_counter()
+        hits = self.retrieve(assistant, question)
+        retrieval_time = time.perf_counter() - t0
+        if not hits:
+            refusal = assistant.refusal
+            return AnswerStream(iter([refusal]), lambda text: Answer(text, [], True, retrieval_time=retrieval_time))
+        plan = self.plan(assistant, question, hits, history)
+        stats = GenerationStats()
+        m = assistant.model
+        params = GenerationParams(max_tokens=m.max_tokens, temperature=m.temperature, top_p=m.top_p)
+        pieces = self.model_for(assistant).stream(plan.messages, params, stats)
+
+        def finish(text: str) -> Answer:
+            cited = {int(n) for n in _CITE.findall(text)}
+            cites = [
+                Citation(n, h.document, h.collection, h.page, h.page_end, h.chunk_id, h.score, h.text, n in cited)
+                for n, h in enumerate(plan.passages, start=1)
+            ]
+            return Answer(text.strip(), cites, False, stats, retrieval_time)
+
+        return AnswerStream(pieces, finish)

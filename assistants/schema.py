@@ -1,0 +1,66 @@
+"""The assistant YAML schema: every field described and bounded; unknown keys rejected."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from runtime.spec import DEFAULT_MODEL
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Strict):
+    """Which model answers, and how."""
+
+    path: str = Field(DEFAULT_MODEL, description="bundled:NAME, a GGUF file path, or hf:org/repo/file.gguf")
+    context_window: int = Field(4096, ge=512, le=262144, description="tokens the model sees at once")
+    temperature: float = Field(0.2, ge=0.0, le=2.0, description="sampling temperature; 0 = greedy")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_tokens: int = Field(512, ge=1, le=32768, description="longest answer, in tokens (reserved in the budget)")
+    gpu_layers: int = Field(0, ge=-1, description="layers offloaded to the GPU; -1 = all, 0 = CPU only")
+    threads: int | None = Field(None, ge=1, le=512, description="CPU threads; default: physical cores")
+
+
+class KnowledgeSettings(_Strict):
+    """Where the assistant's documents live."""
+
+    collections: list[str] = Field(min_length=1, description="knowledge collections searched for every question")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "collection" in data and "collections" not in data:
+            data = dict(data)
+            data["collections"] = [data.pop("collection")]
+        return data
+
+
+class RetrievalSettings(_Strict):
+    """How passages are found."""
+
+    mode: Literal["dense"] = Field("dense", description="search mode")
+    top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
+    min_score: float | None = Field(
+        None, ge=-1.0, le=1.0, description="relevance floor: below it the assistant gives the refusal text"
+    )
+
+
+class Assistant(_Strict):
+    """A custom assistant: instructions, knowledge, model and retrieval settings."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="identifier used by the CLI, API and UI")
+    description: str = Field("", max_length=500, description="one line shown in lists")
+    instructions: str = Field("", max_length=20000, description="what the assistant should do and how")
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    knowledge: KnowledgeSettings
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    starters: list[str] = Field(default_factory=list, max_length=8, description="suggested first questions")
+    refusal: str = Field(
+        "The documents I have don't answer that.", min_length=1, description="reply when nothing relevant is found"
+    )

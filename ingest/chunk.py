@@ -1,0 +1,161 @@
+"""Structure-aware chunking measured in the embedder's own tokens.
+
+A page is split on headings, then blank-line paragraphs, then sentences; the pieces are
+packed into chunks of at most `chunk_tokens` tokens with `overlap_tokens` of overlap. A
+chunk never crosses a page, so its citation is exact; its text is a slice of the page text
+(`start`/`end` offsets), so a citation can point at the passage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ingest.types import ChunkDraft, LoadedDocument
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """Target size and overlap, in embedder tokens."""
+
+    chunk_tokens: int = 200
+    overlap_tokens: int = 32
+
+
+@dataclass
+class _Unit:
+    start: int
+    end: int
+    tokens: int
+    heading: str
+    breaks_before: bool  # a heading starts here: never pack across it
+
+
+def chunk_document(
+    doc: LoadedDocument, count: TokenCounter, max_tokens: int, settings: ChunkSettings | None = None
+) -> list[ChunkDraft]:
+    """Cut every page of `doc` into chunks of at most min(chunk_tokens, max_tokens) tokens."""
+    settings = settings or ChunkSettings()
+    limit = max(8, min(settings.chunk_tokens, max_tokens))
+    heading_stack: list[tuple[int, str]] = []
+    chunks: list[ChunkDraft] = []
+    for page in doc.pages:
+        units = _units(page.text, doc.format == "markdown", heading_stack)
+        units = _split_long(page.text, units, count, limit)
+        for start, end, heading in _pack(units, limit, settings.overlap_tokens):
+            text = page.text[start:end]
+            chunks.append(ChunkDraft(text, page.number, page.number, heading, start, end, 0))
+    if not chunks:
+        return []
+    exact = count([c.text for c in chunks])
+    out: list[ChunkDraft] = []
+    for c, n in zip(chunks, exact, strict=True):
+        if n <= max_tokens:
+            out.append(ChunkDraft(c.text, c.page, c.page_end, c.heading, c.start, c.end, n))
+        else:  # token counts of pieces are not exactly additive; halve the rare chunk that overflows
+            mid = c.start + len(c.text) // 2
+            cut = c.text.rfind(" ", 0, mid - c.start) + c.start
+            cut = cut if cut > c.start else mid
+            for s, e in ((c.start, cut), (cut, c.end)):
+                t = c.text[s - c.start : e - c.start]
+                out.append(ChunkDraft(t, c.page, c.page_end, c.heading, s, e, count([t])[0]))
+    return [c for c in out if c.text.strip()]
+
+
+def _units(text: str, markdown: bool, stack: list[tuple[int, str]]) -> list[_Unit]:
+    """Sentences with their offsets, each tagged with the heading path in force."""
+    sections: list[tuple[int, int, str, bool]] = []
+    if markdown:
+        pos = 0
+        for m in _HEADING.finditer(text):
+            if m.start() > pos:
+                sections.append((pos, m.start(), _path(stack), pos > 0))
+            level = len(m.group(1))
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, m.group(2)))
+            pos = m.start()
+        sections.append((pos, len(text), _path(stack), pos > 0))
+    else:
+        sections.append((0, len(text), _path(stack), False))
+    units: list[_Unit] = []
+    for s_start, s_end, heading, brk in sections:
+        first = True
+        for p_start, p_end in _spans(text, s_start, s_end, _PARAGRAPH):
+            for u_start, u_end in _spans(text, p_start, p_end, _SENTENCE):
+                units.append(_Unit(u_start, u_end, 0, heading, brk and first))
+                first = False
+    return units
+
+
+def _spans(text: str, start: int, end: int, sep: re.Pattern[str]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for m in sep.finditer(text, start, end):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, end))
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+    return out
+
+
+def _path(stack: list[tuple[int, str]]) -> str:
+    return " > ".join(title for _, title in stack)
+
+
+def _split_long(text: str, units: list[_Unit], count: TokenCounter, limit: int) -> list[_Unit]:
+    """Count tokens per unit; cut units over the limit at word boundaries."""
+    counts = count([text[u.start : u.end] for u in units]) if units else []
+    out: list[_Unit] = []
+    for u, n in zip(units, counts, strict=True):
+        u.tokens = n
+        if n <= limit:
+            out.append(u)
+            continue
+        words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[u.start : u.end])]
+        wcounts = count([text[u.start + a : u.start + b] for a, b in words])
+        piece_start, acc, first = words[0][0], 0, True
+        for (a, b), wc in zip(words, wcounts, strict=True):
+            wc = min(wc, limit)  # a single absurd "word" is cut again by the final check
+            if acc + wc > limit and acc:
+                out.append(_Unit(u.start + piece_start, u.start + prev_end, acc, u.heading, u.breaks_before and first))
+                piece_start, acc, first = a, 0, False
+            acc += wc
+            prev_end = b
+        out.append(_Unit(u.start + piece_start, u.start + prev_end, acc, u.heading, u.breaks_before and first))
+    return out
+
+
+def _pack(units: list[_Unit], limit: int, overlap: int) -> list[tuple[int, int, str]]:
+    """Greedy packing of consecutive units; the next chunk repeats the last units up to `overlap` tokens."""
+    chunks: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(units):
+        j, total = i, 0
+        while j < len(units) and (j == i or (total + units[j].tokens <= limit and not units[j].breaks_before)):
+            total += units[j].tokens
+            j += 1
+        chunks.append((units[i].start, units[j - 1].end, units[i].heading))
+        if j >= len(units):
+            break
+        # step back over trailing units for overlap, but always advance
+        k, back = j, 0
+        while k - 1 > i and back + units[k - 1].tokens <= overlap and not units[k].breaks_before:
+            k -= 1
+            back += units[k].tokens
+        i = k
+    return chunks

