@@ -35,8 +35,12 @@ def ingest(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{p.name} [{p.stage}] chunks={chunks_done} ({rate:.0f}/s)")
 
     report = ingest_paths(
-        args.paths, args.collection, svc.store, svc.embedder,
-        chunking=ChunkSettings(args.chunk_tokens, args.overlap_tokens), progress=progress,
+        args.paths,
+        args.collection,
+        svc.store,
+        svc.embedder,
+        chunking=ChunkSettings(args.chunk_tokens, args.overlap_tokens),
+        progress=progress,
     )
     if bar is not None:
         bar.close()
@@ -138,8 +142,19 @@ def assistants_list(args: argparse.Namespace) -> int:
     svc = services(args)
     entries, errors = svc.library.entries()
     if args.json:
-        print(json.dumps([{"name": e.assistant.name, "description": e.assistant.description,
-                           "source": e.source, "path": str(e.path)} for e in entries]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.assistant.name,
+                        "description": e.assistant.description,
+                        "source": e.source,
+                        "path": str(e.path),
+                    }
+                    for e in entries
+                ]
+            )
+        )
     else:
         for e in entries:
             print(f"{e.assistant.name}\t{e.assistant.description}\t({e.source}: {e.path})")
@@ -150,8 +165,21 @@ def assistants_list(args: argparse.Namespace) -> int:
 
 def ui(args: argparse.Namespace) -> int:
     main = Path(__file__).with_name("main.py")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(main), "--server.address", args.host,
-           "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(main),
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     env = None
     if args.home:
         import os

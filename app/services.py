@@ -56,3 +56,15 @@ class Services:
     @cached_property
     def chat(self) -> ChatService:
         return ChatService(self.store, self.embedder, self.models)
+
+
+REPO_DOCS = Path(__file__).resolve().parent.parent / "docs"
+EXAMPLE_COLLECTION = "archivist-docs"
+
+
+def ensure_example_knowledge(services: Services, docs: Path = REPO_DOCS) -> None:
+    """Ingest Archivist's own docs/ into the example assistant's collection (no work when unchanged)."""
+    if docs.is_dir():
+        from ingest.pipeline import ingest_paths
+
+        ingest_paths([docs], EXAMPLE_COLLECTION, services.store, services.embedder)

@@ -54,18 +54,21 @@ class AnswerStream:
     def __init__(self, pieces: Iterator[str], finish: Any) -> None:
         self._pieces, self._finish = pieces, finish
         self.answer: Answer | None = None
+        self._parts: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
-        parts: list[str] = []
+        if self.answer is not None:
+            return
         for piece in self._pieces:
-            parts.append(piece)
+            self._parts.append(piece)
             yield piece
-        self.answer = self._finish("".join(parts))
+        self.answer = self._finish("".join(self._parts))
 
     def result(self) -> Answer:
         """Consume what is left and return the answer."""
-        for _ in self:
-            pass
+        if self.answer is None:
+            for _ in self:
+                pass
         assert self.answer is not None
         return self.answer
 
@@ -86,7 +89,9 @@ class ChatService:
             hits = [h for h in hits if h.score >= r.min_score]
         return hits
 
-    def plan(self, assistant: Assistant, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> PromptPlan:
+    def plan(
+        self, assistant: Assistant, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()
+    ) -> PromptPlan:
         model = self.model_for(assistant)
         return build_prompt(
             instructions=assistant.instructions,

@@ -13,7 +13,7 @@ from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder
 from ingest.errors import IndexMismatchError, IngestError, UnsupportedFileError
 from ingest.loaders import load_bytes
 from ingest.pipeline import FileResult, IngestLimits, IngestReport, Progress, expand_paths, ingest_paths
-from ingest.store import DocumentInfo, StoredChunk, Store
+from ingest.store import DocumentInfo, Store, StoredChunk
 
 __all__ = [
     "DEFAULT_EMBEDDER",

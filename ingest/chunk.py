@@ -126,17 +126,30 @@ def _split_long(text: str, units: list[_Unit], count: TokenCounter, limit: int) 
         if n <= limit:
             out.append(u)
             continue
-        words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[u.start : u.end])]
+        words = _word_pieces(text[u.start : u.end], count, limit)
         wcounts = count([text[u.start + a : u.start + b] for a, b in words])
-        piece_start, acc, first = words[0][0], 0, True
+        piece_start, prev_end, acc, first = words[0][0], words[0][1], 0, True
         for (a, b), wc in zip(words, wcounts, strict=True):
-            wc = min(wc, limit)  # a single absurd "word" is cut again by the final check
             if acc + wc > limit and acc:
                 out.append(_Unit(u.start + piece_start, u.start + prev_end, acc, u.heading, u.breaks_before and first))
                 piece_start, acc, first = a, 0, False
             acc += wc
             prev_end = b
         out.append(_Unit(u.start + piece_start, u.start + prev_end, acc, u.heading, u.breaks_before and first))
+    return out
+
+
+def _word_pieces(text: str, count: TokenCounter, limit: int) -> list[tuple[int, int]]:
+    """Word spans; a "word" longer than the limit (a huge line without spaces) is cut into character runs."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    counts = count([text[a:b] for a, b in words])
+    out: list[tuple[int, int]] = []
+    for (a, b), n in zip(words, counts, strict=True):
+        if n <= limit:
+            out.append((a, b))
+            continue
+        step = max(1, int((b - a) * limit / n * 0.8))
+        out.extend((s, min(s + step, b)) for s in range(a, b, step))
     return out
 
 

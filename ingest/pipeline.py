@@ -88,8 +88,7 @@ def ingest_paths(
     report = IngestReport()
     with store.writer():
         for i, path in enumerate(files):
-            notify = (lambda stage, n=0, i=i, path=path: progress(Progress(i, len(files), path.name, stage, n))) \
-                if progress else (lambda stage, n=0: None)
+            notify = _notifier(progress, i, len(files), path.name)
             notify("reading")
             try:
                 result = _ingest_one(path, collection, store, embedder, chunking, limits, notify)
@@ -102,9 +101,22 @@ def ingest_paths(
     return report
 
 
+def _notifier(progress: ProgressCallback | None, i: int, n: int, name: str) -> Callable[..., None]:
+    def notify(stage: str, chunks: int = 0) -> None:
+        if progress is not None:
+            progress(Progress(i, n, name, stage, chunks))
+
+    return notify
+
+
 def _ingest_one(
-    path: Path, collection: str, store: Store, embedder: Embedder, chunking: ChunkSettings | None,
-    limits: IngestLimits, notify: Callable[..., None],
+    path: Path,
+    collection: str,
+    store: Store,
+    embedder: Embedder,
+    chunking: ChunkSettings | None,
+    limits: IngestLimits,
+    notify: Callable[..., None],
 ) -> FileResult:
     if not path.exists():
         raise IngestError(f"{path}: no such file")
@@ -112,7 +124,9 @@ def _ingest_one(
         raise IngestError(f"{path}: not a regular file")
     size = path.stat().st_size
     if size > limits.max_file_bytes:
-        raise IngestError(f"{path.name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB")
+        raise IngestError(
+            f"{path.name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB"
+        )
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     known = store.find(collection, sha)
@@ -131,8 +145,15 @@ def _ingest_one(
     _keep_original(store.home, data, sha, path.suffix)
     pages = len(doc.pages) if doc.format == "pdf" else None
     _, replaced = store.add_document(
-        collection, name=path.name, sha256=sha, fmt=doc.format, size=size, pages=pages, warnings=doc.warnings,
-        chunks=drafts, vectors=vectors,
+        collection,
+        name=path.name,
+        sha256=sha,
+        fmt=doc.format,
+        size=size,
+        pages=pages,
+        warnings=doc.warnings,
+        chunks=drafts,
+        vectors=vectors,
     )
     return FileResult(str(path), "replaced" if replaced else "added", len(drafts), pages, doc.warnings)
 

@@ -103,7 +103,8 @@ class Store:
     def find(self, collection: str, sha256: str) -> DocumentInfo | None:
         with self.sessions() as s:
             row = s.execute(
-                select(Document, Collection.name).join(Collection)
+                select(Document, Collection.name)
+                .join(Collection)
                 .where(Collection.name == collection, Document.sha256 == sha256)
             ).first()
             return _info(row[0], row[1]) if row else None
@@ -127,13 +128,23 @@ class Store:
             if stale:
                 s.execute(delete(Chunk).where(Chunk.document_id.in_(stale)))
                 s.execute(
-                    update(Document).where(Document.id.in_(stale))
+                    update(Document)
+                    .where(Document.id.in_(stale))
                     .values(status="failed", n_chunks=0, error="interrupted while indexing; ingest it again")
                 )
 
     def add_document(
-        self, collection: str, *, name: str, sha256: str, fmt: str, size: int, pages: int | None,
-        warnings: Sequence[str], chunks: Sequence[ChunkDraft], vectors: Vectors,
+        self,
+        collection: str,
+        *,
+        name: str,
+        sha256: str,
+        fmt: str,
+        size: int,
+        pages: int | None,
+        warnings: Sequence[str],
+        chunks: Sequence[ChunkDraft],
+        vectors: Vectors,
     ) -> tuple[int, list[str]]:
         """Store a document and make it searchable in one step; replaces older versions of the same name.
 
@@ -146,14 +157,31 @@ class Store:
             assert col is not None
             s.execute(delete(Document).where(Document.collection_id == col.id, Document.sha256 == sha256))
             doc = Document(
-                collection_id=col.id, name=name, sha256=sha256, format=fmt, size=size, pages=pages,
-                n_chunks=len(chunks), status="indexing", warnings_json=json.dumps(list(warnings)),
+                collection_id=col.id,
+                name=name,
+                sha256=sha256,
+                format=fmt,
+                size=size,
+                pages=pages,
+                n_chunks=len(chunks),
+                status="indexing",
+                warnings_json=json.dumps(list(warnings)),
             )
             s.add(doc)
             s.flush()
             rows = [
-                Chunk(document_id=doc.id, ordinal=i, page=c.page, page_end=c.page_end, heading=c.heading,
-                      start=c.start, end=c.end, n_tokens=c.n_tokens, text=c.text, embedding=v.tobytes())
+                Chunk(
+                    document_id=doc.id,
+                    ordinal=i,
+                    page=c.page,
+                    page_end=c.page_end,
+                    heading=c.heading,
+                    start=c.start,
+                    end=c.end,
+                    n_tokens=c.n_tokens,
+                    text=c.text,
+                    embedding=v.tobytes(),
+                )
                 for i, (c, v) in enumerate(zip(chunks, vectors, strict=True))
             ]
             s.add_all(rows)
@@ -189,8 +217,17 @@ class Store:
             if existing is not None and existing.status == "ready":
                 return
             if existing is None:
-                s.add(Document(collection_id=col.id, name=name, sha256=sha256, format=fmt, size=size,
-                               status="failed", error=error))
+                s.add(
+                    Document(
+                        collection_id=col.id,
+                        name=name,
+                        sha256=sha256,
+                        format=fmt,
+                        size=size,
+                        status="failed",
+                        error=error,
+                    )
+                )
             else:
                 existing.status, existing.error = "failed", error
 
@@ -228,7 +265,9 @@ class Store:
         with self.sessions() as s:
             return set(
                 s.scalars(
-                    select(Chunk.id).join(Document).join(Collection)
+                    select(Chunk.id)
+                    .join(Document)
+                    .join(Collection)
                     .where(Collection.name == collection, Document.status == "ready")
                 )
             )
@@ -237,7 +276,9 @@ class Store:
         idx.reset()
         with self.sessions() as s:
             rows = s.execute(
-                select(Chunk.id, Chunk.embedding).join(Document).join(Collection)
+                select(Chunk.id, Chunk.embedding)
+                .join(Document)
+                .join(Collection)
                 .where(Collection.name == collection, Document.status == "ready")
                 .execution_options(yield_per=10000)
             )
@@ -268,12 +309,25 @@ class Store:
                 .where(Chunk.id.in_(list(ids)), Document.status == "ready")
             ).all()
         return {
-            c.id: StoredChunk(c.id, dname, c.document_id, cname, c.page, c.page_end, c.heading, c.start, c.end,
-                              c.text, c.n_tokens)
+            c.id: StoredChunk(
+                c.id, dname, c.document_id, cname, c.page, c.page_end, c.heading, c.start, c.end, c.text, c.n_tokens
+            )
             for c, dname, cname in rows
         }
 
 
 def _info(d: Document, collection: str) -> DocumentInfo:
-    return DocumentInfo(d.id, collection, d.name, d.sha256, d.format, d.size, d.pages, d.n_chunks, d.status,
-                        d.warnings, d.error, d.created_at)
+    return DocumentInfo(
+        d.id,
+        collection,
+        d.name,
+        d.sha256,
+        d.format,
+        d.size,
+        d.pages,
+        d.n_chunks,
+        d.status,
+        d.warnings,
+        d.error,
+        d.created_at,
+    )

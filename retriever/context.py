@@ -77,7 +77,8 @@ def build_prompt(
     if base > budget:
         sys_tokens = render_tokens([{"role": "system", "content": system}])
         raise ContextOverflowError(
-            base + reserve, context_window,
+            base + reserve,
+            context_window,
             f"instructions and rules {sys_tokens:,}, history and question {base - sys_tokens:,}, "
             f"answer reserve {reserve:,}",
         )

@@ -81,7 +81,9 @@ def wheel_dir(args: list[str]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter to install into")
-    parser.add_argument("--backend", choices=sorted(_BACKENDS), default=os.environ.get("ARCHIVIST_LLAMA_BACKEND", "cpu"))
+    parser.add_argument(
+        "--backend", choices=sorted(_BACKENDS), default=os.environ.get("ARCHIVIST_LLAMA_BACKEND", "cpu")
+    )
     parser.add_argument("--print-args", action="store_true", help="print the CMake options and exit")
     opts = parser.parse_args(argv)
 
@@ -113,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
     ).stdout
     if "AMX = 1" in out:
-        print(f"error: the installed llama.cpp enables AMX ({out.strip()}); delete {target} and rebuild", file=sys.stderr)
+        print(
+            f"error: the installed llama.cpp enables AMX ({out.strip()}); delete {target} and rebuild", file=sys.stderr
+        )
         return 1
     print("llama.cpp:", out.strip())
     return 0

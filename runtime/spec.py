@@ -47,13 +47,13 @@ def _from_hub(spec: str, cache_dir: Path | None) -> Path:
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
     from huggingface_hub import hf_hub_download
 
-    kwargs = {"repo_id": repo_id, "filename": filename, "cache_dir": str(cache_dir) if cache_dir else None}
+    cache = str(cache_dir) if cache_dir else None
     try:
-        return Path(hf_hub_download(local_files_only=True, **kwargs))  # type: ignore[arg-type]
+        return Path(hf_hub_download(repo_id, filename, cache_dir=cache, local_files_only=True))
     except Exception:
         pass  # not cached yet: try the Hub
     try:
-        return Path(hf_hub_download(**kwargs))  # type: ignore[arg-type]
+        return Path(hf_hub_download(repo_id, filename, cache_dir=cache))
     except Exception as exc:
         raise ModelNotFoundError(
             f"model {spec!r} is not in the model cache ({cache_dir}) and could not be downloaded "

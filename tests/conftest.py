@@ -1,0 +1,79 @@
+"""Shared fixtures: a temporary workspace per test, real models loaded once per session, and fakes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words embedder: each word hashes to a dimension."""
+
+    name = "fake-words"
+    dim = 64
+    max_tokens = 120
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(re.findall(r"\w+|[^\w\s]", t)) for t in texts]
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+            n = np.linalg.norm(out[i])
+            out[i] /= n if n else 1.0
+        return out
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "workspace"
+    monkeypatch.setenv("ARCHIVIST_HOME", str(h))
+    return h
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    from ingest.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def model_pool():  # type: ignore[no-untyped-def]
+    from runtime.registry import ModelPool
+
+    return ModelPool()
+
+
+@pytest.fixture(scope="session")
+def small_model(model_pool):  # type: ignore[no-untyped-def]
+    return model_pool.get("bundled:smollm2-135m", context_window=2048)
+
+
+def make_pdf(path: Path, pages: Sequence[str]) -> Path:
+    """A real PDF with one text block per page."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path

@@ -1,0 +1,79 @@
+"""The `archivist` CLI as a user runs it, on the real embedder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import make_pdf
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ARCHIVIST_HOME=str(home), HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+def test_batch_with_bad_files_reports_each_and_ingests_the_rest(home: Path, tmp_path: Path) -> None:
+    good = make_pdf(tmp_path / "guide.pdf", ["Owls hunt at night.", "Falcons dive at 300 km/h."])
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "photo.md").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    r = run(
+        home,
+        "ingest",
+        str(tmp_path / "missing.pdf"),
+        str(tmp_path / "empty.txt"),
+        str(tmp_path / "photo.md"),
+        str(good),
+        "--collection",
+        "birds",
+    )
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    assert "missing.pdf: no such file" in errors[0]
+    assert "empty.txt: file is empty" in errors[1]
+    assert "photo.md: unsupported file type" in errors[2]
+    assert "added: guide.pdf (2 chunks, 2 pages)" in r.stdout
+
+    s = run(home, "search", "birds", "how fast does a falcon dive", "--k", "2", "--json")
+    assert s.returncode == 0, s.stderr
+    hits = json.loads(s.stdout)["hits"]
+    assert set(hits[0]) == {"document", "page", "page_end", "chunk_id", "score", "text"}
+    assert hits[0]["document"] == "guide.pdf" and hits[0]["page"] == 2
+
+    d = run(home, "documents", "birds")
+    assert "guide.pdf\tready\tpages=2\tchunks=2" in d.stdout
+    assert "empty.txt\tfailed" in d.stdout
+
+
+def test_ask_with_a_malformed_assistant_lists_each_bad_field(home: Path, tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: ok\nmodel: {temperature: -1, max_tokens: 0}\nknowledge: {collections: []}\nextra: 1\n")
+    r = run(home, "ask", str(f), "hello?")
+    assert r.returncode != 0
+    for line in ("model.temperature:", "model.max_tokens:", "knowledge.collections:", "extra: unknown field"):
+        assert line in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_search_of_unknown_collection_is_one_clear_line(home: Path) -> None:
+    r = run(home, "search", "nothing-here", "q")
+    assert r.returncode == 1 and r.stderr.strip() == (
+        "error: no collection named 'nothing-here'; ingest files with --collection first"
+    )
+
+
+def test_assistants_list_shows_the_example(home: Path) -> None:
+    r = run(home, "assistants", "list", "--json")
+    assert r.returncode == 0
+    assert "archivist-guide" in [a["name"] for a in json.loads(r.stdout)]

@@ -1,0 +1,84 @@
+"""Loaders and the chunker on documents built in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.chunk import ChunkSettings, chunk_document
+from ingest.errors import IngestError, UnsupportedFileError
+from ingest.loaders import load_bytes
+from ingest.types import LoadedDocument, Page
+from tests.conftest import FakeEmbedder, make_pdf
+
+
+def test_pdf_pages_keep_their_numbers(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "a.pdf", ["alpha page", "beta page", "gamma page"])
+    doc = load_bytes(pdf.read_bytes(), "a.pdf")
+    assert doc.format == "pdf"
+    assert [p.number for p in doc.pages] == [1, 2, 3]
+    assert "beta" in doc.pages[1].text
+
+
+def test_pdf_with_empty_pages_is_reported(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "a.pdf", ["text here", "", "", "more text"])
+    doc = load_bytes(pdf.read_bytes(), "a.pdf")
+    assert doc.warnings == ["no text on pages 2-3, scanned?"]
+
+
+def test_type_comes_from_content_not_extension(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "a.pdf", ["hidden pdf"])
+    assert load_bytes(pdf.read_bytes(), "notes.txt").format == "pdf"
+    with pytest.raises(UnsupportedFileError, match="junk.txt: unsupported file type.*binary"):
+        load_bytes(bytes(range(256)) * 10, "junk.txt")
+    with pytest.raises(UnsupportedFileError, match="x.md: unsupported file type.*PNG"):
+        load_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "x.md")
+
+
+def test_text_encodings() -> None:
+    assert load_bytes("héllo".encode("utf-16"), "a.txt").pages[0].text == "héllo"
+    doc = load_bytes("café".encode("latin-1"), "a.txt")
+    assert doc.pages[0].text == "café" and "read as Latin-1" in doc.warnings[0]
+    with pytest.raises(IngestError, match="a.txt: file is empty"):
+        load_bytes(b"  \n", "a.txt")
+
+
+def test_truncated_pdf_gets_a_clear_error(tmp_path: Path) -> None:
+    data = make_pdf(tmp_path / "a.pdf", ["some text"] * 3).read_bytes()
+    with pytest.raises(IngestError, match="cut.pdf"):
+        load_bytes(data[: len(data) // 3], "cut.pdf")
+
+
+def test_chunks_respect_the_token_limit_and_point_into_the_page() -> None:
+    emb = FakeEmbedder()
+    text = " ".join(f"Sentence number {i} says something about topic {i % 7}." for i in range(200))
+    doc = LoadedDocument("t.txt", "text", [Page(None, text)])
+    chunks = chunk_document(doc, emb.count_tokens, emb.max_tokens, ChunkSettings(60, 12))
+    assert len(chunks) > 5
+    for c in chunks:
+        assert c.n_tokens <= 60
+        assert text[c.start : c.end] == c.text
+    # consecutive chunks overlap a little, and together cover the text
+    assert chunks[1].start < chunks[0].end
+    assert chunks[-1].end == len(text)
+
+
+def test_markdown_headings_start_chunks_and_are_recorded() -> None:
+    emb = FakeEmbedder()
+    md = "# Guide\n\nIntro text.\n\n## Install\n\nRun make.\n\n## Use\n\nAsk questions.\n"
+    doc = load_bytes(md.encode(), "g.md")
+    chunks = chunk_document(doc, emb.count_tokens, emb.max_tokens)
+    by_heading = {c.heading: c.text for c in chunks}
+    assert "Run make." in by_heading["Guide > Install"]
+    assert "Ask questions." in by_heading["Guide > Use"]
+    assert "Run make." not in by_heading["Guide > Use"]
+
+
+def test_a_line_longer_than_the_limit_is_cut_not_truncated() -> None:
+    emb = FakeEmbedder()
+    text = "word " * 2000
+    doc = LoadedDocument("t.txt", "text", [Page(None, text)])
+    chunks = chunk_document(doc, emb.count_tokens, emb.max_tokens, ChunkSettings(100, 0))
+    assert all(c.n_tokens <= 100 for c in chunks)
+    assert sum(c.n_tokens for c in chunks) == 2000

@@ -1,0 +1,92 @@
+"""The store: catalog as truth, FAISS derived and checked, replace and delete, crash recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest import IndexMismatchError, Store, ingest_paths
+from retriever import search
+from tests.conftest import FakeEmbedder
+
+
+def _store(home: Path, emb: FakeEmbedder) -> Store:
+    return Store(home, emb.name, emb.dim)
+
+
+def test_ingest_search_unchanged_replace_delete(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    store = _store(home, fake_embedder)
+    f = tmp_path / "notes.md"
+    f.write_text("# Pets\n\nThe cat sleeps on the red sofa.\n\n# Plants\n\nThe fern needs shade.\n")
+    r = ingest_paths([f], "c", store, fake_embedder)
+    assert [x.status for x in r.results] == ["added"]
+    assert "The cat sleeps" in search(store, fake_embedder, ["c"], "red sofa cat", 1)[0].text
+    assert ingest_paths([f], "c", store, fake_embedder).results[0].status == "unchanged"
+
+    f.write_text("# Pets\n\nThe dog sleeps in the garden.\n")
+    assert ingest_paths([f], "c", store, fake_embedder).results[0].status == "replaced"
+    docs = store.documents("c")
+    assert len(docs) == 1 and docs[0].status == "ready"
+    texts = [h.text for h in search(store, fake_embedder, ["c"], "cat sofa fern dog", 10)]
+    assert texts and all("cat" not in t for t in texts)
+
+    assert store.delete_document("c", "notes.md") == 1
+    assert search(store, fake_embedder, ["c"], "dog garden", 5) == []
+    assert store.index("c").size == 0
+
+
+def test_index_out_of_step_with_catalog_is_rebuilt(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    store = _store(home, fake_embedder)
+    (tmp_path / "a.txt").write_text("apples are red. bananas are yellow.")
+    ingest_paths([tmp_path / "a.txt"], "c", store, fake_embedder)
+    (home / "indexes" / "c" / "dense.faiss").unlink()
+    fresh = _store(home, fake_embedder)
+    assert fresh.index("c").size == 1
+    assert search(fresh, fake_embedder, ["c"], "bananas", 1)[0].document == "a.txt"
+
+
+def test_other_embedder_is_refused_with_how_to_reindex(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    store = _store(home, fake_embedder)
+    (tmp_path / "a.txt").write_text("apples are red.")
+    ingest_paths([tmp_path / "a.txt"], "c", store, fake_embedder)
+    other = Store(home, "other-model", fake_embedder.dim)
+    with pytest.raises(IndexMismatchError, match="archivist reindex"):
+        other.index("c")
+
+
+def test_interrupted_document_becomes_failed_and_retryable(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    from sqlalchemy import update
+
+    from ingest.catalog import Document
+
+    store = _store(home, fake_embedder)
+    (tmp_path / "a.txt").write_text("apples are red.")
+    (tmp_path / "b.txt").write_text("bananas are yellow.")
+    ingest_paths([tmp_path / "a.txt", tmp_path / "b.txt"], "c", store, fake_embedder)
+    with store.sessions.begin() as s:  # as if a writer died after storing b's chunks
+        s.execute(update(Document).where(Document.name == "b.txt").values(status="indexing"))
+    assert [h.document for h in search(store, fake_embedder, ["c"], "bananas apples", 5)] == ["a.txt"]
+    r = ingest_paths([tmp_path / "b.txt"], "c", store, fake_embedder)
+    assert r.results[0].status == "added"
+    assert {d.name: d.status for d in store.documents("c")} == {"a.txt": "ready", "b.txt": "ready"}
+
+
+def test_bad_files_fail_alone(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    store = _store(home, fake_embedder)
+    (tmp_path / "good.txt").write_text("good text about owls.")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "junk.txt").write_bytes(bytes(range(256)) * 4)
+    r = ingest_paths(
+        [tmp_path / "missing.pdf", tmp_path / "empty.txt", tmp_path / "junk.txt", tmp_path / "good.txt"],
+        "c",
+        store,
+        fake_embedder,
+    )
+    assert [x.status for x in r.results] == ["failed", "failed", "failed", "added"]
+    assert "missing.pdf: no such file" in (r.results[0].error or "")
+    assert "empty.txt: file is empty" in (r.results[1].error or "")
+    assert "junk.txt: unsupported file type" in (r.results[2].error or "")
+    assert search(store, fake_embedder, ["c"], "owls", 1)[0].document == "good.txt"
