@@ -77,3 +77,14 @@ def test_assistants_list_shows_the_example(home: Path) -> None:
     r = run(home, "assistants", "list", "--json")
     assert r.returncode == 0
     assert "archivist-guide" in [a["name"] for a in json.loads(r.stdout)]
+
+
+def test_ask_json_answers_with_citations_from_docs(home: Path) -> None:
+    docs = Path(__file__).parent.parent / "docs"
+    assert run(home, "ingest", str(docs), "--collection", "archivist-docs", "-q").returncode == 0
+    r = run(home, "ask", "archivist-guide", "Which file formats can Archivist ingest?", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["answer"].strip()
+    assert out["citations"] and set(out["citations"][0]) == {"document", "page", "chunk_id", "score"}
+    assert out["citations"][0]["document"] == "knowledge.md"
