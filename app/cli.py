@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from app.services import Services
+from ingest.chunk import ChunkSettings
 from runtime.errors import ArchivistError
 
 
@@ -38,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("ingest", help="add files or folders to a collection")
     c.add_argument("paths", nargs="+", metavar="PATH")
     c.add_argument("--collection", "-c", required=True)
-    c.add_argument("--chunk-tokens", type=int, default=200)
-    c.add_argument("--overlap-tokens", type=int, default=32)
+    c.add_argument("--chunk-tokens", type=int, default=ChunkSettings.chunk_tokens)
+    c.add_argument("--overlap-tokens", type=int, default=ChunkSettings.overlap_tokens)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     c.set_defaults(func=commands.ingest)
 
@@ -47,8 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("collection")
     c.add_argument("query")
     c.add_argument("--k", type=int, default=5)
+    c.add_argument("--mode", choices=["dense", "keyword", "hybrid"], default="hybrid")
+    c.add_argument("--document", action="append", default=[], help="only this document (repeatable)")
+    c.add_argument("--pages", help="page range, e.g. 10-20")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.search)
+
+    c = sub.add_parser("eval", help="score retrieval on a JSONL question set")
+    c.add_argument("questions", metavar="QA.jsonl")
+    c.add_argument("--collection", "-c", required=True)
+    c.add_argument("--mode", default="dense,keyword,hybrid", help="one or more of dense,keyword,hybrid")
+    c.add_argument("--k", type=int, default=10)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.evaluate)
 
     c = sub.add_parser("ask", help="ask an assistant one question")
     c.add_argument("assistant", help="assistant name or YAML file")

@@ -69,7 +69,9 @@ def search(args: argparse.Namespace) -> int:
         from runtime.errors import ArchivistError
 
         raise ArchivistError(f"no collection named {args.collection!r}; ingest files with --collection first")
-    hits = run_search(svc.store, svc.embedder, [args.collection], args.query, args.k)
+    hits = run_search(
+        svc.store, svc.embedder, [args.collection], args.query, args.k, mode=args.mode, where=_filter(args)
+    )
     if args.json:
         keys = ("document", "page", "page_end", "chunk_id", "score", "text")
         print(json.dumps({"hits": [{k: h.to_json()[k] for k in keys} for h in hits]}, ensure_ascii=False))
@@ -78,6 +80,46 @@ def search(args: argparse.Namespace) -> int:
         where = f"page {h.page}" if h.page else "-"
         print(f"[{n}] {h.document} {where} score={h.score:.3f}")
         print("    " + h.text[:300].replace("\n", " ") + ("..." if len(h.text) > 300 else ""))
+    return 0
+
+
+def _filter(args: argparse.Namespace) -> Any:
+    from retriever.filters import SearchFilter
+    from runtime.errors import ArchivistError
+
+    page_from = page_to = None
+    if args.pages:
+        lo, _, hi = args.pages.partition("-")
+        try:
+            page_from = int(lo) if lo else None
+            page_to = int(hi) if hi else (page_from if not _ else None)
+        except ValueError:
+            raise ArchivistError(f"--pages {args.pages!r}: expected N, N-M, N- or -M") from None
+    return SearchFilter(tuple(args.document), page_from, page_to)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from retriever.evaluate import evaluate as run_eval
+    from retriever.evaluate import load_questions
+    from runtime.errors import ArchivistError
+
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("dense", "keyword", "hybrid")]
+    if bad or not modes:
+        raise ArchivistError(f"--mode {args.mode!r}: choose from dense, keyword, hybrid")
+    questions = load_questions(Path(args.questions))
+    svc = services(args)
+    results = [run_eval(svc.store, svc.embedder, args.collection, questions, m, args.k) for m in modes]  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps({"questions": len(questions), "results": [r.to_json() for r in results]}))
+        return 0
+    print(f"{len(questions)} questions, collection {args.collection}")
+    print(f"{'mode':8}{'hit@1':>8}{'hit@5':>8}{'MRR':>8}{'nDCG@10':>9}{'p50 ms':>9}{'p95 ms':>9}")
+    for r in results:
+        print(
+            f"{r.mode:8}{r.hit_at_1:>8.3f}{r.hit_at_5:>8.3f}{r.mrr:>8.3f}{r.ndcg_at_10:>9.3f}"
+            f"{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
+        )
     return 0
 
 

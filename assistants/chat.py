@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,7 @@ from assistants.schema import Assistant
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.context import PromptPlan, build_prompt
+from retriever.rerank import CrossEncoderReranker, Reranker
 from retriever.search import Hit, search
 from runtime.protocol import GenerationParams, GenerationStats, Message
 from runtime.registry import ModelPool
@@ -81,13 +83,24 @@ class ChatService:
 
     def __init__(self, store: Store, embedder: Embedder, models: ModelPool) -> None:
         self.store, self.embedder, self.models = store, embedder, models
+        self._rerankers: dict[str, Reranker] = {}
+        self._lock = threading.Lock()
 
     def retrieve(self, assistant: Assistant, query: str) -> list[Hit]:
         r = assistant.retrieval
-        hits = search(self.store, self.embedder, assistant.knowledge.collections, query, r.top_k)
+        reranker = self._reranker(r.reranker) if r.reranker else None
+        hits = search(
+            self.store, self.embedder, assistant.knowledge.collections, query, r.top_k, mode=r.mode, reranker=reranker
+        )
         if r.min_score is not None:
-            hits = [h for h in hits if h.score >= r.min_score]
+            hits = [h for h in hits if h.similarity >= r.min_score]
         return hits
+
+    def _reranker(self, name: str) -> Reranker:
+        with self._lock:
+            if name not in self._rerankers:
+                self._rerankers[name] = CrossEncoderReranker(name)
+            return self._rerankers[name]
 
     def plan(
         self, assistant: Assistant, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()

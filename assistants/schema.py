@@ -44,11 +44,17 @@ class KnowledgeSettings(_Strict):
 class RetrievalSettings(_Strict):
     """How passages are found."""
 
-    mode: Literal["dense"] = Field("dense", description="search mode")
+    mode: Literal["dense", "keyword", "hybrid"] = Field(
+        "hybrid", description="dense (embeddings), keyword (BM25) or hybrid (both, fused)"
+    )
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     min_score: float | None = Field(
-        None, ge=-1.0, le=1.0, description="relevance floor: below it the assistant gives the refusal text"
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="relevance floor (cosine similarity of question and passage): below it the refusal text is given",
     )
+    reranker: str | None = Field(None, description="cross-encoder (path or hub id) that reorders the passages")
 
 
 class Assistant(_Strict):

@@ -94,4 +94,18 @@ def make_engine(path: Path) -> Engine:
         cur.close()
 
     Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        for ddl in _FTS_DDL:
+            conn.exec_driver_sql(ddl)
     return engine
+
+
+# The full-text index (BM25) is derived from chunks by triggers, so it can never drift from them.
+_FTS_DDL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+    "text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_ai AFTER INSERT ON chunks BEGIN "
+    "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_ad AFTER DELETE ON chunks BEGIN "
+    "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+]

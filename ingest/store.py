@@ -55,6 +55,7 @@ class StoredChunk:
     end: int
     text: str
     n_tokens: int
+    embedding: bytes = b""
 
 
 class Store:
@@ -310,7 +311,18 @@ class Store:
             ).all()
         return {
             c.id: StoredChunk(
-                c.id, dname, c.document_id, cname, c.page, c.page_end, c.heading, c.start, c.end, c.text, c.n_tokens
+                c.id,
+                dname,
+                c.document_id,
+                cname,
+                c.page,
+                c.page_end,
+                c.heading,
+                c.start,
+                c.end,
+                c.text,
+                c.n_tokens,
+                c.embedding,
             )
             for c, dname, cname in rows
         }

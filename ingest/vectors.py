@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,19 @@ class VectorIndex:
     def reset(self) -> None:
         self._index.reset()
 
-    def search(self, query: Vectors, k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        if self.size == 0:
+    def search(
+        self, query: Vectors, k: int, allowed: Sequence[int] | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Top-k (scores, ids); `allowed` restricts the search to those chunk ids."""
+        import faiss
+
+        if self.size == 0 or (allowed is not None and not len(allowed)):
             return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
-        scores, ids = self._index.search(query, min(k, self.size))
+        if allowed is None:
+            scores, ids = self._index.search(query, min(k, self.size))
+        else:
+            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            scores, ids = self._index.search(query, min(k, len(allowed)), params=faiss.SearchParameters(sel=sel))  # type: ignore[call-arg]
         return scores, ids
 
     def save(self) -> None:

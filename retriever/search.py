@@ -1,18 +1,28 @@
-"""Dense top-k search over one or more collections."""
+"""Dense, keyword and hybrid search with filters, de-duplication and an optional reranker."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import text
 
 from ingest.embed import Embedder
-from ingest.store import Store
+from ingest.store import Store, StoredChunk
+from retriever.filters import SearchFilter
+from retriever.keyword import SqliteKeywordIndex
+from retriever.rerank import Reranker
+
+Mode = Literal["dense", "keyword", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage with where it came from."""
+    """A retrieved passage with where it came from. `score` is the mode's own score; `similarity`
+    is the cosine between question and passage whatever the mode (the relevance floor uses it)."""
 
     chunk_id: int
     document: str
@@ -24,30 +34,124 @@ class Hit:
     score: float
     start: int = 0
     end: int = 0
+    similarity: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["score"] = round(float(self.score), 4)
+        d["similarity"] = round(float(self.similarity), 4)
         return d
 
 
-def search(store: Store, embedder: Embedder, collections: Sequence[str], query: str, k: int = 5) -> list[Hit]:
-    """The k passages whose embeddings are closest to the query's, across `collections`."""
-    if not query.strip():
+@dataclass(frozen=True)
+class FusionSettings:
+    """Weighted reciprocal rank fusion: score = sum of weight / (k + rank) over the lists a passage is in."""
+
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    keyword_weight: float = 0.5
+    candidates: int = 50  # taken from each list before fusing
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def search(
+    store: Store,
+    embedder: Embedder,
+    collections: Sequence[str],
+    query: str,
+    k: int = 5,
+    *,
+    mode: Mode = "hybrid",
+    where: SearchFilter | None = None,
+    reranker: Reranker | None = None,
+    fusion: FusionSettings | None = None,
+) -> list[Hit]:
+    """The k best passages for `query` across `collections`."""
+    if not query.strip() or not collections:
         return []
+    fusion = fusion or FusionSettings()
+    n = max(k * 4, fusion.candidates) if (mode == "hybrid" or reranker) else k * 2
     qv = embedder.embed([query])
-    found: list[tuple[float, int]] = []
+    ranked: list[tuple[int, float]]
+    if mode == "dense":
+        ranked = _dense(store, collections, qv, n, where)
+    elif mode == "keyword":
+        ranked = SqliteKeywordIndex(store.engine).search(collections, query, n, where)
+    else:
+        dense = _dense(store, collections, qv, n, where)
+        keyword = SqliteKeywordIndex(store.engine).search(collections, query, n, where)
+        ranked = rrf([dense, keyword], [fusion.dense_weight, fusion.keyword_weight], fusion.rrf_k)
+    rows = store.chunks([cid for cid, _ in ranked])  # ready chunks only
+    hits = _dedupe([_hit(rows[cid], score, qv[0]) for cid, score in ranked if cid in rows])
+    if reranker is not None and hits:
+        pool = hits[: max(k * 3, 20)]
+        scores = reranker.score(query, [h.text for h in pool])
+        hits = [
+            _replace_score(h, s) for s, h in sorted(zip(scores, pool, strict=True), key=lambda x: x[0], reverse=True)
+        ]
+    return hits[:k]
+
+
+def rrf(lists: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float], k: int = 60) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion of ranked (id, score) lists."""
+    fused: dict[int, float] = {}
+    for ranked, w in zip(lists, weights, strict=True):
+        for rank, (cid, _) in enumerate(ranked, start=1):
+            fused[cid] = fused.get(cid, 0.0) + w / (k + rank)
+    return sorted(fused.items(), key=lambda x: x[1], reverse=True)
+
+
+def _dense(
+    store: Store, collections: Sequence[str], qv: Any, n: int, where: SearchFilter | None
+) -> list[tuple[int, float]]:
+    found: list[tuple[int, float]] = []
     for name in collections:
-        scores, ids = store.index(name).search(qv, k * 2)
-        found.extend((float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0)
-    found.sort(reverse=True)
-    rows = store.chunks([i for _, i in found])  # ready chunks only
-    hits: list[Hit] = []
-    for score, cid in found:
-        c = rows.get(cid)
-        if c is None:
+        if name not in _known_collections(store):
             continue
-        hits.append(Hit(c.id, c.document, c.collection, c.page, c.page_end, c.heading, c.text, score, c.start, c.end))
-        if len(hits) == k:
-            break
-    return hits
+        allowed = _allowed_ids(store, name, where) if where is not None and where.active else None
+        scores, ids = store.index(name).search(qv, n, allowed)
+        found.extend((int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0)
+    found.sort(key=lambda x: x[1], reverse=True)
+    return found[:n]
+
+
+def _known_collections(store: Store) -> set[str]:
+    return {name for name, _, _ in store.collections()}
+
+
+def _allowed_ids(store: Store, collection: str, where: SearchFilter) -> list[int]:
+    params: dict[str, object] = {"col": collection}
+    sql = (
+        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
+        "ON col.id = d.collection_id WHERE col.name = :col AND d.status = 'ready'" + where.sql(params)
+    )
+    with store.engine.connect() as conn:
+        return [int(r[0]) for r in conn.execute(text(sql), params)]
+
+
+def _hit(c: StoredChunk, score: float, qv: Any) -> Hit:
+    sim = float(np.frombuffer(c.embedding, dtype=np.float32) @ qv) if c.embedding else 0.0
+    return Hit(c.id, c.document, c.collection, c.page, c.page_end, c.heading, c.text, score, c.start, c.end, sim)
+
+
+def _replace_score(h: Hit, score: float) -> Hit:
+    d = asdict(h)
+    d["score"] = float(score)
+    return Hit(**d)
+
+
+def _dedupe(hits: list[Hit]) -> list[Hit]:
+    """Collapse overlapping chunks of the same page: keep the better-ranked one."""
+    kept: list[Hit] = []
+    for h in hits:
+        if any(
+            k.document == h.document
+            and k.collection == h.collection
+            and k.page == h.page
+            and h.start < k.end
+            and k.start < h.end
+            for k in kept
+        ):
+            continue
+        kept.append(h)
+    return kept

@@ -1,0 +1,123 @@
+"""Built-in retrieval evaluation: hit@1, hit@5, MRR and nDCG@10 over a JSONL question set."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from ingest.embed import Embedder
+from ingest.store import Store
+from retriever.search import FusionSettings, Hit, Mode, search
+from runtime.errors import ArchivistError
+
+
+@dataclass(frozen=True)
+class Question:
+    """One line of the evaluation file."""
+
+    id: str
+    document: str
+    question: str
+    pages: tuple[int, ...]
+
+
+@dataclass
+class EvalResult:
+    """Scores of one mode over the whole set."""
+
+    mode: str
+    questions: int
+    hit_at_1: float
+    hit_at_5: float
+    mrr: float
+    ndcg_at_10: float
+    p50_ms: float
+    p95_ms: float
+    misses: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read a JSONL file of {id, document, question, pages}; a bad line is an error naming it."""
+    if not path.is_file():
+        raise ArchivistError(f"{path}: no such file")
+    out: list[Question] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            out.append(Question(str(d.get("id", n)), d["document"], d["question"], tuple(int(p) for p in d["pages"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArchivistError(f"{path}:{n}: not a question line ({type(exc).__name__}: {exc})") from None
+    if not out:
+        raise ArchivistError(f"{path}: no questions")
+    return out
+
+
+def is_hit(h: Hit, q: Question) -> bool:
+    """Right document, and the passage's pages overlap the expected ones."""
+    if h.document != q.document or h.page is None:
+        return False
+    end = h.page_end or h.page
+    return any(h.page <= p <= end for p in q.pages)
+
+
+def _relevant_count(store: Store, collection: str, q: Question) -> int:
+    sql = (
+        "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
+        "ON col.id = d.collection_id WHERE col.name = :col AND d.name = :doc AND d.status = 'ready' AND ("
+        + " OR ".join(f"(c.page <= :p{i} AND COALESCE(c.page_end, c.page) >= :p{i})" for i in range(len(q.pages)))
+        + ")"
+    )
+    params: dict[str, object] = {"col": collection, "doc": q.document}
+    params.update({f"p{i}": p for i, p in enumerate(q.pages)})
+    with store.engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar() or 0)
+
+
+def evaluate(
+    store: Store,
+    embedder: Embedder,
+    collection: str,
+    questions: Sequence[Question],
+    mode: Mode,
+    k: int = 10,
+    fusion: FusionSettings | None = None,
+) -> EvalResult:
+    """Run every question through `search` and score the ranking."""
+    if collection not in {c for c, _, _ in store.collections()}:
+        raise ArchivistError(f"no collection named {collection!r}; ingest the documents first")
+    k = max(k, 10)
+    search(store, embedder, [collection], "warm up", 1, mode=mode)
+    h1 = h5 = rr = ndcg = 0.0
+    times: list[float] = []
+    misses: list[str] = []
+    for q in questions:
+        t = time.perf_counter()
+        hits = search(store, embedder, [collection], q.question, k, mode=mode, fusion=fusion)
+        times.append((time.perf_counter() - t) * 1000)
+        flags = [is_hit(h, q) for h in hits]
+        first = next((i for i, f in enumerate(flags) if f), None)
+        h1 += first == 0
+        h5 += first is not None and first < 5
+        rr += 1 / (first + 1) if first is not None else 0.0
+        if first is None or first >= 5:
+            misses.append(q.id)
+        dcg = sum(1 / math.log2(i + 2) for i, f in enumerate(flags[:10]) if f)
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(10, max(1, _relevant_count(store, collection, q)))))
+        ndcg += dcg / ideal
+    n = len(questions)
+    times.sort()
+    p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+    return EvalResult(mode, n, h1 / n, h5 / n, rr / n, ndcg / n, statistics.median(times), p95, misses)
