@@ -26,9 +26,12 @@ def sniff(data: bytes, name: str) -> str:
     ):
         if data.startswith(magic):
             raise UnsupportedFileError(
-                f"{name}: unsupported file type: the content is {kind}; supported: PDF, Markdown, plain text"
+                f"{name}: unsupported file type: the content is {kind}; supported: PDF, HTML, Markdown, plain text"
             )
-    decode_text(data, name)  # raises if the bytes are not text
+    text, _ = decode_text(data[:4096], name)  # raises if the bytes are not text
+    head = text.lstrip()[:1024].lower()
+    if head.startswith(("<!doctype html", "<html")) or ("<html" in head and "<body" in data[:65536].decode("latin-1").lower()):
+        return "html"
     return "markdown" if Path(name).suffix.lower() in MARKDOWN_SUFFIXES else "text"
 
 
@@ -41,7 +44,7 @@ def decode_text(data: bytes, name: str) -> tuple[str, str | None]:
     sample = data[:65536]
     if b"\x00" in sample or _control_ratio(sample) > 0.05:
         raise UnsupportedFileError(
-            f"{name}: unsupported file type: the content is binary, not text; supported: PDF, Markdown, plain text"
+            f"{name}: unsupported file type: the content is binary, not text; supported: PDF, HTML, Markdown, plain text"
         )
     try:
         return data.decode("utf-8"), None
@@ -106,6 +109,13 @@ def _load_pdf(data: bytes, name: str, max_pages: int) -> LoadedDocument:
     return LoadedDocument(name, "pdf", pages, warnings)
 
 
+def _load_html(data: bytes, name: str, _max_pages: int) -> LoadedDocument:
+    from ingest.html import html_to_text
+
+    text, warning = decode_text(data, name)
+    return LoadedDocument(name, "html", [Page(None, html_to_text(text))], [warning] if warning else [])
+
+
 def _normalize(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return re.sub(r"[ \t\u00a0]+\n", "\n", text)
@@ -126,7 +136,8 @@ def _ranges(numbers: list[int]) -> str:
 
 _LOADERS: dict[str, Callable[[bytes, str, int], LoadedDocument]] = {
     "pdf": _load_pdf,
+    "html": _load_html,
     "markdown": _load_markdown,
     "text": _load_text,
 }
-SUPPORTED_SUFFIXES = {".pdf", ".txt", ".text", *MARKDOWN_SUFFIXES}
+SUPPORTED_SUFFIXES = {".pdf", ".txt", ".text", ".html", ".htm", *MARKDOWN_SUFFIXES}

@@ -200,13 +200,15 @@ class Store:
         # 'ready' chunks, and a crash between the two steps is repaired when the index is next opened.
         with self._lock:
             index = self.index(collection)
-            index.remove(old_chunks)
+            removed = index.remove(old_chunks)
             index.add(ids, vectors)
             index.save()
             with self.sessions.begin() as s:
                 s.execute(update(Document).where(Document.id == doc_id).values(status="ready"))
                 if old_ids:
                     s.execute(delete(Document).where(Document.id.in_(old_ids)))
+            if not removed:
+                self._rebuild(collection, index)
         return doc_id, [name for _ in old_ids]
 
     def mark_failed(self, collection: str, *, name: str, sha256: str, fmt: str, size: int, error: str) -> None:
@@ -243,9 +245,11 @@ class Store:
                 raise IngestError(f"no document named {name!r} in collection {collection!r}")
             chunk_ids = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs))))
             index = self.index(collection)
-            index.remove(chunk_ids)
+            removed = index.remove(chunk_ids)
             index.save()
             s.execute(delete(Document).where(Document.id.in_(docs)))
+        if not removed:
+            self._rebuild(collection, index)
         return len(docs)
 
     # ---- indexes -------------------------------------------------------------------
@@ -274,7 +278,7 @@ class Store:
             )
 
     def _rebuild(self, collection: str, idx: VectorIndex) -> None:
-        idx.reset()
+        idx.reset(len(self._ready_chunk_ids(collection)))
         with self.sessions() as s:
             rows = s.execute(
                 select(Chunk.id, Chunk.embedding)

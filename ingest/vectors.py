@@ -16,17 +16,38 @@ from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError
 
 
+APPROX_THRESHOLD = 300_000  # vectors; above it an HNSW graph replaces exact search
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+
+
+def _new_index(dim: int, approximate: bool) -> Any:
+    import faiss
+
+    if not approximate:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    hnsw = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+    return faiss.IndexIDMap2(hnsw)
+
+
 class VectorIndex:
-    """Exact inner-product search over unit vectors; ids are chunk ids."""
+    """Inner-product search over unit vectors; ids are chunk ids. Exact (flat) up to
+    `APPROX_THRESHOLD` vectors, an HNSW graph beyond."""
 
-    def __init__(self, folder: Path, embedder: str, dim: int) -> None:
-        import faiss
-
+    def __init__(self, folder: Path, embedder: str, dim: int, threshold: int = APPROX_THRESHOLD) -> None:
         self.folder, self.embedder, self.dim = folder, embedder, dim
+        self.threshold = threshold
         self.path = folder / "dense.faiss"
         self.meta_path = folder / "dense.json"
-        self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._index: Any = _new_index(dim, False)
         self._mtime = 0.0
+
+    @property
+    def approximate(self) -> bool:
+        import faiss
+
+        return not isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
 
     @property
     def size(self) -> int:
@@ -51,6 +72,8 @@ class VectorIndex:
                 f"`archivist reindex COLLECTION` or switch back to the embedder it was built with"
             )
         self._index = faiss.read_index(str(self.path))
+        if self.approximate:
+            faiss.downcast_index(self._index.index).hnsw.efSearch = HNSW_EF_SEARCH  # type: ignore[attr-defined]
         self._mtime = self.path.stat().st_mtime
         return True
 
@@ -59,17 +82,32 @@ class VectorIndex:
         return self.path.exists() and self.path.stat().st_mtime != self._mtime
 
     def add(self, ids: npt.NDArray[np.int64], vectors: Vectors) -> None:
-        if len(ids):
-            self._index.add_with_ids(vectors, ids.astype(np.int64))
-
-    def remove(self, ids: list[int]) -> None:
         import faiss
 
-        if ids:
-            self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
+        if not len(ids):
+            return
+        if not self.approximate and self.size + len(ids) > self.threshold:
+            old_ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            old_vecs = self._index.index.reconstruct_n(0, self.size) if self.size else np.zeros((0, self.dim))
+            self._index = _new_index(self.dim, True)
+            if len(old_ids):
+                self._index.add_with_ids(np.ascontiguousarray(old_vecs, dtype=np.float32), old_ids)
+        self._index.add_with_ids(vectors, ids.astype(np.int64))
 
-    def reset(self) -> None:
-        self._index.reset()
+    def remove(self, ids: list[int]) -> bool:
+        """Remove vectors; False where the index type cannot (HNSW): the caller rebuilds it."""
+        import faiss
+
+        if not ids:
+            return True
+        if self.approximate:
+            return False
+        self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
+        return True
+
+    def reset(self, expected: int = 0) -> None:
+        """Empty the index, choosing its type for `expected` vectors."""
+        self._index = _new_index(self.dim, expected > self.threshold)
 
     def search(
         self, query: Vectors, k: int, allowed: Sequence[int] | None = None
@@ -92,7 +130,8 @@ class VectorIndex:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.path, faiss.serialize_index(self._index).tobytes())
-        meta = {"embedder": self.embedder, "dim": self.dim, "count": self.size}
+        meta = {"embedder": self.embedder, "dim": self.dim, "count": self.size,
+                "kind": "hnsw" if self.approximate else "flat"}
         _atomic_write(self.meta_path, json.dumps(meta).encode())
         self._mtime = self.path.stat().st_mtime
 

@@ -138,6 +138,11 @@ class LlamaCppGenerator:
         """The whole answer at once."""
         return "".join(self.stream(messages, params))
 
+    def close(self) -> None:
+        """Free the llama.cpp context and weights."""
+        with self.lock:
+            self._llm.close()
+
     @property
     def raw(self) -> Any:
         """The underlying `llama_cpp.Llama` (benchmarks and tests only)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ class ModelPool:
         self.cache_dir = cache_dir
         self._models: dict[ModelKey, LlamaCppGenerator] = {}
         self._lock = threading.Lock()
+        atexit.register(self.close)  # free llama.cpp contexts before the interpreter tears modules down
 
     def get(
         self, spec: str, *, context_window: int = 4096, n_threads: int | None = None, gpu_layers: int = 0
@@ -47,6 +49,13 @@ class ModelPool:
                     raise ArchivistError(f"model {spec!r} ({path}) could not be loaded: {exc}") from exc
                 self._models[key] = model
             return model
+
+    def close(self) -> None:
+        """Free every loaded model."""
+        with self._lock:
+            for model in self._models.values():
+                model.close()
+            self._models.clear()
 
     def loaded(self) -> list[ModelKey]:
         """Keys of the models loaded so far."""

