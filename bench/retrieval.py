@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ingest import ChunkSettings, SentenceTransformerEmbedder, Store, chunk_document, load_bytes  # noqa: E402
-from retriever import MODES, search  # noqa: E402
+from ingest import ChunkSettings, SentenceTransformerEmbedder, Store, chunk_document, load_bytes
+from retriever import MODES, search
 
 REFMAN = Path("/usr/share/R/doc/manual/fullrefman.pdf")
 PYDOCS = Path("/usr/share/doc/python3.11/html")
@@ -50,7 +50,9 @@ def sources(unique: int, embedder: SentenceTransformerEmbedder) -> list[tuple[st
     parsed = time.perf_counter() - t0
     t0 = time.perf_counter()
     vecs = embedder.embed([d.text for _, ds in docs for d in ds], batch_size=64)
-    print(f"parsed {len(docs)} files into {total:,} chunks in {parsed:.0f}s; embedded in {time.perf_counter() - t0:.0f}s")
+    print(
+        f"parsed {len(docs)} files into {total:,} chunks in {parsed:.0f}s; embedded in {time.perf_counter() - t0:.0f}s"
+    )
     out, i = [], 0
     for name, ds in docs:
         out.append((name, ds, vecs[i : i + len(ds)]))
@@ -59,10 +61,23 @@ def sources(unique: int, embedder: SentenceTransformerEmbedder) -> list[tuple[st
 
 
 def queries(n: int) -> list[str]:
-    qs = [json.loads(line)["question"] for line in EVAL.read_text().splitlines() if line.strip()] if EVAL.exists() else []
-    extra = ["how do I open a file for reading", "regular expression to match digits", "fit a linear model",
-             "sort a list by a key function", "convert a string to an integer", "read a csv file into a data frame",
-             "plot a histogram", "what does the with statement do", "generate random numbers", "matrix multiplication"]
+    qs = (
+        [json.loads(line)["question"] for line in EVAL.read_text().splitlines() if line.strip()]
+        if EVAL.exists()
+        else []
+    )
+    extra = [
+        "how do I open a file for reading",
+        "regular expression to match digits",
+        "fit a linear model",
+        "sort a list by a key function",
+        "convert a string to an integer",
+        "read a csv file into a data frame",
+        "plot a histogram",
+        "what does the with statement do",
+        "generate random numbers",
+        "matrix multiplication",
+    ]
     qs += extra
     return [qs[i % len(qs)] for i in range(n)]
 
@@ -98,9 +113,11 @@ def approx_recall(n: int, dim: int, nq: int = 200) -> None:
     flat_q = (time.perf_counter() - t0) / nq * 1000
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got, strict=True)])
     mem = len(faiss.serialize_index(idx)) / 2**20
-    print(f"approximate index (HNSW M=32) at {n:,} random {dim}-d vectors: recall@10 {recall:.3f} vs exact, "
-          f"build {build:.0f}s, {per_q:.2f} ms/query (exact {flat_q:.2f} ms), size {mem:,.0f} MB "
-          f"(exact {n * dim * 4 / 2**20:,.0f} MB); peak RSS grew {(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024:,.0f} MB")
+    print(
+        f"approximate index (HNSW M=32) at {n:,} random {dim}-d vectors: recall@10 {recall:.3f} vs exact, "
+        f"build {build:.0f}s, {per_q:.2f} ms/query (exact {flat_q:.2f} ms), size {mem:,.0f} MB "
+        f"(exact {n * dim * 4 / 2**20:,.0f} MB); peak RSS grew {(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024:,.0f} MB"
+    )
 
 
 def main() -> None:
@@ -122,12 +139,23 @@ def main() -> None:
             for _name, ds, vs in docs:
                 batch_drafts.extend(ds)
                 batch_vecs.append(vs)
-            store.add_document("bench", name=f"corpus-copy-{copy}.txt", sha256=f"{copy:064d}", fmt="text",
-                               size=0, pages=None, warnings=[], chunks=batch_drafts, vectors=np.vstack(batch_vecs))
+            store.add_document(
+                "bench",
+                name=f"corpus-copy-{copy}.txt",
+                sha256=f"{copy:064d}",
+                fmt="text",
+                size=0,
+                pages=None,
+                warnings=[],
+                chunks=batch_drafts,
+                vectors=np.vstack(batch_vecs),
+            )
             total += len(batch_drafts)
             copy += 1
-    print(f"collection: {total:,} chunks ({copy} copies of {total // copy:,} unique) stored in "
-          f"{time.perf_counter() - t0:.0f}s at {home}")
+    print(
+        f"collection: {total:,} chunks ({copy} copies of {total // copy:,} unique) stored in "
+        f"{time.perf_counter() - t0:.0f}s at {home}"
+    )
     qs = queries(args.queries)
     print(f"{'mode':8}{'p50 ms':>9}{'p95 ms':>9}   ({len(qs)} queries, query embedding included)")
     for mode in MODES:

@@ -12,7 +12,15 @@ from ingest.chunk import ChunkSettings, chunk_document
 from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder
 from ingest.errors import IndexMismatchError, IngestError, UnsupportedFileError
 from ingest.loaders import load_bytes
-from ingest.pipeline import FileResult, IngestLimits, IngestReport, Progress, expand_paths, ingest_paths
+from ingest.pipeline import (
+    FileResult,
+    IngestLimits,
+    IngestReport,
+    Progress,
+    expand_paths,
+    ingest_bytes,
+    ingest_paths,
+)
 from ingest.store import DocumentInfo, Store, StoredChunk
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "UnsupportedFileError",
     "chunk_document",
     "expand_paths",
+    "ingest_bytes",
     "ingest_paths",
     "load_bytes",
 ]

@@ -5,8 +5,26 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 _SKIP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "svg", "head", "form"}
-_BLOCK = {"p", "div", "section", "article", "li", "tr", "br", "pre", "table", "ul", "ol", "dl", "dt", "dd",
-          "blockquote", "main", "body", "hr"}
+_BLOCK = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "li",
+    "tr",
+    "br",
+    "pre",
+    "table",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "main",
+    "body",
+    "hr",
+}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
 

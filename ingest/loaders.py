@@ -30,7 +30,9 @@ def sniff(data: bytes, name: str) -> str:
             )
     text, _ = decode_text(data[:4096], name)  # raises if the bytes are not text
     head = text.lstrip()[:1024].lower()
-    if head.startswith(("<!doctype html", "<html")) or ("<html" in head and "<body" in data[:65536].decode("latin-1").lower()):
+    if head.startswith(("<!doctype html", "<html")) or (
+        "<html" in head and "<body" in data[:65536].decode("latin-1").lower()
+    ):
         return "html"
     return "markdown" if Path(name).suffix.lower() in MARKDOWN_SUFFIXES else "text"
 

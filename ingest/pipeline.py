@@ -127,26 +127,61 @@ def _ingest_one(
         raise IngestError(
             f"{path.name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB"
         )
-    data = path.read_bytes()
+    return ingest_bytes(
+        path.read_bytes(),
+        path.name,
+        collection,
+        store,
+        embedder,
+        chunking=chunking,
+        limits=limits,
+        notify=notify,
+        label=str(path),
+    )
+
+
+def ingest_bytes(
+    data: bytes,
+    name: str,
+    collection: str,
+    store: Store,
+    embedder: Embedder,
+    *,
+    chunking: ChunkSettings | None = None,
+    limits: IngestLimits | None = None,
+    notify: Callable[..., None] | None = None,
+    label: str | None = None,
+) -> FileResult:
+    """Ingest one file's content under the document name `name` (a label only, never a path).
+
+    Call inside `store.writer()`; raises IngestError for a bad file (recorded as failed)."""
+    limits = limits or IngestLimits()
+    notify = notify or (lambda *_a, **_k: None)
+    path = Path(label or name)
+    size = len(data)
+    if size > limits.max_file_bytes:
+        raise IngestError(
+            f"{name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB"
+        )
     sha = hashlib.sha256(data).hexdigest()
     known = store.find(collection, sha)
-    if known is not None and known.status == "ready" and known.name == path.name:
+    if known is not None and known.status == "ready" and known.name == name:
         return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings)
     try:
-        doc = load_bytes(data, path.name, max_pages=limits.max_pages)
+        doc = load_bytes(data, name, max_pages=limits.max_pages)
     except IngestError as exc:
-        store.mark_failed(collection, name=path.name, sha256=sha, fmt="unknown", size=size, error=str(exc))
+        store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=size, error=str(exc))
         raise
     drafts = chunk_document(doc, embedder.count_tokens, embedder.max_tokens, chunking)
     if not drafts:
-        raise IngestError(f"{path.name}: no text to index")
+        raise IngestError(f"{name}: no text to index")
     notify("embedding", len(drafts))
     vectors = embedder.embed([d.text for d in drafts])
-    _keep_original(store.home, data, sha, path.suffix)
+    _keep_original(store.home, data, sha, Path(name).suffix)
     pages = len(doc.pages) if doc.format == "pdf" else None
     _, replaced = store.add_document(
         collection,
-        name=path.name,
+        name=name,
         sha256=sha,
         fmt=doc.format,
         size=size,

@@ -15,7 +15,6 @@ import numpy.typing as npt
 from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError
 
-
 APPROX_THRESHOLD = 300_000  # vectors; above it an HNSW graph replaces exact search
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 
@@ -130,8 +129,12 @@ class VectorIndex:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.path, faiss.serialize_index(self._index).tobytes())
-        meta = {"embedder": self.embedder, "dim": self.dim, "count": self.size,
-                "kind": "hnsw" if self.approximate else "flat"}
+        meta = {
+            "embedder": self.embedder,
+            "dim": self.dim,
+            "count": self.size,
+            "kind": "hnsw" if self.approximate else "flat",
+        }
         _atomic_write(self.meta_path, json.dumps(meta).encode())
         self._mtime = self.path.stat().st_mtime
 

