@@ -90,6 +90,23 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.assistants_list)
 
+    c = sub.add_parser("serve", help="start the OpenAI-compatible HTTP API")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=8000)
+    c.add_argument("--max-queue", type=int, default=32, help="requests waiting per model before 503")
+    c.set_defaults(func=commands.serve)
+
+    k = sub.add_parser("keys", help="manage API keys").add_subparsers(metavar="ACTION")
+    c = k.add_parser("create", help="create a key (printed once)")
+    c.add_argument("name")
+    c.add_argument("--assistant", action="append", default=[], help="limit the key to this assistant (repeatable)")
+    c.set_defaults(func=commands.keys_create)
+    c = k.add_parser("list", help="list keys")
+    c.set_defaults(func=commands.keys_list)
+    c = k.add_parser("revoke", help="revoke a key")
+    c.add_argument("name")
+    c.set_defaults(func=commands.keys_revoke)
+
     c = sub.add_parser("ui", help="start the Streamlit app")
     c.add_argument("--port", type=int, default=8501)
     c.add_argument("--host", default="127.0.0.1")

@@ -228,3 +228,49 @@ def ui(args: argparse.Namespace) -> int:
 
         env = dict(os.environ, ARCHIVIST_HOME=str(Path(args.home).resolve()))
     return subprocess.call(cmd, env=env)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.api import KeyStore, create_app, is_loopback
+    from runtime.errors import ArchivistError
+
+    svc = services(args)
+    active = KeyStore(svc.store.engine).active_count()
+    if not active and not is_loopback(args.host):
+        raise ArchivistError(
+            f"refusing to serve on {args.host} without an API key: create one with `archivist keys create NAME`, "
+            "or bind to 127.0.0.1"
+        )
+    if not active:
+        print("no API keys configured: the API is open to local clients only (127.0.0.1)", file=sys.stderr)
+    uvicorn.run(create_app(svc, max_queue=args.max_queue), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> Any:
+    from app.api import KeyStore
+
+    return KeyStore(services(args).store.engine)
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    secret = _keys(args).create(args.name, args.assistant)
+    scope = ", ".join(args.assistant) if args.assistant else "all assistants"
+    print(secret)
+    print(f"key {args.name!r} created for {scope}; it is shown only once", file=sys.stderr)
+    return 0
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    for k in _keys(args).list():
+        state = "revoked" if k.revoked else "active"
+        print(f"{k.name}\t{k.hint}\t{state}\t{', '.join(k.assistants) or 'all assistants'}\t{k.created_at:%Y-%m-%d}")
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    _keys(args).revoke(args.name)
+    print(f"key {args.name!r} revoked")
+    return 0

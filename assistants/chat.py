@@ -103,7 +103,12 @@ class ChatService:
             return self._rerankers[name]
 
     def plan(
-        self, assistant: Assistant, question: str, hits: Sequence[Hit], history: Sequence[Message] = ()
+        self,
+        assistant: Assistant,
+        question: str,
+        hits: Sequence[Hit],
+        history: Sequence[Message] = (),
+        reserve: int | None = None,
     ) -> PromptPlan:
         model = self.model_for(assistant)
         return build_prompt(
@@ -114,25 +119,42 @@ class ChatService:
             render_tokens=lambda msgs: len(model.tokenize_prompt(msgs)),
             count_tokens=model.count_tokens,
             context_window=model.context_window,
-            reserve=assistant.model.max_tokens,
+            reserve=reserve if reserve is not None else assistant.model.max_tokens,
         )
 
     def model_for(self, assistant: Assistant) -> Any:
         m = assistant.model
         return self.models.get(m.path, context_window=m.context_window, n_threads=m.threads, gpu_layers=m.gpu_layers)
 
-    def ask(self, assistant: Assistant, question: str, history: Sequence[Message] = ()) -> AnswerStream:
-        """Stream the answer to `question`; citations come with the finished answer."""
+    def ask(
+        self,
+        assistant: Assistant,
+        question: str,
+        history: Sequence[Message] = (),
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] = (),
+    ) -> AnswerStream:
+        """Stream the answer to `question`; citations come with the finished answer.
+
+        Sampling arguments override the assistant's settings for this request only."""
         t0 = time.perf_counter()
         hits = self.retrieve(assistant, question)
         retrieval_time = time.perf_counter() - t0
         if not hits:
             refusal = assistant.refusal
             return AnswerStream(iter([refusal]), lambda text: Answer(text, [], True, retrieval_time=retrieval_time))
-        plan = self.plan(assistant, question, hits, history)
-        stats = GenerationStats()
         m = assistant.model
-        params = GenerationParams(max_tokens=m.max_tokens, temperature=m.temperature, top_p=m.top_p)
+        params = GenerationParams(
+            max_tokens=max_tokens if max_tokens is not None else m.max_tokens,
+            temperature=temperature if temperature is not None else m.temperature,
+            top_p=top_p if top_p is not None else m.top_p,
+            stop=tuple(stop),
+        )
+        plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
+        stats = GenerationStats()
         pieces = self.model_for(assistant).stream(plan.messages, params, stats)
 
         def finish(text: str) -> Answer:

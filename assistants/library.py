@@ -41,14 +41,18 @@ class AssistantLibrary:
                 found[a.name] = Entry(a, path, source)
         return sorted(found.values(), key=lambda e: e.assistant.name), errors
 
+    def get_by_name(self, name: str) -> Assistant:
+        """An assistant by name only (never a path: safe for names from the network)."""
+        entries, _ = self.entries()
+        for e in entries:
+            if e.assistant.name == name:
+                return e.assistant
+        names = ", ".join(e.assistant.name for e in entries) or "none"
+        raise AssistantError(name, [f"no assistant of that name; available: {names}"])
+
     def get(self, name_or_path: str) -> Assistant:
         """An assistant by name, or from a YAML file path."""
         p = Path(name_or_path)
         if p.suffix.lower() in (".yaml", ".yml") or p.is_file():
             return load_assistant(p)
-        entries, _ = self.entries()
-        for e in entries:
-            if e.assistant.name == name_or_path:
-                return e.assistant
-        names = ", ".join(e.assistant.name for e in entries) or "none"
-        raise AssistantError(name_or_path, [f"no assistant of that name; available: {names}"])
+        return self.get_by_name(name_or_path)

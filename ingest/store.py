@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -71,6 +72,7 @@ class Store:
 
     # ---- collections and documents -------------------------------------------------
     def _collection(self, s: Session, name: str, create: bool = False) -> Collection | None:
+        check_collection_name(name)
         col = s.scalar(select(Collection).where(Collection.name == name))
         if col is None and create:
             col = Collection(name=name, embedder=self.embedder, dim=self.dim)
@@ -255,6 +257,7 @@ class Store:
     # ---- indexes -------------------------------------------------------------------
     def index(self, collection: str) -> VectorIndex:
         """The collection's FAISS index, checked against the catalog (rebuilt when they disagree)."""
+        check_collection_name(collection)
         with self._lock:
             idx = self._indexes.get(collection)
             if idx is not None and not idx.changed_on_disk():
@@ -330,6 +333,17 @@ class Store:
             )
             for c, dname, cname in rows
         }
+
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_collection_name(name: str) -> None:
+    """Collection names become folder names: letters, digits, '_', '-', '.'; at most 64."""
+    if not COLLECTION_NAME.match(name) or ".." in name:
+        raise IngestError(
+            f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
 
 
 def _info(d: Document, collection: str) -> DocumentInfo:

@@ -88,3 +88,15 @@ def test_ask_json_answers_with_citations_from_docs(home: Path) -> None:
     assert out["answer"].strip()
     assert out["citations"] and set(out["citations"][0]) == {"document", "page", "chunk_id", "score"}
     assert out["citations"][0]["document"] == "knowledge.md"
+
+
+def test_serve_refuses_a_public_address_without_keys_and_keys_are_managed(home: Path) -> None:
+    r = run(home, "serve", "--host", "0.0.0.0", "--port", "1")
+    assert r.returncode == 1 and "refusing to serve on 0.0.0.0 without an API key" in r.stderr
+    created = run(home, "keys", "create", "laptop", "--assistant", "archivist-guide")
+    secret = created.stdout.strip()
+    assert created.returncode == 0 and secret.startswith("ak-") and len(secret) > 30
+    listed = run(home, "keys", "list").stdout
+    assert "laptop" in listed and "active" in listed and secret not in listed
+    assert run(home, "keys", "revoke", "laptop").returncode == 0
+    assert "revoked" in run(home, "keys", "list").stdout

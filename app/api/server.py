@@ -1,0 +1,322 @@
+"""The OpenAI-compatible HTTP API. Endpoints call the same services as the CLI and the UI."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.errors import ApiError, api_error_handler, http_handler, validation_handler
+from app.api.keys import KeyInfo, KeyStore
+from app.services import Services
+from assistants.chat import Answer
+from assistants.errors import AssistantError
+from assistants.schema import Assistant
+from ingest.errors import IngestError, UnsupportedFileError
+from ingest.pipeline import IngestLimits, ingest_bytes
+from retriever.search import search
+from runtime.errors import ArchivistError, ContextOverflowError, ModelNotFoundError
+from runtime.protocol import Message
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI clients send fields Archivist does not use
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1, le=32768)
+    max_completion_tokens: int | None = Field(None, ge=1, le=32768)
+    stop: str | list[str] | None = None
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    input: str | list[str]
+    model: str = "all-MiniLM-L6-v2"
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1)
+    k: int = Field(5, ge=1, le=100)
+    mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+
+
+COLLECTION = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def safe_name(filename: str | None) -> str:
+    """A display name from an upload's file name: last path component, no control characters."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).name
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip().lstrip(".")
+    return name[:200] or "upload"
+
+
+def auth(request: Request, authorization: Annotated[str | None, Header()] = None) -> KeyInfo | None:
+    """The caller's API key; None where keys are not required (loopback, none configured)."""
+    keys: KeyStore = request.app.state.keys
+    required = request.app.state.require_keys
+    if not (required if required is not None else keys.active_count() > 0):
+        return None
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+    info = keys.check(authorization[7:].strip())
+    if info is None:
+        raise ApiError(401, "invalid or revoked API key", code="invalid_api_key")
+    return info
+
+
+Auth = Annotated[KeyInfo | None, Depends(auth)]
+
+
+def create_app(
+    services: Services,
+    *,
+    require_keys: bool | None = None,
+    max_queue: int = 32,
+    limits: IngestLimits | None = None,
+) -> FastAPI:
+    """The API app. `require_keys` defaults to: whenever any active key exists."""
+    keys = KeyStore(services.store.engine)
+    limits = limits or IngestLimits()
+    app = FastAPI(title="Archivist", version="0.1.0", description="OpenAI-compatible API over Archivist assistants.")
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_handler)
+
+    app.state.keys, app.state.require_keys = keys, require_keys
+
+    def assistant_for(name: str, key: KeyInfo | None) -> Assistant:
+        try:
+            assistant = services.library.get_by_name(name)
+        except AssistantError:
+            raise ApiError(404, f"no assistant named {name!r}", param="model", code="model_not_found") from None
+        if key is not None and not key.allows(name):
+            raise ApiError(403, f"this API key may not use assistant {name!r}", param="model")
+        return assistant
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    def models(key: Auth) -> dict[str, Any]:
+        entries, _ = services.library.entries()
+        data = [
+            {
+                "id": e.assistant.name,
+                "object": "model",
+                "created": int(e.path.stat().st_mtime),
+                "owned_by": "archivist",
+                "description": e.assistant.description,
+            }
+            for e in entries
+            if key is None or key.allows(e.assistant.name)
+        ]
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions", response_model=None)
+    def chat(req: ChatRequest, key: Auth) -> dict[str, Any] | StreamingResponse:
+        assistant = assistant_for(req.model, key)
+        turns = [m for m in req.messages if m.role in ("user", "assistant")]
+        if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
+            raise ApiError(400, "the last message must be a non-empty user message", param="messages")
+        extra = "\n".join(m.text() for m in req.messages if m.role in ("system", "developer")).strip()
+        if extra:
+            assistant = assistant.model_copy(update={"instructions": (assistant.instructions + "\n\n" + extra).strip()})
+        history: list[Message] = [{"role": m.role, "content": m.text()} for m in turns[:-1]]
+        try:
+            model = services.chat.model_for(assistant)
+        except ModelNotFoundError as exc:
+            raise ApiError(503, str(exc)) from None
+        if model.lock.waiting >= max_queue:
+            raise ApiError(
+                503,
+                f"the model queue is full ({max_queue} requests); retry shortly",
+                headers={"Retry-After": "2"},
+                code="queue_full",
+            )
+        stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
+        try:
+            stream = services.chat.ask(
+                assistant,
+                turns[-1].text(),
+                history,
+                temperature=req.temperature,
+                top_p=req.top_p,
+                max_tokens=req.max_completion_tokens or req.max_tokens,
+                stop=stop,
+            )
+        except ContextOverflowError as exc:
+            raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if not req.stream:
+            answer = stream.result()
+            return {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": assistant.name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer.text},
+                        "finish_reason": _finish(answer),
+                    }
+                ],
+                "usage": _usage(answer),
+                "citations": [c.to_json() for c in answer.citations],
+            }
+
+        def events() -> Iterator[str]:
+            head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": assistant.name}
+            yield _sse(
+                {
+                    **head,
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+                }
+            )
+            try:
+                for piece in stream:
+                    yield _sse({**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                answer = stream.result()
+            except ArchivistError as exc:
+                yield _sse({"error": {"message": str(exc), "type": "api_error", "param": None, "code": None}})
+                return
+            yield _sse(
+                {
+                    **head,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": _finish(answer)}],
+                    "usage": _usage(answer),
+                    "citations": [c.to_json() for c in answer.citations],
+                }
+            )
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post("/v1/embeddings")
+    def embeddings(req: EmbeddingRequest, _key: Auth) -> dict[str, Any]:
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        if not texts or len(texts) > 2048:
+            raise ApiError(400, f"input must hold 1 to 2,048 texts; got {len(texts)}", param="input")
+        emb = services.embedder
+        tokens = emb.count_tokens(texts)
+        too_long = [i for i, n in enumerate(tokens) if n > emb.max_tokens]
+        if too_long:
+            raise ApiError(
+                400,
+                f"input {too_long[0]} has {tokens[too_long[0]]:,} tokens; the embedder's limit is {emb.max_tokens:,}",
+                param="input",
+            )
+        vecs = emb.embed(texts)
+        return {
+            "object": "list",
+            "model": emb.name,
+            "usage": {"prompt_tokens": sum(tokens), "total_tokens": sum(tokens)},
+            "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vecs)],
+        }
+
+    def known_collection(name: str) -> str:
+        if not re.match(COLLECTION, name):
+            raise ApiError(400, f"collection name {name!r} must match {COLLECTION}", param="collection")
+        return name
+
+    @app.get("/v1/collections")
+    def collections(_key: Auth) -> dict[str, Any]:
+        return {"data": [{"name": n, "documents": d, "chunks": c} for n, d, c in services.store.collections()]}
+
+    @app.get("/v1/collections/{collection}/documents")
+    def documents(collection: str, _key: Auth) -> dict[str, Any]:
+        docs = services.store.documents(known_collection(collection))
+        return {"data": [{**d.__dict__, "created_at": d.created_at.isoformat()} for d in docs]}
+
+    @app.post("/v1/collections/{collection}/documents", status_code=201)
+    def upload(collection: str, files: list[UploadFile], _key: Auth) -> dict[str, Any]:
+        known_collection(collection)
+        results = []
+        for f in files:
+            name = safe_name(f.filename)
+            data = f.file.read(limits.max_file_bytes + 1)
+            if len(data) > limits.max_file_bytes:
+                raise ApiError(
+                    413, f"{name}: file is over the limit of {limits.max_file_bytes / 2**20:,.0f} MB", param="files"
+                )
+            try:
+                with services.store.writer():
+                    r = ingest_bytes(data, name, collection, services.store, services.embedder, limits=limits)
+            except UnsupportedFileError as exc:
+                raise ApiError(415, str(exc), param="files") from None
+            except IngestError as exc:
+                raise ApiError(400, str(exc), param="files") from None
+            results.append(
+                {"document": name, "status": r.status, "chunks": r.chunks, "pages": r.pages, "warnings": r.warnings}
+            )
+        return {"data": results}
+
+    @app.delete("/v1/collections/{collection}/documents/{document}")
+    def delete(collection: str, document: str, _key: Auth) -> dict[str, Any]:
+        try:
+            n = services.store.delete_document(known_collection(collection), document)
+        except IngestError as exc:
+            raise ApiError(404, str(exc)) from None
+        return {"deleted": document, "versions": n}
+
+    @app.post("/v1/collections/{collection}/search")
+    def search_collection(collection: str, req: SearchRequest, _key: Auth) -> dict[str, Any]:
+        if known_collection(collection) not in {n for n, _, _ in services.store.collections()}:
+            raise ApiError(404, f"no collection named {collection!r}", param="collection")
+        hits = search(services.store, services.embedder, [collection], req.query, req.k, mode=req.mode)
+        return {"hits": [h.to_json() for h in hits]}
+
+    @app.exception_handler(ArchivistError)
+    async def archivist_error(_request: Request, exc: Exception) -> Any:
+        return await api_error_handler(_request, ApiError(400, str(exc)))
+
+    return app
+
+
+def _sse(obj: dict[str, Any]) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+def _finish(answer: Answer) -> str:
+    return "length" if answer.stats.finish_reason == "length" else "stop"
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    p, c = answer.stats.prompt_tokens, answer.stats.completion_tokens
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}

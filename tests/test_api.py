@@ -1,0 +1,205 @@
+"""The OpenAI-compatible API on a loopback port, through the official `openai` client and httpx."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from app.api import KeyStore, create_app
+from app.services import Services
+from ingest import IngestLimits, ingest_paths
+from tests.conftest import make_pdf
+
+BOT = """
+name: harbor-bot
+description: Answers from the harbor guide.
+model: {max_tokens: 24, temperature: 0, context_window: 2048}
+knowledge: {collections: [harbor]}
+retrieval: {top_k: 2}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, app, port: int) -> None:  # type: ignore[no-untyped-def]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert self.server.started
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, real_embedder, model_pool) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    home = tmp_path_factory.mktemp("api") / "ws"
+    (home / "assistants").mkdir(parents=True)
+    (home / "assistants" / "harbor-bot.yaml").write_text(BOT)
+    (home / "assistants" / "other-bot.yaml").write_text(BOT.replace("harbor-bot", "other-bot"))
+    svc = Services.create(home, embedder=real_embedder)
+    svc.__dict__["models"] = model_pool
+    docs = tmp_path_factory.mktemp("docs")
+    pdf = make_pdf(docs / "harbor.pdf", ["Intro to the harbor.", "The lighthouse lens is cleaned every Tuesday."])
+    ingest_paths([pdf], "harbor", svc.store, svc.embedder)
+    keys = KeyStore(svc.store.engine)
+    full, limited = keys.create("full"), keys.create("limited", ["other-bot"])
+    app = create_app(svc, max_queue=64, limits=IngestLimits(max_file_bytes=200_000))
+    with Server(app, _free_port()) as server:
+        yield {"url": server.url, "key": full, "limited": limited, "svc": svc}
+
+
+def client(api: dict, key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=api["url"] + "/v1", api_key=key or api["key"], max_retries=0, timeout=120)
+
+
+def test_health_is_open_and_everything_else_needs_a_key(api: dict) -> None:
+    assert httpx.get(api["url"] + "/health").json() == {"status": "ok"}
+    r = httpx.get(api["url"] + "/v1/models")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    with pytest.raises(openai.AuthenticationError):
+        client(api, "ak-wrong").models.list()
+    assert httpx.get(api["url"] + "/openapi.json").json()["info"]["title"] == "Archivist"
+
+
+def test_models_are_the_assistants_the_key_may_use(api: dict) -> None:
+    assert {"harbor-bot", "other-bot", "archivist-guide"} <= {m.id for m in client(api).models.list()}
+    assert [m.id for m in client(api, api["limited"]).models.list()] == ["other-bot"]
+
+
+def test_chat_completion_with_citations_and_real_usage(api: dict) -> None:
+    r = client(api).chat.completions.create(
+        model="harbor-bot", messages=[{"role": "user", "content": "When is the lighthouse lens cleaned?"}]
+    )
+    assert r.choices[0].message.content
+    assert 0 < r.usage.completion_tokens <= 24 and r.usage.prompt_tokens > 50
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    cites = r.model_extra["citations"]
+    assert cites[0]["document"] == "harbor.pdf" and cites[0]["page"] == 2
+
+
+def test_streaming_sends_pieces_then_citations(api: dict) -> None:
+    chunks = list(
+        client(api).chat.completions.create(
+            model="harbor-bot", stream=True, messages=[{"role": "user", "content": "When is the lens cleaned?"}]
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() and len(chunks) > 3
+    last = chunks[-1]
+    assert last.choices[0].finish_reason in ("stop", "length")
+    assert last.model_extra["citations"][0]["page"] == 2
+    assert last.usage is not None and last.usage.completion_tokens > 0
+
+
+def test_max_tokens_and_stop_are_honoured(api: dict) -> None:
+    c = client(api)
+    r = c.chat.completions.create(
+        model="harbor-bot", max_tokens=3, temperature=0, messages=[{"role": "user", "content": "Describe the harbor."}]
+    )
+    assert r.usage.completion_tokens <= 3 and r.choices[0].finish_reason == "length"
+    r = c.chat.completions.create(model="harbor-bot", stop=[" "], messages=[{"role": "user", "content": "Hi?"}])
+    assert " " not in r.choices[0].message.content.strip()
+
+
+def test_errors_are_openai_exceptions(api: dict) -> None:
+    c = client(api)
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="nobody", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.PermissionDeniedError):
+        client(api, api["limited"]).chat.completions.create(
+            model="harbor-bot", messages=[{"role": "user", "content": "hi"}]
+        )
+    with pytest.raises(openai.BadRequestError) as err:
+        c.chat.completions.create(model="harbor-bot", temperature=5, messages=[{"role": "user", "content": "hi"}])
+    assert "temperature" in str(err.value)
+
+
+def test_embeddings_are_the_bundled_embedder(api: dict) -> None:
+    r = client(api).embeddings.create(model="all-MiniLM-L6-v2", input=["a cat", "a dog"])
+    assert len(r.data) == 2 and len(r.data[0].embedding) == 384
+    expected = api["svc"].embedder.embed(["a cat"])[0]
+    assert r.data[0].embedding == pytest.approx(expected.tolist(), abs=1e-5)
+    assert r.usage.prompt_tokens == 4
+
+
+def test_uploads_limits_types_traversal_and_delete(api: dict, tmp_path: Path) -> None:
+    h = {"Authorization": f"Bearer {api['key']}"}
+    url = api["url"] + "/v1/collections/uploads/documents"
+    r = httpx.post(url, headers=h, files={"files": ("../../../etc/evil.txt", b"Owls hunt at night.", "text/plain")})
+    assert r.status_code == 201 and r.json()["data"][0]["document"] == "evil.txt"
+    home: Path = api["svc"].home
+    assert not (home.parent.parent / "etc").exists() and not list(home.rglob("evil.txt"))
+    r = httpx.post(url, headers=h, files={"files": ("pic.txt", b"\x89PNG\r\n\x1a\n" + bytes(64), "text/plain")})
+    assert r.status_code == 415 and "unsupported file type" in r.json()["error"]["message"]
+    r = httpx.post(url, headers=h, files={"files": ("big.txt", b"a " * 150_000, "text/plain")})
+    assert r.status_code == 413 and "big.txt" in r.json()["error"]["message"]
+    docs = httpx.get(url, headers=h).json()["data"]
+    assert {d["name"]: d["status"] for d in docs} == {"evil.txt": "ready", "pic.txt": "failed"}
+    hits = httpx.post(api["url"] + "/v1/collections/uploads/search", headers=h, json={"query": "owls", "k": 1}).json()
+    assert hits["hits"][0]["document"] == "evil.txt"
+    assert httpx.delete(url + "/evil.txt", headers=h).status_code == 200
+    assert httpx.delete(url + "/evil.txt", headers=h).status_code == 404
+    assert httpx.post(api["url"] + "/v1/collections/..%2Fx/search", headers=h, json={"query": "q"}).status_code in (
+        400,
+        404,
+    )
+
+
+def test_sixteen_concurrent_streams_all_complete(api: dict) -> None:
+    def one(i: int) -> str:
+        stream = client(api).chat.completions.create(
+            model="harbor-bot",
+            stream=True,
+            max_tokens=8,
+            messages=[{"role": "user", "content": f"Question {i}: when is the lens cleaned?"}],
+        )
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(one, range(16)))
+    assert len(answers) == 16 and all(a.strip() for a in answers)
+
+
+def test_full_queue_answers_503_with_retry_after(tmp_path: Path, real_embedder, model_pool) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "ws"
+    (home / "assistants").mkdir(parents=True)
+    (home / "assistants" / "harbor-bot.yaml").write_text(BOT)
+    svc = Services.create(home, embedder=real_embedder)
+    svc.__dict__["models"] = model_pool
+    (tmp_path / "a.txt").write_text("The lighthouse lens is cleaned every Tuesday.")
+    ingest_paths([tmp_path / "a.txt"], "harbor", svc.store, svc.embedder)
+    model = svc.chat.model_for(svc.library.get("harbor-bot"))
+    with Server(create_app(svc, max_queue=1), _free_port()) as server:
+        model.lock.acquire()  # the one slot is busy
+        try:
+            r = httpx.post(
+                server.url + "/v1/chat/completions",
+                json={"model": "harbor-bot", "messages": [{"role": "user", "content": "hi"}]},
+            )
+        finally:
+            model.lock.release()
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        assert r.json()["error"]["code"] == "queue_full"
