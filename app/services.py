@@ -9,7 +9,7 @@ from pathlib import Path
 
 from assistants.chat import ChatService
 from assistants.library import AssistantLibrary
-from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder
+from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, embedder_identity
 from ingest.store import Store
 from runtime.registry import ModelPool
 
@@ -43,7 +43,11 @@ class Services:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.home, self.embedder.name, self.embedder.dim)
+        # The catalog only needs the embedder's identity: read it from its files where possible,
+        # so commands that don't embed (keys, documents, delete) start without loading the model.
+        ident = None if self._embedder is not None else embedder_identity(self.embedder_spec)
+        name, dim = ident if ident else (self.embedder.name, self.embedder.dim)
+        return Store(self.home, name, dim)
 
     @cached_property
     def models(self) -> ModelPool:

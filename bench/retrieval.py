@@ -126,15 +126,16 @@ def main() -> None:
     ap.add_argument("--unique", type=int, default=20_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--approx", type=int, default=1_000_000, help="vectors for the recall test (0 = skip)")
+    ap.add_argument("--reuse", type=Path, help="workspace of an earlier run: measure it without rebuilding")
     args = ap.parse_args()
 
     emb = SentenceTransformerEmbedder()
-    home = Path(tempfile.mkdtemp(prefix="archivist-bench-"))
+    home = args.reuse or Path(tempfile.mkdtemp(prefix="archivist-bench-"))
     store = Store(home, emb.name, emb.dim)
-    docs = sources(args.unique, emb)
+    docs = sources(args.unique, emb) if not args.reuse and args.chunks else []
     total, copy, t0 = 0, 0, time.perf_counter()
     with store.writer():
-        while total < args.chunks:
+        while docs and total < args.chunks:
             batch_drafts, batch_vecs = [], []
             for _name, ds, vs in docs:
                 batch_drafts.extend(ds)
@@ -152,10 +153,17 @@ def main() -> None:
             )
             total += len(batch_drafts)
             copy += 1
-    print(
-        f"collection: {total:,} chunks ({copy} copies of {total // copy:,} unique) stored in "
-        f"{time.perf_counter() - t0:.0f}s at {home}"
-    )
+    if copy:
+        print(
+            f"collection: {total:,} chunks ({copy} copies of {total // copy:,} unique) stored in "
+            f"{time.perf_counter() - t0:.0f}s at {home}"
+        )
+    size = store.index("bench").size if "bench" in {c for c, _, _ in store.collections()} else 0
+    if not size:
+        if args.approx:
+            approx_recall(args.approx, emb.dim)
+        return
+    print(f"collection 'bench': {size:,} chunks, index {'HNSW' if store.index('bench').approximate else 'exact'}")
     qs = queries(args.queries)
     print(f"{'mode':8}{'p50 ms':>9}{'p95 ms':>9}   ({len(qs)} queries, query embedding included)")
     for mode in MODES:

@@ -45,6 +45,25 @@ BUNDLED_EMBEDDERS: dict[str, tuple[str, Callable[[], str]]] = {
 }
 
 
+def embedder_identity(spec: str) -> tuple[str, int] | None:
+    """(name, dimension) of an embedder from its files, without loading it; None when unknown."""
+    import json
+
+    if spec.startswith("bundled:"):
+        key = spec.removeprefix("bundled:")
+        if key not in BUNDLED_EMBEDDERS:
+            return None
+        name, locate = BUNDLED_EMBEDDERS[key]
+        folder = Path(locate())
+    else:
+        folder, name = Path(spec), Path(spec).name
+    try:
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+        return name, int(pooling["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers in-process; bfloat16 on CPUs with AVX512-BF16 (2-3x faster, same ranking)."""
 

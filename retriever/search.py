@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -71,16 +74,19 @@ def search(
         return []
     fusion = fusion or FusionSettings()
     n = max(k * 4, fusion.candidates) if (mode == "hybrid" or reranker) else k * 2
+    # SQLite and torch both release the GIL: the keyword search runs while the query is embedded.
+    keyword = _POOL.submit(_keyword(store).search, collections, query, n, where) if mode != "dense" else None
     qv = embedder.embed([query])
     ranked: list[tuple[int, float]]
     if mode == "dense":
         ranked = _dense(store, collections, qv, n, where)
     elif mode == "keyword":
-        ranked = SqliteKeywordIndex(store.engine).search(collections, query, n, where)
+        assert keyword is not None
+        ranked = keyword.result()
     else:
+        assert keyword is not None
         dense = _dense(store, collections, qv, n, where)
-        keyword = SqliteKeywordIndex(store.engine).search(collections, query, n, where)
-        ranked = rrf([dense, keyword], [fusion.dense_weight, fusion.keyword_weight], fusion.rrf_k)
+        ranked = rrf([dense, keyword.result()], [fusion.dense_weight, fusion.keyword_weight], fusion.rrf_k)
     rows = store.chunks([cid for cid, _ in ranked])  # ready chunks only
     hits = _dedupe([_hit(rows[cid], score, qv[0]) for cid, score in ranked if cid in rows])
     if reranker is not None and hits:
@@ -113,6 +119,19 @@ def _dense(
         found.extend((int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0)
     found.sort(key=lambda x: x[1], reverse=True)
     return found[:n]
+
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="archivist-keyword")
+_KEYWORD: weakref.WeakKeyDictionary[Store, SqliteKeywordIndex] = weakref.WeakKeyDictionary()
+_KEYWORD_LOCK = threading.Lock()
+
+
+def _keyword(store: Store) -> SqliteKeywordIndex:
+    """One keyword index per store, so its term statistics are cached across searches."""
+    with _KEYWORD_LOCK:
+        if store not in _KEYWORD:
+            _KEYWORD[store] = SqliteKeywordIndex(store.engine)
+        return _KEYWORD[store]
 
 
 def _known_collections(store: Store) -> set[str]:
