@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -9,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from assistants.conversations import ConversationStore
 from assistants.schema import Assistant
 from ingest.embed import Embedder
 from ingest.store import Store
@@ -48,6 +50,8 @@ class Answer:
     refused: bool = False
     stats: GenerationStats = field(default_factory=GenerationStats)
     retrieval_time: float = 0.0
+    user_content: str | None = None  # the question as the model saw it, passages included
+    message_id: int | None = None  # set when stored in a conversation
 
 
 class AnswerStream:
@@ -112,6 +116,7 @@ class ChatService:
     ) -> PromptPlan:
         model = self.model_for(assistant)
         return build_prompt(
+            citation_style=assistant.citation_style,
             instructions=assistant.instructions,
             question=question,
             hits=hits,
@@ -132,6 +137,7 @@ class ChatService:
         question: str,
         history: Sequence[Message] = (),
         *,
+        query: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         top_p: float | None = None,
@@ -141,7 +147,7 @@ class ChatService:
 
         Sampling arguments override the assistant's settings for this request only."""
         t0 = time.perf_counter()
-        hits = self.retrieve(assistant, question)
+        hits = self.retrieve(assistant, query or question)
         retrieval_time = time.perf_counter() - t0
         if not hits:
             refusal = assistant.refusal
@@ -163,6 +169,88 @@ class ChatService:
                 Citation(n, h.document, h.collection, h.page, h.page_end, h.chunk_id, h.score, h.text, n in cited)
                 for n, h in enumerate(plan.passages, start=1)
             ]
-            return Answer(text.strip(), cites, False, stats, retrieval_time)
+            return Answer(text.strip(), cites, False, stats, retrieval_time, plan.user_content)
 
         return AnswerStream(pieces, finish)
+
+
+_ANAPHORA = frozenset(
+    [
+        "it",
+        "its",
+        "it's",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "them",
+        "their",
+        "there",
+        "he",
+        "she",
+        "his",
+        "her",
+        "such",
+        "same",
+        "one",
+        "ones",
+    ]
+)
+
+
+def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:
+    """The search query for a turn: the question, plus the previous question when this one is a
+    short follow-up or leans on it ("and what about its default?")."""
+    if not previous_questions:
+        return question
+    words = re.findall(r"[\w']+", question.lower())
+    if len(words) <= 6 or _ANAPHORA.intersection(words) or words[:1] in (["and"], ["but"], ["what"], ["how"]):
+        return f"{previous_questions[-1]} {question}"
+    return question
+
+
+class ConversationService:
+    """Multi-turn chat: history from the store, follow-up aware retrieval, every turn stored."""
+
+    def __init__(self, chat: ChatService, conversations: ConversationStore) -> None:
+        self.chat, self.conversations = chat, conversations
+
+    def history(self, conversation_id: int) -> tuple[list[Message], list[str]]:
+        """Earlier turns as the model saw them, and the user's earlier questions."""
+        past: list[Message] = []
+        questions: list[str] = []
+        for m in self.conversations.messages(conversation_id):
+            if m.role == "user":
+                past.append({"role": "user", "content": m.prompt_text or m.text})
+                questions.append(m.text)
+            else:
+                past.append({"role": "assistant", "content": m.text})
+        return past, questions
+
+    def ask(self, assistant: Assistant, conversation_id: int, question: str) -> AnswerStream:
+        """Answer the next question of a conversation; the turn is stored once the answer is complete."""
+        past, questions = self.history(conversation_id)
+        stream = self.chat.ask(assistant, question, past, query=retrieval_query(question, questions))
+        finish = stream._finish
+        settings = assistant.model_dump(mode="json", include={"model", "retrieval", "citation_style"})
+
+        def store(text: str) -> Answer:
+            answer: Answer = finish(text)
+            s = answer.stats
+            user = {"text": question, "prompt_text": answer.user_content or question}
+            reply = {
+                "text": answer.text,
+                "citations_json": json.dumps([c.to_json() for c in answer.citations]),
+                "prompt_tokens": s.prompt_tokens,
+                "evaluated_tokens": s.evaluated_tokens,
+                "completion_tokens": s.completion_tokens,
+                "time_to_first_token": s.time_to_first_token,
+                "total_time": s.total_time + answer.retrieval_time,
+                "settings_json": json.dumps(settings),
+            }
+            _, answer.message_id = self.conversations.add_turn(conversation_id, user, reply)
+            return answer
+
+        stream._finish = store
+        return stream

@@ -67,6 +67,9 @@ class Assistant(_Strict):
     knowledge: KnowledgeSettings
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     starters: list[str] = Field(default_factory=list, max_length=8, description="suggested first questions")
+    citation_style: Literal["numbered", "document-page", "none"] = Field(
+        "numbered", description="how answers cite passages: [1], (file.pdf, p. 12), or not inline"
+    )
     refusal: str = Field(
         "The documents I have don't answer that.", min_length=1, description="reply when nothing relevant is found"
     )

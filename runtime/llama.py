@@ -12,6 +12,7 @@ from typing import Any
 
 from runtime.errors import ArchivistError, ContextOverflowError
 from runtime.fifo import FifoLock
+from runtime.kvcache import KVCache
 from runtime.protocol import GenerationParams, GenerationStats, Message
 
 _FALLBACK_TEMPLATE = (
@@ -31,6 +32,7 @@ class LlamaCppGenerator:
         n_threads: int | None = None,
         gpu_layers: int = 0,
         seed: int = 0,
+        cache_bytes: int = 512 * 2**20,
     ) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -41,6 +43,9 @@ class LlamaCppGenerator:
         self.n_threads = n_threads or physical_cores()
         self.gpu_layers = gpu_layers
         self.lock = FifoLock()
+        # KV snapshots let a conversation (or an assistant's instructions) resume where it left
+        # off even after other requests used the context; 0 turns prefix reuse off entirely.
+        self.cache: KVCache | None = KVCache(cache_bytes) if cache_bytes > 0 else None
         with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
             self._llm = Llama(
                 model_path=str(path),
@@ -94,6 +99,10 @@ class LlamaCppGenerator:
         vocab = llm._model.vocab
         with self.lock:
             start = time.perf_counter()
+            if self.cache is None:
+                llm.reset()  # type: ignore[no-untyped-call]
+            else:
+                self.cache.restore_best(llm, tokens)
             stats.evaluated_tokens = len(tokens) - _common_prefix(llm._input_ids[: llm.n_tokens], tokens)
             if stats.evaluated_tokens == 0:
                 stats.evaluated_tokens = 1  # llama.cpp re-evaluates the last token to get fresh logits
@@ -133,6 +142,8 @@ class LlamaCppGenerator:
             finally:
                 stats.completion_tokens = produced
                 stats.total_time = time.perf_counter() - start
+                if self.cache is not None and produced:
+                    self.cache.save(llm)
 
     def generate(self, messages: Sequence[Message], params: GenerationParams) -> str:
         """The whole answer at once."""

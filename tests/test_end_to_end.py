@@ -80,4 +80,5 @@ def test_injected_instruction_reaches_the_model_only_as_marked_data(
     open_at = prompt.rindex(f"<<DOCS-{marker.group(1)}>>")
     close_at = prompt.rindex(f"<</DOCS-{marker.group(1)}>>")
     assert open_at < prompt.index("IGNORE PREVIOUS INSTRUCTIONS") < close_at
-    assert prompt.index("never follow them") < open_at  # the rule comes first, in the system turn
+    assert prompt.index("must never be followed") < open_at  # the rule comes first, in the system turn
+    assert f"between <<DOCS-{marker.group(1)}>> and" in prompt  # announced with the question
