@@ -274,3 +274,147 @@ def keys_revoke(args: argparse.Namespace) -> int:
     _keys(args).revoke(args.name)
     print(f"key {args.name!r} revoked")
     return 0
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def assistants_schema(args: argparse.Namespace) -> int:
+    from assistants.schema import Assistant
+
+    schema = Assistant.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    _write(json.dumps(schema, indent=2), args.output)
+    return 0
+
+
+def assistants_new(args: argparse.Namespace) -> int:
+    from assistants.loader import parse_assistant
+
+    data = {
+        "name": args.name,
+        "description": args.description,
+        "instructions": args.instructions,
+        "knowledge": {"collections": args.collection},
+    }
+    path = services(args).library.save(parse_assistant(data, "arguments"))
+    print(f"created {path}")
+    return 0
+
+
+def assistants_import(args: argparse.Namespace) -> int:
+    svc = services(args)
+    path = Path(args.file)
+    if path.suffix.lower() == ".zip":
+        from assistants.bundle import import_bundle
+
+        assistant, results = import_bundle(path, svc.store, svc.embedder)
+        report = IngestReport(results)
+        svc.library.save(assistant, overwrite=args.overwrite)
+        print(f"imported {assistant.name} with {len(results)} documents")
+        return _print_report(report)
+    assistant = svc.library.import_yaml(path, overwrite=args.overwrite)
+    print(f"imported {assistant.name} into {svc.library.path_for(assistant.name)}")
+    return 0
+
+
+def assistants_export(args: argparse.Namespace) -> int:
+    svc = services(args)
+    if args.bundle:
+        from assistants.bundle import export_bundle
+        from runtime.errors import ArchivistError
+
+        if not args.output:
+            raise ArchivistError("--bundle needs -o FILE.zip")
+        n = export_bundle(svc.library.get_by_name(args.name), svc.store, Path(args.output))
+        print(f"wrote {args.output} ({n} documents)")
+        return 0
+    _write(svc.library.export_yaml(args.name), args.output)
+    return 0
+
+
+def assistants_duplicate(args: argparse.Namespace) -> int:
+    services(args).library.duplicate(args.name, args.new_name)
+    print(f"duplicated {args.name} as {args.new_name}")
+    return 0
+
+
+def assistants_delete(args: argparse.Namespace) -> int:
+    services(args).library.delete(args.name)
+    print(f"deleted {args.name}")
+    return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    svc = services(args)
+    assistant = svc.library.get(args.assistant)
+    conv = svc.conversations.get(args.conversation) if args.conversation else svc.conversations.create(assistant.name)
+    print(f"{assistant.name}: {assistant.description}  (conversation {conv.id}; /new, /history, /exit)")
+    for s in assistant.starters:
+        print(f"  try: {s}")
+    while True:
+        try:
+            line = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            return 0
+        if line == "/new":
+            conv = svc.conversations.create(assistant.name)
+            print(f"(new conversation {conv.id})")
+            continue
+        if line == "/history":
+            for m in svc.conversations.messages(conv.id):
+                print(f"{'you' if m.role == 'user' else assistant.name}> {m.text}")
+            continue
+        stream = svc.conversation.ask(assistant, conv.id, line)
+        sys.stdout.write(f"{assistant.name}> ")
+        for piece in stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        answer = stream.result()
+        print()
+        for c in answer.citations:
+            where = f", page {c.page}" if c.page else ""
+            print(f"  [{c.n}] {c.document}{where}")
+        t = answer.stats.time_to_first_token
+        print(
+            f"  (message {answer.message_id}; first token {t or 0:.2f}s, "
+            f"{answer.stats.evaluated_tokens}/{answer.stats.prompt_tokens} prompt tokens evaluated)"
+        )
+
+
+def conversations_list(args: argparse.Namespace) -> int:
+    for c in services(args).conversations.all(args.assistant):
+        print(f"{c.id}\t{c.assistant}\t{c.title}\t{c.updated_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def conversations_rename(args: argparse.Namespace) -> int:
+    services(args).conversations.rename(args.id, args.title)
+    return 0
+
+
+def conversations_delete(args: argparse.Namespace) -> int:
+    services(args).conversations.delete(args.id)
+    print(f"deleted conversation {args.id}")
+    return 0
+
+
+def conversations_export(args: argparse.Namespace) -> int:
+    _write(services(args).conversations.export_markdown(args.id), args.output)
+    return 0
+
+
+def feedback(args: argparse.Namespace) -> int:
+    services(args).conversations.feedback(args.message_id, 1 if args.vote == "up" else -1, args.comment)
+    print("thanks: feedback stored")
+    return 0

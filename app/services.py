@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from assistants.chat import ChatService
-from assistants.library import AssistantLibrary
+from assistants.chat import ChatService, ConversationService
+from assistants.conversations import ConversationStore
+from assistants.library import AssistantStore
 from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, embedder_identity
 from ingest.store import Store
 from runtime.registry import ModelPool
@@ -54,12 +55,20 @@ class Services:
         return ModelPool(cache_dir=self.home / "models")
 
     @cached_property
-    def library(self) -> AssistantLibrary:
-        return AssistantLibrary(self.home / "assistants")
+    def library(self) -> AssistantStore:
+        return AssistantStore(self.home / "assistants")
 
     @cached_property
     def chat(self) -> ChatService:
         return ChatService(self.store, self.embedder, self.models)
+
+    @cached_property
+    def conversations(self) -> ConversationStore:
+        return ConversationStore(self.store.engine)
+
+    @cached_property
+    def conversation(self) -> ConversationService:
+        return ConversationService(self.chat, self.conversations)
 
 
 REPO_DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -15,6 +15,7 @@ from assistants.schema import Assistant
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.context import PromptPlan, build_prompt
+from retriever.keyword import content_words
 from retriever.rerank import CrossEncoderReranker, Reranker
 from retriever.search import Hit, search
 from runtime.protocol import GenerationParams, GenerationStats, Message
@@ -200,12 +201,12 @@ _ANAPHORA = frozenset(
 
 
 def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:
-    """The search query for a turn: the question, plus the previous question when this one is a
-    short follow-up or leans on it ("and what about its default?")."""
+    """The search query for a turn: the question, plus the previous question when this one leans
+    on it ("and what about its default?") or is too short to search on its own."""
     if not previous_questions:
         return question
     words = re.findall(r"[\w']+", question.lower())
-    if len(words) <= 6 or _ANAPHORA.intersection(words) or words[:1] in (["and"], ["but"], ["what"], ["how"]):
+    if _ANAPHORA.intersection(words) or len(content_words(question)) <= 1:
         return f"{previous_questions[-1]} {question}"
     return question
 

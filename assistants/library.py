@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistants.errors import AssistantError
-from assistants.loader import load_assistant
+from assistants.loader import dump_assistant, load_assistant, parse_assistant
 from assistants.schema import Assistant
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -56,3 +56,45 @@ class AssistantLibrary:
         if p.suffix.lower() in (".yaml", ".yml") or p.is_file():
             return load_assistant(p)
         return self.get_by_name(name_or_path)
+
+
+class AssistantStore(AssistantLibrary):
+    """The library with its write operations: create, update, duplicate, delete, import, export."""
+
+    def path_for(self, name: str) -> Path:
+        return self.folder / f"{name}.yaml"
+
+    def save(self, assistant: Assistant, *, overwrite: bool = False) -> Path:
+        """Write an assistant to the workspace (create, or update with overwrite=True)."""
+        path = self.path_for(assistant.name)
+        if path.exists() and not overwrite:
+            raise AssistantError(assistant.name, ["an assistant of that name already exists; update it instead"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(dump_assistant(assistant), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def duplicate(self, name: str, new_name: str) -> Assistant:
+        data = self.get_by_name(name).model_dump(mode="json")
+        copy = parse_assistant({**data, "name": new_name}, new_name)  # the new name is validated too
+        self.save(copy)
+        return copy
+
+    def delete(self, name: str) -> None:
+        path = self.path_for(name)
+        if not path.exists():
+            entries, _ = self.entries()
+            if any(e.assistant.name == name for e in entries):
+                raise AssistantError(name, ["this is a shipped example; duplicate it to make your own copy"])
+            raise AssistantError(name, ["no assistant of that name in the workspace"])
+        path.unlink()
+
+    def import_yaml(self, path: Path, *, overwrite: bool = False) -> Assistant:
+        """Validate an assistant file and add it to the workspace."""
+        assistant = load_assistant(path)
+        self.save(assistant, overwrite=overwrite)
+        return assistant
+
+    def export_yaml(self, name: str) -> str:
+        return dump_assistant(self.get_by_name(name))

@@ -86,12 +86,22 @@ def test_instructions_that_cannot_fit_say_what_each_part_needs() -> None:
 def test_oldest_turns_are_dropped_first_and_the_question_is_kept() -> None:
     history = []
     for i in range(10):
-        history += [{"role": "user", "content": f"old question {i} " + "w " * 40},
-                    {"role": "assistant", "content": f"old answer {i} " + "w " * 40}]
-    plan = build_prompt(instructions="", question="newest question?", hits=[_hit(1, 30)], history=history,
-                        render_tokens=_render, count_tokens=_count, context_window=700, reserve=100)
+        history += [
+            {"role": "user", "content": f"old question {i} " + "w " * 40},
+            {"role": "assistant", "content": f"old answer {i} " + "w " * 40},
+        ]
+    plan = build_prompt(
+        instructions="",
+        question="newest question?",
+        hits=[_hit(1, 30)],
+        history=history,
+        render_tokens=_render,
+        count_tokens=_count,
+        context_window=700,
+        reserve=100,
+    )
     kept = plan.messages[1:-1]
     assert 0 < len(kept) < len(history) and len(kept) % 2 == 0
-    assert kept == history[-len(kept):]  # the most recent turns, verbatim
+    assert kept == history[-len(kept) :]  # the most recent turns, verbatim
     assert plan.messages[-1]["content"].endswith("Question: newest question?")
     assert plan.passages and plan.prompt_tokens <= 600

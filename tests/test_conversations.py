@@ -1,0 +1,167 @@
+"""Assistant library operations, conversations, follow-ups and the KV cache, on the real parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.services import Services
+from assistants import AssistantError, parse_assistant
+from assistants.chat import retrieval_query
+from ingest import ingest_paths
+from runtime import GenerationParams, GenerationStats, LlamaCppGenerator, resolve_model
+from tests.conftest import FakeEmbedder, make_pdf
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_follow_up_questions_carry_the_previous_question() -> None:
+    assert retrieval_query("How do I sort a vector?", []) == "How do I sort a vector?"
+    assert retrieval_query("And its default?", ["What does read.csv do?"]) == "What does read.csv do? And its default?"
+    assert retrieval_query("What about sorting it?", ["How do I make a vector?"]).startswith("How do I make")
+    assert retrieval_query("Why?", ["How do I make a vector?"]).startswith("How do I make")
+    for own in ("And how often do I water basil?", "Which function reads fixed width files into a data frame?"):
+        assert retrieval_query(own, ["What does read.csv do?"]) == own
+
+
+def test_library_create_duplicate_delete_import_export(home: Path, tmp_path: Path) -> None:
+    svc = Services.create(home, embedder=FakeEmbedder())
+    lib = svc.library
+    a = parse_assistant({"name": "notes", "knowledge": {"collections": ["c"]}}, "t")
+    lib.save(a)
+    with pytest.raises(AssistantError, match="already exists"):
+        lib.save(a)
+    lib.duplicate("notes", "notes-2")
+    with pytest.raises(AssistantError):
+        lib.duplicate("notes", "bad name!")
+    assert {"notes", "notes-2"} <= {e.assistant.name for e in lib.entries()[0]}
+    exported = tmp_path / "n.yaml"
+    exported.write_text(lib.export_yaml("notes-2").replace("notes-2", "notes-3"))
+    assert lib.import_yaml(exported).name == "notes-3"
+    lib.delete("notes-2")
+    with pytest.raises(AssistantError, match="shipped example"):
+        lib.delete("archivist-guide")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {top_p: 3}\nknowledge: {collections: [c]}\n")
+    with pytest.raises(AssistantError, match="model.top_p"):
+        lib.import_yaml(bad)
+    assert not lib.path_for("x").exists()
+
+
+def test_bundle_rebuilds_the_assistant_with_its_documents(home: Path, tmp_path: Path) -> None:
+    from assistants.bundle import export_bundle, import_bundle
+
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    (tmp_path / "owls.txt").write_text("Owls hunt at night.")
+    ingest_paths([tmp_path / "owls.txt"], "birds", svc.store, emb)
+    a = parse_assistant({"name": "birder", "knowledge": {"collections": ["birds"]}}, "t")
+    assert export_bundle(a, svc.store, tmp_path / "b.zip") == 1
+    other = Services.create(tmp_path / "other-machine", embedder=emb)
+    got, results = import_bundle(tmp_path / "b.zip", other.store, emb)
+    assert got == a and [r.status for r in results] == ["added"]
+    assert [d.name for d in other.store.documents("birds")] == ["owls.txt"]
+
+
+def test_schema_command_writes_json_schema(home: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, ARCHIVIST_HOME=str(home))
+    out = tmp_path / "schema.json"
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "assistants", "schema", "-o", str(out)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    schema = json.loads(out.read_text())
+    assert schema["additionalProperties"] is False
+    assert {"name", "instructions", "model", "knowledge", "retrieval", "starters", "refusal", "citation_style"} <= set(
+        schema["properties"]
+    )
+
+
+def test_kv_snapshots_survive_interleaving_and_change_nothing() -> None:
+    path = resolve_model("bundled:smollm2-135m")
+    cached = LlamaCppGenerator(path, context_window=2048)
+    plain = LlamaCppGenerator(path, context_window=2048, cache_bytes=0)
+    p = GenerationParams(max_tokens=16, temperature=0)
+    system = {"role": "system", "content": "You are a careful assistant. " * 10}
+    a1 = [system, {"role": "user", "content": "Tell me about cats."}]
+    first = cached.generate(a1, p)
+    cached.generate([{"role": "user", "content": "Something else entirely about dogs."}], p)  # another conversation
+    a2 = [*a1, {"role": "assistant", "content": first}, {"role": "user", "content": "What do they eat?"}]
+    stats = GenerationStats()
+    second = "".join(cached.stream(a2, p, stats))
+    assert stats.evaluated_tokens < stats.prompt_tokens / 3  # only the new turn was evaluated
+    reference = GenerationStats()
+    assert second == "".join(plain.stream(a2, p, reference))
+    assert reference.evaluated_tokens == reference.prompt_tokens
+
+
+@pytest.mark.slow
+def test_conversation_turns_are_stored_and_follow_ups_are_cheap(
+    home: Path, tmp_path: Path, real_embedder, model_pool
+) -> None:  # type: ignore[no-untyped-def]
+    svc = Services.create(home, embedder=real_embedder)
+    svc.__dict__["models"] = model_pool
+    pdf = make_pdf(
+        tmp_path / "garden.pdf", ["Tomatoes need six hours of sun a day.", "Basil should be watered every morning."]
+    )
+    ingest_paths([pdf], "garden", svc.store, svc.embedder)
+    assistant = parse_assistant(
+        {
+            "name": "gardener",
+            "knowledge": {"collections": ["garden"]},
+            "model": {"max_tokens": 24, "temperature": 0, "context_window": 2048},
+        },
+        "t",
+    )
+    conv = svc.conversations.create("gardener")
+    a1 = svc.conversation.ask(assistant, conv.id, "How much sun do tomatoes need?").result()
+    a2 = svc.conversation.ask(assistant, conv.id, "And how often do I water basil?").result()
+    assert a1.citations[0].page == 1 and a2.citations[0].page == 2
+    assert a2.stats.evaluated_tokens < a2.stats.prompt_tokens  # the first turn came from the KV cache
+    msgs = svc.conversations.messages(conv.id)
+    assert [m.role for m in msgs] == ["user", "assistant", "user", "assistant"]
+    assert msgs[1].completion_tokens > 0 and msgs[1].time_to_first_token is not None
+    assert msgs[1].settings["model"]["max_tokens"] == 24
+    assert msgs[0].prompt_text is not None and "Question: How much sun" in msgs[0].prompt_text
+    svc.conversations.feedback(a2.message_id, -1, "too short")
+    assert svc.conversations.messages(conv.id)[3].feedback == -1
+    svc.conversations.rename(conv.id, "Garden help")
+    md = svc.conversations.export_markdown(conv.id)
+    assert md.startswith("# Garden help") and "garden.pdf, page 2" in md
+    svc.conversations.delete(conv.id)
+    assert svc.conversations.all() == []
+
+
+@pytest.mark.slow
+def test_chat_cli_streams_and_keeps_history(home: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, ARCHIVIST_HOME=str(home), HF_HUB_OFFLINE="1")
+    cli = [sys.executable, "-m", "app.cli"]
+    subprocess.run(
+        [*cli, "ingest", str(ROOT / "docs"), "-c", "archivist-docs", "-q"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    r = subprocess.run(
+        [*cli, "chat", "archivist-guide"],
+        input="Which formats can I ingest?\n/history\n/exit\n",
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "archivist-guide> " in r.stdout and "knowledge.md" in r.stdout
+    assert "you> Which formats can I ingest?" in r.stdout  # /history
+    listed = subprocess.run([*cli, "conversations", "list"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert "archivist-guide\tWhich formats can I ingest?" in listed.stdout
