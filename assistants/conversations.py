@@ -140,6 +140,19 @@ class ConversationStore:
             conv.updated_at = _now()
         return u.id, a.id
 
+    def delete_last_turn(self, conversation_id: int) -> None:
+        """Remove the last question and its answer (to regenerate it)."""
+        with Session(self.engine) as s, s.begin():
+            ids = list(
+                s.scalars(
+                    select(MessageRow.id)
+                    .where(MessageRow.conversation_id == conversation_id)
+                    .order_by(MessageRow.id.desc())
+                    .limit(2)
+                )
+            )
+            s.execute(delete(MessageRow).where(MessageRow.id.in_(ids)))
+
     def feedback(self, message_id: int, value: int, comment: str | None = None) -> None:
         if value not in (1, -1):
             raise ArchivistError("feedback must be +1 (thumbs up) or -1 (thumbs down)")

@@ -1,4 +1,4 @@
-"""The Streamlit app through streamlit.testing, on the real model and embedder."""
+"""The Streamlit app through streamlit.testing, on the real model, embedder and catalog."""
 
 from __future__ import annotations
 
@@ -10,17 +10,73 @@ from streamlit.testing.v1 import AppTest
 MAIN = str(Path(__file__).parent.parent / "app" / "main.py")
 
 
-@pytest.mark.slow
-def test_example_assistant_answers_a_starter_with_a_citation(home: Path) -> None:
-    at = AppTest.from_file(MAIN, default_timeout=240)
+@pytest.fixture(autouse=True)
+def fresh_services() -> None:
+    """The app shares one set of services per process; each test has its own workspace."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+
+
+def _app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=300)
     at.run()
-    assert not at.exception
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.slow
+def test_chat_starter_answers_with_citations_and_is_stored(home: Path) -> None:
+    at = _app()
     assert at.title[0].value.endswith("archivist-guide")
-    starter = next(b for b in at.button if "GPU" in b.label)
-    starter.click().run()
-    assert not at.exception
-    messages = at.chat_message
-    assert [m.name for m in messages] == ["user", "assistant"]
-    labels = [e.label for e in at.expander]
-    assert labels and labels[0].startswith("[1] ") and ".md" in labels[0]
-    assert any("models.md" in label for label in labels)
+    next(b for b in at.button if "GPU" in b.label).click().run()
+    assert not at.exception, at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    labels = [e.label for e in at.expander if e.label.startswith("[")]
+    assert labels and labels[0].startswith("[1] ") and any("models.md" in x for x in labels)
+    assert len(at.feedback) == 1  # thumbs on the stored answer
+    titles = at.sidebar.radio[0].options
+    assert any("GPU" in t for t in titles)  # the conversation is listed
+
+
+@pytest.mark.slow
+def test_builder_creates_an_assistant_and_shows_field_errors(home: Path) -> None:
+    at = _app("ui/assistants.py")
+    assert any(c.value.startswith("**archivist-guide**") for c in at.markdown)  # gallery
+    at.text_input(key="f-name").set_value("bad name!")
+    at.button(key="FormSubmitter:builder-Save assistant").click().run()
+    assert any(e.value.startswith("name:") for e in at.error), [e.value for e in at.error]
+    assert not (home / "assistants").exists() or not list((home / "assistants").glob("*.yaml"))
+    at.text_input(key="f-name").set_value("field-notes")
+    at.multiselect(key="f-collections").set_value(["archivist-docs"])
+    at.button(key="FormSubmitter:builder-Save assistant").click().run()
+    assert not at.exception, at.exception
+    saved = home / "assistants" / "field-notes.yaml"
+    assert saved.exists() and "archivist-docs" in saved.read_text()
+
+
+@pytest.mark.slow
+def test_knowledge_upload_lists_searches_and_deletes(home: Path) -> None:
+    at = _app("ui/knowledge.py")
+    at.selectbox(key="kn-collection").set_value("(new collection)").run()
+    at.text_input(key="kn-new").set_value("notes").run()
+    at.file_uploader(key="kn-files").upload("owls.txt", b"Owls hunt at night and sleep by day.", "text/plain").run()
+    at.button(key="kn-ingest").click().run()
+    assert not at.exception, at.exception
+    assert "owls.txt" in at.dataframe[0].value["document"].tolist()
+    at.text_input(key="kn-query").set_value("when do owls hunt").run()
+    assert any(e.label.startswith("[1] owls.txt") for e in at.expander)
+    at.selectbox(key="kn-victim").set_value("owls.txt")
+    at.checkbox(key="kn-sure").check().run()
+    at.button(key="kn-delete").click().run()
+    assert not at.exception, at.exception
+    assert not at.dataframe
+
+
+@pytest.mark.slow
+def test_settings_shows_workspace_and_models(home: Path) -> None:
+    at = _app("ui/settings.py")
+    text = " ".join(m.value for m in at.markdown)
+    assert str(home) in text and "bundled:smollm2-135m" in text

@@ -119,3 +119,24 @@ def test_index_switches_to_hnsw_and_rebuilds_on_delete(
     s.delete_document("c", "f2.txt")
     assert s.index("c").size == 15
     assert all(h.document != "f2.txt" for h in search(s, fake_embedder, ["c"], "item2x3", 5, mode="dense"))
+
+
+def test_relevance_floor_gives_the_refusal_without_calling_the_model(store: Store, fake_embedder: FakeEmbedder) -> None:
+    from assistants import ChatService, parse_assistant
+
+    class NoModels:
+        def get(self, *a: object, **k: object) -> None:
+            raise AssertionError("the model must not be called")
+
+    chat = ChatService(store, fake_embedder, NoModels())  # type: ignore[arg-type]
+    strict = parse_assistant(
+        {
+            "name": "z",
+            "knowledge": {"collections": ["c"]},
+            "refusal": "Not in my documents.",
+            "retrieval": {"min_score": 0.99},
+        },
+        "t",
+    )
+    answer = chat.ask(strict, "quantum chromodynamics lattice").result()
+    assert answer.refused and answer.text == "Not in my documents." and answer.citations == []

@@ -1,0 +1,205 @@
+"""Assistants: gallery, builder form for every field, import/export, and a live preview chat."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from app.ui.common import services, show_citations
+from assistants import AssistantError, dump_assistant, parse_assistant
+from assistants.bundle import export_bundle, import_bundle
+from runtime.errors import ArchivistError
+from runtime.spec import BUNDLED
+
+svc = services()
+st.title("Assistants")
+entries, errors = svc.library.entries()
+for err in errors:
+    st.warning(str(err))
+
+# ---- gallery ---------------------------------------------------------------------------
+cols = st.columns(3)
+for i, e in enumerate(entries):
+    with cols[i % 3].container(border=True):
+        st.markdown(f"**{e.assistant.name}**  \n{e.assistant.description or '(no description)'}")
+        st.caption(f"{e.source} · {', '.join(e.assistant.knowledge.collections)}")
+        if st.button("Edit", key=f"edit-{e.assistant.name}"):
+            st.session_state["editing"] = e.assistant.name
+
+# ---- import ----------------------------------------------------------------------------
+with st.expander("Import an assistant (YAML, or a bundle .zip with its documents)"):
+    up = st.file_uploader("Assistant file", type=["yaml", "yml", "zip"], key="import-file")
+    overwrite = st.checkbox("Replace an assistant of the same name", key="import-overwrite")
+    if up is not None and st.button("Import", key="import-go"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(up.name).name
+            path.write_bytes(up.getvalue())
+            try:
+                if path.suffix == ".zip":
+                    with st.spinner("Ingesting the bundle's documents..."):
+                        a, results = import_bundle(path, svc.store, svc.embedder)
+                    svc.library.save(a, overwrite=overwrite)
+                    st.success(f"Imported {a.name} with {len(results)} documents")
+                else:
+                    a = svc.library.import_yaml(path, overwrite=overwrite)
+                    st.success(f"Imported {a.name}")
+            except AssistantError as exc:
+                st.error("\n".join(f"- `{p}`" for p in exc.problems))
+
+# ---- builder ---------------------------------------------------------------------------
+names = [e.assistant.name for e in entries]
+choice = st.selectbox(
+    "Edit an assistant, or start a new one",
+    ["(new assistant)", *names],
+    index=(names.index(st.session_state["editing"]) + 1) if st.session_state.get("editing") in names else 0,
+    key="builder-choice",
+)
+base = next((e.assistant for e in entries if e.assistant.name == choice), None)
+d: dict[str, Any] = (
+    base.model_dump(mode="json")
+    if base
+    else {
+        "name": "",
+        "description": "",
+        "instructions": "Answer from the passages and cite them like [1].",
+        "model": {},
+        "knowledge": {"collections": []},
+        "retrieval": {},
+        "starters": [],
+    }
+)
+d.setdefault("model", {})
+d.setdefault("retrieval", {})
+collections = [c for c, _, _ in svc.store.collections()]
+models = [f"bundled:{n}" for n in BUNDLED] + sorted(str(p) for p in (svc.home / "models").rglob("*.gguf"))
+if d["model"].get("path") and d["model"]["path"] not in models:
+    models.append(d["model"]["path"])
+problems: dict[str, list[str]] = st.session_state.get("builder-problems", {})
+
+
+def field_errors(prefix: str) -> None:
+    for path, msgs in problems.items():
+        if path == prefix or path.startswith(prefix + "."):
+            for m in msgs:
+                st.error(f"{path}: {m}", icon=":material/error:")
+
+
+with st.form("builder"):
+    name = st.text_input("Name", d["name"], help="letters, digits, '-', '_' and '.'", key="f-name")
+    field_errors("name")
+    description = st.text_input("Description", d.get("description", ""), key="f-description")
+    instructions = st.text_area("Instructions", d.get("instructions", ""), height=220, key="f-instructions")
+    field_errors("instructions")
+    c1, c2 = st.columns(2)
+    model_path = c1.selectbox("Model", models, index=models.index(d["model"].get("path", models[0])), key="f-model")
+    context = c2.number_input("Context window", 512, 262144, d["model"].get("context_window", 4096), key="f-ctx")
+    temperature = c1.slider("Temperature", 0.0, 2.0, float(d["model"].get("temperature", 0.2)), key="f-temp")
+    top_p = c2.slider("Top p", 0.05, 1.0, float(d["model"].get("top_p", 0.95)), key="f-topp")
+    max_tokens = c1.number_input("Max answer tokens", 1, 32768, d["model"].get("max_tokens", 512), key="f-max")
+    gpu_layers = c2.number_input("GPU layers (-1 = all)", -1, 1000, d["model"].get("gpu_layers", 0), key="f-gpu")
+    field_errors("model")
+    knowledge = st.multiselect(
+        "Knowledge collections",
+        sorted(set(collections) | set(d["knowledge"]["collections"])),
+        d["knowledge"]["collections"],
+        key="f-collections",
+    )
+    field_errors("knowledge")
+    c3, c4 = st.columns(2)
+    modes = ["hybrid", "dense", "keyword"]
+    mode = c3.selectbox("Search mode", modes, index=modes.index(d["retrieval"].get("mode", "hybrid")), key="f-mode")
+    top_k = c4.number_input("Passages per question", 1, 50, d["retrieval"].get("top_k", 5), key="f-topk")
+    floor = c3.number_input(
+        "Relevance floor (0 = off)", 0.0, 1.0, float(d["retrieval"].get("min_score") or 0.0), key="f-floor"
+    )
+    styles = ["numbered", "document-page", "none"]
+    style = c4.selectbox(
+        "Citation style", styles, index=styles.index(d.get("citation_style", "numbered")), key="f-style"
+    )
+    field_errors("retrieval")
+    starters = st.text_area("Conversation starters (one per line)", "\n".join(d.get("starters", [])), key="f-starters")
+    field_errors("starters")
+    refusal = st.text_input(
+        "Refusal when the documents don't answer",
+        d.get("refusal", "The documents I have don't answer that."),
+        key="f-refusal",
+    )
+    saved = st.form_submit_button("Save assistant", type="primary")
+
+draft = {
+    "name": name.strip(),
+    "description": description,
+    "instructions": instructions,
+    "model": {
+        "path": model_path,
+        "context_window": int(context),
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "max_tokens": int(max_tokens),
+        "gpu_layers": int(gpu_layers),
+    },
+    "knowledge": {"collections": knowledge},
+    "retrieval": {"mode": mode, "top_k": int(top_k), "min_score": float(floor) or None},
+    "starters": [s.strip() for s in starters.splitlines() if s.strip()],
+    "citation_style": style,
+    "refusal": refusal,
+}
+if saved:
+    try:
+        a = parse_assistant(draft, "form")
+        svc.library.save(a, overwrite=base is not None and base.name == a.name)
+        st.session_state["builder-problems"] = {}
+        st.session_state["editing"] = a.name
+        st.success(f"Saved {a.name}")
+        st.rerun()
+    except AssistantError as exc:
+        found: dict[str, list[str]] = {}
+        for p in exc.problems:
+            field_path, _, msg = p.partition(": ")
+            found.setdefault(field_path, []).append(msg)
+        st.session_state["builder-problems"] = found
+        st.rerun()
+
+if base is not None:
+    c5, c6, c7 = st.columns(3)
+    c5.download_button("Export YAML", dump_assistant(base), file_name=f"{base.name}.yaml", key="export-yaml")
+    if c6.button("Export bundle", key="export-bundle"):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"{base.name}.zip"
+            export_bundle(base, svc.store, out)
+            st.session_state["bundle"] = (out.name, out.read_bytes())
+    if "bundle" in st.session_state:
+        c6.download_button("Download bundle", st.session_state["bundle"][1], file_name=st.session_state["bundle"][0])
+    new_name = c7.text_input("Duplicate as", f"{base.name}-copy", key="dup-name")
+    if c7.button("Duplicate", key="dup-go"):
+        try:
+            svc.library.duplicate(base.name, new_name)
+            st.session_state["editing"] = new_name
+            st.rerun()
+        except AssistantError as exc:
+            c7.error("\n".join(exc.problems))
+    confirm = st.checkbox(f"Yes, delete {base.name}", key="delete-confirm")
+    if st.button("Delete assistant", disabled=not confirm, key="delete-go"):
+        try:
+            svc.library.delete(base.name)
+            st.session_state.pop("editing", None)
+            st.rerun()
+        except AssistantError as exc:
+            st.error("\n".join(exc.problems))
+
+# ---- live preview ----------------------------------------------------------------------
+st.subheader("Preview")
+st.caption("Ask the assistant as it stands in the form, saved or not.")
+preview_q = st.text_input("Question", key="preview-q")
+if st.button("Ask", key="preview-go") and preview_q.strip():
+    try:
+        stream = svc.chat.ask(parse_assistant(draft, "form"), preview_q)
+        st.write_stream(stream)
+        show_citations([c.to_json() for c in stream.result().citations], key="preview")
+    except AssistantError as exc:
+        st.error("\n".join(exc.problems))
+    except ArchivistError as exc:
+        st.error(str(exc))

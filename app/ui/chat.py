@@ -1,0 +1,95 @@
+"""Chat: pick an assistant, ask, watch the answer stream, check its sources."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui.common import services, show_citations
+from runtime.errors import ArchivistError
+
+svc = services()
+entries, errors = svc.library.entries()
+for err in errors:
+    st.warning(str(err))
+if not entries:
+    st.error("No assistants yet: create one on the Assistants page.")
+    st.stop()
+names = [e.assistant.name for e in entries]
+default = names.index("archivist-guide") if "archivist-guide" in names else 0
+name = st.sidebar.selectbox("Assistant", names, index=default, key="chat-assistant")
+assistant = next(e.assistant for e in entries if e.assistant.name == name)
+
+# conversations of this assistant, newest first
+convs = svc.conversations.all(name)
+conv_key = f"conversation:{name}"
+if st.sidebar.button("New conversation", use_container_width=True) or conv_key not in st.session_state:
+    st.session_state[conv_key] = None
+ids = [None, *[c.id for c in convs]]
+titles: dict[int | None, str] = {None: "(new)", **{c.id: c.title for c in convs}}
+current = st.session_state[conv_key] if st.session_state[conv_key] in ids else None
+picked = st.sidebar.radio("Conversations", ids, index=ids.index(current), format_func=lambda i: titles[i])
+st.session_state[conv_key] = picked
+if picked is not None:
+    with st.sidebar.expander("Manage this conversation"):
+        title = st.text_input("Title", titles[picked], key=f"title-{picked}")
+        if st.button("Rename", key=f"rename-{picked}") and title.strip():
+            svc.conversations.rename(picked, title.strip())
+            st.rerun()
+        st.download_button(
+            "Export Markdown",
+            svc.conversations.export_markdown(picked),
+            file_name=f"conversation-{picked}.md",
+            key=f"export-{picked}",
+        )
+        if st.button("Delete", key=f"delete-{picked}", type="primary"):
+            svc.conversations.delete(picked)
+            st.session_state[conv_key] = None
+            st.rerun()
+
+st.title(f":books: {assistant.name}")
+if assistant.description:
+    st.caption(assistant.description)
+
+messages = svc.conversations.messages(picked) if picked is not None else []
+for m in messages:
+    with st.chat_message(m.role):
+        st.markdown(m.text)
+        if m.role == "assistant":
+            show_citations(m.citations, key=f"m{m.id}")
+            vote = st.feedback("thumbs", key=f"fb-{m.id}")
+            if vote is not None and (1 if vote == 1 else -1) != m.feedback:
+                svc.conversations.feedback(m.id, 1 if vote == 1 else -1)
+
+question = st.chat_input("Ask a question about the documents")
+if not messages and assistant.starters:
+    cols = st.columns(len(assistant.starters))
+    for col, starter in zip(cols, assistant.starters, strict=True):
+        if col.button(starter, key=f"starter:{starter}"):
+            question = starter
+if messages and messages[-1].role == "assistant" and st.button("Regenerate last answer"):
+    last_q = messages[-2].text
+    svc.conversations.delete_last_turn(picked)  # type: ignore[arg-type]
+    question = last_q
+    messages = messages[:-2]
+
+if question:
+    if picked is None:
+        picked = svc.conversations.create(name).id
+        st.session_state[conv_key] = picked
+    with st.chat_message("user"):
+        st.markdown(question)
+    with st.chat_message("assistant"):
+        try:
+            stream = svc.conversation.ask(assistant, picked, question)
+            st.write_stream(stream)
+            answer = stream.result()
+        except ArchivistError as exc:
+            st.error(str(exc))
+            st.stop()
+        show_citations([c.to_json() for c in answer.citations], key="live")
+        t = answer.stats.time_to_first_token
+        st.caption(
+            f"first token {t or 0:.2f}s · {answer.stats.completion_tokens} tokens · "
+            f"{answer.stats.evaluated_tokens}/{answer.stats.prompt_tokens} prompt tokens evaluated"
+        )
+    st.rerun()

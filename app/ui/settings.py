@@ -1,0 +1,52 @@
+"""Settings: where the workspace is, which models exist and which are loaded, disk used."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui.common import services
+from runtime.cpu import cpu_flags, physical_cores
+from runtime.spec import BUNDLED
+
+svc = services()
+st.title("Settings")
+st.markdown(f"**Workspace:** `{svc.home}` (set `ARCHIVIST_HOME` or `--home` to move it)")
+
+
+def size(path) -> int:  # type: ignore[no-untyped-def]
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Catalog", f"{size(svc.home) and (svc.home / 'archivist.db').stat().st_size / 2**20:,.1f} MB")
+c2.metric("Indexes", f"{size(svc.home / 'indexes') / 2**20:,.1f} MB")
+c3.metric("Originals", f"{size(svc.home / 'files') / 2**20:,.1f} MB")
+c4.metric("Models", f"{size(svc.home / 'models') / 2**20:,.1f} MB")
+
+st.subheader("Models")
+found = [f"bundled:{n}" for n in BUNDLED] + sorted(str(p) for p in (svc.home / "models").rglob("*.gguf"))
+st.markdown("\n".join(f"- `{m}`" for m in found))
+loaded = svc.models.loaded()
+if loaded:
+    st.markdown("**Loaded now:**")
+    st.dataframe(
+        [
+            {
+                "file": k.path.name,
+                "context window": k.context_window,
+                "threads": k.n_threads,
+                "GPU layers": k.gpu_layers,
+            }
+            for k in loaded
+        ],
+        hide_index=True,
+    )
+else:
+    st.caption("No model loaded yet: the first question loads one.")
+st.markdown(
+    f"**Threads:** defaults to the physical core count here, {physical_cores()}; set `model.threads` per assistant.  \n"
+    f"**GPU layers:** `model.gpu_layers` per assistant (-1 = all); needs llama.cpp built with CUDA, Metal or Vulkan "
+    f"(`ARCHIVIST_LLAMA_BACKEND=cuda make setup`).  \n"
+    f"**Embedder:** {svc.store.embedder} ({svc.store.dim} dimensions, "
+    f"{'bfloat16' if 'avx512_bf16' in cpu_flags() else 'float32'} on this CPU)"
+)
