@@ -78,7 +78,7 @@ def search(args: argparse.Namespace) -> int:
         return 0
     for n, h in enumerate(hits, start=1):
         where = f"page {h.page}" if h.page else "-"
-        print(f"[{n}] {h.document} {where} score={h.score:.3f}")
+        print(f"[{n}] {h.document} {where} score={h.score:.3f} relevance={h.similarity:.2f}")
         print("    " + h.text[:300].replace("\n", " ") + ("..." if len(h.text) > 300 else ""))
     return 0
 
@@ -142,7 +142,7 @@ def ask(args: argparse.Namespace) -> int:
         print("\nSources:")
         for c in answer.citations:
             where = f", page {c.page}" if c.page else ""
-            print(f"  [{c.n}] {c.document}{where} (score {c.score:.2f}){'' if c.cited else ' (not cited)'}")
+            print(f"  [{c.n}] {c.document}{where} (relevance {c.similarity:.2f}){'' if c.cited else ' (not cited)'}")
     return 0
 
 
@@ -221,6 +221,8 @@ def ui(args: argparse.Namespace) -> int:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
     env = None
     if args.home:

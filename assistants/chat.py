@@ -35,10 +35,12 @@ class Citation:
     score: float
     text: str
     cited: bool  # the answer refers to it as [n]
+    similarity: float = 0.0  # cosine of question and passage, whatever the search mode
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["score"] = round(float(self.score), 4)
+        d["similarity"] = round(float(self.similarity), 4)
         return d
 
 
@@ -167,7 +169,18 @@ class ChatService:
         def finish(text: str) -> Answer:
             cited = {int(n) for n in _CITE.findall(text)}
             cites = [
-                Citation(n, h.document, h.collection, h.page, h.page_end, h.chunk_id, h.score, h.text, n in cited)
+                Citation(
+                    n,
+                    h.document,
+                    h.collection,
+                    h.page,
+                    h.page_end,
+                    h.chunk_id,
+                    h.score,
+                    h.text,
+                    n in cited,
+                    h.similarity,
+                )
                 for n, h in enumerate(plan.passages, start=1)
             ]
             return Answer(text.strip(), cites, False, stats, retrieval_time, plan.user_content)

@@ -46,7 +46,7 @@ if picked is not None:
             st.session_state[conv_key] = None
             st.rerun()
 
-st.title(f":books: {assistant.name}")
+st.title(assistant.name)
 if assistant.description:
     st.caption(assistant.description)
 

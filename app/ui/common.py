@@ -41,7 +41,7 @@ def show_citations(citations: list[dict[str, Any]], key: str) -> None:
     svc = services()
     for c in citations:
         page = f", page {c['page']}" if c.get("page") else ""
-        label = f"[{c['n']}] {c['document']}{page} · score {float(c['score']):.2f}"
+        label = f"[{c['n']}] {c['document']}{page} · relevance {float(c.get('similarity', c['score'])):.2f}"
         with st.expander(label):
             st.markdown(highlight(str(c["text"])))
             doc = next((d for d in svc.store.documents(c["collection"]) if d.name == c["document"]), None)
