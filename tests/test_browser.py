@@ -64,7 +64,11 @@ def app_url(home: Path) -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(15)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 @pytest.mark.slow
