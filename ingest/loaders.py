@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.errors import IngestError, UnsupportedFileError
+from ingest.hidden import pdf_page_text, strip_invisible_unicode
 from ingest.types import LoadedDocument, Page
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
@@ -61,26 +62,41 @@ def _control_ratio(sample: bytes) -> float:
     return bad / len(sample)
 
 
-def load_bytes(data: bytes, name: str, *, max_pages: int = 5000) -> LoadedDocument:
+def load_bytes(data: bytes, name: str, *, max_pages: int = 5000, drop_hidden: bool = True) -> LoadedDocument:
     """Parse `data` (the content of the file called `name`) into pages."""
     if not data.strip():
         raise IngestError(f"{name}: file is empty")
     fmt = sniff(data, name)
-    return _LOADERS[fmt](data, name, max_pages)
+    doc = _LOADERS[fmt](data, name, max_pages, drop_hidden)
+    return _strip_invisible(doc, drop_hidden)
 
 
-def _load_text(data: bytes, name: str, _max_pages: int) -> LoadedDocument:
+def _strip_invisible(doc: LoadedDocument, drop: bool) -> LoadedDocument:
+    """Invisible Unicode (tag characters, zero-width, bidi controls) out of every page, with a warning."""
+    pages: list[Page] = []
+    for page in doc.pages:
+        text, found = strip_invisible_unicode(page.text)
+        if found:
+            where = f"page {page.number}" if page.number else "text"
+            kinds = ", ".join(f"{n} {kind}" for kind, n in found.items())
+            doc.warnings.append(f"{where}: invisible Unicode {'removed' if drop else 'found'} ({kinds})")
+        pages.append(Page(page.number, text) if drop else page)
+    doc.pages = pages
+    return doc
+
+
+def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
     text, warning = decode_text(data, name)
     return LoadedDocument(name, "text", [Page(None, _normalize(text))], [warning] if warning else [])
 
 
-def _load_markdown(data: bytes, name: str, _max_pages: int) -> LoadedDocument:
-    doc = _load_text(data, name, _max_pages)
+def _load_markdown(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
+    doc = _load_text(data, name, _max_pages, _drop)
     doc.format = "markdown"
     return doc
 
 
-def _load_pdf(data: bytes, name: str, max_pages: int) -> LoadedDocument:
+def _load_pdf(data: bytes, name: str, max_pages: int, drop_hidden: bool) -> LoadedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -97,9 +113,15 @@ def _load_pdf(data: bytes, name: str, max_pages: int) -> LoadedDocument:
         raise IngestError(f"{name}: PDF has {n:,} pages; the limit is {max_pages:,}")
     pages: list[Page] = []
     empty: list[int] = []
+    hidden_warnings: list[str] = []
     for i, page in enumerate(reader.pages, start=1):
         try:
-            text = _normalize(page.extract_text() or "")
+            raw, hidden = pdf_page_text(page, drop_hidden)
+            text = _normalize(raw)
+            for kind, n in hidden.items():
+                hidden_warnings.append(
+                    f"page {i}: hidden text {'removed' if drop_hidden else 'found'} ({kind}, {n} characters)"
+                )
         except Exception as exc:  # pypdf raises many types on damaged pages
             raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
         if not text.strip():
@@ -108,14 +130,18 @@ def _load_pdf(data: bytes, name: str, max_pages: int) -> LoadedDocument:
     warnings = [f"no text on pages {_ranges(empty)}, scanned?"] if empty else []
     if len(empty) == n:
         raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
-    return LoadedDocument(name, "pdf", pages, warnings)
+    return LoadedDocument(name, "pdf", pages, warnings + hidden_warnings)
 
 
-def _load_html(data: bytes, name: str, _max_pages: int) -> LoadedDocument:
+def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
     from ingest.html import html_to_text
 
     text, warning = decode_text(data, name)
-    return LoadedDocument(name, "html", [Page(None, html_to_text(text))], [warning] if warning else [])
+    visible, hidden = html_to_text(text, drop_hidden=drop_hidden)
+    warnings = [warning] if warning else []
+    for kind, n in hidden.items():
+        warnings.append(f"hidden HTML text {'removed' if drop_hidden else 'found'} ({kind}, {n} characters)")
+    return LoadedDocument(name, "html", [Page(None, visible)], warnings)
 
 
 def _normalize(text: str) -> str:
@@ -136,7 +162,7 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(out)
 
 
-_LOADERS: dict[str, Callable[[bytes, str, int], LoadedDocument]] = {
+_LOADERS: dict[str, Callable[[bytes, str, int, bool], LoadedDocument]] = {
     "pdf": _load_pdf,
     "html": _load_html,
     "markdown": _load_markdown,

@@ -22,6 +22,8 @@ class IngestLimits:
 
     max_file_bytes: int = 200 * 1024 * 1024
     max_pages: int = 5000
+    # policy for text a reader cannot see: drop it from the chunks (and warn), or keep it (and warn)
+    hidden_text: str = "drop"
 
 
 @dataclass
@@ -168,7 +170,7 @@ def ingest_bytes(
     if known is not None and known.status == "ready" and known.name == name:
         return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings)
     try:
-        doc = load_bytes(data, name, max_pages=limits.max_pages)
+        doc = load_bytes(data, name, max_pages=limits.max_pages, drop_hidden=limits.hidden_text != "keep")
     except IngestError as exc:
         store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=size, error=str(exc))
         raise
