@@ -49,7 +49,7 @@ def chunk_document(
     heading_stack: list[tuple[int, str]] = []
     chunks: list[ChunkDraft] = []
     for page in doc.pages:
-        units = _units(page.text, doc.format in ("markdown", "html"), heading_stack)
+        units = _units(page.text, doc.format in ("markdown", "html", "docx"), heading_stack)
         units = _split_long(page.text, units, count, limit)
         for start, end, heading in _pack(units, limit, settings.overlap_tokens):
             text = page.text[start:end]

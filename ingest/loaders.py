@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.hidden import pdf_page_text, strip_invisible_unicode
 from ingest.types import LoadedDocument, Page
 
+SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text"
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 
 
@@ -18,24 +20,42 @@ def sniff(data: bytes, name: str) -> str:
     """The format of `data`: 'pdf', 'markdown' or 'text'; raises for anything else."""
     if data.startswith(b"%PDF-") or data[:1024].lstrip().startswith(b"%PDF-"):
         return "pdf"
+    if data.startswith(b"PK\x03\x04"):
+        if b"word/" in data[:200_000]:
+            return "docx"
+        raise UnsupportedFileError(
+            f"{name}: unsupported file type: the content is a ZIP archive that is not a DOCX; supported: {SUPPORTED}"
+        )
     for magic, kind in (
-        (b"PK\x03\x04", "a ZIP archive (DOCX, XLSX, ...)"),
         (b"\x89PNG", "a PNG image"),
         (b"\xff\xd8\xff", "a JPEG image"),
         (b"GIF8", "a GIF image"),
         (b"\x7fELF", "an executable"),
     ):
         if data.startswith(magic):
-            raise UnsupportedFileError(
-                f"{name}: unsupported file type: the content is {kind}; supported: PDF, HTML, Markdown, plain text"
-            )
+            raise UnsupportedFileError(f"{name}: unsupported file type: the content is {kind}; supported: {SUPPORTED}")
     text, _ = decode_text(data[:4096], name)  # raises if the bytes are not text
     head = text.lstrip()[:1024].lower()
     if head.startswith(("<!doctype html", "<html")) or (
         "<html" in head and "<body" in data[:65536].decode("latin-1").lower()
     ):
         return "html"
-    return "markdown" if Path(name).suffix.lower() in MARKDOWN_SUFFIXES else "text"
+    suffix = Path(name).suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix == ".json" or (head[:1] in ("{", "[") and suffix not in MARKDOWN_SUFFIXES and _is_json(data)):
+        return "json"
+    return "markdown" if suffix in MARKDOWN_SUFFIXES else "text"
+
+
+def _is_json(data: bytes) -> bool:
+    import json
+
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
 
 
 def decode_text(data: bytes, name: str) -> tuple[str, str | None]:
@@ -47,7 +67,7 @@ def decode_text(data: bytes, name: str) -> tuple[str, str | None]:
     sample = data[:65536]
     if b"\x00" in sample or _control_ratio(sample) > 0.05:
         raise UnsupportedFileError(
-            f"{name}: unsupported file type: the content is binary, not text; supported: PDF, HTML, Markdown, plain text"
+            f"{name}: unsupported file type: the content is binary, not text; supported: {SUPPORTED}"
         )
     try:
         return data.decode("utf-8"), None
@@ -62,27 +82,41 @@ def _control_ratio(sample: bytes) -> float:
     return bad / len(sample)
 
 
-def load_bytes(data: bytes, name: str, *, max_pages: int = 5000, drop_hidden: bool = True) -> LoadedDocument:
+def load_bytes(
+    data: bytes, name: str, *, max_pages: int = 5000, drop_hidden: bool = True, password: str | None = None
+) -> LoadedDocument:
     """Parse `data` (the content of the file called `name`) into pages."""
+    fmt, pages, warnings = iter_pages(data, name, max_pages=max_pages, drop_hidden=drop_hidden, password=password)
+    doc = LoadedDocument(name, fmt, list(pages), warnings)
+    return doc
+
+
+def iter_pages(
+    data: bytes, name: str, *, max_pages: int = 5000, drop_hidden: bool = True, password: str | None = None
+) -> tuple[str, Iterator[Page], list[str]]:
+    """The format, the pages as they are parsed, and the warnings (complete once the pages are)."""
     if not data.strip():
         raise IngestError(f"{name}: file is empty")
     fmt = sniff(data, name)
-    doc = _LOADERS[fmt](data, name, max_pages, drop_hidden)
-    return _strip_invisible(doc, drop_hidden)
+    warnings: list[str] = []
+    if fmt == "pdf":
+        pages = _pdf_pages(data, name, max_pages, drop_hidden, password, warnings)
+    else:
+        doc = _LOADERS[fmt](data, name, max_pages, drop_hidden)
+        warnings.extend(doc.warnings)
+        pages = iter(doc.pages)
+    return fmt, _without_invisible(pages, drop_hidden, warnings), warnings
 
 
-def _strip_invisible(doc: LoadedDocument, drop: bool) -> LoadedDocument:
+def _without_invisible(pages: Iterator[Page], drop: bool, warnings: list[str]) -> Iterator[Page]:
     """Invisible Unicode (tag characters, zero-width, bidi controls) out of every page, with a warning."""
-    pages: list[Page] = []
-    for page in doc.pages:
+    for page in pages:
         text, found = strip_invisible_unicode(page.text)
         if found:
             where = f"page {page.number}" if page.number else "text"
             kinds = ", ".join(f"{n} {kind}" for kind, n in found.items())
-            doc.warnings.append(f"{where}: invisible Unicode {'removed' if drop else 'found'} ({kinds})")
-        pages.append(Page(page.number, text) if drop else page)
-    doc.pages = pages
-    return doc
+            warnings.append(f"{where}: invisible Unicode {'removed' if drop else 'found'} ({kinds})")
+        yield Page(page.number, text) if drop else page
 
 
 def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
@@ -96,41 +130,56 @@ def _load_markdown(data: bytes, name: str, _max_pages: int, _drop: bool) -> Load
     return doc
 
 
-def _load_pdf(data: bytes, name: str, max_pages: int, drop_hidden: bool) -> LoadedDocument:
+def _pdf_pages(
+    data: bytes, name: str, max_pages: int, drop_hidden: bool, password: str | None, warnings: list[str]
+) -> Iterator[Page]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise IngestError(f"{name}: the PDF is encrypted; give its password")
+        if reader.is_encrypted:
+            if not password:
+                if not reader.decrypt(""):
+                    raise IngestError(f"{name}: the PDF is encrypted; give its password (--password)")
+            elif not reader.decrypt(password):
+                raise IngestError(f"{name}: the password does not open this encrypted PDF")
         n = len(reader.pages)
     except IngestError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise IngestError(f"{name}: not a readable PDF ({exc})") from exc
+    except Exception as exc:  # pypdf raises many types on damaged files
+        raise IngestError(f"{name}: not a readable PDF ({type(exc).__name__}: {exc})") from exc
     if n > max_pages:
         raise IngestError(f"{name}: PDF has {n:,} pages; the limit is {max_pages:,}")
-    pages: list[Page] = []
+    return _pdf_page_iter(reader, name, n, drop_hidden, warnings, PdfReadError)
+
+
+def _pdf_page_iter(
+    reader: Any, name: str, n: int, drop_hidden: bool, warnings: list[str], read_error: type[Exception]
+) -> Iterator[Page]:
+    from pypdf.errors import LimitReachedError
+
     empty: list[int] = []
     hidden_warnings: list[str] = []
     for i, page in enumerate(reader.pages, start=1):
         try:
             raw, hidden = pdf_page_text(page, drop_hidden)
-            text = _normalize(raw)
-            for kind, n in hidden.items():
-                hidden_warnings.append(
-                    f"page {i}: hidden text {'removed' if drop_hidden else 'found'} ({kind}, {n} characters)"
-                )
+        except LimitReachedError as exc:
+            raise IngestError(f"{name}: page {i} exceeds a decompression limit ({exc})") from exc
         except Exception as exc:  # pypdf raises many types on damaged pages
             raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
+        text = _normalize(raw)
+        for kind, count in hidden.items():
+            verb = "removed" if drop_hidden else "found"
+            hidden_warnings.append(f"page {i}: hidden text {verb} ({kind}, {count} characters)")
         if not text.strip():
             empty.append(i)
-        pages.append(Page(i, text))
-    warnings = [f"no text on pages {_ranges(empty)}, scanned?"] if empty else []
+        yield Page(i, text)
     if len(empty) == n:
         raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
-    return LoadedDocument(name, "pdf", pages, warnings + hidden_warnings)
+    if empty:
+        warnings.append(f"no text on pages {_ranges(empty)}, scanned?")
+    warnings.extend(hidden_warnings)
 
 
 def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
@@ -142,6 +191,26 @@ def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> Lo
     for kind, n in hidden.items():
         warnings.append(f"hidden HTML text {'removed' if drop_hidden else 'found'} ({kind}, {n} characters)")
     return LoadedDocument(name, "html", [Page(None, visible)], warnings)
+
+
+def _load_docx(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
+    from ingest.office import docx_text
+
+    return LoadedDocument(name, "docx", [Page(None, docx_text(data, name))], [])
+
+
+def _load_csv(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
+    from ingest.office import csv_text
+
+    text, warning = decode_text(data, name)
+    return LoadedDocument(name, "csv", [Page(None, csv_text(_normalize(text)))], [warning] if warning else [])
+
+
+def _load_json(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
+    from ingest.office import json_text
+
+    text, warning = decode_text(data, name)
+    return LoadedDocument(name, "json", [Page(None, json_text(text))], [warning] if warning else [])
 
 
 def _normalize(text: str) -> str:
@@ -163,9 +232,11 @@ def _ranges(numbers: list[int]) -> str:
 
 
 _LOADERS: dict[str, Callable[[bytes, str, int, bool], LoadedDocument]] = {
-    "pdf": _load_pdf,
     "html": _load_html,
+    "docx": _load_docx,
+    "csv": _load_csv,
+    "json": _load_json,
     "markdown": _load_markdown,
     "text": _load_text,
 }
-SUPPORTED_SUFFIXES = {".pdf", ".txt", ".text", ".html", ".htm", *MARKDOWN_SUFFIXES}
+SUPPORTED_SUFFIXES = {".pdf", ".docx", ".txt", ".text", ".html", ".htm", ".csv", ".tsv", ".json", *MARKDOWN_SUFFIXES}

@@ -8,12 +8,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ingest.chunk import ChunkSettings, chunk_document
-from ingest.embed import Embedder
+from ingest.embed import Embedder, Vectors
 from ingest.errors import IngestError
-from ingest.loaders import SUPPORTED_SUFFIXES, load_bytes
+from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.store import Store
+from ingest.types import ChunkDraft, LoadedDocument
+from ingest.worker import ParseLimits, parse_in_worker
 from runtime.errors import ArchivistError
+
+EMBED_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,9 @@ class IngestLimits:
 
     max_file_bytes: int = 200 * 1024 * 1024
     max_pages: int = 5000
+    parse_timeout_s: float = 600.0
+    parse_memory_mb: int = 2048
+    password: str | None = None
     # policy for text a reader cannot see: drop it from the chunks (and warn), or keep it (and warn)
     hidden_text: str = "drop"
 
@@ -169,16 +178,14 @@ def ingest_bytes(
     known = store.find(collection, sha)
     if known is not None and known.status == "ready" and known.name == name:
         return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings)
+    parse = ParseLimits(
+        limits.parse_timeout_s, limits.parse_memory_mb, limits.max_pages, limits.hidden_text != "keep", limits.password
+    )
     try:
-        doc = load_bytes(data, name, max_pages=limits.max_pages, drop_hidden=limits.hidden_text != "keep")
+        doc, drafts, vectors = _parse_chunk_embed(data, name, embedder, chunking, parse, notify)
     except IngestError as exc:
         store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=size, error=str(exc))
         raise
-    drafts = chunk_document(doc, embedder.count_tokens, embedder.max_tokens, chunking)
-    if not drafts:
-        raise IngestError(f"{name}: no text to index")
-    notify("embedding", len(drafts))
-    vectors = embedder.embed([d.text for d in drafts])
     _keep_original(store.home, data, sha, Path(name).suffix)
     pages = len(doc.pages) if doc.format == "pdf" else None
     _, replaced = store.add_document(
@@ -193,6 +200,45 @@ def ingest_bytes(
         vectors=vectors,
     )
     return FileResult(str(path), "replaced" if replaced else "added", len(drafts), pages, doc.warnings)
+
+
+def _parse_chunk_embed(
+    data: bytes,
+    name: str,
+    embedder: Embedder,
+    chunking: ChunkSettings | None,
+    parse: ParseLimits,
+    notify: Callable[..., None],
+) -> tuple[LoadedDocument, list[ChunkDraft], Vectors]:
+    """Pages stream in from the parser process; each batch is chunked and embedded while the
+    parser works on the next, so parsing overlaps embedding."""
+    info, batches = parse_in_worker(data, name, parse)
+    doc = LoadedDocument(name, info.format, [])
+    drafts: list[ChunkDraft] = []
+    parts: list[Vectors] = []
+    pending: list[ChunkDraft] = []
+
+    def flush() -> None:
+        if pending:
+            parts.append(embedder.embed([d.text for d in pending]))
+            drafts.extend(pending)
+            pending.clear()
+            notify("embedding", len(drafts))
+
+    for batch in batches:
+        doc.pages.extend(batch)
+        pending.extend(
+            chunk_document(
+                LoadedDocument(name, info.format, batch), embedder.count_tokens, embedder.max_tokens, chunking
+            )
+        )
+        if len(pending) >= EMBED_BATCH:
+            flush()
+    flush()
+    doc.warnings = list(info.warnings or [])
+    if not drafts:
+        raise IngestError(f"{name}: no text to index")
+    return doc, drafts, np.vstack(parts)
 
 
 def _keep_original(home: Path, data: bytes, sha: str, suffix: str) -> None:

@@ -1,0 +1,160 @@
+"""Parsing in a child process that can be killed: a time limit and a memory limit per file.
+
+Pages stream back in batches while the parent chunks and embeds the ones already received,
+so parsing overlaps embedding. A hostile file (a decompression bomb, a parser loop) costs at
+most the limits and one child process; the parent, and the rest of the batch, go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ingest.errors import IngestError
+from ingest.types import Page
+
+BATCH_PAGES = 16
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Per-file limits on the parser."""
+
+    timeout_s: float = 600.0
+    memory_mb: int = 2048
+    max_pages: int = 5000
+    drop_hidden: bool = True
+    password: str | None = None
+
+
+def _child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> None:
+    """Runs in the child: parse and send ('start', fmt), ('pages', [...])..., ('done', warnings) or ('error', msg)."""
+    import resource
+
+    try:
+        cap = limits.memory_mb * 2**20
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (cap + _vm_size(), hard))
+    except (ValueError, OSError):
+        pass
+    from ingest.loaders import iter_pages
+
+    try:
+        fmt, pages, warnings = iter_pages(
+            data, name, max_pages=limits.max_pages, drop_hidden=limits.drop_hidden, password=limits.password
+        )
+        conn.send(("start", fmt))
+        batch: list[tuple[int | None, str]] = []
+        for page in pages:
+            batch.append((page.number, page.text))
+            if len(batch) >= BATCH_PAGES:
+                conn.send(("pages", batch))
+                batch = []
+        if batch:
+            conn.send(("pages", batch))
+        conn.send(("done", warnings))
+    except IngestError as exc:
+        conn.send(("error", str(exc)))
+    except MemoryError:
+        conn.send(("error", f"{name}: parsing needed more than the memory limit of {limits.memory_mb:,} MB"))
+    except Exception as exc:
+        conn.send(("error", f"{name}: could not be parsed ({type(exc).__name__}: {exc})"))
+    finally:
+        conn.close()
+
+
+def _vm_size() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            import os
+
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+_CTX: Any = None
+_CTX_LOCK = threading.Lock()
+
+
+def _context() -> Any:
+    """A forkserver context: children start from a clean interpreter, not a copy of one with
+    model threads running."""
+    global _CTX
+    with _CTX_LOCK:
+        if _CTX is None:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["ingest.loaders"])
+            _CTX = ctx
+        return _CTX
+
+
+@dataclass
+class ParseStream:
+    """Pages of one file as the child parses them; `format` and `warnings` are set along the way."""
+
+    name: str
+    format: str = ""
+    warnings: list[str] | None = None
+
+
+def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseStream, Iterator[list[Page]]]:
+    """Start parsing `data` in a child process; returns the stream info and an iterator of page batches.
+
+    Raises IngestError (naming the file and the limit) for a timeout, a crash or a parse error."""
+    ctx = _context()
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, data, name, limits), daemon=True)
+    proc.start()
+    child.close()
+    deadline = time.monotonic() + limits.timeout_s
+    info = ParseStream(name)
+
+    def receive() -> Any:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                raise IngestError(f"{name}: parsing took longer than the limit of {limits.timeout_s:,.0f} s")
+            if parent.poll(min(left, 0.5)):
+                try:
+                    return parent.recv()
+                except EOFError:
+                    proc.join(5)
+                    code = proc.exitcode
+                    raise IngestError(
+                        f"{name}: the parser stopped (exit code {code}); the file may exceed the memory limit "
+                        f"of {limits.memory_mb:,} MB or be damaged"
+                    ) from None
+            elif not proc.is_alive() and not parent.poll(0):
+                raise IngestError(f"{name}: the parser stopped (exit code {proc.exitcode})")
+
+    def batches() -> Iterator[list[Page]]:
+        try:
+            while True:
+                kind, payload = receive()
+                if kind == "pages":
+                    yield [Page(n, t) for n, t in payload]
+                elif kind == "done":
+                    info.warnings = list(payload)
+                    return
+                elif kind == "error":
+                    raise IngestError(payload)
+        finally:
+            parent.close()
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+
+    kind, payload = receive()
+    if kind == "error":
+        parent.close()
+        proc.join(5)
+        raise IngestError(payload)
+    info.format = payload
+    return info, batches()
