@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from ingest.types import ChunkDraft, LoadedDocument
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
+MAX_WORD_CHARS = 64
+MAX_CHARS_PER_TOKEN = 12  # real text averages 4-6; more means words the tokenizer collapsed
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -125,7 +127,7 @@ def _split_long(text: str, units: list[_Unit], count: TokenCounter, limit: int) 
     out: list[_Unit] = []
     for u, n in zip(units, counts, strict=True):
         u.tokens = n
-        if n <= limit:
+        if n <= limit and u.end - u.start <= limit * MAX_CHARS_PER_TOKEN:
             out.append(u)
             continue
         words = _word_pieces(text[u.start : u.end], count, limit)
@@ -143,7 +145,13 @@ def _split_long(text: str, units: list[_Unit], count: TokenCounter, limit: int) 
 
 def _word_pieces(text: str, count: TokenCounter, limit: int) -> list[tuple[int, int]]:
     """Word spans; a "word" longer than the limit (a huge line without spaces) is cut into character runs."""
-    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    # a "word" longer than MAX_WORD_CHARS (minified data, a line with no spaces) is cut into runs first:
+    # WordPiece turns any word over 100 characters into a single [UNK], hiding its real size
+    words = [
+        (s, min(s + MAX_WORD_CHARS, m.end()))
+        for m in re.finditer(r"\S+", text)
+        for s in range(m.start(), m.end(), MAX_WORD_CHARS)
+    ]
     counts = count([text[a:b] for a, b in words])
     out: list[tuple[int, int]] = []
     for (a, b), n in zip(words, counts, strict=True):

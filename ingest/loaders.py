@@ -163,6 +163,7 @@ def _pdf_page_iter(
     hidden_warnings: list[str] = []
     for i, page in enumerate(reader.pages, start=1):
         try:
+            page.get_contents()  # extract_text would hide a stream over the decompression limit
             raw, hidden = pdf_page_text(page, drop_hidden)
         except LimitReachedError as exc:
             raise IngestError(f"{name}: page {i} exceeds a decompression limit ({exc})") from exc
