@@ -1,0 +1,25 @@
+"""Helper for the crash test: ingest files into a workspace with the fake embedder, slowly enough
+that a SIGKILL lands mid-ingest. Usage: python tests/crash_ingest.py HOME FILE..."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ingest import Store, ingest_paths
+from tests.conftest import FakeEmbedder
+
+
+class SlowFakeEmbedder(FakeEmbedder):
+    def embed(self, texts, batch_size=64):  # type: ignore[no-untyped-def]
+        time.sleep(0.002 * len(texts))
+        return super().embed(texts, batch_size)
+
+
+if __name__ == "__main__":
+    emb = SlowFakeEmbedder()
+    store = Store(Path(sys.argv[1]), emb.name, emb.dim)
+    ingest_paths(sys.argv[2:], "crash", store, emb)
