@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--chunk-tokens", type=int, default=ChunkSettings.chunk_tokens)
     c.add_argument("--overlap-tokens", type=int, default=ChunkSettings.overlap_tokens)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    c.add_argument("--password", help="password of encrypted PDFs")
+    c.add_argument(
+        "--keep-hidden-text",
+        action="store_true",
+        help="keep text a reader cannot see in the chunks (it is still reported)",
+    )
+    c.add_argument("--max-mb", type=float, default=200, help="largest file accepted, in MB")
+    c.add_argument("--parse-timeout", type=float, default=600, help="seconds allowed to parse one file")
     c.set_defaults(func=commands.ingest)
 
     c = sub.add_parser("search", help="show the passages a query retrieves")

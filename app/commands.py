@@ -11,7 +11,7 @@ from typing import Any
 
 from app.cli import services
 from ingest.chunk import ChunkSettings
-from ingest.pipeline import IngestReport, Progress, ingest_paths
+from ingest.pipeline import IngestLimits, IngestReport, Progress, ingest_paths
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -21,18 +21,24 @@ def ingest(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=0, unit="file", file=sys.stderr)
-    chunks_done = 0
+    chunks_done = pages_done = 0
+    current = (0, 0)  # chunks and pages of the file in progress
 
     def progress(p: Progress) -> None:
-        nonlocal chunks_done
+        nonlocal chunks_done, pages_done, current
         if bar is None:
             return
         bar.total = p.files
         if p.stage in ("done", "failed", "unchanged"):
             chunks_done += p.chunks
+            pages_done += current[1]
+            current = (0, 0)
             bar.update(1)
-        rate = chunks_done / max(bar.format_dict["elapsed"], 1e-9)
-        bar.set_postfix_str(f"{p.name} [{p.stage}] chunks={chunks_done} ({rate:.0f}/s)")
+        elif p.stage == "embedding":
+            current = (p.chunks, p.pages)
+        chunks = chunks_done + current[0]
+        rate = chunks / max(bar.format_dict["elapsed"], 1e-9)
+        bar.set_postfix_str(f"{p.name} pages={pages_done + current[1]} chunks={chunks} ({rate:.0f} chunks/s)")
 
     report = ingest_paths(
         args.paths,
@@ -40,6 +46,12 @@ def ingest(args: argparse.Namespace) -> int:
         svc.store,
         svc.embedder,
         chunking=ChunkSettings(args.chunk_tokens, args.overlap_tokens),
+        limits=IngestLimits(
+            max_file_bytes=int(args.max_mb * 2**20),
+            parse_timeout_s=args.parse_timeout,
+            password=args.password,
+            hidden_text="keep" if args.keep_hidden_text else "drop",
+        ),
         progress=progress,
     )
     if bar is not None:

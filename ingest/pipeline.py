@@ -67,6 +67,7 @@ class Progress:
     name: str
     stage: str  # reading | embedding | done | failed | unchanged
     chunks: int = 0
+    pages: int = 0
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -113,9 +114,9 @@ def ingest_paths(
 
 
 def _notifier(progress: ProgressCallback | None, i: int, n: int, name: str) -> Callable[..., None]:
-    def notify(stage: str, chunks: int = 0) -> None:
+    def notify(stage: str, chunks: int = 0, pages: int = 0) -> None:
         if progress is not None:
-            progress(Progress(i, n, name, stage, chunks))
+            progress(Progress(i, n, name, stage, chunks, pages))
 
     return notify
 
@@ -223,7 +224,7 @@ def _parse_chunk_embed(
             parts.append(embedder.embed([d.text for d in pending]))
             drafts.extend(pending)
             pending.clear()
-            notify("embedding", len(drafts))
+            notify("embedding", len(drafts), len(doc.pages))
 
     for batch in batches:
         doc.pages.extend(batch)
