@@ -13,7 +13,7 @@ import numpy as np
 from ingest.chunk import ChunkSettings, chunk_document
 from ingest.embed import Embedder, Vectors
 from ingest.errors import IngestError
-from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.loaders import SUPPORTED_SUFFIXES, sniff
 from ingest.store import Store
 from ingest.types import ChunkDraft, LoadedDocument
 from ingest.worker import ParseLimits, parse_in_worker
@@ -183,6 +183,9 @@ def ingest_bytes(
         limits.parse_timeout_s, limits.parse_memory_mb, limits.max_pages, limits.hidden_text != "keep", limits.password
     )
     try:
+        if not data.strip():
+            raise IngestError(f"{name}: file is empty")
+        sniff(data, name)  # an unsupported type is refused before a parser process is started
         doc, drafts, vectors = _parse_chunk_embed(data, name, embedder, chunking, parse, notify)
     except IngestError as exc:
         store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=size, error=str(exc))

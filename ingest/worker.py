@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, UnsupportedFileError
 from ingest.types import Page
 
 BATCH_PAGES = 16
@@ -58,6 +58,8 @@ def _child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> Non
         if batch:
             conn.send(("pages", batch))
         conn.send(("done", warnings))
+    except UnsupportedFileError as exc:
+        conn.send(("unsupported", str(exc)))
     except IngestError as exc:
         conn.send(("error", str(exc)))
     except MemoryError:
@@ -145,6 +147,8 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
                     return
                 elif kind == "error":
                     raise IngestError(payload)
+                elif kind == "unsupported":
+                    raise UnsupportedFileError(payload)
         finally:
             parent.close()
             if proc.is_alive():
@@ -152,9 +156,9 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
             proc.join(5)
 
     kind, payload = receive()
-    if kind == "error":
+    if kind in ("error", "unsupported"):
         parent.close()
         proc.join(5)
-        raise IngestError(payload)
+        raise (UnsupportedFileError if kind == "unsupported" else IngestError)(payload)
     info.format = payload
     return info, batches()

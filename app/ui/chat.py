@@ -22,7 +22,7 @@ assistant = next(e.assistant for e in entries if e.assistant.name == name)
 # conversations of this assistant, newest first
 convs = svc.conversations.all(name)
 conv_key = f"conversation:{name}"
-if st.sidebar.button("New conversation", use_container_width=True) or conv_key not in st.session_state:
+if st.sidebar.button("New conversation", width="stretch") or conv_key not in st.session_state:
     st.session_state[conv_key] = None
 ids = [None, *[c.id for c in convs]]
 titles: dict[int | None, str] = {None: "(new)", **{c.id: c.title for c in convs}}

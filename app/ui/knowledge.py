@@ -30,7 +30,7 @@ if files and st.button(f"Ingest {len(files)} file(s) into {name}", type="primary
             st.error(f"{f.name}: file is {len(data) / 2**20:,.1f} MB; the limit is {UPLOAD_LIMIT_MB} MB")
             continue
 
-        def notify(stage: str, chunks: int = 0, bar=bar, f=f) -> None:  # type: ignore[no-untyped-def]
+        def notify(stage: str, chunks: int = 0, pages: int = 0, *, bar=bar, f=f) -> None:  # type: ignore[no-untyped-def]
             bar.progress({"reading": 0.1, "embedding": 0.5}.get(stage, 1.0), text=f"{f.name}: {stage}")
 
         try:
@@ -60,7 +60,7 @@ if docs:
             for d in docs
         ]
     )
-    st.dataframe(table, hide_index=True, use_container_width=True)
+    st.dataframe(table, hide_index=True, width="stretch")
     c3, c4 = st.columns(2)
     victim = c3.selectbox("Document", [d.name for d in docs], key="kn-victim")
     sure = c3.checkbox(f"Yes, delete {victim}", key="kn-sure")
