@@ -21,7 +21,8 @@ class _Snapshot:
     data: bytes
 
 
-def _prefix(a: Any, b: list[int]) -> int:
+def common_prefix(a: Any, b: list[int]) -> int:
+    """Length of the common prefix of two token sequences."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if int(x) != y:
@@ -69,12 +70,12 @@ class KVCache:
         evaluated and the logits are fresh. Returns the reusable prefix length."""
         import llama_cpp
 
-        live = _prefix(llm._input_ids[: llm.n_tokens], tokens)
+        live = common_prefix(llm._input_ids[: llm.n_tokens], tokens)
         best, best_len = None, live
         for snap in self._items.values():
             if len(snap.tokens) >= len(tokens) or len(snap.tokens) <= best_len:
                 continue
-            if _prefix(snap.tokens, tokens) == len(snap.tokens):
+            if common_prefix(snap.tokens, tokens) == len(snap.tokens):
                 best, best_len = snap, len(snap.tokens)
         if best is None:
             return live

@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import ArchivistError, ContextOverflowError
+from runtime.errors import ContextOverflowError
 from runtime.fifo import FifoLock
-from runtime.kvcache import KVCache
+from runtime.kvcache import KVCache, common_prefix
 from runtime.protocol import GenerationParams, GenerationStats, Message
 
 _FALLBACK_TEMPLATE = (
@@ -103,7 +103,7 @@ class LlamaCppGenerator:
                 llm.reset()  # type: ignore[no-untyped-call]
             else:
                 self.cache.restore_best(llm, tokens)
-            stats.evaluated_tokens = len(tokens) - _common_prefix(llm._input_ids[: llm.n_tokens], tokens)
+            stats.evaluated_tokens = len(tokens) - common_prefix(llm._input_ids[: llm.n_tokens], tokens)
             if stats.evaluated_tokens == 0:
                 stats.evaluated_tokens = 1  # llama.cpp re-evaluates the last token to get fresh logits
             if params.seed is not None:
@@ -158,16 +158,3 @@ class LlamaCppGenerator:
     def raw(self) -> Any:
         """The underlying `llama_cpp.Llama` (benchmarks and tests only)."""
         return self._llm
-
-
-def _common_prefix(a: Any, b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if int(x) != y:
-            break
-        n += 1
-    return n
-
-
-class ModelLoadError(ArchivistError):
-    """llama.cpp could not load a model file."""
