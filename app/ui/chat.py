@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.ui.common import services, show_citations
+from app.ui.common import highlight, safe_markdown, services, show_citations, stream_markdown
 from runtime.errors import ArchivistError
 
 svc = services()
@@ -53,7 +53,7 @@ if assistant.description:
 messages = svc.conversations.messages(picked) if picked is not None else []
 for m in messages:
     with st.chat_message(m.role):
-        st.markdown(m.text)
+        st.markdown(safe_markdown(m.text) if m.role == "assistant" else highlight(m.text))
         if m.role == "assistant":
             show_citations(m.citations, key=f"m{m.id}")
             vote = st.feedback("thumbs", key=f"fb-{m.id}")
@@ -77,11 +77,11 @@ if question:
         picked = svc.conversations.create(name).id
         st.session_state[conv_key] = picked
     with st.chat_message("user"):
-        st.markdown(question)
+        st.markdown(highlight(question))
     with st.chat_message("assistant"):
         try:
             stream = svc.conversation.ask(assistant, picked, question)
-            st.write_stream(stream)
+            stream_markdown(stream)
             answer = stream.result()
         except ArchivistError as exc:
             st.error(str(exc))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import streamlit as st
@@ -21,6 +23,30 @@ def services() -> Services:
     svc = Services.create()
     ensure_example_knowledge(svc)
     return svc
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)]*)\)")
+_AUTOLINK = re.compile(r"<(https?://[^>]+)>")
+
+
+def safe_markdown(text: str) -> str:
+    """Model text as Markdown without what could leak a conversation: images (fetched on render)
+    and links (clicked by mistake) become plain text. Raw HTML is never rendered anyway."""
+    text = _IMAGE.sub(lambda m: f"[image: {m.group(1)}]", text)
+    text = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
+    return _AUTOLINK.sub(lambda m: m.group(1).replace("://", "\u200b://"), text)
+
+
+def stream_markdown(pieces: Iterable[str]) -> str:
+    """Show a streamed answer as it grows, made safe at every step; returns the whole text."""
+    box = st.empty()
+    text = ""
+    for piece in pieces:
+        text += piece
+        box.markdown(safe_markdown(text) + " ▌")
+    box.markdown(safe_markdown(text))
+    return text
 
 
 def highlight(text: str, start: int | None = None, end: int | None = None) -> str:
