@@ -8,11 +8,14 @@ most the limits and one child process; the parent, and the rest of the batch, go
 from __future__ import annotations
 
 import multiprocessing as mp
-import threading
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from ingest.errors import IngestError, UnsupportedFileError
@@ -32,7 +35,7 @@ class ParseLimits:
     password: str | None = None
 
 
-def _child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> None:
+def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> None:
     """Runs in the child: parse and send ('start', fmt), ('pages', [...])..., ('done', warnings) or ('error', msg)."""
     import resource
 
@@ -80,20 +83,22 @@ def _vm_size() -> int:
         return 0
 
 
-_CTX: Any = None
-_CTX_LOCK = threading.Lock()
+def _start_child() -> tuple[Any, subprocess.Popen[bytes]]:
+    """A fresh interpreter running this module: nothing of the parent (model threads, the caller's
+    __main__) is copied or re-run in it."""
+    parent, child = mp.Pipe(duplex=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.parse_child", str(child.fileno())],
+        pass_fds=(child.fileno(),),
+        cwd=_ROOT,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))),
+        stdin=subprocess.DEVNULL,
+    )
+    child.close()
+    return parent, proc
 
 
-def _context() -> Any:
-    """A forkserver context: children start from a clean interpreter, not a copy of one with
-    model threads running."""
-    global _CTX
-    with _CTX_LOCK:
-        if _CTX is None:
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["ingest.loaders"])
-            _CTX = ctx
-        return _CTX
+_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass
@@ -109,11 +114,12 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
     """Start parsing `data` in a child process; returns the stream info and an iterator of page batches.
 
     Raises IngestError (naming the file and the limit) for a timeout, a crash or a parse error."""
-    ctx = _context()
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, data, name, limits), daemon=True)
-    proc.start()
-    child.close()
+    parent, proc = _start_child()
+    try:
+        parent.send((data, name, limits))
+    except OSError as exc:
+        proc.kill()
+        raise IngestError(f"{name}: the parser process could not start ({exc})") from None
     deadline = time.monotonic() + limits.timeout_s
     info = ParseStream(name)
 
@@ -127,14 +133,13 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
                 try:
                     return parent.recv()
                 except EOFError:
-                    proc.join(5)
-                    code = proc.exitcode
+                    code = _wait(proc)
                     raise IngestError(
                         f"{name}: the parser stopped (exit code {code}); the file may exceed the memory limit "
                         f"of {limits.memory_mb:,} MB or be damaged"
                     ) from None
-            elif not proc.is_alive() and not parent.poll(0):
-                raise IngestError(f"{name}: the parser stopped (exit code {proc.exitcode})")
+            elif proc.poll() is not None and not parent.poll(0):
+                raise IngestError(f"{name}: the parser stopped (exit code {proc.returncode})")
 
     def batches() -> Iterator[list[Page]]:
         try:
@@ -151,14 +156,22 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
                     raise UnsupportedFileError(payload)
         finally:
             parent.close()
-            if proc.is_alive():
+            if proc.poll() is None:
                 proc.kill()
-            proc.join(5)
+            _wait(proc)
 
     kind, payload = receive()
     if kind in ("error", "unsupported"):
         parent.close()
-        proc.join(5)
+        _wait(proc)
         raise (UnsupportedFileError if kind == "unsupported" else IngestError)(payload)
     info.format = payload
     return info, batches()
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int | None:
+    try:
+        return proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(5)
