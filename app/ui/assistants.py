@@ -100,6 +100,9 @@ with st.form("builder"):
     top_p = c2.slider("Top p", 0.05, 1.0, float(d["model"].get("top_p", 0.95)), key="f-topp")
     max_tokens = c1.number_input("Max answer tokens", 1, 32768, d["model"].get("max_tokens", 512), key="f-max")
     gpu_layers = c2.number_input("GPU layers (-1 = all)", -1, 1000, d["model"].get("gpu_layers", 0), key="f-gpu")
+    threads = c1.number_input(
+        "CPU threads (0 = physical cores)", 0, 512, d["model"].get("threads") or 0, key="f-threads"
+    )
     field_errors("model")
     knowledge = st.multiselect(
         "Knowledge collections",
@@ -118,6 +121,9 @@ with st.form("builder"):
     styles = ["numbered", "document-page", "none"]
     style = c4.selectbox(
         "Citation style", styles, index=styles.index(d.get("citation_style", "numbered")), key="f-style"
+    )
+    reranker = st.text_input(
+        "Reranker: cross-encoder path or hub id (optional)", d["retrieval"].get("reranker") or "", key="f-reranker"
     )
     field_errors("retrieval")
     starters = st.text_area("Conversation starters (one per line)", "\n".join(d.get("starters", [])), key="f-starters")
