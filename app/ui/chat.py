@@ -80,7 +80,8 @@ if question:
         st.markdown(highlight(question))
     with st.chat_message("assistant"):
         try:
-            stream = svc.conversation.ask(assistant, picked, question)
+            with st.spinner("Searching the documents (the first question also loads the model)..."):
+                stream = svc.conversation.ask(assistant, picked, question)
             stream_markdown(stream)
             answer = stream.result()
         except ArchivistError as exc:
