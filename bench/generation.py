@@ -68,7 +68,8 @@ def main() -> None:
     from llama_cpp import Llama
 
     path = resolve_model(args.model)
-    gen = LlamaCppGenerator(path, context_window=2048, n_threads=args.threads)
+    # no KV snapshots: every run evaluates the prompt from scratch, like the raw loop
+    gen = LlamaCppGenerator(path, context_window=2048, n_threads=args.threads, cache_bytes=0)
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
         llm = Llama(str(path), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
     tokens = gen.tokenize_prompt(MESSAGES)
