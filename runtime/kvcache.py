@@ -66,23 +66,28 @@ class KVCache:
     def restore_best(self, llm: Any, tokens: list[int]) -> int:
         """Load the snapshot sharing the longest prefix with `tokens` if it beats the live context.
 
-        Only snapshots strictly shorter than the prompt are used, so at least one token is
-        evaluated and the logits are fresh. Returns the reusable prefix length."""
+        A snapshot may hold more than the shared prefix (another conversation of the same
+        assistant shares only the instructions): llama-cpp-python's generate() then drops the
+        rest of the KV cache and evaluates the prompt from the shared prefix on. Returns the
+        reusable prefix length."""
         import llama_cpp
 
         live = common_prefix(llm._input_ids[: llm.n_tokens], tokens)
         best, best_len = None, live
         for snap in self._items.values():
-            if len(snap.tokens) >= len(tokens) or len(snap.tokens) <= best_len:
+            if len(snap.tokens) <= best_len:
                 continue
-            if common_prefix(snap.tokens, tokens) == len(snap.tokens):
-                best, best_len = snap, len(snap.tokens)
+            shared = min(common_prefix(snap.tokens, tokens), len(tokens) - 1)
+            if shared > best_len:
+                best, best_len = snap, shared
         if best is None:
             return live
         buf = (ctypes.c_uint8 * len(best.data)).from_buffer_copy(best.data)
         llama_cpp.llama_state_set_data(llm._ctx.ctx, buf, len(best.data))
         llm.n_tokens = len(best.tokens)
         llm.input_ids[: len(best.tokens)] = best.tokens
+        if hasattr(llm, "_requires_eval"):
+            llm._requires_eval = True  # the restored logits are not fresh
         self._items.move_to_end(best.tokens)
         self.restores += 1
         return best_len

@@ -165,3 +165,19 @@ def test_chat_cli_streams_and_keeps_history(home: Path, tmp_path: Path) -> None:
     assert "you> Which formats can I ingest?" in r.stdout  # /history
     listed = subprocess.run([*cli, "conversations", "list"], env=env, cwd=ROOT, capture_output=True, text=True)
     assert "archivist-guide\tWhich formats can I ingest?" in listed.stdout
+
+
+def test_a_new_conversation_reuses_the_assistants_instructions_prefix() -> None:
+    path = resolve_model("bundled:smollm2-135m")
+    gen = LlamaCppGenerator(path, context_window=2048)
+    p = GenerationParams(max_tokens=8, temperature=0)
+    system = {"role": "system", "content": "You are the harbor assistant. Answer briefly and cite. " * 8}
+    gen.generate([system, {"role": "user", "content": "When is the lens cleaned?"}], p)
+    gen.generate([{"role": "user", "content": "An unrelated request from another assistant."}], p)
+    stats = GenerationStats()
+    new_conv = [system, {"role": "user", "content": "Where do puffins nest?"}]
+    out = "".join(gen.stream(new_conv, p, stats))
+    system_tokens = len(gen.tokenize_prompt([system]))
+    assert stats.evaluated_tokens <= stats.prompt_tokens - system_tokens + 8  # the instructions were not re-read
+    reference = LlamaCppGenerator(path, context_window=2048, cache_bytes=0)
+    assert out == reference.generate(new_conv, p)
