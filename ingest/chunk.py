@@ -53,12 +53,17 @@ def chunk_document(
     for page in doc.pages:
         units = _units(page.text, doc.format in ("markdown", "html", "docx"), heading_stack)
         units = _split_long(page.text, units, count, limit)
-        for start, end, heading in _pack(units, limit, settings.overlap_tokens):
+        for start, end, heading, estimate in _pack(units, limit, settings.overlap_tokens):
             text = page.text[start:end]
-            chunks.append(ChunkDraft(text, page.number, page.number, heading, start, end, 0))
+            chunks.append(ChunkDraft(text, page.number, page.number, heading, start, end, estimate))
     if not chunks:
         return []
-    exact = count([c.text for c in chunks])
+    # WordPiece counts add up across the whitespace the pieces were split at, so the packed sum is
+    # the count to within a token or two; only chunks near the embedder's limit are counted again.
+    near = [i for i, c in enumerate(chunks) if c.n_tokens * 1.25 + 4 > max_tokens]
+    exact = [c.n_tokens for c in chunks]
+    for i, n in zip(near, count([chunks[i].text for i in near]) if near else [], strict=True):
+        exact[i] = n
     out: list[ChunkDraft] = []
     for c, n in zip(chunks, exact, strict=True):
         if n <= max_tokens:
@@ -163,16 +168,16 @@ def _word_pieces(text: str, count: TokenCounter, limit: int) -> list[tuple[int, 
     return out
 
 
-def _pack(units: list[_Unit], limit: int, overlap: int) -> list[tuple[int, int, str]]:
+def _pack(units: list[_Unit], limit: int, overlap: int) -> list[tuple[int, int, str, int]]:
     """Greedy packing of consecutive units; the next chunk repeats the last units up to `overlap` tokens."""
-    chunks: list[tuple[int, int, str]] = []
+    chunks: list[tuple[int, int, str, int]] = []
     i = 0
     while i < len(units):
         j, total = i, 0
         while j < len(units) and (j == i or (total + units[j].tokens <= limit and not units[j].breaks_before)):
             total += units[j].tokens
             j += 1
-        chunks.append((units[i].start, units[j - 1].end, units[i].heading))
+        chunks.append((units[i].start, units[j - 1].end, units[i].heading, total))
         if j >= len(units):
             break
         # step back over trailing units for overlap, but always advance
