@@ -7,6 +7,7 @@ most the limits and one child process; the parent, and the rest of the batch, go
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import subprocess
@@ -39,12 +40,10 @@ def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> 
     """Runs in the child: parse and send ('start', fmt), ('pages', [...])..., ('done', warnings) or ('error', msg)."""
     import resource
 
-    try:
-        # The embedder is the costly stage and runs in the parent on every core: the parser takes
-        # the cycles it leaves idle, so parsing overlaps embedding instead of slowing it down.
+    # The embedder is the costly stage and runs in the parent on every core: the parser takes
+    # the cycles it leaves idle, so parsing overlaps embedding instead of slowing it down.
+    with contextlib.suppress(OSError):
         os.nice(10)
-    except OSError:
-        pass
     try:
         cap = limits.memory_mb * 2**20
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
