@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -54,7 +54,6 @@ class FusionSettings:
     dense_weight: float = 1.0
     keyword_weight: float = 0.5
     candidates: int = 50  # taken from each list before fusing
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def search(
@@ -92,9 +91,8 @@ def search(
     if reranker is not None and hits:
         pool = hits[: max(k * 3, 20)]
         scores = reranker.score(query, [h.text for h in pool])
-        hits = [
-            _replace_score(h, s) for s, h in sorted(zip(scores, pool, strict=True), key=lambda x: x[0], reverse=True)
-        ]
+        ranked_pool = sorted(zip(scores, pool, strict=True), key=lambda x: x[0], reverse=True)
+        hits = [replace(h, score=float(s)) for s, h in ranked_pool]
     return hits[:k]
 
 
@@ -151,12 +149,6 @@ def _allowed_ids(store: Store, collection: str, where: SearchFilter) -> list[int
 def _hit(c: StoredChunk, score: float, qv: Any) -> Hit:
     sim = float(np.frombuffer(c.embedding, dtype=np.float32) @ qv) if c.embedding else 0.0
     return Hit(c.id, c.document, c.collection, c.page, c.page_end, c.heading, c.text, score, c.start, c.end, sim)
-
-
-def _replace_score(h: Hit, score: float) -> Hit:
-    d = asdict(h)
-    d["score"] = float(score)
-    return Hit(**d)
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
