@@ -6,7 +6,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,10 +60,16 @@ class Answer:
 class AnswerStream:
     """Iterate for the answer's text pieces; `answer` is complete once the iteration ends."""
 
-    def __init__(self, pieces: Iterator[str], finish: Any) -> None:
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer]) -> None:
         self._pieces, self._finish = pieces, finish
+        self._then: list[Callable[[Answer], None]] = []
         self.answer: Answer | None = None
         self._parts: list[str] = []
+
+    def then(self, callback: Callable[[Answer], None]) -> AnswerStream:
+        """Run `callback` on the finished answer (e.g. to store it) before `answer` is set."""
+        self._then.append(callback)
+        return self
 
     def __iter__(self) -> Iterator[str]:
         if self.answer is not None:
@@ -71,7 +77,10 @@ class AnswerStream:
         for piece in self._pieces:
             self._parts.append(piece)
             yield piece
-        self.answer = self._finish("".join(self._parts))
+        answer = self._finish("".join(self._parts))
+        for callback in self._then:
+            callback(answer)
+        self.answer = answer
 
     def result(self) -> Answer:
         """Consume what is left and return the answer."""
@@ -189,28 +198,8 @@ class ChatService:
 
 
 _ANAPHORA = frozenset(
-    [
-        "it",
-        "its",
-        "it's",
-        "this",
-        "that",
-        "these",
-        "those",
-        "they",
-        "them",
-        "their",
-        "there",
-        "he",
-        "she",
-        "his",
-        "her",
-        "such",
-        "same",
-        "one",
-        "ones",
-    ]
-)
+    "it its it's this that these those they them their there he she his her such same one ones".split()
+)  # noqa: SIM905
 
 
 def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:
@@ -246,11 +235,9 @@ class ConversationService:
         """Answer the next question of a conversation; the turn is stored once the answer is complete."""
         past, questions = self.history(conversation_id)
         stream = self.chat.ask(assistant, question, past, query=retrieval_query(question, questions))
-        finish = stream._finish
         settings = assistant.model_dump(mode="json", include={"model", "retrieval", "citation_style"})
 
-        def store(text: str) -> Answer:
-            answer: Answer = finish(text)
+        def store(answer: Answer) -> None:
             s = answer.stats
             user = {"text": question, "prompt_text": answer.user_content or question}
             reply = {
@@ -264,7 +251,5 @@ class ConversationService:
                 "settings_json": json.dumps(settings),
             }
             _, answer.message_id = self.conversations.add_turn(conversation_id, user, reply)
-            return answer
 
-        stream._finish = store
-        return stream
+        return stream.then(store)

@@ -17,7 +17,10 @@ MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 
 
 def sniff(data: bytes, name: str) -> str:
-    """The format of `data`: 'pdf', 'markdown' or 'text'; raises for anything else."""
+    """The format of `data` (pdf, docx, html, csv, json, markdown, text); raises for an empty file
+    or anything unsupported."""
+    if not data or data.isspace():  # isspace: no copy of a large file, unlike strip()
+        raise IngestError(f"{name}: file is empty")
     if data.startswith(b"%PDF-") or data[:1024].lstrip().startswith(b"%PDF-"):
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
@@ -95,8 +98,6 @@ def iter_pages(
     data: bytes, name: str, *, max_pages: int = 5000, drop_hidden: bool = True, password: str | None = None
 ) -> tuple[str, Iterator[Page], list[str]]:
     """The format, the pages as they are parsed, and the warnings (complete once the pages are)."""
-    if not data.strip():
-        raise IngestError(f"{name}: file is empty")
     fmt = sniff(data, name)
     warnings: list[str] = []
     if fmt == "pdf":

@@ -134,11 +134,7 @@ def _ingest_one(
         raise IngestError(f"{path}: no such file")
     if not path.is_file():
         raise IngestError(f"{path}: not a regular file")
-    size = path.stat().st_size
-    if size > limits.max_file_bytes:
-        raise IngestError(
-            f"{path.name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB"
-        )
+    _check_size(path.stat().st_size, path.name, limits)  # before reading it into memory
     return ingest_bytes(
         path.read_bytes(),
         path.name,
@@ -171,10 +167,7 @@ def ingest_bytes(
     notify = notify or (lambda *_a, **_k: None)
     path = Path(label or name)
     size = len(data)
-    if size > limits.max_file_bytes:
-        raise IngestError(
-            f"{name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB"
-        )
+    _check_size(size, name, limits)
     sha = hashlib.sha256(data).hexdigest()
     known = store.find(collection, sha)
     if known is not None and known.status == "ready" and known.name == name:
@@ -183,9 +176,7 @@ def ingest_bytes(
         limits.parse_timeout_s, limits.parse_memory_mb, limits.max_pages, limits.hidden_text != "keep", limits.password
     )
     try:
-        if not data.strip():
-            raise IngestError(f"{name}: file is empty")
-        sniff(data, name)  # an unsupported type is refused before a parser process is started
+        sniff(data, name)  # an empty or unsupported file is refused before a parser process is started
         doc, drafts, vectors = _parse_chunk_embed(data, name, embedder, chunking, parse, notify)
     except IngestError as exc:
         store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=size, error=str(exc))
@@ -204,6 +195,13 @@ def ingest_bytes(
         vectors=vectors,
     )
     return FileResult(str(path), "replaced" if replaced else "added", len(drafts), pages, doc.warnings)
+
+
+def _check_size(size: int, name: str, limits: IngestLimits) -> None:
+    if size > limits.max_file_bytes:
+        raise IngestError(
+            f"{name}: file is {size / 2**20:,.1f} MB; the limit is {limits.max_file_bytes / 2**20:,.0f} MB"
+        )
 
 
 def _parse_chunk_embed(
