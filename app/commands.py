@@ -77,7 +77,7 @@ def search(args: argparse.Namespace) -> int:
     from retriever.search import search as run_search
 
     svc = services(args)
-    if args.collection not in {c for c, _, _ in svc.store.collections()}:
+    if args.collection not in svc.store.collection_names():
         from runtime.errors import ArchivistError
 
         raise ArchivistError(f"no collection named {args.collection!r}; ingest files with --collection first")

@@ -198,8 +198,28 @@ class ChatService:
 
 
 _ANAPHORA = frozenset(
-    "it its it's this that these those they them their there he she his her such same one ones".split()
-)  # noqa: SIM905
+    [
+        "it",
+        "its",
+        "it's",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "them",
+        "their",
+        "there",
+        "he",
+        "she",
+        "his",
+        "her",
+        "such",
+        "same",
+        "one",
+        "ones",
+    ]
+)
 
 
 def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:

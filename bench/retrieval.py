@@ -162,7 +162,7 @@ def main() -> None:
             f"collection: {total:,} chunks ({copy} copies of {total // copy:,} unique) stored in "
             f"{time.perf_counter() - t0:.0f}s at {home}"
         )
-    size = store.index("bench").size if "bench" in {c for c, _, _ in store.collections()} else 0
+    size = store.index("bench").size if "bench" in store.collection_names() else 0
     if not size:
         if args.approx:
             approx_recall(args.approx, emb.dim)

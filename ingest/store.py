@@ -96,6 +96,11 @@ class Store:
             ).all()
         return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
+    def collection_names(self) -> set[str]:
+        """Names of the existing collections (cheap: no counts)."""
+        with self.sessions() as s:
+            return set(s.scalars(select(Collection.name)))
+
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:
         with self.sessions() as s:
             q = select(Document, Collection.name).join(Collection).order_by(Collection.name, Document.name)

@@ -96,7 +96,7 @@ def evaluate(
     fusion: FusionSettings | None = None,
 ) -> EvalResult:
     """Run every question through `search` and score the ranking."""
-    if collection not in {c for c, _, _ in store.collections()}:
+    if collection not in store.collection_names():
         raise ArchivistError(f"no collection named {collection!r}; ingest the documents first")
     k = max(k, 10)
     search(store, embedder, [collection], "warm up", 1, mode=mode)

@@ -109,8 +109,9 @@ def _dense(
     store: Store, collections: Sequence[str], qv: Any, n: int, where: SearchFilter | None
 ) -> list[tuple[int, float]]:
     found: list[tuple[int, float]] = []
+    known = store.collection_names()
     for name in collections:
-        if name not in _known_collections(store):
+        if name not in known:
             continue
         allowed = _allowed_ids(store, name, where) if where is not None and where.active else None
         scores, ids = store.index(name).search(qv, n, allowed)
@@ -130,10 +131,6 @@ def _keyword(store: Store) -> SqliteKeywordIndex:
         if store not in _KEYWORD:
             _KEYWORD[store] = SqliteKeywordIndex(store.engine)
         return _KEYWORD[store]
-
-
-def _known_collections(store: Store) -> set[str]:
-    return {name for name, _, _ in store.collections()}
 
 
 def _allowed_ids(store: Store, collection: str, where: SearchFilter) -> list[int]:

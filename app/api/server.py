@@ -25,6 +25,7 @@ from assistants.errors import AssistantError
 from assistants.schema import Assistant
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.pipeline import IngestLimits, ingest_bytes
+from ingest.store import check_collection_name
 from retriever.search import search
 from runtime.errors import ArchivistError, ContextOverflowError, ModelNotFoundError
 from runtime.protocol import Message
@@ -64,9 +65,6 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1)
     k: int = Field(5, ge=1, le=100)
     mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
-
-
-COLLECTION = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def is_loopback(host: str) -> bool:
@@ -251,8 +249,10 @@ def create_app(
         }
 
     def known_collection(name: str) -> str:
-        if not re.match(COLLECTION, name):
-            raise ApiError(400, f"collection name {name!r} must match {COLLECTION}", param="collection")
+        try:
+            check_collection_name(name)  # the store's own rule: names become folder names
+        except IngestError as exc:
+            raise ApiError(400, str(exc), param="collection") from None
         return name
 
     @app.get("/v1/collections")
@@ -297,7 +297,7 @@ def create_app(
 
     @app.post("/v1/collections/{collection}/search")
     def search_collection(collection: str, req: SearchRequest, _key: Auth) -> dict[str, Any]:
-        if known_collection(collection) not in {n for n, _, _ in services.store.collections()}:
+        if known_collection(collection) not in services.store.collection_names():
             raise ApiError(404, f"no collection named {collection!r}", param="collection")
         hits = search(services.store, services.embedder, [collection], req.query, req.k, mode=req.mode)
         return {"hits": [h.to_json() for h in hits]}

@@ -73,7 +73,7 @@ d: dict[str, Any] = (
 )
 d.setdefault("model", {})
 d.setdefault("retrieval", {})
-collections = [c for c, _, _ in svc.store.collections()]
+collections = sorted(svc.store.collection_names())
 models = [f"bundled:{n}" for n in BUNDLED] + sorted(str(p) for p in (svc.home / "models").rglob("*.gguf"))
 if d["model"].get("path") and d["model"]["path"] not in models:
     models.append(d["model"]["path"])

@@ -11,7 +11,7 @@ from retriever import search
 
 svc = services()
 st.title("Knowledge")
-collections = [c for c, _, _ in svc.store.collections()]
+collections = sorted(svc.store.collection_names())
 c1, c2 = st.columns([2, 1])
 picked = c1.selectbox("Collection", [*collections, "(new collection)"], key="kn-collection")
 name = c2.text_input("New collection name", key="kn-new") if picked == "(new collection)" else picked
