@@ -67,13 +67,32 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--collection", "-c", required=True)
     c.add_argument("--mode", default="dense,keyword,hybrid", help="one or more of dense,keyword,hybrid")
     c.add_argument("--k", type=int, default=10)
+    c.add_argument(
+        "--answers",
+        action="store_true",
+        help="also check, per question, whether a supporting quote contains the set's evidence",
+    )
+    c.add_argument(
+        "--generate",
+        action="store_true",
+        help="with --answers: generate each answer with ASSISTANT's model and run the grounding check",
+    )
+    c.add_argument("--assistant", help="with --answers: use this assistant's retrieval and model settings")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.evaluate)
 
     c = sub.add_parser("ask", help="ask an assistant one question")
     c.add_argument("assistant", help="assistant name or YAML file")
     c.add_argument("question")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="answer, citations, quotes and per-sentence support as JSON")
+    c.add_argument(
+        "--extractive", action="store_true", help="answer with the supporting quotes only (no model is loaded)"
+    )
+    c.add_argument(
+        "--grounding",
+        choices=["off", "mark", "retry"],
+        help="override the assistant's grounding check for this question",
+    )
     c.set_defaults(func=commands.ask)
 
     c = sub.add_parser("documents", help="list documents with status and warnings")

@@ -122,8 +122,12 @@ def evaluate(args: argparse.Namespace) -> int:
     questions = load_questions(Path(args.questions))
     svc = services(args)
     results = [run_eval(svc.store, svc.embedder, args.collection, questions, m, args.k) for m in modes]  # type: ignore[arg-type]
+    answers = _answers(args, svc, questions) if args.answers else None
     if args.json:
-        print(json.dumps({"questions": len(questions), "results": [r.to_json() for r in results]}))
+        out: dict[str, Any] = {"questions": len(questions), "results": [r.to_json() for r in results]}
+        if answers is not None:
+            out["answers"] = answers.to_json()
+        print(json.dumps(out, ensure_ascii=False))
         return 0
     print(f"{len(questions)} questions, collection {args.collection}")
     print(f"{'mode':8}{'hit@1':>8}{'hit@5':>8}{'MRR':>8}{'nDCG@10':>9}{'p50 ms':>9}{'p95 ms':>9}")
@@ -132,30 +136,102 @@ def evaluate(args: argparse.Namespace) -> int:
             f"{r.mode:8}{r.hit_at_1:>8.3f}{r.hit_at_5:>8.3f}{r.mrr:>8.3f}{r.ndcg_at_10:>9.3f}"
             f"{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
         )
+    if answers is not None:
+        print(f"\nanswers ({'generated' if args.generate else 'extractive'}):")
+        for r in answers.rows:
+            mark = {True: "evidence in quotes", False: "evidence NOT in quotes", None: "no evidence given"}
+            extra = f", {r.supported_share:.0%} of sentences supported" if r.supported_share is not None else ""
+            print(f"  {r.id:16} {mark[r.evidence_in_quotes]}, quotes {r.quote_ms:.0f} ms{extra}")
+        print(
+            f"evidence inside the supporting quotes: {answers.evidence_rate:.3f} "
+            f"({round(answers.evidence_rate * answers.with_evidence)}/{answers.with_evidence}); "
+            f"median time the quotes add: {answers.median_quote_ms:.0f} ms"
+        )
+        if answers.mean_supported_share is not None:
+            print(
+                f"answer sentences supported: {answers.mean_supported_share:.3f} on average; "
+                f"median grounding check: {answers.median_grounding_ms:.0f} ms"
+            )
     return 0
+
+
+def _answers(args: argparse.Namespace, svc: Any, questions: Any) -> Any:
+    from assistants.answer_eval import evaluate_answers
+    from runtime.errors import ArchivistError
+
+    if args.generate and not args.answers:
+        raise ArchivistError("--generate goes with --answers")
+    assistant = svc.library.get(args.assistant) if args.assistant else None
+    if not any(q.evidence for q in questions):
+        raise ArchivistError(f"{args.questions}: no line has an 'evidence' field, which --answers needs")
+
+    def progress(i: int, n: int) -> None:
+        if not args.json:
+            print(f"\ranswering {i}/{n}", end="", file=sys.stderr, flush=True)
+
+    result = evaluate_answers(
+        svc.chat, args.collection, questions, assistant=assistant, generate=args.generate, progress=progress
+    )
+    if not args.json:
+        print(file=sys.stderr)
+    return result
 
 
 def ask(args: argparse.Namespace) -> int:
     svc = services(args)
     assistant = svc.library.get(args.assistant)
-    stream = svc.chat.ask(assistant, args.question)
+    overrides = {"answer_mode": "extractive" if args.extractive else None, "grounding": args.grounding}
+    stream = svc.chat.ask(assistant, args.question, **overrides)
     if args.json:
         answer = stream.result()
         keys = ("document", "page", "chunk_id", "score")
-        out = {"answer": answer.text, "citations": [{k: c.to_json()[k] for k in keys} for c in answer.citations]}
+        out = {
+            "answer": answer.text,
+            "citations": [{k: c.to_json()[k] for k in keys} for c in answer.citations],
+            **answer.details_json(),
+        }
         print(json.dumps(out, ensure_ascii=False))
         return 0
+    if (args.grounding or assistant.grounding) == "retry" and not args.extractive:
+        print("(checking the answer against the documents before showing it)", file=sys.stderr)
     for piece in stream:
         sys.stdout.write(piece)
         sys.stdout.flush()
     answer = stream.result()
     print()
+    print_details(answer)
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
             where = f", page {c.page}" if c.page else ""
             print(f"  [{c.n}] {c.document}{where} (relevance {c.similarity:.2f}){'' if c.cited else ' (not cited)'}")
     return 0
+
+
+def print_details(answer: Any, indent: str = "") -> None:
+    """Unsupported sentences, the supporting quotes and what the checks cost, under an answer."""
+    g = answer.grounding
+    if answer.action == "retried":
+        print(f"{indent}(most sentences of the first answer lacked support; this is the second, stricter answer)")
+    elif answer.action == "extractive-fallback":
+        print(f"{indent}(two answers lacked support; showing what the documents say instead)")
+    if g is not None and g.unsupported:
+        claims = len(g.claims)
+        print(f"\n{indent}\u26a0 Not supported by the documents ({len(g.unsupported)} of {claims} sentences):")
+        for s in g.unsupported:
+            why = f" (not in the passages: {', '.join(s.missing)})" if s.missing else ""
+            print(f"{indent}  \u2717 {' '.join(s.text.split())}{why}")
+    elif g is not None and g.claims:
+        print(f"\n{indent}\u2713 Every sentence is supported by the passages.")
+    if answer.quotes and answer.mode != "extractive":
+        print(f"\n{indent}What the documents say:")
+        for q in answer.quotes:
+            where = f", page {q.page}" if q.page is not None else ""
+            print(f"{indent}  [{q.passage}] \u201c{' '.join(q.text.split())}\u201d ({q.document}{where})")
+    spent = f"quotes {answer.quote_time * 1000:.0f} ms"
+    if g is not None:
+        spent += f", grounding check {g.seconds * 1000:.0f} ms"
+    print(f"{indent}({spent})")
 
 
 def documents(args: argparse.Namespace) -> int:
@@ -396,6 +472,7 @@ def chat(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         answer = stream.result()
         print()
+        print_details(answer, indent="  ")
         for c in answer.citations:
             where = f", page {c.page}" if c.page else ""
             print(f"  [{c.n}] {c.document}{where}")

@@ -15,9 +15,12 @@ from assistants.schema import Assistant
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.context import PromptPlan, build_prompt
+from retriever.grounding import GroundingReport, check
 from retriever.keyword import content_words
+from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sentences
 from retriever.rerank import CrossEncoderReranker, Reranker
 from retriever.search import Hit, search
+from retriever.sentences import collapse
 from runtime.protocol import GenerationParams, GenerationStats, Message
 from runtime.registry import ModelPool
 
@@ -46,7 +49,7 @@ class Citation:
 
 @dataclass
 class Answer:
-    """An answer, its citations (best passage first) and what it cost."""
+    """An answer, its citations (best passage first), supporting quotes, grounding check and what it cost."""
 
     text: str
     citations: list[Citation]
@@ -55,13 +58,50 @@ class Answer:
     retrieval_time: float = 0.0
     user_content: str | None = None  # the question as the model saw it, passages included
     message_id: int | None = None  # set when stored in a conversation
+    quotes: list[Quote] = field(default_factory=list)
+    grounding: GroundingReport | None = None  # None: grounding off, or nothing generated
+    mode: str = "generate"  # generate | extractive
+    action: str = ""  # "retried" or "extractive-fallback" when grounding: retry stepped in
+    quote_time: float = 0.0
+    evidence: PassageSentences | None = None  # the passages' sentences quotes and checks used
+
+    def sentences_json(self) -> list[dict[str, Any]]:
+        """Per answer sentence: {text, supported, source, similarity, missing}."""
+        if self.grounding is None:
+            return []
+        return [s.to_json(self.evidence) for s in self.grounding.sentences]
+
+    def details_json(self) -> dict[str, Any]:
+        """Quotes, the grounding check and timings, as the CLI and the API report them."""
+        g = self.grounding
+        return {
+            "mode": self.mode,
+            "quotes": [q.to_json() for q in self.quotes],
+            "sentences": self.sentences_json(),
+            "grounding": None
+            if g is None
+            else {
+                "supported_share": round(g.supported_share, 4),
+                "unsupported": len(g.unsupported),
+                "action": self.action or "kept",
+                "seconds": round(g.seconds, 4),
+            },
+            "timings": {
+                "retrieval": round(self.retrieval_time, 4),
+                "quotes": round(self.quote_time, 4),
+                "grounding": round(g.seconds, 4) if g is not None else 0.0,
+                "time_to_first_token": self.stats.time_to_first_token,
+                "generation": round(self.stats.total_time, 4),
+            },
+        }
 
 
 class AnswerStream:
     """Iterate for the answer's text pieces; `answer` is complete once the iteration ends."""
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer]) -> None:
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer], quotes: Sequence[Quote] = ()) -> None:
         self._pieces, self._finish = pieces, finish
+        self.quotes = list(quotes)  # known before the first piece: a UI can show them while the model writes
         self._then: list[Callable[[Answer], None]] = []
         self.answer: Answer | None = None
         self._parts: list[str] = []
@@ -92,6 +132,23 @@ class AnswerStream:
 
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
+STRICT_RULE = (
+    "Answer strictly from the passages: state only what they say, in their words where you can, and cite a "
+    "passage for every sentence. If they do not answer the question, say so."
+)
+
+
+def extractive_text(quotes: Sequence[Quote], citation_style: str) -> str:
+    """The quotes as the answer: one quoted sentence per line, with where it comes from."""
+    lines = []
+    for q in quotes:
+        where = f"{q.document}, page {q.page}" if q.page is not None else q.document
+        cite = {
+            "numbered": f" [{q.passage}]",
+            "document-page": f" ({q.document}, p. {q.page})" if q.page is not None else f" ({q.document})",
+        }.get(citation_style, f" ({where})")
+        lines.append(f"> “{collapse(q.text)}”{cite}")
+    return "\n>\n".join(lines)
 
 
 class ChatService:
@@ -143,6 +200,13 @@ class ChatService:
         m = assistant.model
         return self.models.get(m.path, context_window=m.context_window, n_threads=m.threads, gpu_layers=m.gpu_layers)
 
+    def quotes(self, assistant: Assistant, question: str, hits: Sequence[Hit]) -> tuple[PassageSentences, list[Quote]]:
+        """The passages' sentences and the best of them for `question`."""
+        ps = passage_sentences(self.store, self.embedder, hits)
+        r = assistant.retrieval.reranker
+        reranker = self._reranker(r) if r else None
+        return ps, find_quotes(question, ps, self.embedder, reranker=reranker)
+
     def ask(
         self,
         assistant: Assistant,
@@ -154,16 +218,24 @@ class ChatService:
         max_tokens: int | None = None,
         top_p: float | None = None,
         stop: Sequence[str] = (),
+        answer_mode: str | None = None,
+        grounding: str | None = None,
     ) -> AnswerStream:
-        """Stream the answer to `question`; citations come with the finished answer.
+        """Stream the answer to `question`; the supporting quotes are on the stream before the first
+        piece, citations and the grounding check come with the finished answer.
 
-        Sampling arguments override the assistant's settings for this request only."""
+        Sampling arguments, `answer_mode` and `grounding` override the assistant's settings for this
+        request only."""
         t0 = time.perf_counter()
         hits = self.retrieve(assistant, query or question)
         retrieval_time = time.perf_counter() - t0
         if not hits:
             refusal = assistant.refusal
             return AnswerStream(iter([refusal]), lambda text: Answer(text, [], True, retrieval_time=retrieval_time))
+        mode = answer_mode or assistant.answer_mode
+        check_mode = grounding or assistant.grounding
+        if mode == "extractive":
+            return self._extractive(assistant, question, hits, retrieval_time)
         m = assistant.model
         params = GenerationParams(
             max_tokens=max_tokens if max_tokens is not None else m.max_tokens,
@@ -172,29 +244,111 @@ class ChatService:
             stop=tuple(stop),
         )
         plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
+        t1 = time.perf_counter()
+        ps, quotes = self.quotes(assistant, question, plan.passages)
+        quote_time = time.perf_counter() - t1
         stats = GenerationStats()
-        pieces = self.model_for(assistant).stream(plan.messages, params, stats)
+        state: dict[str, Any] = {}
+        if check_mode == "retry":
+            pieces = self._checked(assistant, question, history, params, plan, ps, quotes, stats, state)
+        else:
+            pieces = self.model_for(assistant).stream(plan.messages, params, stats)
 
         def finish(text: str) -> Answer:
-            cited = {int(n) for n in _CITE.findall(text)}
-            cites = [
-                Citation(
-                    n,
-                    h.document,
-                    h.collection,
-                    h.page,
-                    h.page_end,
-                    h.chunk_id,
-                    h.score,
-                    h.text,
-                    n in cited,
-                    h.similarity,
-                )
-                for n, h in enumerate(plan.passages, start=1)
-            ]
-            return Answer(text.strip(), cites, False, stats, retrieval_time, plan.user_content)
+            report: GroundingReport | None = state.get("report")
+            if report is None and check_mode == "mark":
+                report = check(text, ps, self.embedder)
+            return Answer(
+                text.strip(),
+                self._citations(plan.passages, {int(n) for n in _CITE.findall(text)}),
+                False,
+                stats,
+                retrieval_time,
+                state.get("user_content", plan.user_content),
+                quotes=quotes,
+                grounding=report,
+                action=state.get("action", ""),
+                quote_time=quote_time,
+                evidence=ps,
+            )
 
-        return AnswerStream(pieces, finish)
+        return AnswerStream(pieces, finish, quotes)
+
+    def _citations(self, passages: Sequence[Hit], cited: set[int]) -> list[Citation]:
+        return [
+            Citation(
+                n, h.document, h.collection, h.page, h.page_end, h.chunk_id, h.score, h.text, n in cited, h.similarity
+            )
+            for n, h in enumerate(passages, start=1)
+        ]
+
+    def _extractive(
+        self, assistant: Assistant, question: str, hits: Sequence[Hit], retrieval_time: float
+    ) -> AnswerStream:
+        """The quotes are the answer: no model is loaded."""
+        t1 = time.perf_counter()
+        ps, quotes = self.quotes(assistant, question, hits)
+        quote_time = time.perf_counter() - t1
+        text = extractive_text(quotes, assistant.citation_style) if quotes else assistant.refusal
+        cited = {q.passage for q in quotes}
+        answer = Answer(
+            text,
+            self._citations(hits, cited),
+            not quotes,
+            retrieval_time=retrieval_time,
+            quotes=quotes,
+            mode="extractive",
+            quote_time=quote_time,
+            evidence=ps,
+        )
+        return AnswerStream(iter([text]), lambda _text: answer, quotes)
+
+    def _checked(
+        self,
+        assistant: Assistant,
+        question: str,
+        history: Sequence[Message],
+        params: GenerationParams,
+        plan: PromptPlan,
+        ps: PassageSentences,
+        quotes: list[Quote],
+        stats: GenerationStats,
+        state: dict[str, Any],
+    ) -> Iterator[str]:
+        """grounding: retry. The answer is checked before it is shown: when most of its sentences lack
+        support it is written again under a stricter rule, and if that fails too the quotes are the answer."""
+        model = self.model_for(assistant)
+        text = "".join(model.stream(plan.messages, params, stats))
+        report = check(text, ps, self.embedder)
+        if report.mostly_unsupported:
+            strict = assistant.model_copy(
+                update={"instructions": (assistant.instructions + "\n\n" + STRICT_RULE).strip()}
+            )
+            plan2 = self.plan(strict, question, plan.passages, history, reserve=params.max_tokens)
+            second = GenerationStats()
+            text2 = "".join(model.stream(plan2.messages, params, second))
+            _add_stats(stats, second)
+            report2 = check(text2, ps, self.embedder)
+            spent = report.seconds + report2.seconds
+            if not report2.mostly_unsupported:
+                text, report, state["action"], state["user_content"] = text2, report2, "retried", plan2.user_content
+            elif quotes:
+                text = extractive_text(quotes, assistant.citation_style)
+                report, state["action"] = check(text, ps, self.embedder), "extractive-fallback"
+            else:
+                text, report, state["action"] = assistant.refusal, GroundingReport(), "extractive-fallback"
+            report.seconds += spent
+        state["report"] = report
+        yield text
+
+
+def _add_stats(total: GenerationStats, more: GenerationStats) -> None:
+    """Fold a second generation into the first's figures (the prompt is the larger of the two)."""
+    total.prompt_tokens = max(total.prompt_tokens, more.prompt_tokens)
+    total.evaluated_tokens += more.evaluated_tokens
+    total.completion_tokens += more.completion_tokens
+    total.total_time += more.total_time
+    total.finish_reason = more.finish_reason or total.finish_reason
 
 
 _ANAPHORA = frozenset(
@@ -251,11 +405,14 @@ class ConversationService:
                 past.append({"role": "assistant", "content": m.text})
         return past, questions
 
-    def ask(self, assistant: Assistant, conversation_id: int, question: str) -> AnswerStream:
-        """Answer the next question of a conversation; the turn is stored once the answer is complete."""
+    def ask(self, assistant: Assistant, conversation_id: int, question: str, **overrides: Any) -> AnswerStream:
+        """Answer the next question of a conversation; the turn is stored once the answer is complete.
+        `overrides` (answer_mode, grounding, sampling) apply to this turn only."""
         past, questions = self.history(conversation_id)
-        stream = self.chat.ask(assistant, question, past, query=retrieval_query(question, questions))
-        settings = assistant.model_dump(mode="json", include={"model", "retrieval", "citation_style"})
+        stream = self.chat.ask(assistant, question, past, query=retrieval_query(question, questions), **overrides)
+        settings = assistant.model_dump(
+            mode="json", include={"model", "retrieval", "citation_style", "answer_mode", "grounding"}
+        )
 
         def store(answer: Answer) -> None:
             s = answer.stats
@@ -269,6 +426,7 @@ class ConversationService:
                 "time_to_first_token": s.time_to_first_token,
                 "total_time": s.total_time + answer.retrieval_time,
                 "settings_json": json.dumps(settings),
+                "details_json": json.dumps(answer.details_json()),
             }
             _, answer.message_id = self.conversations.add_turn(conversation_id, user, reply)
 

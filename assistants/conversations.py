@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, delete, select
+from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, delete, inspect, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from runtime.errors import ArchivistError
@@ -46,6 +46,8 @@ class MessageRow(_Base):
     time_to_first_token: Mapped[float | None] = mapped_column(Float, nullable=True)
     total_time: Mapped[float] = mapped_column(Float, default=0.0)
     settings_json: Mapped[str] = mapped_column(Text, default="{}")
+    # quotes, per-sentence grounding and timings (Answer.details_json) so past answers show them too
+    details_json: Mapped[str] = mapped_column(Text, default="{}")
     feedback: Mapped[int | None] = mapped_column(Integer, nullable=True)  # +1 / -1
     feedback_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
@@ -73,6 +75,7 @@ class StoredMessage:
     time_to_first_token: float | None
     total_time: float
     settings: dict[str, Any]
+    details: dict[str, Any]
     feedback: int | None
     feedback_comment: str | None
     created_at: datetime
@@ -84,6 +87,7 @@ class ConversationStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         _Base.metadata.create_all(engine)
+        _add_missing_columns(engine)
 
     def create(self, assistant: str, title: str = "New conversation") -> Conversation:
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
@@ -168,6 +172,15 @@ class ConversationStore:
         out = [f"# {conv.title}", "", f"Assistant: {conv.assistant} · {conv.created_at:%Y-%m-%d %H:%M} UTC", ""]
         for m in self.messages(conversation_id):
             out += [f"**{'You' if m.role == 'user' else conv.assistant}:**", "", m.text, ""]
+            unsupported = [x["text"] for x in m.details.get("sentences", []) if not x.get("supported", True)]
+            if unsupported:
+                out += ["Not supported by the documents:", *[f"- {t}" for t in unsupported], ""]
+            if m.details.get("quotes") and m.details.get("mode") != "extractive":
+                out.append("What the documents say:")
+                out += [
+                    f"> {' '.join(q['text'].split())} ({q['document']}, page {q['page']})" for q in m.details["quotes"]
+                ]
+                out.append("")
             if m.citations:
                 out.append("Sources:")
                 for c in m.citations:
@@ -175,6 +188,14 @@ class ConversationStore:
                     out.append(f"- [{c['n']}] {c['document']}{page}")
                 out.append("")
         return "\n".join(out)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Workspaces made by an earlier version lack newer columns: add them (nothing stored is touched)."""
+    have = {c["name"] for c in inspect(engine).get_columns("messages")}
+    with engine.begin() as conn:
+        if "details_json" not in have:
+            conn.execute(text("ALTER TABLE messages ADD COLUMN details_json TEXT NOT NULL DEFAULT '{}'"))
 
 
 def _conv(r: ConversationRow) -> Conversation:
@@ -194,6 +215,7 @@ def _msg(r: MessageRow) -> StoredMessage:
         r.time_to_first_token,
         r.total_time,
         json.loads(r.settings_json),
+        json.loads(r.details_json or "{}"),
         r.feedback,
         r.feedback_comment,
         r.created_at,

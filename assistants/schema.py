@@ -70,6 +70,16 @@ class Assistant(_Strict):
     citation_style: Literal["numbered", "document-page", "none"] = Field(
         "numbered", description="how answers cite passages: [1], (file.pdf, p. 12), or not inline"
     )
+    answer_mode: Literal["generate", "extractive"] = Field(
+        "generate",
+        description="generate: the model writes the answer; extractive: the supporting quotes only, no model "
+        "(instant and exact)",
+    )
+    grounding: Literal["off", "mark", "retry"] = Field(
+        "mark",
+        description="check each answer sentence against the passages: off; mark the unsupported ones; retry: "
+        "regenerate once more strictly when most lack support, then fall back to the quotes",
+    )
     refusal: str = Field(
         "The documents I have don't answer that.", min_length=1, description="reply when nothing relevant is found"
     )

@@ -309,6 +309,32 @@ class Store:
             self._indexes[collection] = idx
             return idx.size
 
+    def page_texts(self, ids: Sequence[int]) -> dict[int, str]:
+        """For each chunk id, its page's text rebuilt from the page's chunks (each chunk is a slice
+        of the page text at its offsets; whitespace between chunks becomes newlines)."""
+        if not ids:
+            return {}
+        with self.sessions() as s:
+            keys = s.execute(select(Chunk.id, Chunk.document_id, Chunk.page).where(Chunk.id.in_(list(ids)))).all()
+            wanted = {(d, p) for _, d, p in keys}
+            docs = {d for d, _ in wanted}
+            rows = s.execute(
+                select(Chunk.document_id, Chunk.page, Chunk.start, Chunk.end, Chunk.text).where(
+                    Chunk.document_id.in_(list(docs)), Chunk.page.in_([p for _, p in wanted])
+                )
+            ).all()
+        slices: dict[tuple[int, int | None], list[tuple[int, int, str]]] = {}
+        for d, p, a, b, t in rows:
+            if (d, p) in wanted:
+                slices.setdefault((d, p), []).append((a, b, t))
+        pages: dict[tuple[int, int | None], str] = {}
+        for key, parts in slices.items():
+            buf = ["\n"] * max(b for _, b, _ in parts)
+            for a, b, t in parts:
+                buf[a:b] = list(t) if len(t) == b - a else list(t[: b - a].ljust(b - a))
+            pages[key] = "".join(buf)
+        return {cid: pages[(d, p)] for cid, d, p in keys if (d, p) in pages}
+
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Ready chunks by id (chunks of documents not ready are left out)."""
         if not ids:

@@ -27,6 +27,7 @@ class Question:
     document: str
     question: str
     pages: tuple[int, ...]
+    evidence: str | None = None  # verbatim words of the answering page, when the set has them
 
 
 @dataclass
@@ -57,7 +58,15 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             d = json.loads(line)
-            out.append(Question(str(d.get("id", n)), d["document"], d["question"], tuple(int(p) for p in d["pages"])))
+            out.append(
+                Question(
+                    str(d.get("id", n)),
+                    d["document"],
+                    d["question"],
+                    tuple(int(p) for p in d["pages"]),
+                    str(d["evidence"]) if d.get("evidence") else None,
+                )
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ArchivistError(f"{path}:{n}: not a question line ({type(exc).__name__}: {exc})") from None
     if not out:

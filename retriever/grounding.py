@@ -1,0 +1,186 @@
+"""The grounding check: which sentences of an answer the passages support.
+
+Each answer sentence is compared with the passages' sentences and with the passages as a
+whole (cosine of the embedder's vectors), and the facts it states (numbers, names,
+identifiers such as `read.table()`, `drop = FALSE`, `--vanilla`) must each appear in some
+passage. A sentence is supported when it is close enough to a passage and none of its facts
+is missing; a sentence that states nothing checkable ("I hope this helps.") is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ingest.embed import Embedder
+from retriever.keyword import STOPWORDS
+from retriever.quotes import PassageSentences
+from retriever.sentences import collapse, split_sentences
+
+# Measured with the bundled MiniLM: faithful paraphrases of a passage sentence score 0.6-0.9,
+# sentences on the same topic that the passages do not say score 0.2-0.5.
+SUPPORT_THRESHOLD = 0.55
+NEAREST = 3  # passage sentences (with their neighbours) in which a sentence's facts must appear
+
+_MARKERS = re.compile(r"\s*\[\d{1,2}\](?:\s*\[\d{1,2}\])*|\s*\([^()]{1,120}?,\s*(?:p|pp|page|pages)\.?\s*\d[\d\s,-]*\)")
+_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)*%?(?![\w])")
+_CODE = re.compile(
+    r"`([^`]{1,80})`"  # `anything in backticks`
+    r"|(--?[A-Za-z][\w-]*)"  # --vanilla
+    r"|\b([A-Za-z_][\w.]*)\("  # name( -> name
+    r"|\b([A-Za-z_]\w*(?:(?:\.|\$|::|_)\w+)+)"  # read.table, x$y, pkg::f, snake_case
+    r"|\b([a-z]+[A-Z]\w*)"  # camelCase
+    r"|\b(\w+\s?=\s?\w+)"  # drop = FALSE
+)
+_NAME = re.compile(r"(?<=[\w,;:)] )([A-Z][a-z]+(?:[ -][A-Z][a-z]+)*)")
+_COMMON_CAPITALS = frozenset("I The A An This That These Those It If In On For But And Or You Yes No Note".split())  # noqa: SIM905
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    """One answer sentence and what the check found."""
+
+    text: str
+    supported: bool
+    source: int | None  # passage number that supports it best
+    similarity: float
+    missing: tuple[str, ...] = ()  # facts no passage contains
+    claim: bool = True  # False: nothing to check ("Yes.", "I hope this helps.")
+
+    def to_json(self, ps: PassageSentences | None = None) -> dict[str, Any]:
+        source: dict[str, Any] | None = None
+        if self.source is not None:
+            source = {"passage": self.source}
+            if ps is not None and 0 < self.source <= len(ps.hits):
+                h = ps.hits[self.source - 1]
+                source.update(document=h.document, page=h.page)
+        return {
+            "text": self.text,
+            "supported": self.supported,
+            "source": source,
+            "similarity": round(self.similarity, 4),
+            "missing": list(self.missing),
+        }
+
+
+@dataclass
+class GroundingReport:
+    """The check of one answer: per sentence, and what it cost."""
+
+    sentences: list[SentenceSupport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def claims(self) -> list[SentenceSupport]:
+        return [s for s in self.sentences if s.claim]
+
+    @property
+    def unsupported(self) -> list[SentenceSupport]:
+        return [s for s in self.sentences if not s.supported]
+
+    @property
+    def supported_share(self) -> float:
+        claims = self.claims
+        return sum(s.supported for s in claims) / len(claims) if claims else 1.0
+
+    @property
+    def mostly_unsupported(self) -> bool:
+        """More than half of the sentences that state something lack support."""
+        claims = self.claims
+        return bool(claims) and sum(not s.supported for s in claims) * 2 > len(claims)
+
+
+def strip_citations(text: str) -> str:
+    """The sentence without its [1] or (file.pdf, p. 3) markers."""
+    return _MARKERS.sub("", text).strip()
+
+
+def facts(sentence: str) -> list[str]:
+    """Numbers, identifiers and names a sentence states, as written."""
+    s = _LIST_MARK.sub("", strip_citations(sentence))
+    found: list[str] = []
+    for m in _CODE.finditer(s):
+        found.append(next(g for g in m.groups() if g))
+    code_spans = [m.span() for m in _CODE.finditer(s)]
+    for m in _NUMBER.finditer(s):
+        if not any(a <= m.start() < b for a, b in code_spans):
+            found.append(m.group().rstrip("%").replace(",", "") if "," in m.group() else m.group().rstrip("%"))
+    for m in _NAME.finditer(s):
+        words = [w for w in re.split(r"[ -]", m.group(1)) if w not in _COMMON_CAPITALS]
+        found.extend(words)
+    return list(dict.fromkeys(f for f in found if f.strip()))
+
+
+def _normal(text: str) -> str:
+    return collapse(text).lower()
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def _numbers_in(text: str) -> set[str]:
+    return {m.group().replace(",", "").rstrip("%").lstrip("+") for m in _NUMBER.finditer(text)}
+
+
+def check(
+    answer: str, ps: PassageSentences, embedder: Embedder, threshold: float = SUPPORT_THRESHOLD
+) -> GroundingReport:
+    """Check every sentence of `answer` against the passages in `ps`.
+
+    A sentence's facts are looked up where its support is: the passage sentences closest to it
+    (with their neighbours) and the closest passage, so a number that happens to stand elsewhere
+    on the page ("14" as a page number) does not vouch for it."""
+    t0 = time.perf_counter()
+    spans = split_sentences(answer)
+    texts = [answer[a:b] for a, b in spans]
+    bare = [strip_citations(t) for t in texts]
+    following = {s.previous: i for i, s in enumerate(ps.sentences) if s.previous is not None}
+    checkable = [i for i, b in enumerate(bare) if _is_claim(b)]
+    vectors = embedder.embed([bare[i] for i in checkable], batch_size=8) if checkable else None
+    out: list[SentenceSupport] = []
+    for i, text in enumerate(texts):
+        if i not in checkable:
+            out.append(SentenceSupport(text, True, None, 0.0, (), claim=False))
+            continue
+        assert vectors is not None
+        v = vectors[checkable.index(i)]
+        sims = ps.vectors @ v if len(ps.sentences) else np.zeros(0)
+        near = [int(j) for j in np.argsort(-sims)[:NEAREST]]
+        sim = float(sims[near[0]]) if near else 0.0
+        source = ps.sentences[near[0]].passage if near else None
+        local: list[str] = []
+        for j in near:
+            for k in (ps.sentences[j].previous, j, following.get(j)):
+                if k is not None:
+                    local.append(ps.sentences[k].text)
+        if ps.passage_vectors is not None and len(ps.passage_vectors):
+            psims = ps.passage_vectors @ v
+            best = int(np.argmax(psims))
+            if float(psims[best]) > sim:
+                sim, source = float(psims[best]), best + 1
+            local.append(ps.hits[best].text)
+        where = " ".join(local)
+        found = ([_normal(where)], [_compact(where)], [_numbers_in(where)])
+        missing = tuple(f for f in facts(bare[i]) if not _found(f, *found))
+        out.append(SentenceSupport(text, sim >= threshold and not missing, source, sim, missing))
+    return GroundingReport(out, time.perf_counter() - t0)
+
+
+def _is_claim(sentence: str) -> bool:
+    words = [w for w in re.findall(r"\w+", sentence.lower()) if w not in STOPWORDS]
+    return len(words) >= 3 or bool(facts(sentence))
+
+
+def _found(fact: str, normal: list[str], compact: list[str], numbers: list[set[str]]) -> bool:
+    f = fact.lower()
+    if _NUMBER.fullmatch(fact):
+        n = fact.replace(",", "").lstrip("+")
+        return any(n in ns for ns in numbers)
+    c = _compact(f)
+    return any(f in p for p in normal) or any(c in p for p in compact)

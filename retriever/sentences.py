@@ -1,0 +1,84 @@
+"""Sentence boundaries with character offsets, for quotes and for checking answers.
+
+The chunker splits more eagerly (at colons and semicolons too) because it only needs packing
+units; a quote must be a whole sentence a reader recognises, so this splitter cuts only at
+sentence punctuation followed by a capital or a digit, at blank lines and before list items,
+and keeps abbreviations ("e.g.", "Fig.") and initials ("John M. Chambers") inside.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ABBREVIATIONS = frozenset(
+    """
+    e.g eg i.e ie etc cf vs fig figs eq eqs no nos vol vols p pp ch chap sec sect dr mr mrs ms prof st
+    jr sr inc ltd co al approx resp ed eds ref refs min max viz esp dept univ corp jan feb mar apr jun
+    jul aug sep sept oct nov dec
+    """.split()  # noqa: SIM905
+)
+# Sentence punctuation (with closing quotes or brackets) + space + an opening capital or digit.
+_END = re.compile(r"[.!?][\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z0-9])")
+_BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*•◦▪]|\d{1,3}[.)])[ \t])")
+MAX_SENTENCE_CHARS = 600  # longer runs (tables, code) are cut at line ends
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, whitespace trimmed, in order."""
+    cuts: list[tuple[int, int]] = []  # (end of sentence, start of the next)
+    for m in _BREAK.finditer(text):
+        cuts.append((m.start(), m.end()))
+    for m in _END.finditer(text):
+        word = re.search(r"([\w.]+)[.!?][\"'”’)\]]*$", text[max(0, m.start() - 20) : m.start(1)])
+        w = word.group(1) if word else ""
+        if w.lower() in _ABBREVIATIONS or (len(w) == 1 and w.isupper()):
+            continue  # "e.g. The", "John M. Chambers"
+        cuts.append((m.start(1), m.end(1)))
+    cuts.sort()
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for end, nxt in cuts:
+        if end >= pos:
+            spans.append((pos, end))
+            pos = nxt
+    spans.append((pos, len(text)))
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        a, b = _trim(text, a, b)
+        if b > a:
+            out.extend(_cut_long(text, a, b))
+    return out
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b
+
+
+def _cut_long(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """A run longer than MAX_SENTENCE_CHARS is cut at line ends (then spaces) into pieces under it."""
+    if b - a <= MAX_SENTENCE_CHARS:
+        return [(a, b)]
+    out: list[tuple[int, int]] = []
+    while b - a > MAX_SENTENCE_CHARS:
+        window = text[a : a + MAX_SENTENCE_CHARS]
+        cut = window.rfind("\n", MAX_SENTENCE_CHARS // 3)
+        if cut < 0:
+            cut = window.rfind(" ", MAX_SENTENCE_CHARS // 3)
+        cut = a + (cut if cut > 0 else MAX_SENTENCE_CHARS)
+        s, e = _trim(text, a, cut)
+        if e > s:
+            out.append((s, e))
+        a = cut
+        a, b = _trim(text, a, b)
+    if b > a:
+        out.append((a, b))
+    return out
+
+
+def collapse(text: str) -> str:
+    """Runs of whitespace as one space, ends stripped (how quotes and evidence are compared)."""
+    return " ".join(text.split())
