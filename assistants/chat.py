@@ -71,12 +71,13 @@ class Answer:
             return []
         return [s.to_json(self.evidence) for s in self.grounding.sentences]
 
-    def details_json(self) -> dict[str, Any]:
-        """Quotes, the grounding check and timings, as the CLI and the API report them."""
+    def details_json(self, context: bool = False) -> dict[str, Any]:
+        """Quotes, the grounding check and timings, as the CLI and the API report them (`context`: with
+        the page text around each quote, as conversations store it for the UI)."""
         g = self.grounding
         return {
             "mode": self.mode,
-            "quotes": [q.to_json() for q in self.quotes],
+            "quotes": [q.to_json(context) for q in self.quotes],
             "sentences": self.sentences_json(),
             "grounding": None
             if g is None
@@ -426,7 +427,7 @@ class ConversationService:
                 "time_to_first_token": s.time_to_first_token,
                 "total_time": s.total_time + answer.retrieval_time,
                 "settings_json": json.dumps(settings),
-                "details_json": json.dumps(answer.details_json()),
+                "details_json": json.dumps(answer.details_json(context=True)),
             }
             _, answer.message_id = self.conversations.add_turn(conversation_id, user, reply)
 

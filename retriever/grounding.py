@@ -65,6 +65,7 @@ class SentenceSupport:
             "source": source,
             "similarity": round(self.similarity, 4),
             "missing": list(self.missing),
+            "claim": self.claim,
         }
 
 

@@ -26,6 +26,7 @@ from retriever.rerank import Reranker
 from retriever.search import Hit
 from retriever.sentences import split_sentences
 
+QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
 MIN_QUOTE_WORDS = 4  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
 
 
@@ -41,9 +42,11 @@ class Quote:
     end: int
     score: float
     passage: int  # 1-based number of the passage it comes from, as in the prompt
+    context: str = ""  # the page text around it, to show it highlighted in place
+    context_start: int = 0  # page offset of `context`
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, context: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "text": self.text,
             "document": self.document,
             "page": self.page,
@@ -52,6 +55,9 @@ class Quote:
             "score": round(float(self.score), 4),
             "passage": self.passage,
         }
+        if context:
+            d.update(context=self.context, context_start=self.context_start)
+        return d
 
 
 @dataclass
@@ -237,5 +243,20 @@ def find_quotes(
         offset, context = ps.contexts[c.passage - 1]
         text = context[first.start - offset : last.end - offset]
         h = ps.hits[c.passage - 1]
-        quotes.append(Quote(text, h.document, h.collection, h.page, first.start, last.end, float(score[j]), c.passage))
+        lo = max(0, first.start - offset - QUOTE_CONTEXT_CHARS)
+        hi = min(len(context), last.end - offset + QUOTE_CONTEXT_CHARS)
+        quotes.append(
+            Quote(
+                text,
+                h.document,
+                h.collection,
+                h.page,
+                first.start,
+                last.end,
+                float(score[j]),
+                c.passage,
+                context[lo:hi],
+                offset + lo,
+            )
+        )
     return quotes

@@ -52,6 +52,9 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(None, ge=1, le=32768)
     stop: str | list[str] | None = None
+    # Archivist extensions (OpenAI clients pass them with extra_body)
+    answer_mode: Literal["generate", "extractive"] | None = None
+    grounding: Literal["off", "mark", "retry"] | None = None
 
 
 class EmbeddingRequest(BaseModel):
@@ -156,11 +159,12 @@ def create_app(
         if extra:
             assistant = assistant.model_copy(update={"instructions": (assistant.instructions + "\n\n" + extra).strip()})
         history: list[Message] = [{"role": m.role, "content": m.text()} for m in turns[:-1]]
+        extractive = (req.answer_mode or assistant.answer_mode) == "extractive"
         try:
-            model = services.chat.model_for(assistant)
+            model = None if extractive else services.chat.model_for(assistant)
         except ModelNotFoundError as exc:
             raise ApiError(503, str(exc)) from None
-        if model.lock.waiting >= max_queue:
+        if model is not None and model.lock.waiting >= max_queue:
             raise ApiError(
                 503,
                 f"the model queue is full ({max_queue} requests); retry shortly",
@@ -177,6 +181,8 @@ def create_app(
                 top_p=req.top_p,
                 max_tokens=req.max_completion_tokens or req.max_tokens,
                 stop=stop,
+                answer_mode=req.answer_mode,
+                grounding=req.grounding,
             )
         except ContextOverflowError as exc:
             raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
@@ -197,6 +203,7 @@ def create_app(
                 ],
                 "usage": _usage(answer),
                 "citations": [c.to_json() for c in answer.citations],
+                "archivist": answer.details_json(),
             }
 
         def events() -> Iterator[str]:
@@ -205,6 +212,8 @@ def create_app(
                 {
                     **head,
                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+                    # the supporting quotes are known before the first token
+                    "archivist": {"quotes": [q.to_json() for q in stream.quotes]},
                 }
             )
             try:
@@ -220,6 +229,7 @@ def create_app(
                     "choices": [{"index": 0, "delta": {}, "finish_reason": _finish(answer)}],
                     "usage": _usage(answer),
                     "citations": [c.to_json() for c in answer.citations],
+                    "archivist": answer.details_json(),
                 }
             )
             yield "data: [DONE]\n\n"

@@ -126,6 +126,27 @@ with st.form("builder"):
         "Reranker: cross-encoder path or hub id (optional)", d["retrieval"].get("reranker") or "", key="f-reranker"
     )
     field_errors("retrieval")
+    c5, c6 = st.columns(2)
+    answer_modes = ["generate", "extractive"]
+    answer_mode = c5.selectbox(
+        "Answers",
+        answer_modes,
+        index=answer_modes.index(d.get("answer_mode", "generate")),
+        format_func=lambda m: {"generate": "written by the model", "extractive": "the documents' own sentences"}[m],
+        key="f-answer-mode",
+    )
+    checks = ["mark", "retry", "off"]
+    grounding = c6.selectbox(
+        "Grounding check",
+        checks,
+        index=checks.index(d.get("grounding", "mark")),
+        format_func=lambda m: {
+            "mark": "mark unsupported sentences",
+            "retry": "retry, then quote the documents",
+            "off": "off",
+        }[m],
+        key="f-grounding",
+    )
     starters = st.text_area("Conversation starters (one per line)", "\n".join(d.get("starters", [])), key="f-starters")
     field_errors("starters")
     refusal = st.text_input(
@@ -157,6 +178,8 @@ draft = {
     },
     "starters": [s.strip() for s in starters.splitlines() if s.strip()],
     "citation_style": style,
+    "answer_mode": answer_mode,
+    "grounding": grounding,
     "refusal": refusal,
 }
 if saved:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.ui.common import highlight, safe_markdown, services, show_citations, stream_markdown
+from app.ui.common import highlight, services, show_answer, show_citations, show_quotes, stream_markdown
 from runtime.errors import ArchivistError
 
 svc = services()
@@ -53,9 +53,12 @@ if assistant.description:
 messages = svc.conversations.messages(picked) if picked is not None else []
 for m in messages:
     with st.chat_message(m.role):
-        st.markdown(safe_markdown(m.text) if m.role == "assistant" else highlight(m.text))
         if m.role == "assistant":
+            show_answer(m.text, m.details)
+            show_quotes(m.details.get("quotes", []), key=f"q{m.id}")
             show_citations(m.citations, key=f"m{m.id}")
+        else:
+            st.markdown(highlight(m.text))
             vote = st.feedback("thumbs", key=f"fb-{m.id}")
             if vote is not None and (1 if vote == 1 else -1) != m.feedback:
                 svc.conversations.feedback(m.id, 1 if vote == 1 else -1)
@@ -82,7 +85,14 @@ if question:
         try:
             with st.spinner("Searching the documents (the first question also loads the model)..."):
                 stream = svc.conversation.ask(assistant, picked, question)
-            stream_markdown(stream)
+            answer_area = st.container()
+            show_quotes([q.to_json(context=True) for q in stream.quotes], key="live", expanded=True)
+            with answer_area:
+                if assistant.grounding == "retry" and assistant.answer_mode == "generate":
+                    with st.spinner("Writing the answer and checking it against the documents..."):
+                        stream_markdown(stream)
+                else:
+                    stream_markdown(stream)
             answer = stream.result()
         except ArchivistError as exc:
             st.error(str(exc))

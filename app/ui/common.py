@@ -49,17 +49,59 @@ def stream_markdown(pieces: Iterable[str]) -> str:
     return text
 
 
+def _esc(s: str) -> str:
+    for ch in "\\`*_{}[]<>()#+-.!|~$:":
+        s = s.replace(ch, "\\" + ch)
+    return s.replace("\n", "  \n")
+
+
 def highlight(text: str, start: int | None = None, end: int | None = None) -> str:
-    """Passage text as Markdown (never raw HTML), optionally with a span in bold."""
-
-    def esc(s: str) -> str:
-        for ch in "\\`*_{}[]<>()#+-.!|~$":
-            s = s.replace(ch, "\\" + ch)
-        return s.replace("\n", "  \n")
-
+    """Passage text as Markdown (never raw HTML), optionally with a span highlighted."""
     if start is None or end is None or not (0 <= start < end <= len(text)):
-        return esc(text)
-    return esc(text[:start]) + "**" + esc(text[start:end]) + "**" + esc(text[end:])
+        return _esc(text)
+    marked = " ".join(text[start:end].split())
+    return _esc(text[:start]) + ":orange-background[**" + _esc(marked) + "**]" + _esc(text[end:])
+
+
+def show_answer(text: str, details: dict[str, Any]) -> None:
+    """The answer, each sentence the documents do not support marked, and a note listing them."""
+    unsupported = [s for s in details.get("sentences", []) if not s.get("supported", True)]
+    shown = text
+    for s in unsupported:
+        shown = shown.replace(s["text"], s["text"] + " \u26a0\ufe0f", 1)
+    st.markdown(safe_markdown(shown))
+    action = (details.get("grounding") or {}).get("action")
+    if action == "retried":
+        st.caption("Most sentences of the first answer lacked support; this is the second, stricter answer.")
+    elif action == "extractive-fallback":
+        st.caption("Two written answers lacked support; these are the documents' own words instead.")
+    if unsupported:
+        claims = sum(1 for s in details.get("sentences", []) if s.get("claim", True))
+        lines = []
+        for s in unsupported:
+            why = f" (not in the passages: {', '.join(s['missing'])})" if s.get("missing") else ""
+            lines.append(f"- {_esc(' '.join(s['text'].split()))}{_esc(why)}")
+        st.warning(
+            f"\u26a0\ufe0f Not supported by the documents ({len(unsupported)} of {max(claims, len(unsupported))} "
+            "sentences): check them against the quotes below.\n\n" + "\n".join(lines)
+        )
+
+
+def show_quotes(quotes: list[dict[str, Any]], key: str, expanded: bool = False) -> None:
+    """What the documents say: each supporting sentence highlighted inside its passage."""
+    if not quotes:
+        return
+    with st.expander("What the documents say", expanded=expanded):
+        for i, q in enumerate(quotes):
+            page = f", page {q['page']}" if q.get("page") is not None else ""
+            st.markdown(f"**[{q['passage']}] {_esc(q['document'])}{page}**")
+            context, c0 = q.get("context"), int(q.get("context_start", 0))
+            if context:
+                st.markdown(highlight(context, int(q["start"]) - c0, int(q["end"]) - c0))
+            else:
+                st.markdown(highlight(q["text"], 0, len(q["text"])))
+            if i < len(quotes) - 1:
+                st.divider()
 
 
 def show_citations(citations: list[dict[str, Any]], key: str) -> None:
