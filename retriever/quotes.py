@@ -27,7 +27,7 @@ from retriever.search import Hit
 from retriever.sentences import split_sentences
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
-MIN_QUOTE_WORDS = 4  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
+MIN_QUOTE_WORDS = 3  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
 
 
 @dataclass(frozen=True)
@@ -218,45 +218,51 @@ def find_quotes(
         score = score + s.reranker_weight / (1 + np.exp(-raw))  # logits to 0..1
     order = np.argsort(-score, kind="stable")
     best = float(score[order[0]])
-    quotes: list[Quote] = []
-    used: set[int] = set()
+    chosen: dict[int, float] = {}  # sentence index -> score of the pick that brought it in
     for j in order:
-        if len(used) >= s.max_sentences:
+        if len(chosen) >= s.max_sentences:
             break
         i = idx[j]
-        if i in used:
+        if i in chosen:
             continue
-        if quotes and float(score[j]) < s.relative_floor * best:
+        if chosen and float(score[j]) < s.relative_floor * best:
             break
         c = ps.sentences[i]
-        parts = [i]
+        chosen[i] = float(score[j])
         # "This is the only way to terminate repeat loops." needs the sentence before it.
         if (
             c.previous is not None
-            and c.previous not in used
+            and c.previous not in chosen
             and _CONNECTIVE.match(c.text)
-            and len(used) + 2 <= s.max_sentences
+            and len(chosen) < s.max_sentences
         ):
-            parts = [c.previous, i]
-        used.update(parts)
-        first, last = ps.sentences[parts[0]], ps.sentences[parts[-1]]
-        offset, context = ps.contexts[c.passage - 1]
-        text = context[first.start - offset : last.end - offset]
-        h = ps.hits[c.passage - 1]
-        lo = max(0, first.start - offset - QUOTE_CONTEXT_CHARS)
-        hi = min(len(context), last.end - offset + QUOTE_CONTEXT_CHARS)
-        quotes.append(
-            Quote(
-                text,
-                h.document,
-                h.collection,
-                h.page,
-                first.start,
-                last.end,
-                float(score[j]),
-                c.passage,
-                context[lo:hi],
-                offset + lo,
-            )
-        )
-    return quotes
+            chosen[c.previous] = float(score[j])
+    # Consecutive sentences of one passage make one quote, ranked by its best sentence.
+    groups: list[list[int]] = []
+    for i in sorted(chosen):
+        if groups and ps.sentences[i].previous == groups[-1][-1]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    groups.sort(key=lambda g: -max(chosen[i] for i in g))
+    return [_quote(ps, g, max(chosen[i] for i in g)) for g in groups]
+
+
+def _quote(ps: PassageSentences, group: list[int], score: float) -> Quote:
+    first, last = ps.sentences[group[0]], ps.sentences[group[-1]]
+    offset, context = ps.contexts[first.passage - 1]
+    h = ps.hits[first.passage - 1]
+    lo = max(0, first.start - offset - QUOTE_CONTEXT_CHARS)
+    hi = min(len(context), last.end - offset + QUOTE_CONTEXT_CHARS)
+    return Quote(
+        context[first.start - offset : last.end - offset],
+        h.document,
+        h.collection,
+        h.page,
+        first.start,
+        last.end,
+        score,
+        first.passage,
+        context[lo:hi],
+        offset + lo,
+    )

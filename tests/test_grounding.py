@@ -1,0 +1,336 @@
+"""Supporting quotes and the grounding check, on passages and answers built in code, with the real
+bundled embedder (the check's similarity is the embedder's), and through a real store and PDF."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.services import Services
+from assistants import parse_assistant
+from ingest import ingest_paths
+from ingest.loaders import load_bytes
+from retriever.grounding import check, facts, strip_citations
+from retriever.quotes import find_quotes, passage_sentences
+from retriever.search import Hit
+from retriever.sentences import collapse, split_sentences
+from runtime.protocol import GenerationParams, GenerationStats, Message
+from tests.conftest import make_pdf
+
+CONSOLE = (
+    "The R console reads one command line at a time. Command lines entered at the console are limited "
+    "to about 4095 bytes (not characters). Longer input should be put in a file and read with source()."
+)
+SINK = (
+    'The function sink("record.lis") will divert all subsequent output from the console to an external '
+    "file. The command sink() restores it to the console once again."
+)
+PUFFINS = "Puffins nest on the cliffs below the tower from April to August. The colony was counted by Mary Tern."
+
+
+def hit(n: int, text: str, document: str = "manual.pdf", page: int = 1, start: int = 0) -> Hit:
+    return Hit(n, document, "c", page, page, "", text, 1.0 / n, start, start + len(text), 0.5)
+
+
+HITS = [hit(1, CONSOLE, page=11, start=100), hit(2, SINK, page=12), hit(3, PUFFINS, "birds.pdf", 4)]
+
+
+# --- sentences -------------------------------------------------------------------------------------
+
+
+def test_sentences_keep_abbreviations_initials_and_code_together() -> None:
+    text = (
+        "Richard A. Becker, John M. Chambers and Allan R. Wilks wrote it, e.g. The New S Language. "
+        "Use is.na(x) here. Then it works!\n\nA new paragraph follows.\n- a list item\n- another one"
+    )
+    got = [text[a:b] for a, b in split_sentences(text)]
+    assert got == [
+        "Richard A. Becker, John M. Chambers and Allan R. Wilks wrote it, e.g. The New S Language.",
+        "Use is.na(x) here.",
+        "Then it works!",
+        "A new paragraph follows.",
+        "- a list item",
+        "- another one",
+    ]
+
+
+def test_a_run_without_punctuation_is_cut_into_readable_pieces() -> None:
+    text = ("word " * 400).strip()
+    spans = split_sentences(text)
+    assert len(spans) > 1 and all(b - a <= 600 for a, b in spans)
+    assert collapse(" ".join(text[a:b] for a, b in spans)) == text
+
+
+def test_facts_are_numbers_identifiers_and_names() -> None:
+    got = facts(
+        "Use read.table(f, header=TRUE) or x$y with --vanilla, version 4.1.3 and 1,024 rows, says John Chambers [2]."
+    )
+    assert {"read.table", "header=TRUE", "x$y", "--vanilla", "4.1.3", "1024", "John", "Chambers"} <= set(got)
+    assert "2" not in got  # the citation marker is not a fact
+    assert strip_citations("It is 4095 bytes [1] [2].") == "It is 4095 bytes."
+
+
+# --- the grounding check ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ps(real_embedder):  # type: ignore[no-untyped-def]
+    return passage_sentences(None, real_embedder, HITS)
+
+
+def test_a_faithful_paraphrase_is_supported(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    report = check("Lines typed at the R console cannot be longer than roughly 4095 bytes [1].", ps, real_embedder)
+    (s,) = report.sentences
+    assert s.supported and s.source == 1 and not s.missing, s
+
+
+def test_a_number_no_passage_contains_is_unsupported(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    (s,) = check("Command lines entered at the console are limited to about 8192 bytes.", ps, real_embedder).sentences
+    assert not s.supported and s.missing == ("8192",)
+
+
+def test_a_function_no_passage_contains_is_unsupported(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    (s,) = check("The function divert.output() will send all console output to a file.", ps, real_embedder).sentences
+    assert not s.supported and "divert.output" in s.missing
+
+
+def test_a_name_no_passage_contains_is_unsupported(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    (s,) = check("The puffin colony was counted by Peter Gannet.", ps, real_embedder).sentences
+    assert not s.supported and {"Peter", "Gannet"} <= set(s.missing)
+    (ok,) = check("The puffin colony was counted by Mary Tern.", ps, real_embedder).sentences
+    assert ok.supported and ok.source == 3
+
+
+def test_a_sentence_on_another_subject_is_unsupported(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    (s,) = check("Graphics devices can be opened with several backends.", ps, real_embedder).sentences
+    assert not s.supported and not s.missing and s.similarity < 0.55
+
+
+def test_mixed_answer_is_marked_sentence_by_sentence(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    answer = (
+        "Yes. The console limits a command line to about 4095 bytes [1]. "
+        "Output can be diverted to a file with sink() and restored with sink() again [2]. "
+        "The limit was raised to 10000 bytes in version 5.2."
+    )
+    report = check(answer, ps, real_embedder)
+    assert [s.supported for s in report.sentences] == [True, True, True, False]
+    assert report.sentences[0].claim is False  # "Yes." states nothing to check
+    assert report.sentences[3].missing == ("10000", "5.2")
+    assert not report.mostly_unsupported and report.supported_share == pytest.approx(2 / 3)
+    j = report.sentences[2].to_json(ps)
+    assert j["supported"] is True and j["source"] == {"passage": 2, "document": "manual.pdf", "page": 12}
+    assert report.seconds > 0
+
+
+# --- quotes ----------------------------------------------------------------------------------------
+
+
+def test_quotes_pick_the_answering_sentence_with_its_page_offsets(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    quotes = find_quotes("How do I divert console output to a file?", ps, real_embedder)
+    assert 1 <= len(quotes) <= 3
+    best = quotes[0]
+    assert "divert all subsequent output" in best.text and best.passage == 2 and best.page == 12
+    assert SINK[best.start : best.end] == best.text  # hit 2 starts at page offset 0
+    q2 = find_quotes("What is the longest command line the console accepts?", ps, real_embedder)[0]
+    assert "4095 bytes" in q2.text and q2.page == 11
+    assert CONSOLE[q2.start - 100 : q2.end - 100] == q2.text  # hit 1 starts at page offset 100
+
+
+def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        "The break statement can be used to terminate any loop, possibly abnormally. "
+        "This is the only way to terminate repeat loops."
+    )
+    ps = passage_sentences(None, real_embedder, [hit(1, text)])
+    quotes = find_quotes("How do I get out of a repeat loop?", ps, real_embedder)
+    assert quotes[0].text == text
+
+
+# --- through a real store, the chat service and the CLI -------------------------------------------
+
+PAGES = [
+    "Harbor Lights Field Guide. This guide describes the lighthouses of the northern coast.",
+    "Maintenance schedule. The lens of the Greywater lighthouse is cleaned every Tuesday by the keeper. "
+    "The lamp runs on a 24 volt supply. Spare bulbs are kept in the oil house.",
+    "Visiting hours. The museum shop sells postcards and maps. Parking is free on weekends.",
+    "Wildlife. Puffins nest on the cliffs below the tower from April to August.",
+]
+
+
+def use(svc: Services, pool: Any) -> None:
+    """Answer with `pool`'s models from now on."""
+    svc.__dict__["models"] = pool
+    svc.chat.models = pool
+
+
+class NoModels:
+    """A model pool that fails the test if anything asks it for a model."""
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the generation model was loaded")
+
+
+@pytest.fixture
+def harbor(home: Path, tmp_path: Path, real_embedder):  # type: ignore[no-untyped-def]
+    pdf = make_pdf(tmp_path / "harbor.pdf", PAGES)
+    svc = Services.create(home, embedder=real_embedder)
+    ingest_paths([pdf], "harbor", svc.store, svc.embedder)
+    return svc, pdf
+
+
+def assistant(**extra: Any) -> Any:
+    data = {
+        "name": "harbor",
+        "knowledge": {"collections": ["harbor"]},
+        "model": {"temperature": 0, "max_tokens": 60, "context_window": 2048},
+        "retrieval": {"top_k": 3},
+        **extra,
+    }
+    return parse_assistant(data, "test")
+
+
+def test_extractive_mode_answers_from_the_pdf_without_loading_the_model(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, pdf = harbor
+    use(svc, NoModels())
+    answer = svc.chat.ask(assistant(answer_mode="extractive"), "How often is the lighthouse lens cleaned?").result()
+    assert answer.mode == "extractive" and not answer.refused
+    q = answer.quotes[0]
+    assert "cleaned every Tuesday" in q.text and q.document == "harbor.pdf" and q.page == 2
+    page_text = load_bytes(pdf.read_bytes(), pdf.name).pages[1].text
+    assert page_text[q.start : q.end] == q.text  # offsets point into the page text
+    assert "cleaned every Tuesday" in answer.text and "[1]" in answer.text
+    assert answer.stats.completion_tokens == 0 and answer.quote_time > 0
+
+
+class ScriptedModel:
+    """Answers with the scripted texts in turn; records the prompts it was given."""
+
+    context_window = 2048
+
+    def __init__(self, replies: Sequence[str]) -> None:
+        self.replies = list(replies)
+        self.prompts: list[list[Message]] = []
+
+    def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
+        return [0] * sum(len(m["content"].split()) + 4 for m in messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        text = self.replies.pop(0)
+        stats.completion_tokens = len(text.split())
+        yield from text.split(" ")[:1]
+        yield " " + " ".join(text.split(" ")[1:])
+
+
+class OnePool:
+    def __init__(self, model: ScriptedModel) -> None:
+        self.model = model
+
+    def get(self, *args: Any, **kwargs: Any) -> ScriptedModel:
+        return self.model
+
+
+BAD = "The lens is replaced every 12 years by Captain Ahab. The lamp uses 240 volts from a windmill."
+GOOD = "The keeper cleans the Greywater lens every Tuesday [1]. The lamp runs on a 24 volt supply [1]."
+
+
+def test_mark_checks_the_answer_after_it_streams(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    use(svc, OnePool(ScriptedModel([BAD])))
+    stream = svc.chat.ask(assistant(grounding="mark"), "How often is the lighthouse lens cleaned?")
+    assert stream.quotes and "Tuesday" in stream.quotes[0].text  # known before the first piece
+    assert len(list(stream)) == 2
+    answer = stream.result()
+    assert answer.text == BAD and answer.grounding is not None
+    assert [s.supported for s in answer.grounding.sentences] == [False, False]
+    assert answer.grounding.sentences[0].missing == ("12", "Captain", "Ahab")
+    details = answer.details_json()
+    assert details["sentences"][1]["supported"] is False and details["grounding"]["action"] == "kept"
+
+
+def test_retry_regenerates_more_strictly_then_falls_back_to_the_quotes(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    model = ScriptedModel([BAD, GOOD])
+    use(svc, OnePool(model))
+    a = svc.chat.ask(assistant(grounding="retry"), "How often is the lighthouse lens cleaned?").result()
+    assert a.text == GOOD and a.action == "retried" and a.grounding is not None and not a.grounding.unsupported
+    assert "Answer strictly from the passages" in model.prompts[1][0]["content"]
+    assert "Answer strictly" not in model.prompts[0][0]["content"]
+
+    model = ScriptedModel([BAD, BAD])
+    use(svc, OnePool(model))
+    a = svc.chat.ask(assistant(grounding="retry"), "How often is the lighthouse lens cleaned?").result()
+    assert a.action == "extractive-fallback" and "cleaned every Tuesday" in a.text and a.text.startswith("> ")
+
+    use(svc, OnePool(ScriptedModel([GOOD])))
+    a = svc.chat.ask(assistant(grounding="retry"), "How often is the lighthouse lens cleaned?").result()
+    assert a.text == GOOD and a.action == ""  # a supported first answer is kept, generated once
+
+
+def test_grounding_off_runs_no_check(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    use(svc, OnePool(ScriptedModel([BAD])))
+    a = svc.chat.ask(assistant(grounding="off"), "How often is the lighthouse lens cleaned?").result()
+    assert a.grounding is None and a.details_json()["sentences"] == []
+
+
+@pytest.mark.slow
+def test_cli_ask_json_has_quotes_and_sentences_on_the_real_model(harbor, capsys, model_pool) -> None:  # type: ignore[no-untyped-def]
+    from app import cli
+
+    svc, _ = harbor
+    svc.library.save(assistant(grounding="mark"))
+    rc = cli.main(["ask", "harbor", "How often is the Greywater lighthouse lens cleaned?", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"] and out["citations"][0]["page"] == 2
+    q = out["quotes"][0]
+    assert {"text", "document", "page", "start", "end", "score"} <= set(q) and "Tuesday" in q["text"]
+    assert out["sentences"] and all({"text", "supported", "source"} <= set(s) for s in out["sentences"])
+    assert out["grounding"]["seconds"] > 0 and out["timings"]["quotes"] > 0
+
+    rc = cli.main(["ask", "harbor", "How often is the Greywater lighthouse lens cleaned?", "--extractive"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "cleaned every Tuesday" in printed and "harbor.pdf, page 2" in printed
+
+
+def test_cli_eval_answers_prints_the_evidence_rate(harbor, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from app import cli
+
+    qa = tmp_path / "qa.jsonl"
+    rows = [
+        {
+            "id": "lens",
+            "document": "harbor.pdf",
+            "question": "How often is the lens cleaned?",
+            "pages": [2],
+            "evidence": "cleaned every   Tuesday by the keeper",
+        },
+        {
+            "id": "puffins",
+            "document": "harbor.pdf",
+            "question": "When do puffins nest on the cliffs?",
+            "pages": [4],
+            "evidence": "from April to August",
+        },
+        {
+            "id": "none",
+            "document": "harbor.pdf",
+            "question": "Where do visitors park?",
+            "pages": [3],
+            "evidence": "this sentence is in no document",
+        },
+    ]
+    qa.write_text("\n".join(json.dumps(r) for r in rows))
+    rc = cli.main(["eval", str(qa), "--collection", "harbor", "--mode", "hybrid", "--answers"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "evidence inside the supporting quotes: 0.667 (2/3)" in out
+    assert "none             evidence NOT in quotes" in out
