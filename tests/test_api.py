@@ -98,6 +98,24 @@ def test_chat_completion_with_citations_and_real_usage(api: dict) -> None:
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
     cites = r.model_extra["citations"]
     assert cites[0]["document"] == "harbor.pdf" and cites[0]["page"] == 2
+    extra = r.model_extra["archivist"]
+    assert "cleaned every Tuesday" in extra["quotes"][0]["text"] and extra["quotes"][0]["page"] == 2
+    assert extra["sentences"] and all(isinstance(s["supported"], bool) for s in extra["sentences"])
+    assert extra["grounding"]["seconds"] > 0  # harbor-bot checks answers (grounding: mark, the default)
+
+
+def test_extractive_answers_are_the_quotes(api: dict) -> None:
+    r = client(api).chat.completions.create(
+        model="harbor-bot",
+        messages=[{"role": "user", "content": "When is the lighthouse lens cleaned?"}],
+        extra_body={"answer_mode": "extractive"},
+    )
+    assert "cleaned every Tuesday" in r.choices[0].message.content
+    assert r.usage.completion_tokens == 0 and r.model_extra["archivist"]["mode"] == "extractive"
+    with pytest.raises(openai.BadRequestError):
+        client(api).chat.completions.create(
+            model="harbor-bot", messages=[{"role": "user", "content": "Hi"}], extra_body={"grounding": "maybe"}
+        )
 
 
 def test_streaming_sends_pieces_then_citations(api: dict) -> None:
@@ -111,6 +129,8 @@ def test_streaming_sends_pieces_then_citations(api: dict) -> None:
     last = chunks[-1]
     assert last.choices[0].finish_reason in ("stop", "length")
     assert last.model_extra["citations"][0]["page"] == 2
+    assert "Tuesday" in chunks[0].model_extra["archivist"]["quotes"][0]["text"]  # quotes come first
+    assert "sentences" in last.model_extra["archivist"]
     assert last.usage is not None and last.usage.completion_tokens > 0
 
 

@@ -37,8 +37,61 @@ def test_chat_starter_answers_with_citations_and_is_stored(home: Path) -> None:
     labels = [e.label for e in at.expander if e.label.startswith("[")]
     assert labels and labels[0].startswith("[1] ") and any("models.md" in x for x in labels)
     assert len(at.feedback) == 1  # thumbs on the stored answer
+    assert any(e.label == "What the documents say" for e in at.expander)  # quotes, highlighted in place
+    shown = " ".join(m.value for m in at.markdown)
+    assert ":orange-background[**" in shown
     titles = at.sidebar.radio[0].options
     assert any("GPU" in t for t in titles)  # the conversation is listed
+
+
+def test_chat_marks_sentences_the_documents_do_not_support(home: Path) -> None:
+    import json
+
+    from app.services import Services
+
+    svc = Services.create(home)
+    conv = svc.conversations.create("archivist-guide", "lens question")
+    details = {
+        "mode": "generate",
+        "quotes": [
+            {
+                "text": "The lens is cleaned every Tuesday.",
+                "document": "guide.pdf",
+                "page": 2,
+                "start": 10,
+                "end": 44,
+                "score": 0.9,
+                "passage": 1,
+                "context": "Schedule. The lens is cleaned every Tuesday. Bring gloves.",
+                "context_start": 0,
+            }
+        ],
+        "sentences": [
+            {
+                "text": "The lens is cleaned on Tuesdays [1].",
+                "supported": True,
+                "source": {"passage": 1},
+                "claim": True,
+            },
+            {"text": "It was built in 1897.", "supported": False, "source": None, "missing": ["1897"], "claim": True},
+        ],
+        "grounding": {"supported_share": 0.5, "unsupported": 1, "action": "kept", "seconds": 0.01},
+    }
+    svc.conversations.add_turn(
+        conv.id,
+        {"text": "When is the lens cleaned?"},
+        {"text": "The lens is cleaned on Tuesdays [1]. It was built in 1897.", "details_json": json.dumps(details)},
+    )
+    at = _app()
+    at.sidebar.radio[0].set_value(conv.id).run()
+    assert not at.exception, at.exception
+    (warning,) = at.warning
+    assert "Not supported by the documents (1 of 2 sentences)" in warning.value
+    assert "It was built in 1897" in warning.value and "1897" in warning.value
+    answer = next(m.value for m in at.markdown if "Tuesdays" in m.value)
+    assert "1897. \u26a0" in answer  # the sentence is marked in place
+    quotes = next(e for e in at.expander if e.label == "What the documents say")
+    assert any(":orange-background[**The lens is cleaned every Tuesday" in m.value for m in quotes.markdown)
 
 
 @pytest.mark.slow
