@@ -64,6 +64,21 @@ def embedder_identity(spec: str) -> tuple[str, int] | None:
         return None
 
 
+def _counting_tokenizer(tokenizer: Any) -> Any:
+    """A private copy of a fast tokenizer's Rust core, never truncating or padding: counting with it
+    skips the Python wrapper (measured 2.2x faster on the chunker's sentences, same counts) and
+    cannot race with the truncation settings `encode` puts on the shared one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return counter
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers in-process; bfloat16 on CPUs with AVX512-BF16 (2-3x faster, same ranking)."""
 
@@ -96,11 +111,14 @@ class SentenceTransformerEmbedder:
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or 256) - 2  # [CLS] and [SEP]
         self._tokenizer = self._model.tokenizer
+        self._counter = _counting_tokenizer(self._tokenizer)
         self._lock = threading.Lock()
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        if self._counter is not None:
+            return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
         enc = self._tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
 

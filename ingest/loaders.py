@@ -137,6 +137,9 @@ def _pdf_pages(
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    from ingest import pdf_fonts
+
+    pdf_fonts.install()
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
