@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import queue
 import shutil
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -15,9 +18,11 @@ from ingest.embed import Embedder, Vectors
 from ingest.errors import IngestError
 from ingest.loaders import SUPPORTED_SUFFIXES, sniff
 from ingest.store import Store
-from ingest.types import ChunkDraft, LoadedDocument
+from ingest.types import ChunkDraft, LoadedDocument, Page
 from ingest.worker import ParseLimits, parse_in_worker
 from runtime.errors import ArchivistError
+
+T = TypeVar("T")
 
 EMBED_BATCH = 64
 
@@ -212,9 +217,19 @@ def _parse_chunk_embed(
     parse: ParseLimits,
     notify: Callable[..., None],
 ) -> tuple[LoadedDocument, list[ChunkDraft], Vectors]:
-    """Pages stream in from the parser process; each batch is chunked and embedded while the
-    parser works on the next, so parsing overlaps embedding."""
+    """Pages stream in from the parser process and are chunked in a thread that drains the parser
+    as fast as it parses (it never waits for the encoder); the main thread embeds the chunks as
+    they come, leaving the parser a core while it runs. Parsing overlaps embedding."""
     info, batches = parse_in_worker(data, name, parse)
+
+    def chunked() -> Iterator[tuple[list[Page], list[ChunkDraft]]]:
+        # chunking (and its token counting) runs in the read-ahead thread too, beside the encoder
+        for batch in batches:
+            doc_part = LoadedDocument(name, info.format, batch)
+            yield batch, chunk_document(doc_part, embedder.count_tokens, embedder.max_tokens, chunking)
+
+    pages = ReadAhead(chunked())
+    share = getattr(embedder, "share_cpu", None)
     doc = LoadedDocument(name, info.format, [])
     drafts: list[ChunkDraft] = []
     parts: list[Vectors] = []
@@ -222,25 +237,75 @@ def _parse_chunk_embed(
 
     def flush() -> None:
         if pending:
+            if share is not None:
+                share(not pages.finished)
             parts.append(embedder.embed([d.text for d in pending]))
             drafts.extend(pending)
             pending.clear()
             notify("embedding", len(drafts), len(doc.pages))
 
-    for batch in batches:
-        doc.pages.extend(batch)
-        pending.extend(
-            chunk_document(
-                LoadedDocument(name, info.format, batch), embedder.count_tokens, embedder.max_tokens, chunking
-            )
-        )
-        if len(pending) >= EMBED_BATCH:
-            flush()
-    flush()
+    try:
+        for batch, chunks in pages:
+            doc.pages.extend(batch)
+            pending.extend(chunks)
+            if len(pending) >= EMBED_BATCH:
+                flush()
+        flush()
+    finally:
+        pages.close()
+        if share is not None:
+            share(False)
     doc.warnings = list(info.warnings or [])
     if not drafts:
         raise IngestError(f"{name}: no text to index")
     return doc, drafts, np.vstack(parts)
+
+
+class ReadAhead(Generic[T]):
+    """Iterate `source` in a thread, as fast as it yields, and hand its items over in order;
+    an exception it raises comes out of this iterator. `finished` once the source is exhausted."""
+
+    _END = object()
+
+    def __init__(self, source: Iterator[T]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), daemon=True, name="archivist-read-ahead")
+        self._thread.start()
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def _run(self, source: Iterator[T]) -> None:
+        try:
+            for item in source:
+                self._queue.put((True, item))
+                if self._stop.is_set():
+                    break
+            self._queue.put((True, self._END))
+        except BaseException as exc:  # handed to the consumer
+            self._queue.put((False, exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # ends the parser process when the consumer stopped early
+            self._done.set()
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            ok, item = self._queue.get()
+            if not ok:
+                raise item
+            if item is self._END:
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop reading (the source is closed by the thread) and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def _keep_original(home: Path, data: bytes, sha: str, suffix: str) -> None:
