@@ -18,7 +18,7 @@ from ingest.embed import Embedder, Vectors
 from ingest.errors import IngestError
 from ingest.loaders import SUPPORTED_SUFFIXES, sniff
 from ingest.store import Store
-from ingest.types import ChunkDraft, LoadedDocument, Page
+from ingest.types import ChunkDraft, LoadedDocument
 from ingest.worker import ParseLimits, parse_in_worker
 from runtime.errors import ArchivistError
 
@@ -217,18 +217,11 @@ def _parse_chunk_embed(
     parse: ParseLimits,
     notify: Callable[..., None],
 ) -> tuple[LoadedDocument, list[ChunkDraft], Vectors]:
-    """Pages stream in from the parser process and are chunked in a thread that drains the parser
-    as fast as it parses (it never waits for the encoder); the main thread embeds the chunks as
-    they come, leaving the parser a core while it runs. Parsing overlaps embedding."""
+    """Pages stream in from the parser process; a thread drains it as fast as it parses (it never
+    waits for the encoder), and the main thread chunks and embeds the pages as they come, leaving
+    the parser a core while it runs. Parsing overlaps embedding."""
     info, batches = parse_in_worker(data, name, parse)
-
-    def chunked() -> Iterator[tuple[list[Page], list[ChunkDraft]]]:
-        # chunking (and its token counting) runs in the read-ahead thread too, beside the encoder
-        for batch in batches:
-            doc_part = LoadedDocument(name, info.format, batch)
-            yield batch, chunk_document(doc_part, embedder.count_tokens, embedder.max_tokens, chunking)
-
-    pages = ReadAhead(chunked())
+    pages = ReadAhead(batches)
     share = getattr(embedder, "share_cpu", None)
     doc = LoadedDocument(name, info.format, [])
     drafts: list[ChunkDraft] = []
@@ -245,9 +238,13 @@ def _parse_chunk_embed(
             notify("embedding", len(drafts), len(doc.pages))
 
     try:
-        for batch, chunks in pages:
+        for batch in pages:
             doc.pages.extend(batch)
-            pending.extend(chunks)
+            pending.extend(
+                chunk_document(
+                    LoadedDocument(name, info.format, batch), embedder.count_tokens, embedder.max_tokens, chunking
+                )
+            )
             if len(pending) >= EMBED_BATCH:
                 flush()
         flush()

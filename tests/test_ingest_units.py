@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,35 @@ def test_a_line_longer_than_the_limit_is_cut_not_truncated() -> None:
     chunks = chunk_document(doc, emb.count_tokens, emb.max_tokens, ChunkSettings(100, 0))
     assert all(c.n_tokens <= 100 for c in chunks)
     assert sum(c.n_tokens for c in chunks) == 2000
+
+
+def test_read_ahead_keeps_order_and_hands_over_the_error() -> None:
+    from ingest.pipeline import ReadAhead
+
+    def source() -> Iterator[int]:
+        yield from range(5)
+        raise ValueError("page 6 could not be read")
+
+    got: list[int] = []
+    ahead = ReadAhead(source())
+    with pytest.raises(ValueError, match="page 6"):
+        for x in ahead:
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4] and ahead.finished
+
+
+def test_read_ahead_closes_its_source_when_the_reader_stops_early() -> None:
+    from ingest.pipeline import ReadAhead
+
+    closed = []
+
+    def source() -> Iterator[int]:
+        try:
+            yield from range(10_000)
+        finally:
+            closed.append(True)
+
+    ahead = ReadAhead(source())
+    assert next(iter(ahead)) == 0
+    ahead.close()
+    assert closed == [True]
