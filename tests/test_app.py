@@ -76,6 +76,7 @@ def test_chat_marks_sentences_the_documents_do_not_support(home: Path) -> None:
             {"text": "It was built in 1897.", "supported": False, "source": None, "missing": ["1897"], "claim": True},
         ],
         "grounding": {"supported_share": 0.5, "unsupported": 1, "action": "kept", "seconds": 0.01},
+        "timings": {"quotes": 0.25, "grounding": 0.02},
     }
     svc.conversations.add_turn(
         conv.id,
@@ -90,6 +91,7 @@ def test_chat_marks_sentences_the_documents_do_not_support(home: Path) -> None:
     assert "It was built in 1897" in warning.value and "1897" in warning.value
     answer = next(m.value for m in at.markdown if "Tuesdays" in m.value)
     assert "1897. \u26a0" in answer  # the sentence is marked in place
+    assert any("grounding check 20 ms" in c.value and "50% of sentences supported" in c.value for c in at.caption)
     quotes = next(e for e in at.expander if e.label == "What the documents say")
     assert any(":orange-background[**The lens is cleaned every Tuesday" in m.value for m in quotes.markdown)
 

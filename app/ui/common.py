@@ -75,6 +75,14 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
         st.caption("Most sentences of the first answer lacked support; this is the second, stricter answer.")
     elif action == "extractive-fallback":
         st.caption("Two written answers lacked support; these are the documents' own words instead.")
+    timings = details.get("timings") or {}
+    if timings:
+        spent = f"quotes {1000 * float(timings.get('quotes', 0)):.0f} ms"
+        if details.get("grounding") is not None:
+            g = details["grounding"]
+            spent += f" · grounding check {1000 * float(timings.get('grounding', 0)):.0f} ms"
+            spent += f" · {g.get('supported_share', 1):.0%} of sentences supported"
+        st.caption(spent)
     if unsupported:
         claims = sum(1 for s in details.get("sentences", []) if s.get("claim", True))
         lines = []
