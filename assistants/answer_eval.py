@@ -60,8 +60,12 @@ def evaluate_answers(
     and the grounding check runs on every answer."""
     if collection not in chat.store.collection_names():
         raise ArchivistError(f"no collection named {collection!r}; ingest the documents first")
-    base = assistant or Assistant(name="eval", knowledge=KnowledgeSettings(collections=[collection]))
-    base = base.model_copy(update={"knowledge": KnowledgeSettings(collections=[collection])})
+    knowledge = KnowledgeSettings(collections=[collection])
+    base = (
+        assistant.model_copy(update={"knowledge": knowledge})
+        if assistant is not None
+        else Assistant(name="eval", knowledge=knowledge)
+    )
     chat.ask(base, "warm up", answer_mode="extractive").result()
     rows: list[AnswerRow] = []
     for i, q in enumerate(questions, start=1):

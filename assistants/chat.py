@@ -162,7 +162,7 @@ class ChatService:
 
     def retrieve(self, assistant: Assistant, query: str) -> list[Hit]:
         r = assistant.retrieval
-        reranker = self._reranker(r.reranker) if r.reranker else None
+        reranker = self._reranker(assistant)
         hits = search(
             self.store, self.embedder, assistant.knowledge.collections, query, r.top_k, mode=r.mode, reranker=reranker
         )
@@ -170,7 +170,11 @@ class ChatService:
             hits = [h for h in hits if h.similarity >= r.min_score]
         return hits
 
-    def _reranker(self, name: str) -> Reranker:
+    def _reranker(self, assistant: Assistant) -> Reranker | None:
+        """The assistant's cross-encoder, loaded once per name; None when it has none."""
+        name = assistant.retrieval.reranker
+        if not name:
+            return None
         with self._lock:
             if name not in self._rerankers:
                 self._rerankers[name] = CrossEncoderReranker(name)
@@ -201,12 +205,14 @@ class ChatService:
         m = assistant.model
         return self.models.get(m.path, context_window=m.context_window, n_threads=m.threads, gpu_layers=m.gpu_layers)
 
-    def quotes(self, assistant: Assistant, question: str, hits: Sequence[Hit]) -> tuple[PassageSentences, list[Quote]]:
-        """The passages' sentences and the best of them for `question`."""
+    def quotes(
+        self, assistant: Assistant, question: str, hits: Sequence[Hit]
+    ) -> tuple[PassageSentences, list[Quote], float]:
+        """The passages' sentences, the best of them for `question`, and the seconds it took."""
+        t0 = time.perf_counter()
         ps = passage_sentences(self.store, self.embedder, hits)
-        r = assistant.retrieval.reranker
-        reranker = self._reranker(r) if r else None
-        return ps, find_quotes(question, ps, self.embedder, reranker=reranker)
+        quotes = find_quotes(question, ps, self.embedder, reranker=self._reranker(assistant))
+        return ps, quotes, time.perf_counter() - t0
 
     def ask(
         self,
@@ -245,9 +251,7 @@ class ChatService:
             stop=tuple(stop),
         )
         plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
-        t1 = time.perf_counter()
-        ps, quotes = self.quotes(assistant, question, plan.passages)
-        quote_time = time.perf_counter() - t1
+        ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
         stats = GenerationStats()
         state: dict[str, Any] = {}
         if check_mode == "retry":
@@ -287,9 +291,7 @@ class ChatService:
         self, assistant: Assistant, question: str, hits: Sequence[Hit], retrieval_time: float
     ) -> AnswerStream:
         """The quotes are the answer: no model is loaded."""
-        t1 = time.perf_counter()
-        ps, quotes = self.quotes(assistant, question, hits)
-        quote_time = time.perf_counter() - t1
+        ps, quotes, quote_time = self.quotes(assistant, question, hits)
         text = extractive_text(quotes, assistant.citation_style) if quotes else assistant.refusal
         cited = {q.passage for q in quotes}
         answer = Answer(

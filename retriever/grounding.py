@@ -104,16 +104,13 @@ def strip_citations(text: str) -> str:
 def facts(sentence: str) -> list[str]:
     """Numbers, identifiers and names a sentence states, as written."""
     s = _LIST_MARK.sub("", strip_citations(sentence))
-    found: list[str] = []
-    for m in _CODE.finditer(s):
-        found.append(next(g for g in m.groups() if g))
-    code_spans = [m.span() for m in _CODE.finditer(s)]
+    code = list(_CODE.finditer(s))
+    found = [next(g for g in m.groups() if g) for m in code]
     for m in _NUMBER.finditer(s):
-        if not any(a <= m.start() < b for a, b in code_spans):
-            found.append(m.group().rstrip("%").replace(",", "") if "," in m.group() else m.group().rstrip("%"))
+        if not any(c.start() <= m.start() < c.end() for c in code):
+            found.append(m.group().rstrip("%").replace(",", ""))
     for m in _NAME.finditer(s):
-        words = [w for w in re.split(r"[ -]", m.group(1)) if w not in _COMMON_CAPITALS]
-        found.extend(words)
+        found.extend(w for w in re.split(r"[ -]", m.group(1)) if w not in _COMMON_CAPITALS)
     return list(dict.fromkeys(f for f in found if f.strip()))
 
 
@@ -125,8 +122,13 @@ def _compact(text: str) -> str:
     return re.sub(r"\s+", "", text).lower()
 
 
+def _number_key(number: str) -> str:
+    """'+1,024%' and '1024' compare equal."""
+    return number.replace(",", "").rstrip("%").lstrip("+")
+
+
 def _numbers_in(text: str) -> set[str]:
-    return {m.group().replace(",", "").rstrip("%").lstrip("+") for m in _NUMBER.finditer(text)}
+    return {_number_key(m.group()) for m in _NUMBER.finditer(text)}
 
 
 def check(
@@ -143,14 +145,14 @@ def check(
     bare = [strip_citations(t) for t in texts]
     following = {s.previous: i for i, s in enumerate(ps.sentences) if s.previous is not None}
     checkable = [i for i, b in enumerate(bare) if _is_claim(b)]
-    vectors = embedder.embed([bare[i] for i in checkable], batch_size=8) if checkable else None
+    embedded: list[Any] = list(embedder.embed([bare[i] for i in checkable], batch_size=8)) if checkable else []
+    vectors = dict(zip(checkable, embedded, strict=True))
     out: list[SentenceSupport] = []
     for i, text in enumerate(texts):
-        if i not in checkable:
+        if i not in vectors:
             out.append(SentenceSupport(text, True, None, 0.0, (), claim=False))
             continue
-        assert vectors is not None
-        v = vectors[checkable.index(i)]
+        v = vectors[i]
         sims = ps.vectors @ v if len(ps.sentences) else np.zeros(0)
         near = [int(j) for j in np.argsort(-sims)[:NEAREST]]
         sim = float(sims[near[0]]) if near else 0.0
@@ -167,7 +169,7 @@ def check(
                 sim, source = float(psims[best]), best + 1
             local.append(ps.hits[best].text)
         where = " ".join(local)
-        found = ([_normal(where)], [_compact(where)], [_numbers_in(where)])
+        found = (_normal(where), _compact(where), _numbers_in(where))
         missing = tuple(f for f in facts(bare[i]) if not _found(f, *found))
         out.append(SentenceSupport(text, sim >= threshold and not missing, source, sim, missing))
     return GroundingReport(out, time.perf_counter() - t0)
@@ -178,10 +180,8 @@ def _is_claim(sentence: str) -> bool:
     return len(words) >= 3 or bool(facts(sentence))
 
 
-def _found(fact: str, normal: list[str], compact: list[str], numbers: list[set[str]]) -> bool:
-    f = fact.lower()
+def _found(fact: str, normal: str, compact: str, numbers: set[str]) -> bool:
+    """Whether `fact` appears in the text (given lower-cased, without whitespace, and as its numbers)."""
     if _NUMBER.fullmatch(fact):
-        n = fact.replace(",", "").lstrip("+")
-        return any(n in ns for ns in numbers)
-    c = _compact(f)
-    return any(f in p for p in normal) or any(c in p for p in compact)
+        return _number_key(fact) in numbers
+    return fact.lower() in normal or _compact(fact) in compact

@@ -120,6 +120,7 @@ def widen(store: Store | None, hits: Sequence[Hit], pad: int = CONTEXT_CHARS) ->
     if store is None or not hits:
         return [(h.start, h.text) for h in hits]
     pages = store.page_texts([h.chunk_id for h in hits])
+    split: dict[str, list[tuple[int, int]]] = {}  # several hits often share a page: split it once
     out: list[tuple[int, str]] = []
     for h in hits:
         page = pages.get(h.chunk_id)
@@ -127,7 +128,9 @@ def widen(store: Store | None, hits: Sequence[Hit], pad: int = CONTEXT_CHARS) ->
             out.append((h.start, h.text))
             continue
         lo, hi = max(0, h.start - pad), min(len(page), h.end + pad)
-        spans = split_sentences(page)
+        spans = split.get(page)
+        if spans is None:
+            spans = split[page] = split_sentences(page)
         a = next((a for a, b in spans if b > lo), h.start)  # first whole sentence from lo
         b = max((b for a, b in spans if a < hi), default=h.end)
         lo, hi = min(a, h.start), max(b, h.end)
