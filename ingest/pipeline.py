@@ -25,6 +25,7 @@ from runtime.errors import ArchivistError
 T = TypeVar("T")
 
 EMBED_BATCH = 64
+EMBED_GROUP = 1024
 
 
 @dataclass(frozen=True)
@@ -218,36 +219,50 @@ def _parse_chunk_embed(
     notify: Callable[..., None],
 ) -> tuple[LoadedDocument, list[ChunkDraft], Vectors]:
     """Pages stream in from the parser process; a thread drains it as fast as it parses (it never
-    waits for the encoder), and the main thread chunks and embeds the pages as they come, leaving
-    the parser a core while it runs. Parsing overlaps embedding."""
+    waits for the encoder), and the main thread chunks what has arrived and embeds it, leaving the
+    parser a core while it runs. Parsing overlaps embedding.
+
+    Chunks are embedded in groups of up to EMBED_GROUP sorted by length, so each batch of
+    EMBED_BATCH pads to a length close to its own texts' (measured on the R manuals: batches in
+    document order pad to 1.26x the tokens the texts have; groups of 1024 sorted, 1.04x)."""
     info, batches = parse_in_worker(data, name, parse)
     pages = ReadAhead(batches)
     share = getattr(embedder, "share_cpu", None)
     doc = LoadedDocument(name, info.format, [])
     drafts: list[ChunkDraft] = []
     parts: list[Vectors] = []
-    pending: list[ChunkDraft] = []
+    embedded = 0
 
-    def flush() -> None:
-        if pending:
-            if share is not None:
-                share(not pages.finished)
-            parts.append(embedder.embed([d.text for d in pending]))
-            drafts.extend(pending)
-            pending.clear()
-            notify("embedding", len(drafts), len(doc.pages))
+    def take_pages() -> None:
+        # everything the parser has ready; wait for more only while there is too little to embed
+        while not pages.exhausted:
+            ready = pages.ready(wait=len(drafts) - embedded < EMBED_BATCH)
+            if not ready:
+                return
+            for batch in ready:
+                doc.pages.extend(batch)
+                drafts.extend(
+                    chunk_document(
+                        LoadedDocument(name, info.format, batch), embedder.count_tokens, embedder.max_tokens, chunking
+                    )
+                )
 
     try:
-        for batch in pages:
-            doc.pages.extend(batch)
-            pending.extend(
-                chunk_document(
-                    LoadedDocument(name, info.format, batch), embedder.count_tokens, embedder.max_tokens, chunking
-                )
-            )
-            if len(pending) >= EMBED_BATCH:
-                flush()
-        flush()
+        while True:
+            take_pages()
+            group = drafts[embedded : embedded + EMBED_GROUP]
+            if not group:
+                break
+            order = sorted(range(len(group)), key=lambda i: -group[i].n_tokens)
+            vectors = np.empty((len(group), embedder.dim), dtype=np.float32)
+            for at in range(0, len(order), EMBED_BATCH):
+                if share is not None:
+                    share(not pages.finished)
+                picked = order[at : at + EMBED_BATCH]
+                vectors[picked] = embedder.embed([group[i].text for i in picked], batch_size=EMBED_BATCH)
+                notify("embedding", embedded + at + len(picked), len(doc.pages))
+            parts.append(vectors)
+            embedded += len(group)
     finally:
         pages.close()
         if share is not None:
@@ -260,7 +275,8 @@ def _parse_chunk_embed(
 
 class ReadAhead(Generic[T]):
     """Iterate `source` in a thread, as fast as it yields, and hand its items over in order;
-    an exception it raises comes out of this iterator. `finished` once the source is exhausted."""
+    an exception it raises comes out of `ready` (or the iterator). `finished` once the source is
+    done; `exhausted` once its last item has been handed over."""
 
     _END = object()
 
@@ -268,6 +284,8 @@ class ReadAhead(Generic[T]):
         self._queue: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
         self._done = threading.Event()
+        self.exhausted = False
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(source,), daemon=True, name="archivist-read-ahead")
         self._thread.start()
 
@@ -290,14 +308,33 @@ class ReadAhead(Generic[T]):
                 close()  # ends the parser process when the consumer stopped early
             self._done.set()
 
-    def __iter__(self) -> Iterator[T]:
-        while True:
-            ok, item = self._queue.get()
+    def ready(self, wait: bool = False) -> list[T]:
+        """The items read and not yet handed over, in order; with `wait`, at least one unless the
+        source is exhausted (then [])."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        out: list[T] = []
+        while not self.exhausted:
+            try:
+                ok, item = self._queue.get(block=wait and not out)
+            except queue.Empty:
+                break
             if not ok:
+                self.exhausted = True
+                if out:  # hand over what came before it first
+                    self._error = item
+                    break
                 raise item
             if item is self._END:
-                return
-            yield item
+                self.exhausted = True
+                break
+            out.append(item)
+        return out
+
+    def __iter__(self) -> Iterator[T]:
+        while items := self.ready(wait=True):
+            yield from items
 
     def close(self) -> None:
         """Stop reading (the source is closed by the thread) and wait for the thread."""

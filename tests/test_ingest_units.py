@@ -115,3 +115,27 @@ def test_read_ahead_closes_its_source_when_the_reader_stops_early() -> None:
     assert next(iter(ahead)) == 0
     ahead.close()
     assert closed == [True]
+
+
+def test_read_ahead_hands_over_what_is_ready_without_waiting() -> None:
+    import threading
+
+    from ingest.pipeline import ReadAhead
+
+    gate = threading.Event()
+
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        gate.wait(10)
+        yield 3
+
+    ahead = ReadAhead(source())
+    first = ahead.ready(wait=True)
+    while len(first) < 2:
+        first += ahead.ready(wait=True)
+    assert first == [1, 2]
+    assert ahead.ready(wait=False) == []  # the source is blocked: nothing, at once
+    gate.set()
+    assert ahead.ready(wait=True) == [3]
+    assert ahead.ready(wait=True) == [] and ahead.exhausted

@@ -90,3 +90,45 @@ def test_bad_files_fail_alone(home: Path, tmp_path: Path, fake_embedder: FakeEmb
     assert "empty.txt: file is empty" in (r.results[1].error or "")
     assert "junk.txt: unsupported file type" in (r.results[2].error or "")
     assert search(store, fake_embedder, ["c"], "owls", 1)[0].document == "good.txt"
+
+
+def test_chunks_embedded_in_length_sorted_batches_keep_their_own_vectors(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are embedded sorted by length (less padding); each must still be stored, and found, with its own vector."""
+    import numpy as np
+    from sqlalchemy import text
+
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    monkeypatch.setattr(pipeline, "EMBED_GROUP", 16)
+    calls: list[list[str]] = []
+    embed = fake_embedder.embed
+
+    def recording(texts, batch_size=64):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return embed(texts, batch_size)
+
+    monkeypatch.setattr(fake_embedder, "embed", recording)
+    sections = []
+    for i in range(40):  # sections of very different lengths, each with a word of its own
+        body = " ".join(["filler"] * (3 + (i * 37) % 90))
+        sections.append(f"# Section {i}\n\nmarker{i} {body}.\n")
+    f = tmp_path / "mixed.md"
+    f.write_text("\n".join(sections))
+    store = _store(home, fake_embedder)
+    assert ingest_paths([f], "c", store, fake_embedder).results[0].status == "added"
+
+    with store.engine.connect() as c:
+        rows = c.execute(text("SELECT text, n_tokens, embedding FROM chunks ORDER BY ordinal")).all()
+    assert len(rows) >= 40
+    for t, _, blob in rows:
+        assert np.allclose(np.frombuffer(blob, dtype=np.float32), embed([t])[0]), t[:40]
+    # batches hold chunks of similar length, not document order
+    assert all(len(batch) <= 4 for batch in calls)
+    lengths = {t: n for t, n, _ in rows}
+    assert all([lengths[t] for t in b] == sorted((lengths[t] for t in b), reverse=True) for b in calls)
+    assert [t for b in calls for t in b] != [t for t, _, _ in rows]
+    for i in (0, 7, 23, 39):
+        assert f"marker{i} " in search(store, fake_embedder, ["c"], f"marker{i}", 1)[0].text
