@@ -177,6 +177,7 @@ def ingest_bytes(
     sha = hashlib.sha256(data).hexdigest()
     known = store.find(collection, sha)
     if known is not None and known.status == "ready" and known.name == name:
+        store.drop_failed_versions(collection, name, sha)  # an interrupted replacement is moot now
         return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings)
     parse = ParseLimits(
         limits.parse_timeout_s, limits.parse_memory_mb, limits.max_pages, limits.hidden_text != "keep", limits.password

@@ -241,6 +241,23 @@ class Store:
             else:
                 existing.status, existing.error = "failed", error
 
+    def drop_failed_versions(self, collection: str, name: str, keep_sha256: str) -> int:
+        """Forget failed versions of `name` other than `keep_sha256` (e.g. an interrupted replacement,
+        once the file on disk is the ready version again); they have no chunks. Returns how many."""
+        with self.sessions.begin() as s:
+            col = self._collection(s, collection)
+            if col is None:
+                return 0
+            gone = s.execute(
+                delete(Document).where(
+                    Document.collection_id == col.id,
+                    Document.name == name,
+                    Document.status == "failed",
+                    Document.sha256 != keep_sha256,
+                )
+            )
+            return int(getattr(gone, "rowcount", 0) or 0)
+
     def delete_document(self, collection: str, name: str) -> int:
         """Delete every version of `name` from the collection, text and vectors; returns how many."""
         with self._lock, self.sessions.begin() as s:

@@ -74,6 +74,24 @@ def test_interrupted_document_becomes_failed_and_retryable(
     assert {d.name: d.status for d in store.documents("c")} == {"a.txt": "ready", "b.txt": "ready"}
 
 
+def test_interrupted_replacement_is_forgotten_when_the_old_content_comes_back(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    from ingest.catalog import Collection, Document
+
+    store = _store(home, fake_embedder)
+    f = tmp_path / "a.txt"
+    f.write_text("apples are red.")
+    ingest_paths([f], "c", store, fake_embedder)
+    with store.sessions.begin() as s:  # as if a writer died while storing a changed a.txt
+        col = s.query(Collection).filter_by(name="c").one()
+        s.add(Document(collection_id=col.id, name="a.txt", sha256="0" * 64, format="text", size=9, status="indexing"))
+    r = ingest_paths([f], "c", store, fake_embedder)  # the file on disk is the stored version again
+    assert r.results[0].status == "unchanged"
+    assert [(d.name, d.status) for d in store.documents("c")] == [("a.txt", "ready")]
+    assert [h.document for h in search(store, fake_embedder, ["c"], "apples", 5)] == ["a.txt"]
+
+
 def test_bad_files_fail_alone(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
     store = _store(home, fake_embedder)
     (tmp_path / "good.txt").write_text("good text about owls.")
