@@ -65,7 +65,7 @@ def _print_report(report: IngestReport) -> int:
             print(f"error: {r.error}", file=sys.stderr)
         else:
             pages = f", {r.pages} pages" if r.pages else ""
-            print(f"{r.status}: {Path(r.path).name} ({r.chunks} chunks{pages})")
+            print(f"{r.status}: {r.name or Path(r.path).name} ({r.chunks} chunks{pages})")
             for w in r.warnings:
                 print(f"  warning: {w}")
     ok = len(report.results) - len(report.failed)

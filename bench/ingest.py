@@ -4,8 +4,12 @@ PyPDFLoader + RecursiveCharacterTextSplitter + HuggingFaceEmbeddings + FAISS.fro
 on the R manuals from Debian's r-doc-pdf. Each contender runs in its own process, so peak RSS
 is its own. Prints pages/s, chunks/s, peak RSS and the ratios.
 
+With --folder it ingests folders instead (e.g. the Python docs from python3.11-doc: many small
+HTML files, where per-file costs show) and compares with the bare encoder only.
+
     pip install -e '.[bench]'     # LangChain, for the comparison
     python bench/ingest.py [--pdf ...] [--skip-langchain]
+    python bench/ingest.py --folder /usr/share/doc/python3.11/html/tutorial --folder /usr/share/doc/python3.11/html/howto
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def run_archivist(pdfs: list[str], out: str) -> None:
     report = ingest_paths(pdfs, "bench", store, emb)
     wall = time.perf_counter() - t0
     failed = [r.error for r in report.results if r.status == "failed"]
+    files = len(report.results)
     pages = sum(r.pages or 0 for r in report.results)
     chunks = sum(r.chunks for r in report.results)
     with store.engine.connect() as c:
@@ -55,6 +60,7 @@ def run_archivist(pdfs: list[str], out: str) -> None:
         json.dumps(
             {
                 "wall": wall,
+                "files": files,
                 "pages": pages,
                 "chunks": chunks,
                 "failed": failed,
@@ -105,6 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pdf", action="append", help=f"PDF file names under {MANUALS} (default: {', '.join(DEFAULT)})")
     ap.add_argument("--skip-langchain", action="store_true")
+    ap.add_argument("--folder", action="append", help="ingest these folders instead of the PDFs (no LangChain run)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -115,12 +122,13 @@ def main() -> None:
             "langchain": lambda: run_langchain(rest, out),
         }[kind]()
         return
-    pdfs = [str(MANUALS / p) for p in (args.pdf or DEFAULT)]
+    pdfs = args.folder or [str(MANUALS / p) for p in (args.pdf or DEFAULT)]
     a = child("archivist", *pdfs)
     texts = tempfile.mktemp(suffix=".json")
     Path(texts).write_text(json.dumps({"texts": a["texts"]}))
     b = child("bare", texts)
-    print(f"{len(pdfs)} PDFs, {a['pages']:,} pages; embedder all-MiniLM-L6-v2 in {a['dtype']}, batch {BATCH}")
+    what = f"{a['files']:,} files" if args.folder else f"{len(pdfs)} PDFs, {a['pages']:,} pages"
+    print(f"{what}; embedder all-MiniLM-L6-v2 in {a['dtype']}, batch {BATCH}")
     if a["failed"]:
         print("failed:", a["failed"])
     print(f"{'':28}{'seconds':>9}{'pages/s':>9}{'chunks':>8}{'chunks/s':>10}{'peak RSS MB':>13}")
@@ -134,7 +142,9 @@ def main() -> None:
     )
     ratio = (a["chunks"] / a["wall"]) / (b["chunks"] / b["wall"])
     print(f"archivist / bare encoder chunks/s: {ratio:.2f}")
-    if not args.skip_langchain:
+    if args.folder:
+        print(f"files/s end to end: {a['files'] / a['wall']:.1f}")
+    elif not args.skip_langchain:
         c = child("langchain", *pdfs)
         print(
             f"{'langchain pipeline':28}{c['wall']:>9.1f}{c['pages'] / c['wall']:>9.1f}{c['chunks']:>8}"

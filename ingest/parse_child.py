@@ -5,9 +5,7 @@ from __future__ import annotations
 import sys
 from multiprocessing.connection import Connection
 
-from ingest.worker import run_child
+from ingest.worker import serve
 
 if __name__ == "__main__":
-    conn = Connection(int(sys.argv[1]))
-    data, name, limits = conn.recv()
-    run_child(conn, data, name, limits)
+    serve(Connection(int(sys.argv[1])))

@@ -51,6 +51,7 @@ class FileResult:
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    name: str = ""  # the document name it was stored under
 
 
 @dataclass
@@ -79,15 +80,25 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus supported files found under named folders (sorted)."""
-    out: list[Path] = []
+def named_files(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """(path, document name) of the files named directly (named by their file name) and of the
+    supported files found under named folders (sorted; named by their path from the folder's
+    parent, e.g. `docs/howto/index.html`, so files of the same name in different folders stay
+    separate documents)."""
+    out: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES))
+            top = p.resolve()
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
+            out.extend((f, (Path(top.name) / f.relative_to(p)).as_posix().lstrip("/")) for f in found)
         else:
-            out.append(p)
+            out.append((p, p.name))
     return out
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named directly, plus supported files found under named folders (sorted)."""
+    return [f for f, _ in named_files(paths)]
 
 
 def ingest_paths(
@@ -102,14 +113,21 @@ def ingest_paths(
 ) -> IngestReport:
     """Ingest every file (folders are searched for supported files) into `collection`."""
     limits = limits or IngestLimits()
-    files = expand_paths(paths)
+    files = named_files(paths)
     report = IngestReport()
+    named: dict[str, Path] = {}
     with store.writer():
-        for i, path in enumerate(files):
-            notify = _notifier(progress, i, len(files), path.name)
+        for i, (path, name) in enumerate(files):
+            notify = _notifier(progress, i, len(files), name)
             notify("reading")
             try:
-                result = _ingest_one(path, collection, store, embedder, chunking, limits, notify)
+                first = named.setdefault(name, path)
+                if first != path:
+                    raise IngestError(
+                        f"{path}: {first} in this batch has the same document name {name!r}; ingest one of "
+                        "them into another collection, or both from a folder that holds them both"
+                    )
+                result = _ingest_one(path, name, collection, store, embedder, chunking, limits, notify)
             except ArchivistError as exc:
                 result = FileResult(str(path), "failed", error=str(exc))
             except Exception as exc:  # a parser bug must not stop the batch
@@ -129,6 +147,7 @@ def _notifier(progress: ProgressCallback | None, i: int, n: int, name: str) -> C
 
 def _ingest_one(
     path: Path,
+    name: str,
     collection: str,
     store: Store,
     embedder: Embedder,
@@ -143,7 +162,7 @@ def _ingest_one(
     _check_size(path.stat().st_size, path.name, limits)  # before reading it into memory
     return ingest_bytes(
         path.read_bytes(),
-        path.name,
+        name,
         collection,
         store,
         embedder,
@@ -178,7 +197,7 @@ def ingest_bytes(
     known = store.find(collection, sha)
     if known is not None and known.status == "ready" and known.name == name:
         store.drop_failed_versions(collection, name, sha)  # an interrupted replacement is moot now
-        return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings)
+        return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings, name=name)
     parse = ParseLimits(
         limits.parse_timeout_s, limits.parse_memory_mb, limits.max_pages, limits.hidden_text != "keep", limits.password
     )
@@ -201,7 +220,7 @@ def ingest_bytes(
         chunks=drafts,
         vectors=vectors,
     )
-    return FileResult(str(path), "replaced" if replaced else "added", len(drafts), pages, doc.warnings)
+    return FileResult(str(path), "replaced" if replaced else "added", len(drafts), pages, doc.warnings, name=name)
 
 
 def _check_size(size: int, name: str, limits: IngestLimits) -> None:

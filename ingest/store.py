@@ -6,6 +6,7 @@ import fcntl
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError, IngestError
 from ingest.types import ChunkDraft
 from ingest.vectors import VectorIndex
+
+FLUSH_S = 2.0  # documents added within this long share one index write (and become searchable together)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._indexes: dict[str, VectorIndex] = {}
         self._lock = threading.RLock()
+        # documents stored but not yet ready: collection -> [(document id, versions it replaces, rebuild)]
+        self._pending: dict[str, list[tuple[int, list[int], bool]]] = {}
+        self._pending_keys: set[tuple[str, str]] = set()  # (collection, name or sha256) of those
+        self._last_flush = time.monotonic()
 
     # ---- collections and documents -------------------------------------------------
     def _collection(self, s: Session, name: str, create: bool = False) -> Collection | None:
@@ -125,7 +132,11 @@ class Store:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 self._recover()
-                yield
+                self._last_flush = time.monotonic()
+                try:
+                    yield
+                finally:
+                    self.flush()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -160,10 +171,16 @@ class Store:
         """
         if len(chunks) != len(vectors):
             raise IngestError(f"{name}: {len(chunks)} chunks but {len(vectors)} vectors")
+        if {(collection, name), (collection, sha256)} & self._pending_keys:
+            self.flush()  # the same name or content again within one flush: settle the first one
         with self.sessions.begin() as s:
             col = self._collection(s, collection, create=True)
             assert col is not None
-            s.execute(delete(Document).where(Document.collection_id == col.id, Document.sha256 == sha256))
+            same = list(
+                s.scalars(select(Document.id).where(Document.collection_id == col.id, Document.sha256 == sha256))
+            )
+            same_chunks = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(same)))) if same else []
+            s.execute(delete(Document).where(Document.id.in_(same)))
             doc = Document(
                 collection_id=col.id,
                 name=name,
@@ -203,20 +220,38 @@ class Store:
             old_ids = [o[0] for o in old]
             old_chunks = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(old_ids)))) if old_ids else []
             doc_id = doc.id
-        # The index learns the new vectors before the catalog calls them ready; search trusts only
-        # 'ready' chunks, and a crash between the two steps is repaired when the index is next opened.
+        # The index learns the new vectors (and forgets the old versions') now; it is written, and the
+        # catalog calls the documents ready, at the next flush: search trusts only 'ready' chunks, and
+        # a crash in between leaves the new version 'indexing' (failed and retryable on restart) and
+        # an index that is repaired from the catalog when it is next opened.
         with self._lock:
-            index = self.index(collection)
-            removed = index.remove(old_chunks)
+            index = self._live_index(collection)
+            removed = index.remove(old_chunks + same_chunks)
             index.add(ids, vectors)
-            index.save()
-            with self.sessions.begin() as s:
-                s.execute(update(Document).where(Document.id == doc_id).values(status="ready"))
-                if old_ids:
-                    s.execute(delete(Document).where(Document.id.in_(old_ids)))
-            if not removed:
-                self._rebuild(collection, index)
+            self._pending.setdefault(collection, []).append((doc_id, old_ids, not removed))
+            self._pending_keys.update({(collection, name), (collection, sha256)})
+        if time.monotonic() - self._last_flush >= FLUSH_S:
+            self.flush()
         return doc_id, [name for _ in old_ids]
+
+    def flush(self) -> None:
+        """Write the indexes that changed, then mark their new documents ready and drop the versions
+        they replace, in one transaction. One index write serves every document added since the
+        last flush (a folder of small files wrote the whole index once per file)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._pending_keys.clear()
+            self._last_flush = time.monotonic()
+            for collection, docs in pending.items():
+                index = self.index_cached(collection)
+                index.save()
+                with self.sessions.begin() as s:
+                    for doc_id, old_ids, _ in docs:
+                        s.execute(update(Document).where(Document.id == doc_id).values(status="ready"))
+                        if old_ids:
+                            s.execute(delete(Document).where(Document.id.in_(old_ids)))
+                if any(rebuild for _, _, rebuild in docs):
+                    self._rebuild(collection, index)
 
     def mark_failed(self, collection: str, *, name: str, sha256: str, fmt: str, size: int, error: str) -> None:
         """Record a file that could not be ingested, so it is listed with its error."""
@@ -268,7 +303,7 @@ class Store:
             if not docs:
                 raise IngestError(f"no document named {name!r} in collection {collection!r}")
             chunk_ids = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs))))
-            index = self.index(collection)
+            index = self._live_index(collection)
             removed = index.remove(chunk_ids)
             index.save()
             s.execute(delete(Document).where(Document.id.in_(docs)))
@@ -277,6 +312,16 @@ class Store:
         return len(docs)
 
     # ---- indexes -------------------------------------------------------------------
+    def index_cached(self, collection: str) -> VectorIndex:
+        """The index this process holds for the collection, with changes not yet written."""
+        with self._lock:
+            idx = self._indexes.get(collection)
+            return idx if idx is not None else self.index(collection)
+
+    def _live_index(self, collection: str) -> VectorIndex:
+        """With changes not yet written, the index held here is the truth (never reloaded over them)."""
+        return self.index_cached(collection) if collection in self._pending else self.index(collection)
+
     def index(self, collection: str) -> VectorIndex:
         """The collection's FAISS index, checked against the catalog (rebuilt when they disagree)."""
         check_collection_name(collection)
@@ -320,6 +365,7 @@ class Store:
 
     def reindex(self, collection: str) -> int:
         """Rebuild a collection's index from the catalog; returns its size."""
+        self.flush()
         with self._lock:
             idx = VectorIndex(self.home / "indexes" / collection, self.embedder, self.dim)
             self._rebuild(collection, idx)

@@ -7,11 +7,13 @@ most the limits and one child process; the parent, and the rest of the batch, go
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,16 +38,38 @@ class ParseLimits:
     password: str | None = None
 
 
-def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> None:
-    """Runs in the child: parse and send ('start', fmt), ('pages', [...])..., ('done', warnings) or ('error', msg)."""
-    import resource
+def serve(conn: Connection) -> None:
+    """The parser process: parse one file after another until the parent closes the pipe.
 
+    Each file gets its own memory limit; after a failure that may have left the process in a bad
+    state (out of memory, a parser bug) it exits and the parent starts a fresh one."""
     # The embedder is the costly stage and runs in the parent on every core: the parser takes
     # the cycles it leaves idle, so parsing overlaps embedding instead of slowing it down.
     # (SCHED_IDLE was measured worse: the parser then ran only when the encoder starved, so the
     # two took turns instead of overlapping: 281 s against 249 s on the R manuals.)
     with contextlib.suppress(OSError):
         os.nice(10)
+    import ingest.loaders  # noqa: F401  (the parsers' imports are not part of any file's time limit)
+
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            data, name, limits = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if not run_child(conn, data, name, limits):
+                return
+        except OSError:  # the parent went away mid-file
+            return
+
+
+def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> bool:
+    """Parse one file and send ('start', fmt), ('pages', [...])..., ('done', warnings), or ('error', msg)
+    or ('unsupported', msg); ('fatal', msg) when the process is not fit to parse another file (it
+    then exits). Returns whether it is fit."""
+    import resource
+
     try:
         cap = limits.memory_mb * 2**20
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -73,39 +97,102 @@ def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> 
     except IngestError as exc:
         conn.send(("error", str(exc)))
     except MemoryError:
-        conn.send(("error", f"{name}: parsing needed more than the memory limit of {limits.memory_mb:,} MB"))
+        conn.send(("fatal", f"{name}: parsing needed more than the memory limit of {limits.memory_mb:,} MB"))
+        return False
     except Exception as exc:
-        conn.send(("error", f"{name}: could not be parsed ({type(exc).__name__}: {exc})"))
-    finally:
-        conn.close()
+        conn.send(("fatal", f"{name}: could not be parsed ({type(exc).__name__}: {exc})"))
+        return False
+    return True
 
 
 def _vm_size() -> int:
     try:
         with open("/proc/self/statm") as fh:
-            import os
-
             return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         return 0
 
 
-def _start_child() -> tuple[Any, subprocess.Popen[bytes]]:
-    """A fresh interpreter running this module: nothing of the parent (model threads, the caller's
-    __main__) is copied or re-run in it."""
-    parent, child = mp.Pipe(duplex=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.parse_child", str(child.fileno())],
-        pass_fds=(child.fileno(),),
-        cwd=_ROOT,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))),
-        stdin=subprocess.DEVNULL,
-    )
-    child.close()
-    return parent, proc
-
-
 _ROOT = str(Path(__file__).resolve().parent.parent)
+IDLE_S = 60.0  # an idle parser process older than this is replaced rather than reused
+START_TIMEOUT_S = 60.0
+
+
+class ParseWorker:
+    """A parser process: a fresh interpreter running `ingest.parse_child`, so nothing of the parent
+    (model threads, the caller's __main__) is copied or re-run in it. Reused for file after file
+    (starting one costs about 0.4 s: a folder of small files paid that per file); killed on a
+    time limit, a crash, or a stream left unfinished."""
+
+    def __init__(self) -> None:
+        parent, child = mp.Pipe(duplex=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.parse_child", str(child.fileno())],
+            pass_fds=(child.fileno(),),
+            cwd=_ROOT,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))),
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self.conn = parent
+        self.idle_since = time.monotonic()
+        self.ready = False
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait for a fresh process to have started and imported its parsers."""
+        if self.ready:
+            return
+        try:
+            if self.conn.poll(timeout_s):
+                kind, _ = self.conn.recv()
+                self.ready = kind == "ready"
+        except (EOFError, OSError):
+            pass
+        if not self.ready:
+            self.kill()
+            raise IngestError(f"the parser process did not start within {timeout_s:,.0f} s")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None and not self.conn.closed
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _wait(self.proc)
+
+
+_idle: list[ParseWorker] = []
+_idle_lock = threading.Lock()
+
+
+def _take_worker() -> ParseWorker:
+    with _idle_lock:
+        while _idle:
+            w = _idle.pop()
+            if w.alive and time.monotonic() - w.idle_since < IDLE_S:
+                return w
+            w.kill()
+    return ParseWorker()
+
+
+def _give_back(w: ParseWorker) -> None:
+    if not w.alive:
+        w.kill()
+        return
+    w.idle_since = time.monotonic()
+    with _idle_lock:
+        _idle.append(w)
+
+
+@atexit.register
+def close_workers() -> None:
+    """End the idle parser processes (they also end by themselves when this process does)."""
+    with _idle_lock:
+        while _idle:
+            _idle.pop().kill()
 
 
 @dataclass
@@ -118,62 +205,84 @@ class ParseStream:
 
 
 def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseStream, Iterator[list[Page]]]:
-    """Start parsing `data` in a child process; returns the stream info and an iterator of page batches.
+    """Parse `data` in a parser process; returns the stream info and an iterator of page batches.
 
     Raises IngestError (naming the file and the limit) for a timeout, a crash or a parse error."""
-    parent, proc = _start_child()
+    worker = _take_worker()
     try:
-        parent.send((data, name, limits))
-    except OSError as exc:
-        proc.kill()
-        raise IngestError(f"{name}: the parser process could not start ({exc})") from None
+        worker.wait_ready()
+        worker.conn.send((data, name, limits))
+    except (OSError, IngestError):  # an idle process that went away: one fresh try
+        worker.kill()
+        worker = ParseWorker()
+        try:
+            worker.wait_ready()
+            worker.conn.send((data, name, limits))
+        except (OSError, IngestError) as exc:
+            worker.kill()
+            raise IngestError(f"{name}: the parser process could not start ({exc})") from None
     deadline = time.monotonic() + limits.timeout_s
     info = ParseStream(name)
+    proc, conn = worker.proc, worker.conn
 
     def receive() -> Any:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                proc.kill()
-                raise IngestError(f"{name}: parsing took longer than the limit of {limits.timeout_s:,.0f} s")
-            if parent.poll(min(left, 0.5)):
+                worker.kill()
+                raise IngestError(f"{name}: parsing took longer than the limit of {_seconds(limits.timeout_s)}")
+            if conn.poll(min(left, 0.5)):
                 try:
-                    return parent.recv()
+                    return conn.recv()
                 except EOFError:
                     code = _wait(proc)
+                    worker.kill()
                     raise IngestError(
                         f"{name}: the parser stopped (exit code {code}); the file may exceed the memory limit "
                         f"of {limits.memory_mb:,} MB or be damaged"
                     ) from None
-            elif proc.poll() is not None and not parent.poll(0):
+            elif proc.poll() is not None and not conn.poll(0):
+                worker.kill()
                 raise IngestError(f"{name}: the parser stopped (exit code {proc.returncode})")
 
     def batches() -> Iterator[list[Page]]:
+        finished = False
         try:
             while True:
                 kind, payload = receive()
                 if kind == "pages":
                     yield [Page(n, t) for n, t in payload]
-                elif kind == "done":
+                    continue
+                finished = True
+                if kind == "done":
                     info.warnings = list(payload)
                     return
-                elif kind == "error":
+                if kind == "fatal":
+                    worker.kill()
                     raise IngestError(payload)
-                elif kind == "unsupported":
+                if kind == "error":
+                    raise IngestError(payload)
+                if kind == "unsupported":
                     raise UnsupportedFileError(payload)
         finally:
-            parent.close()
-            if proc.poll() is None:
-                proc.kill()
-            _wait(proc)
+            if finished:
+                _give_back(worker)  # between files: ready for the next one
+            else:
+                worker.kill()  # stopped mid-file: its pipe is out of step
 
     kind, payload = receive()
+    if kind == "fatal":
+        worker.kill()
+        raise IngestError(payload)
     if kind in ("error", "unsupported"):
-        parent.close()
-        _wait(proc)
+        _give_back(worker)
         raise (UnsupportedFileError if kind == "unsupported" else IngestError)(payload)
     info.format = payload
     return info, batches()
+
+
+def _seconds(s: float) -> str:
+    return f"{s:,.0f} s" if s >= 10 else f"{s:g} s"
 
 
 def _wait(proc: subprocess.Popen[bytes]) -> int | None:

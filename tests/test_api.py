@@ -182,6 +182,13 @@ def test_uploads_limits_types_traversal_and_delete(api: dict, tmp_path: Path) ->
     assert hits["hits"][0]["document"] == "evil.txt"
     assert httpx.delete(url + "/evil.txt", headers=h).status_code == 200
     assert httpx.delete(url + "/evil.txt", headers=h).status_code == 404
+    # documents ingested from folders are named by their path, e.g. guides/owls.txt
+    folder = tmp_path / "guides"
+    folder.mkdir()
+    (folder / "owls.txt").write_text("Owls sleep by day.")
+    assert ingest_paths([folder], "uploads", api["svc"].store, api["svc"].embedder).results[0].name == "guides/owls.txt"
+    r = httpx.delete(url + "/guides/owls.txt", headers=h)
+    assert r.status_code == 200 and r.json()["deleted"] == "guides/owls.txt"
     assert httpx.post(api["url"] + "/v1/collections/..%2Fx/search", headers=h, json={"query": "q"}).status_code in (
         400,
         404,

@@ -87,7 +87,7 @@ def test_ask_json_answers_with_citations_from_docs(home: Path) -> None:
     out = json.loads(r.stdout)
     assert out["answer"].strip()
     assert out["citations"] and set(out["citations"][0]) == {"document", "page", "chunk_id", "score"}
-    assert out["citations"][0]["document"] == "knowledge.md"
+    assert out["citations"][0]["document"] == "docs/knowledge.md"
 
 
 def test_serve_refuses_a_public_address_without_keys_and_keys_are_managed(home: Path) -> None:

@@ -112,12 +112,41 @@ def test_password_opens_an_encrypted_pdf(home: Path, tmp_path: Path) -> None:
 def test_parse_time_limit_kills_the_parser(home: Path, tmp_path: Path) -> None:
     emb = FakeEmbedder()
     store = Store(home, emb.name, emb.dim)
-    pdf = make_pdf(tmp_path / "long.pdf", [f"Page {i} text about lighthouses." for i in range(300)])
-    r = ingest_paths([pdf], "c", store, emb, limits=IngestLimits(parse_timeout_s=0.2))
-    assert r.results[0].error == "long.pdf: parsing took longer than the limit of 0 s" or (
-        "parsing took longer than the limit" in (r.results[0].error or "")
-    )
-    assert store.index("c").size == 0
+    pdf = make_pdf(tmp_path / "long.pdf", [f"Page {i} text about lighthouses." for i in range(3000)])
+    ok = tmp_path / "ok.txt"
+    ok.write_text("Lighthouses warn ships of rocks.")
+    r = ingest_paths([pdf, ok], "c", store, emb, limits=IngestLimits(parse_timeout_s=0.2))
+    assert "long.pdf: parsing took longer than the limit" in (r.results[0].error or "")
+    assert r.results[1].status == "added"  # the next file gets a fresh parser
+    assert [h.document for h in search(store, emb, ["c"], "lighthouses", 5)] == ["ok.txt"]
+
+
+def test_one_parser_process_serves_file_after_file(home: Path, tmp_path: Path) -> None:
+    from ingest import worker
+
+    emb = FakeEmbedder()
+    store = Store(home, emb.name, emb.dim)
+    files = []
+    for i in range(3):
+        f = tmp_path / f"n{i}.md"
+        f.write_text(f"# Note {i}\n\nOtters number {i} swim.\n")
+        files.append(f)
+    worker.close_workers()
+    started = []
+    real = worker.ParseWorker.__init__
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        real(self)
+        started.append(self.proc.pid)
+
+    worker.ParseWorker.__init__ = counting  # type: ignore[method-assign]
+    try:
+        r = ingest_paths(files, "c", store, emb)
+    finally:
+        worker.ParseWorker.__init__ = real  # type: ignore[method-assign]
+    assert [x.status for x in r.results] == ["added"] * 3
+    assert len(started) == 1
+    assert [w.proc.pid for w in worker._idle] == started  # idle, ready for the next batch
 
 
 def test_docx_paragraphs_headings_and_tables(tmp_path: Path) -> None:

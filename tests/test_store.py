@@ -150,3 +150,80 @@ def test_chunks_embedded_in_length_sorted_batches_keep_their_own_vectors(
     assert [t for b in calls for t in b] != [t for t, _, _ in rows]
     for i in (0, 7, 23, 39):
         assert f"marker{i} " in search(store, fake_embedder, ["c"], f"marker{i}", 1)[0].text
+
+
+def test_a_batch_writes_the_index_once_and_its_documents_become_searchable_together(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import store as store_module
+    from ingest import vectors
+    from ingest.pipeline import ingest_bytes
+
+    monkeypatch.setattr(store_module, "FLUSH_S", 3600.0)
+    writes = []
+    real_save = vectors.VectorIndex.save
+    monkeypatch.setattr(vectors.VectorIndex, "save", lambda self: (writes.append(1), real_save(self))[1])
+    store = _store(home, fake_embedder)
+    (tmp_path / "first.txt").write_text("Herons wade in shallow water.")
+    ingest_paths([tmp_path / "first.txt"], "c", store, fake_embedder)
+    writes.clear()
+
+    reader = _store(home, fake_embedder)  # as another process sees the workspace
+    with store.writer():
+        for i in range(8):
+            ingest_bytes(f"Note {i}: kingfishers dive number{i}.".encode(), f"n{i}.txt", "c", store, fake_embedder)
+        # stored but not yet searchable: never half-visible to a reader
+        assert {d.name: d.status for d in reader.documents("c")}["n3.txt"] == "indexing"
+        assert [h.document for h in search(reader, fake_embedder, ["c"], "kingfishers herons", 10)] == ["first.txt"]
+    assert len(writes) == 1  # one index write for the batch, not one per file
+    assert {d.status for d in reader.documents("c")} == {"ready"}
+    found = [h.document for h in search(reader, fake_embedder, ["c"], "kingfishers dive", 8)]
+    assert sorted(found) == [f"n{i}.txt" for i in range(8)]
+    assert reader.index("c").size == 9
+
+
+def test_replacing_within_one_batch_keeps_only_the_last_version(
+    home: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import store as store_module
+    from ingest.pipeline import ingest_bytes
+
+    monkeypatch.setattr(store_module, "FLUSH_S", 3600.0)
+    store = _store(home, fake_embedder)
+    with store.writer():
+        ingest_bytes(b"Version one mentions walruses.", "w.txt", "c", store, fake_embedder)
+        ingest_bytes(b"Version two mentions narwhals.", "w.txt", "c", store, fake_embedder)
+        ingest_bytes(b"Version one mentions walruses.", "copy.txt", "c", store, fake_embedder)  # same bytes, new name
+    docs = {d.name: d.status for d in store.documents("c")}
+    assert docs == {"w.txt": "ready", "copy.txt": "ready"}
+    hits = search(_store(home, fake_embedder), fake_embedder, ["c"], "walruses narwhals", 10)
+    assert sorted(h.document for h in hits) == ["copy.txt", "w.txt"]
+    assert _store(home, fake_embedder).index("c").size == 2
+
+
+def test_files_of_the_same_name_in_different_folders_stay_separate_documents(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    docs = tmp_path / "docs"
+    for sub, animal in (("howto", "beavers"), ("faq", "otters")):
+        (docs / sub).mkdir(parents=True)
+        (docs / sub / "index.html").write_text(f"<html><body><p>All about {animal} building dams.</p></body></html>")
+    (docs / "readme.md").write_text("# Readme\n\nMoles dig tunnels.\n")
+    store = _store(home, fake_embedder)
+    r = ingest_paths([docs], "c", store, fake_embedder)
+    assert sorted((x.name, x.status) for x in r.results) == [
+        ("docs/faq/index.html", "added"),
+        ("docs/howto/index.html", "added"),
+        ("docs/readme.md", "added"),
+    ]
+    assert search(store, fake_embedder, ["c"], "otters", 1)[0].document == "docs/faq/index.html"
+    assert search(store, fake_embedder, ["c"], "beavers", 1)[0].document == "docs/howto/index.html"
+
+    # two files that would get one name in one batch: the second fails with a clear line, nothing is replaced
+    other = tmp_path / "elsewhere" / "docs" / "readme.md"
+    other.parent.mkdir(parents=True)
+    other.write_text("# Readme\n\nVoles eat roots.\n")
+    r = ingest_paths([docs, other.parent], "c", store, fake_embedder)
+    failed = [x for x in r.results if x.status == "failed"]
+    assert len(failed) == 1 and "same document name 'docs/readme.md'" in (failed[0].error or "")
+    assert "Moles" in search(store, fake_embedder, ["c"], "moles tunnels", 1)[0].text

@@ -297,7 +297,7 @@ def create_app(
             )
         return {"data": results}
 
-    @app.delete("/v1/collections/{collection}/documents/{document}")
+    @app.delete("/v1/collections/{collection}/documents/{document:path}")
     def delete(collection: str, document: str, _key: Auth) -> dict[str, Any]:
         try:
             n = services.store.delete_document(known_collection(collection), document)
