@@ -29,7 +29,8 @@ if files and st.button(f"Ingest {len(files)} file(s) into {name}", type="primary
         data = f.getvalue()  # the size limit is checked by ingest_bytes, like every other way in
 
         def notify(stage: str, chunks: int = 0, pages: int = 0, *, bar=bar, f=f) -> None:  # type: ignore[no-untyped-def]
-            bar.progress({"reading": 0.1, "embedding": 0.5}.get(stage, 1.0), text=f"{f.name}: {stage}")
+            done = f", {chunks:,} chunks" + (f" from {pages:,} pages" if pages else "") if chunks else ""
+            bar.progress({"reading": 0.1, "embedding": 0.5}.get(stage, 1.0), text=f"{f.name}: {stage}{done}")
 
         try:
             with svc.store.writer():
