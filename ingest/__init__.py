@@ -17,9 +17,9 @@ from ingest.pipeline import (
     IngestLimits,
     IngestReport,
     Progress,
-    expand_paths,
     ingest_bytes,
     ingest_paths,
+    named_files,
 )
 from ingest.store import DocumentInfo, Store, StoredChunk
 
@@ -39,8 +39,8 @@ __all__ = [
     "StoredChunk",
     "UnsupportedFileError",
     "chunk_document",
-    "expand_paths",
     "ingest_bytes",
     "ingest_paths",
     "load_bytes",
+    "named_files",
 ]

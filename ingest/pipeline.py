@@ -96,11 +96,6 @@ def named_files(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus supported files found under named folders (sorted)."""
-    return [f for f, _ in named_files(paths)]
-
-
 def ingest_paths(
     paths: Iterable[str | Path],
     collection: str,

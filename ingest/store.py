@@ -243,7 +243,7 @@ class Store:
             self._pending_keys.clear()
             self._last_flush = time.monotonic()
             for collection, docs in pending.items():
-                index = self.index_cached(collection)
+                index = self._indexes[collection]  # holds the changes (see _live_index)
                 index.save()
                 with self.sessions.begin() as s:
                     for doc_id, old_ids, _ in docs:
@@ -312,15 +312,10 @@ class Store:
         return len(docs)
 
     # ---- indexes -------------------------------------------------------------------
-    def index_cached(self, collection: str) -> VectorIndex:
-        """The index this process holds for the collection, with changes not yet written."""
-        with self._lock:
-            idx = self._indexes.get(collection)
-            return idx if idx is not None else self.index(collection)
-
     def _live_index(self, collection: str) -> VectorIndex:
         """With changes not yet written, the index held here is the truth (never reloaded over them)."""
-        return self.index_cached(collection) if collection in self._pending else self.index(collection)
+        with self._lock:
+            return self._indexes[collection] if collection in self._pending else self.index(collection)
 
     def index(self, collection: str) -> VectorIndex:
         """The collection's FAISS index, checked against the catalog (rebuilt when they disagree)."""

@@ -209,18 +209,16 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
 
     Raises IngestError (naming the file and the limit) for a timeout, a crash or a parse error."""
     worker = _take_worker()
-    try:
-        worker.wait_ready()
-        worker.conn.send((data, name, limits))
-    except (OSError, IngestError):  # an idle process that went away: one fresh try
-        worker.kill()
-        worker = ParseWorker()
+    for fresh in (False, True):  # an idle process that went away gets one fresh try
         try:
             worker.wait_ready()
             worker.conn.send((data, name, limits))
+            break
         except (OSError, IngestError) as exc:
             worker.kill()
-            raise IngestError(f"{name}: the parser process could not start ({exc})") from None
+            if fresh:
+                raise IngestError(f"{name}: the parser process could not start ({exc})") from None
+            worker = ParseWorker()
     deadline = time.monotonic() + limits.timeout_s
     info = ParseStream(name)
     proc, conn = worker.proc, worker.conn
@@ -245,38 +243,32 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
                 worker.kill()
                 raise IngestError(f"{name}: the parser stopped (exit code {proc.returncode})")
 
+    def settle(kind: str, payload: Any) -> None:
+        """After a file's last message: the process back to the pool ('fatal': gone); a failure raised."""
+        if kind == "fatal":
+            worker.kill()
+        else:
+            _give_back(worker)
+        if kind == "unsupported":
+            raise UnsupportedFileError(payload)
+        if kind != "done":
+            raise IngestError(payload)
+
     def batches() -> Iterator[list[Page]]:
-        finished = False
         try:
-            while True:
-                kind, payload = receive()
-                if kind == "pages":
-                    yield [Page(n, t) for n, t in payload]
-                    continue
-                finished = True
-                if kind == "done":
-                    info.warnings = list(payload)
-                    return
-                if kind == "fatal":
-                    worker.kill()
-                    raise IngestError(payload)
-                if kind == "error":
-                    raise IngestError(payload)
-                if kind == "unsupported":
-                    raise UnsupportedFileError(payload)
-        finally:
-            if finished:
-                _give_back(worker)  # between files: ready for the next one
-            else:
-                worker.kill()  # stopped mid-file: its pipe is out of step
+            while (message := receive())[0] == "pages":
+                yield [Page(n, t) for n, t in message[1]]
+        except BaseException:
+            worker.kill()  # stopped mid-file (a limit, a crash, or the reader stopped): its pipe is out of step
+            raise
+        kind, payload = message
+        if kind == "done":
+            info.warnings = list(payload)
+        settle(kind, payload)
 
     kind, payload = receive()
-    if kind == "fatal":
-        worker.kill()
-        raise IngestError(payload)
-    if kind in ("error", "unsupported"):
-        _give_back(worker)
-        raise (UnsupportedFileError if kind == "unsupported" else IngestError)(payload)
+    if kind != "start":
+        settle(kind, payload)
     info.format = payload
     return info, batches()
 
