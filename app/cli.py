@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.search)
 
-    c = sub.add_parser("eval", help="score retrieval on a JSONL question set")
-    c.add_argument("questions", metavar="QA.jsonl")
+    c = sub.add_parser("eval", help="score retrieval (and answers) on JSONL question sets")
+    c.add_argument("questions", metavar="QA.jsonl", nargs="+", help="one or more question sets, read as one")
     c.add_argument("--collection", "-c", required=True)
     c.add_argument("--mode", default="dense,keyword,hybrid", help="one or more of dense,keyword,hybrid")
     c.add_argument("--k", type=int, default=10)
@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--generate",
         action="store_true",
-        help="with --answers: generate each answer with ASSISTANT's model and run the grounding check",
+        help="with --answers: answer as ASSISTANT would (model, context, decoding, thinking, fallback) and measure "
+        "support, evidence recall, token F1, refusals, seconds and tokens",
     )
     c.add_argument("--assistant", help="with --answers: use this assistant's retrieval and model settings")
     c.add_argument("--json", action="store_true")

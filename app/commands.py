@@ -119,7 +119,7 @@ def evaluate(args: argparse.Namespace) -> int:
     bad = [m for m in modes if m not in ("dense", "keyword", "hybrid")]
     if bad or not modes:
         raise ArchivistError(f"--mode {args.mode!r}: choose from dense, keyword, hybrid")
-    questions = load_questions(Path(args.questions))
+    questions = [q for path in args.questions for q in load_questions(Path(path))]
     svc = services(args)
     results = [run_eval(svc.store, svc.embedder, args.collection, questions, m, args.k) for m in modes]  # type: ignore[arg-type]
     answers = _answers(args, svc, questions) if args.answers else None
@@ -141,18 +141,34 @@ def evaluate(args: argparse.Namespace) -> int:
         for r in answers.rows:
             mark = {True: "evidence in quotes", False: "evidence NOT in quotes", None: "no evidence given"}
             extra = f", {r.supported_share:.0%} of sentences supported" if r.supported_share is not None else ""
+            if args.generate:
+                right = {True: "right", False: "WRONG", None: "-"}[r.right]
+                recall = f", recall {r.evidence_recall:.2f}" if r.evidence_recall is not None else ""
+                extra += f", shown {r.shown}{recall}, {r.seconds:.1f} s, {right}"
             print(f"  {r.id:16} {mark[r.evidence_in_quotes]}, quotes {r.quote_ms:.0f} ms{extra}")
         print(
             f"evidence inside the supporting quotes: {answers.evidence_rate:.3f} "
             f"({round(answers.evidence_rate * answers.with_evidence)}/{answers.with_evidence}); "
             f"median time the quotes add: {answers.median_quote_ms:.0f} ms"
         )
-        if answers.mean_supported_share is not None:
-            print(
-                f"answer sentences supported: {answers.mean_supported_share:.3f} on average; "
-                f"median grounding check: {answers.median_grounding_ms:.0f} ms"
-            )
+        if answers.summary:
+            _print_summary(answers.summary)
     return 0
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    def f(key: str) -> str:
+        v = s.get(key)
+        return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    print(
+        f"shown answers: sentences supported {f('supported_share')} per answer ({f('supported_sentences')} of all "
+        f"sentences); answered {f('answered')} (evidence recall {f('evidence_recall')}); token F1 {f('token_f1')}\n"
+        f"generated {f('generated')}, quotes fallback {f('fallback')}, refused {f('refused_answerable')} of "
+        f"{s['answerable']} answerable; unanswerable refused {f('refused_unanswerable')} of {s['unanswerable']}\n"
+        f"seconds per answer p50 {f('seconds_p50')}, p95 {f('seconds_p95')}; tokens {f('tokens_mean')}, "
+        f"candidates {f('candidates_mean')} per answer"
+    )
 
 
 def _answers(args: argparse.Namespace, svc: Any, questions: Any) -> Any:
@@ -163,7 +179,7 @@ def _answers(args: argparse.Namespace, svc: Any, questions: Any) -> Any:
         raise ArchivistError("--generate goes with --answers")
     assistant = svc.library.get(args.assistant) if args.assistant else None
     if not any(q.evidence for q in questions):
-        raise ArchivistError(f"{args.questions}: no line has an 'evidence' field, which --answers needs")
+        raise ArchivistError(f"{', '.join(args.questions)}: no line has an 'evidence' field, which --answers needs")
 
     def progress(i: int, n: int) -> None:
         if not args.json:
@@ -210,7 +226,10 @@ def ask(args: argparse.Namespace) -> int:
 
 def print_details(answer: Any, indent: str = "") -> None:
     """Unsupported sentences, the supporting quotes and what the checks cost, under an answer."""
+    from assistants.system2 import shown_label
+
     g = answer.grounding
+    print(f"\n{indent}({shown_label(answer.shown, answer.candidates)})")
     if answer.action == "retried":
         print(f"{indent}(most sentences of the first answer lacked support; this is the second, stricter answer)")
     elif answer.action == "extractive-fallback":

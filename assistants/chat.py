@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 
 from assistants.conversations import ConversationStore
 from assistants.schema import Assistant
+from assistants.system2 import FALLBACK_NOTE, fully_supported, judge, lead_text, quote_passages
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.context import PromptPlan, build_prompt
@@ -64,6 +66,9 @@ class Answer:
     action: str = ""  # "retried" or "extractive-fallback" when grounding: retry stepped in
     quote_time: float = 0.0
     evidence: PassageSentences | None = None  # the passages' sentences quotes and checks used
+    shown: str = "generated"  # what the user reads: generated | best-of-n | quotes | refusal
+    candidates: int = 0  # answers written for it (best of N writes up to N)
+    judge_time: float = 0.0  # seconds spent writing and judging candidates before the first was shown
 
     def sentences_json(self) -> list[dict[str, Any]]:
         """Per answer sentence: {text, supported, source, similarity, missing}."""
@@ -77,6 +82,9 @@ class Answer:
         g = self.grounding
         return {
             "mode": self.mode,
+            "shown": self.shown,
+            "refused": self.refused,
+            "candidates": self.candidates,
             "quotes": [q.to_json(context) for q in self.quotes],
             "sentences": self.sentences_json(),
             "grounding": None
@@ -93,6 +101,7 @@ class Answer:
                 "grounding": round(g.seconds, 4) if g is not None else 0.0,
                 "time_to_first_token": self.stats.time_to_first_token,
                 "generation": round(self.stats.total_time, 4),
+                "judging": round(self.judge_time, 4),
             },
         }
 
@@ -232,13 +241,17 @@ class ChatService:
         piece, citations and the grounding check come with the finished answer.
 
         Sampling arguments, `answer_mode` and `grounding` override the assistant's settings for this
-        request only."""
+        request only. With best of N, a quotes fallback or grounding: retry the answer is judged
+        before it is shown, so it arrives in one piece after the quotes."""
         t0 = time.perf_counter()
         hits = self.retrieve(assistant, query or question)
         retrieval_time = time.perf_counter() - t0
         if not hits:
             refusal = assistant.refusal
-            return AnswerStream(iter([refusal]), lambda text: Answer(text, [], True, retrieval_time=retrieval_time))
+            return AnswerStream(
+                iter([refusal]),
+                lambda text: Answer(text, [], True, retrieval_time=retrieval_time, shown="refusal"),
+            )
         mode = answer_mode or assistant.answer_mode
         check_mode = grounding or assistant.grounding
         if mode == "extractive":
@@ -252,16 +265,22 @@ class ChatService:
         )
         plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
         ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
+        plan = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
+        if assistant.decoding == "faithful":
+            sources = [plan.messages[0]["content"], question, *(text for _, text in ps.contexts)]
+            params = dataclasses.replace(params, sources="\n".join(sources))
         stats = GenerationStats()
         state: dict[str, Any] = {}
         if check_mode == "retry":
             pieces = self._checked(assistant, question, history, params, plan, ps, quotes, stats, state)
+        elif assistant.thinking == "best_of_n" or assistant.fallback == "quotes":
+            pieces = self._judged(assistant, params, plan, ps, quotes, stats, state)
         else:
             pieces = self.model_for(assistant).stream(plan.messages, params, stats)
 
         def finish(text: str) -> Answer:
             report: GroundingReport | None = state.get("report")
-            if report is None and check_mode == "mark":
+            if report is None and check_mode != "off":
                 report = check(text, ps, self.embedder)
             return Answer(
                 text.strip(),
@@ -275,9 +294,82 @@ class ChatService:
                 action=state.get("action", ""),
                 quote_time=quote_time,
                 evidence=ps,
+                shown=state.get("shown", "generated"),
+                candidates=state.get("candidates", 1),
+                judge_time=state.get("judge_time", 0.0),
             )
 
         return AnswerStream(pieces, finish, quotes)
+
+    def _shaped(
+        self,
+        assistant: Assistant,
+        question: str,
+        plan: PromptPlan,
+        quotes: Sequence[Quote],
+        history: Sequence[Message],
+        reserve: int,
+    ) -> PromptPlan:
+        """The prompt as the assistant's `context` setting wants it: passages, quotes first, or quotes only."""
+        if assistant.context == "passages" or not quotes:
+            return plan
+        passages = plan.passages if assistant.context == "quotes-first" else quote_passages(plan.passages, quotes)
+        return build_prompt(
+            citation_style=assistant.citation_style,
+            instructions=assistant.instructions,
+            question=question,
+            hits=passages,
+            history=history,
+            render_tokens=lambda msgs: len(self.model_for(assistant).tokenize_prompt(msgs)),
+            count_tokens=self.model_for(assistant).count_tokens,
+            context_window=self.model_for(assistant).context_window,
+            reserve=reserve,
+            marker=plan.marker,
+            lead=lead_text(quotes) if assistant.context == "quotes-first" else "",
+        )
+
+    def _judged(
+        self,
+        assistant: Assistant,
+        params: GenerationParams,
+        plan: PromptPlan,
+        ps: PassageSentences,
+        quotes: list[Quote],
+        stats: GenerationStats,
+        state: dict[str, Any],
+    ) -> Iterator[str]:
+        """Write up to N candidates (one without best of N), keep the one the check and the quotes
+        judge best, stop early at a fully supported one; when the best is still mostly unsupported
+        and the assistant falls back to quotes, the quotes are the answer, saying so."""
+        t0 = time.perf_counter()
+        model = self.model_for(assistant)
+        n = assistant.candidates if assistant.thinking == "best_of_n" else 1
+        best: tuple[float, str, GroundingReport] | None = None
+        made = 0
+        for i in range(n):
+            p = params if i == 0 else dataclasses.replace(params, temperature=max(params.temperature, 0.7), seed=i)
+            one = GenerationStats()
+            text = "".join(model.stream(plan.messages, p, one))
+            if made:
+                _add_stats(stats, one)
+            else:
+                _copy_stats(stats, one)
+            made += 1
+            report = check(text, ps, self.embedder)
+            score = judge(report, text, quotes)
+            if best is None or score > best[0]:
+                best = (score, text, report)
+            if fully_supported(report):
+                break
+        assert best is not None
+        _, text, report = best
+        shown = "best-of-n" if n > 1 else "generated"
+        if assistant.fallback == "quotes" and quotes and (report.mostly_unsupported or not report.claims):
+            body = extractive_text(quotes, assistant.citation_style)
+            report, shown = check(body, ps, self.embedder), "quotes"
+            text = f"{FALLBACK_NOTE}\n\n{body}"
+        state.update(report=report, shown=shown, candidates=made, judge_time=time.perf_counter() - t0)
+        yield text
 
     def _citations(self, passages: Sequence[Hit], cited: set[int]) -> list[Citation]:
         return [
@@ -303,6 +395,8 @@ class ChatService:
             mode="extractive",
             quote_time=quote_time,
             evidence=ps,
+            shown="quotes" if quotes else "refusal",
+            candidates=0,
         )
         return AnswerStream(iter([text]), lambda _text: answer, quotes)
 
@@ -340,9 +434,15 @@ class ChatService:
                 report, state["action"] = check(text, ps, self.embedder), "extractive-fallback"
             else:
                 text, report, state["action"] = assistant.refusal, GroundingReport(), "extractive-fallback"
+            state["shown"] = "quotes" if state.get("action") == "extractive-fallback" else "generated"
             report.seconds += spent
         state["report"] = report
         yield text
+
+
+def _copy_stats(total: GenerationStats, first: GenerationStats) -> None:
+    for f in dataclasses.fields(first):
+        setattr(total, f.name, getattr(first, f.name))
 
 
 def _add_stats(total: GenerationStats, more: GenerationStats) -> None:

@@ -80,6 +80,27 @@ class Assistant(_Strict):
         description="check each answer sentence against the passages: off; mark the unsupported ones; retry: "
         "regenerate once more strictly when most lack support, then fall back to the quotes",
     )
+    context: Literal["passages", "quotes-first", "quotes-only"] = Field(
+        "passages",
+        description="what the model reads: the passages; the supporting quotes first, then the passages; or the "
+        "quotes only (short contexts keep small models on the documents)",
+    )
+    decoding: Literal["free", "faithful"] = Field(
+        "free",
+        description="faithful: numbers, identifiers, code, flags and names can only be written as the passages or "
+        "the question write them (llama.cpp models); free: no constraint",
+    )
+    thinking: Literal["off", "best_of_n"] = Field(
+        "off",
+        description="best_of_n: write up to `candidates` answers, judge each with the grounding check and the "
+        "quotes, show the best (stops early when one is fully supported)",
+    )
+    candidates: int = Field(3, ge=2, le=8, description="answers written at most, with thinking: best_of_n")
+    fallback: Literal["off", "quotes"] = Field(
+        "off",
+        description="quotes: when the answer is still mostly unsupported, show the supporting quotes instead, "
+        "saying the model's answer was not supported; off: show it with its sentences marked",
+    )
     refusal: str = Field(
         "The documents I have don't answer that.", min_length=1, description="reply when nothing relevant is found"
     )

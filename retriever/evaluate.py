@@ -28,6 +28,8 @@ class Question:
     question: str
     pages: tuple[int, ...]
     evidence: str | None = None  # verbatim words of the answering page, when the set has them
+    answer: str | None = None  # a short reference answer, when the set has one
+    unanswerable: bool = False  # the documents do not answer it: the right reply is the refusal
 
 
 @dataclass
@@ -49,7 +51,8 @@ class EvalResult:
 
 
 def load_questions(path: Path) -> list[Question]:
-    """Read a JSONL file of {id, document, question, pages}; a bad line is an error naming it."""
+    """Read a JSONL file of {id, document, question, pages[, evidence, answer, unanswerable]}; a bad
+    line is an error naming it. An unanswerable question needs no pages."""
     if not path.is_file():
         raise ArchivistError(f"{path}: no such file")
     out: list[Question] = []
@@ -58,13 +61,16 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             d = json.loads(line)
+            unanswerable = bool(d.get("unanswerable", False))
             out.append(
                 Question(
                     str(d.get("id", n)),
                     d["document"],
                     d["question"],
-                    tuple(int(p) for p in d["pages"]),
+                    tuple(int(p) for p in (d.get("pages") or [] if unanswerable else d["pages"])),
                     str(d["evidence"]) if d.get("evidence") else None,
+                    str(d["answer"]) if d.get("answer") else None,
+                    unanswerable,
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -104,9 +110,12 @@ def evaluate(
     k: int = 10,
     fusion: FusionSettings | None = None,
 ) -> EvalResult:
-    """Run every question through `search` and score the ranking."""
+    """Run every answerable question through `search` and score the ranking."""
     if collection not in store.collection_names():
         raise ArchivistError(f"no collection named {collection!r}; ingest the documents first")
+    questions = [q for q in questions if not q.unanswerable]
+    if not questions:
+        raise ArchivistError("no answerable question in the set: retrieval needs questions with pages")
     k = max(k, 10)
     search(store, embedder, [collection], "warm up", 1, mode=mode)
     h1 = h5 = rr = ndcg = 0.0

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import ContextOverflowError
+from runtime.faithful import FaithfulLogits
 from runtime.fifo import FifoLock
 from runtime.kvcache import KVCache, common_prefix
 from runtime.protocol import GenerationParams, GenerationStats, Message
@@ -63,6 +64,7 @@ class LlamaCppGenerator:
         eos = vocab.token_get_text(self._llm.token_eos()) if self._llm.token_eos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self.name = meta.get("general.name", path.stem)
+        self._vocab: tuple[list[str], list[int]] | None = None
 
     @property
     def context_window(self) -> int:
@@ -97,6 +99,11 @@ class LlamaCppGenerator:
         hold = max((len(s) for s in stops), default=1) - 1
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llm._model.vocab
+        guard = None
+        if params.sources is not None:
+            texts, eog = self._vocabulary()
+            guard = FaithfulLogits(texts, params.sources, always=eog)
+        processors = llama_cpp.LogitsProcessorList([guard]) if guard is not None else None
         with self.lock:
             start = time.perf_counter()
             if self.cache is None:
@@ -113,12 +120,20 @@ class LlamaCppGenerator:
             produced = 0
             try:
                 for token in llm.generate(
-                    tokens, temp=params.temperature, top_p=params.top_p, top_k=40, min_p=0.05, repeat_penalty=1.1
+                    tokens,
+                    temp=params.temperature,
+                    top_p=params.top_p,
+                    top_k=40,
+                    min_p=0.05,
+                    repeat_penalty=1.1,
+                    logits_processor=processors,
                 ):
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         stats.finish_reason = "stop"
                         break
                     produced += 1
+                    if guard is not None:
+                        guard.feed(guard.token_texts[token])
                     if stats.time_to_first_token is None:
                         stats.time_to_first_token = time.perf_counter() - start
                     pending += decoder.decode(llm.detokenize([token], special=False))
@@ -144,6 +159,18 @@ class LlamaCppGenerator:
                 stats.total_time = time.perf_counter() - start
                 if self.cache is not None and produced:
                     self.cache.save(llm)
+
+    def _vocabulary(self) -> tuple[list[str], list[int]]:
+        """Every token's text and the end-of-generation tokens, read once (faithful decoding needs them)."""
+        if self._vocab is None:
+            import llama_cpp
+
+            llm = self._llm
+            n = llm.n_vocab()
+            texts = [llm.detokenize([t], special=False).decode("utf-8", errors="replace") for t in range(n)]
+            eog = [t for t in range(n) if llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)]
+            self._vocab = (texts, eog)
+        return self._vocab
 
     def generate(self, messages: Sequence[Message], params: GenerationParams) -> str:
         """The whole answer at once."""

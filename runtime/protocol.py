@@ -23,6 +23,9 @@ class GenerationParams:
     top_p: float = 0.95
     stop: Sequence[str] = field(default_factory=tuple)
     seed: int | None = None
+    # Faithful decoding: content words (numbers, identifiers, code, flags, names) only as this text
+    # writes them; None leaves decoding free. Backends that cannot constrain decoding ignore it.
+    sources: str | None = None
 
 
 @dataclass

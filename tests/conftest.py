@@ -77,3 +77,24 @@ def make_pdf(path: Path, pages: Sequence[str]) -> Path:
         pdf.multi_cell(0, 8, text)
     pdf.output(str(path))
     return path
+
+
+# A four-page field guide: the harbor fixture ingests it as a real PDF into the collection "harbor".
+PAGES = [
+    "Harbor Lights Field Guide. This guide describes the lighthouses of the northern coast.",
+    "Maintenance schedule. The lens of the Greywater lighthouse is cleaned every Tuesday by the keeper. "
+    "The lamp runs on a 24 volt supply. Spare bulbs are kept in the oil house.",
+    "Visiting hours. The museum shop sells postcards and maps. Parking is free on weekends.",
+    "Wildlife. Puffins nest on the cliffs below the tower from April to August.",
+]
+
+
+@pytest.fixture
+def harbor(home: Path, tmp_path: Path, real_embedder):  # type: ignore[no-untyped-def]
+    from app.services import Services
+    from ingest import ingest_paths
+
+    pdf = make_pdf(tmp_path / "harbor.pdf", PAGES)
+    svc = Services.create(home, embedder=real_embedder)
+    ingest_paths([pdf], "harbor", svc.store, svc.embedder)
+    return svc, pdf

@@ -12,14 +12,12 @@ import pytest
 
 from app.services import Services
 from assistants import parse_assistant
-from ingest import ingest_paths
 from ingest.loaders import load_bytes
 from retriever.grounding import check, facts, strip_citations
 from retriever.quotes import find_quotes, passage_sentences
 from retriever.search import Hit
 from retriever.sentences import collapse, split_sentences
 from runtime.protocol import GenerationParams, GenerationStats, Message
-from tests.conftest import make_pdf
 
 CONSOLE = (
     "The R console reads one command line at a time. Command lines entered at the console are limited "
@@ -152,14 +150,6 @@ def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it(real_embedder
 
 # --- through a real store, the chat service and the CLI -------------------------------------------
 
-PAGES = [
-    "Harbor Lights Field Guide. This guide describes the lighthouses of the northern coast.",
-    "Maintenance schedule. The lens of the Greywater lighthouse is cleaned every Tuesday by the keeper. "
-    "The lamp runs on a 24 volt supply. Spare bulbs are kept in the oil house.",
-    "Visiting hours. The museum shop sells postcards and maps. Parking is free on weekends.",
-    "Wildlife. Puffins nest on the cliffs below the tower from April to August.",
-]
-
 
 def use(svc: Services, pool: Any) -> None:
     """Answer with `pool`'s models from now on."""
@@ -172,14 +162,6 @@ class NoModels:
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the generation model was loaded")
-
-
-@pytest.fixture
-def harbor(home: Path, tmp_path: Path, real_embedder):  # type: ignore[no-untyped-def]
-    pdf = make_pdf(tmp_path / "harbor.pdf", PAGES)
-    svc = Services.create(home, embedder=real_embedder)
-    ingest_paths([pdf], "harbor", svc.store, svc.embedder)
-    return svc, pdf
 
 
 def assistant(**extra: Any) -> Any:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.ui.common import highlight, services, show_answer, show_citations, show_quotes, stream_markdown
+from app.ui.common import (
+    highlight,
+    quotes_open,
+    services,
+    show_answer,
+    show_citations,
+    show_quotes,
+    stream_markdown,
+)
 from runtime.errors import ArchivistError
 
 svc = services()
@@ -55,7 +63,7 @@ for m in messages:
     with st.chat_message(m.role):
         if m.role == "assistant":
             show_answer(m.text, m.details)
-            show_quotes(m.details.get("quotes", []), key=f"q{m.id}")
+            show_quotes(m.details.get("quotes", []), key=f"q{m.id}", expanded=quotes_open(m.details))
             show_citations(m.citations, key=f"m{m.id}")
         else:
             st.markdown(highlight(m.text))
@@ -88,7 +96,10 @@ if question:
             answer_area = st.container()
             show_quotes([q.to_json(context=True) for q in stream.quotes], key="live", expanded=True)
             with answer_area:
-                if assistant.grounding == "retry" and assistant.answer_mode == "generate":
+                judged = (
+                    assistant.grounding == "retry" or assistant.thinking == "best_of_n" or assistant.fallback != "off"
+                )
+                if judged and assistant.answer_mode == "generate":
                     with st.spinner("Writing the answer and checking it against the documents..."):
                         stream_markdown(stream)
                 else:

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from app.services import Services, ensure_example_knowledge
+from assistants.system2 import shown_label
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -70,6 +71,8 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
     for s in unsupported:
         shown = shown.replace(s["text"], s["text"] + " \u26a0\ufe0f", 1)
     st.markdown(safe_markdown(shown))
+    if details.get("shown"):
+        st.caption(f"Answer: {shown_label(details['shown'], int(details.get('candidates') or 0))}")
     action = (details.get("grounding") or {}).get("action")
     if action == "retried":
         st.caption("Most sentences of the first answer lacked support; this is the second, stricter answer.")
@@ -93,6 +96,11 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
             f"\u26a0\ufe0f Not supported by the documents ({len(unsupported)} of {max(claims, len(unsupported))} "
             "sentences): check them against the quotes below.\n\n" + "\n".join(lines)
         )
+
+
+def quotes_open(details: dict[str, Any]) -> bool:
+    """The quotes are shown open when the answer has a sentence the documents do not support."""
+    return any(not s.get("supported", True) for s in details.get("sentences", []))
 
 
 def show_quotes(quotes: list[dict[str, Any]], key: str, expanded: bool = False) -> None:

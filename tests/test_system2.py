@@ -1,0 +1,254 @@
+"""Answers a user can trust: faithful decoding, best of N judged by the check, the honest fallback,
+context shaped for small models, refusals, and the answer-level evaluation."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assistants.answer_eval import evidence_recall, summarize, token_f1
+from assistants.system2 import FALLBACK_NOTE
+from runtime.faithful import FaithfulLogits, SourceWords
+from runtime.protocol import GenerationParams
+from tests.test_grounding import BAD, GOOD, OnePool, ScriptedModel, assistant, use
+
+SOURCES = 'Command lines are limited to about 4095 bytes. Use read.table(file) or sink("out.txt"). Run R --vanilla.'
+
+
+def test_source_words_allow_content_only_as_the_sources_write_it() -> None:
+    w = SourceWords(SOURCES + " [1] R-intro.pdf, page 11")
+    assert w.allows_word("4095", False, finished=True) and w.allows_word("4095.", False, finished=True)
+    assert w.allows_word("409", False) and not w.allows_word("409", False, finished=True)  # a prefix, not a number
+    assert not w.allows_word("4096", False)
+    assert w.allows_word("read.table(", False) and w.allows_word("read.table()", False, finished=True)
+    assert not w.allows_word("read.csv", False)
+    assert w.allows_word("--vanilla", False) and not w.allows_word("--verbose", False)
+    assert w.allows_word("[1]", False, finished=True) and not w.allows_word("[2]", False)
+    assert not w.allows_word("Smith", False) and not w.allows_word("Smith", True)  # a name, even opening a sentence
+    assert w.allows_word("The", True) and w.allows_word("Command", True) and not w.allows_word("The", False)
+    assert w.allows_word("bytes,", False) and w.allows_word("e.g.", False)  # plain words are free
+
+
+def test_the_processor_masks_every_token_that_would_write_an_unseen_number() -> None:
+    texts = [" The", " limit", " is", " 4", "09", "5", "6", " bytes", ".", "\n", "<eos>"]
+    guard = FaithfulLogits(texts, SOURCES, always=[10])
+    for piece in (" The", " limit", " is", " 4", "09"):
+        guard.feed(piece)
+    logits = np.zeros(len(texts), np.float32)
+    logits[6] = 9.0  # the model wants "4096"
+    allowed = {texts[i] for i in np.flatnonzero(np.isfinite(guard(np.zeros(0, np.intc), logits)))}
+    assert "6" not in allowed and "5" in allowed and "<eos>" in allowed
+    assert " bytes" not in allowed  # "409" would end as a number the sources do not hold
+    assert guard.masked >= 2
+
+
+@pytest.mark.slow
+def test_faithful_decoding_cannot_write_a_number_no_passage_holds(small_model) -> None:  # type: ignore[no-untyped-def]
+    passage = "The Greywater lighthouse stands on the northern cliff. Its keeper cleans the lens by hand."
+    messages = [
+        {"role": "system", "content": "Answer with a number."},
+        {
+            "role": "user",
+            "content": f"Passage: {passage}\n\nQuestion: How many steps lead up the lighthouse, and "
+            "in which year was it built? Give both numbers.",
+        },
+    ]
+    free = small_model.generate(messages, GenerationParams(max_tokens=40, temperature=0.0))
+    assert re.search(r"\d", free), free  # unconstrained, the model invents numbers here
+    sources = messages[0]["content"] + "\n" + messages[1]["content"]
+    faithful = small_model.generate(messages, GenerationParams(max_tokens=40, temperature=0.0, sources=sources))
+    assert faithful.strip() and not re.search(r"\d", faithful), faithful
+
+
+def test_best_of_n_shows_the_candidate_the_check_supports(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    model = ScriptedModel([BAD, GOOD, BAD])
+    use(svc, OnePool(model))
+    a = svc.chat.ask(assistant(thinking="best_of_n", candidates=3), "How often is the lighthouse lens cleaned?")
+    answer = a.result()
+    assert answer.text == GOOD and answer.shown == "best-of-n"
+    assert answer.candidates == 2 and len(model.prompts) == 2  # stopped at the fully supported candidate
+    assert answer.grounding is not None and not answer.grounding.unsupported
+    assert answer.details_json()["candidates"] == 2 and answer.judge_time > 0
+
+    half = "The keeper cleans the Greywater lens every Tuesday [1]. The lamp uses 240 volts [1]."
+    model = ScriptedModel([BAD, half, BAD])
+    use(svc, OnePool(model))
+    answer = svc.chat.ask(assistant(thinking="best_of_n", candidates=3), "How often is the lens cleaned?").result()
+    assert answer.candidates == 3 and answer.text == half  # none fully supported: all three judged, the best shown
+    assert answer.grounding is not None and len(answer.grounding.unsupported) == 1
+
+
+def test_fallback_shows_the_quotes_and_says_the_answer_was_unsupported(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    use(svc, OnePool(ScriptedModel([BAD])))
+    stream = svc.chat.ask(assistant(fallback="quotes"), "How often is the lighthouse lens cleaned?")
+    assert len(list(stream)) == 1  # judged before it is shown: one piece
+    a = stream.result()
+    assert a.shown == "quotes" and a.text.startswith(FALLBACK_NOTE)
+    assert "cleaned every Tuesday" in a.text and "Captain Ahab" not in a.text
+    assert a.grounding is not None and not a.grounding.unsupported
+    details = a.details_json()
+    assert details["shown"] == "quotes" and details["refused"] is False
+
+    use(svc, OnePool(ScriptedModel([GOOD])))
+    a = svc.chat.ask(assistant(fallback="quotes"), "How often is the lighthouse lens cleaned?").result()
+    assert a.text == GOOD and a.shown == "generated"
+
+
+def test_context_can_lead_with_the_quotes_or_give_only_them(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    question = "How often is the lighthouse lens cleaned?"
+    prompts = {}
+    for context in ("passages", "quotes-first", "quotes-only"):
+        model = ScriptedModel([GOOD])
+        use(svc, OnePool(model))
+        svc.chat.ask(assistant(context=context, grounding="off"), question).result()
+        prompts[context] = model.prompts[0][-1]["content"]
+    assert "Key sentences" not in prompts["passages"]
+    first = prompts["quotes-first"]
+    assert first.index("Key sentences") < first.index("[1] harbor.pdf") and "cleaned every Tuesday" in first
+    only = prompts["quotes-only"]
+    assert "Key sentences" not in only and "cleaned every Tuesday" in only
+    assert len(only) < len(prompts["passages"])  # the passages' other sentences are left out
+    for p in prompts.values():  # quotes are document text: inside the marked data, before the question
+        assert p.index("cleaned every Tuesday") < p.index("Question:")
+
+
+def test_a_question_below_the_relevance_floor_is_refused(harbor, capsys) -> None:  # type: ignore[no-untyped-def]
+    from app import cli
+
+    svc, _ = harbor
+    svc.library.save(assistant(retrieval={"top_k": 3, "min_score": 0.99}))
+    assert cli.main(["ask", "harbor", "How do I train a neural network?", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["refused"] is True and out["shown"] == "refusal" and out["answer"] == svc.library.get("harbor").refusal
+
+
+def test_answer_measures() -> None:
+    assert evidence_recall("R limits lines to about 4095 bytes.", "to about 4095 bytes (not characters)") == 2 / 3
+    assert token_f1("sink diverts output", "sink() diverts console output") == pytest.approx(2 * 1 * 0.75 / 1.75)
+    assert token_f1("nothing alike", "sink diverts") == 0.0
+
+
+def test_summary_counts_refusals_and_fallbacks() -> None:
+    from assistants.answer_eval import AnswerRow
+
+    rows = [
+        AnswerRow(
+            "a",
+            True,
+            1.0,
+            [],
+            "x",
+            1.0,
+            1.0,
+            shown="generated",
+            evidence_recall=0.8,
+            token_f1=0.5,
+            seconds=1.0,
+            tokens=10,
+            candidates=1,
+            claims=2,
+            supported_claims=2,
+        ),
+        AnswerRow(
+            "b",
+            True,
+            1.0,
+            [],
+            "x",
+            0.5,
+            1.0,
+            shown="quotes",
+            evidence_recall=0.2,
+            token_f1=0.1,
+            seconds=3.0,
+            tokens=20,
+            candidates=1,
+            claims=2,
+            supported_claims=1,
+        ),
+        AnswerRow("u1", None, 1.0, [], "no", None, None, unanswerable=True, shown="refusal", refused=True, seconds=0.1),
+        AnswerRow(
+            "u2",
+            None,
+            1.0,
+            [],
+            "x",
+            0.0,
+            1.0,
+            unanswerable=True,
+            shown="generated",
+            seconds=2.0,
+            claims=1,
+            supported_claims=0,
+        ),
+    ]
+    s = summarize(rows)
+    assert s["answered"] == 0.5 and s["generated"] == 0.5 and s["fallback"] == 0.5
+    assert s["refused_unanswerable"] == 0.5 and s["refused_answerable"] == 0.0
+    assert s["supported_sentences"] == 0.6 and s["seconds_p50"] == 1.5
+    assert rows[2].right is True and rows[3].right is False and rows[1].right is False
+
+
+def test_cli_eval_generate_reports_answers_and_unanswerable(harbor, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from app import cli
+
+    svc, _ = harbor
+    use(svc, OnePool(ScriptedModel([GOOD, GOOD, BAD])))
+    svc.library.save(assistant(retrieval={"top_k": 3, "min_score": 0.3}, fallback="quotes"))
+    qa = tmp_path / "qa.jsonl"
+    extra = tmp_path / "unanswerable.jsonl"
+    qa.write_text(
+        json.dumps(
+            {
+                "id": "lens",
+                "document": "harbor.pdf",
+                "question": "How often is the lens cleaned?",
+                "pages": [2],
+                "evidence": "cleaned every Tuesday",
+                "answer": "Every Tuesday, by the keeper.",
+            }
+        )
+    )
+    extra.write_text(
+        json.dumps(
+            {
+                "id": "tax",
+                "document": "harbor.pdf",
+                "question": "What is the corporate tax rate in Norway?",
+                "unanswerable": True,
+            }
+        )
+    )
+    rc = cli.main(
+        [
+            "eval",
+            str(qa),
+            str(extra),
+            "-c",
+            "harbor",
+            "--mode",
+            "hybrid",
+            "--answers",
+            "--generate",
+            "--assistant",
+            "harbor",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    out: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert out["results"][0]["questions"] == 1  # retrieval is scored on the answerable question only
+    rows = {r["id"]: r for r in out["answers"]["rows"]}
+    assert rows["lens"]["right"] is True and rows["lens"]["shown"] == "generated"
+    assert rows["tax"]["unanswerable"] is True and rows["tax"]["refused"] is True and rows["tax"]["right"] is True
+    s = out["answers"]["summary"]
+    assert s["answerable"] == 1 and s["unanswerable"] == 1 and s["answered"] == 1.0 and s["seconds_p50"] > 0
+    assert s["refused_unanswerable"] == 1.0 and s["generated"] == 1.0
