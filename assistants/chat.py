@@ -16,12 +16,13 @@ from assistants.schema import Assistant
 from assistants.system2 import FALLBACK_NOTE, fully_supported, judge, lead_text, quote_passages
 from ingest.embed import Embedder
 from ingest.store import Store
+from retriever.answerable import Answerability, answerability
 from retriever.context import PromptPlan, build_prompt
 from retriever.grounding import GroundingReport, check
 from retriever.keyword import content_words
 from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sentences
 from retriever.rerank import CrossEncoderReranker, Reranker
-from retriever.search import Hit, search
+from retriever.search import Hit, present_words, search
 from retriever.sentences import collapse
 from runtime.protocol import GenerationParams, GenerationStats, Message
 from runtime.registry import ModelPool
@@ -69,6 +70,7 @@ class Answer:
     shown: str = "generated"  # what the user reads: generated | best-of-n | quotes | refusal
     candidates: int = 0  # answers written for it (best of N writes up to N)
     judge_time: float = 0.0  # seconds spent writing and judging candidates before the first was shown
+    refusal_reason: str = ""  # why nothing was searched or kept, when refused
 
     def sentences_json(self) -> list[dict[str, Any]]:
         """Per answer sentence: {text, supported, source, similarity, missing}."""
@@ -84,6 +86,7 @@ class Answer:
             "mode": self.mode,
             "shown": self.shown,
             "refused": self.refused,
+            "refusal_reason": self.refusal_reason,
             "candidates": self.candidates,
             "quotes": [q.to_json(context) for q in self.quotes],
             "sentences": self.sentences_json(),
@@ -169,6 +172,11 @@ class ChatService:
         self._rerankers: dict[str, Reranker] = {}
         self._lock = threading.Lock()
 
+    def answerability(self, assistant: Assistant, question: str) -> Answerability:
+        """Which of the question's words no document of the assistant's collections contains."""
+        collections = assistant.knowledge.collections
+        return answerability(question, lambda words: present_words(self.store, collections, words))
+
     def retrieve(self, assistant: Assistant, query: str) -> list[Hit]:
         r = assistant.retrieval
         reranker = self._reranker(assistant)
@@ -244,13 +252,19 @@ class ChatService:
         request only. With best of N, a quotes fallback or grounding: retry the answer is judged
         before it is shown, so it arrives in one piece after the quotes."""
         t0 = time.perf_counter()
-        hits = self.retrieve(assistant, query or question)
+        known = (
+            self.answerability(assistant, query or question) if assistant.retrieval.unknown_terms == "refuse" else None
+        )
+        if known is not None and not known.answerable(assistant.retrieval.min_coverage):
+            hits, why = [], known.reason()
+        else:
+            hits, why = self.retrieve(assistant, query or question), "no passage passed the relevance floor"
         retrieval_time = time.perf_counter() - t0
         if not hits:
             refusal = assistant.refusal
             return AnswerStream(
                 iter([refusal]),
-                lambda text: Answer(text, [], True, retrieval_time=retrieval_time, shown="refusal"),
+                lambda text: Answer(text, [], True, retrieval_time=retrieval_time, shown="refusal", refusal_reason=why),
             )
         mode = answer_mode or assistant.answer_mode
         check_mode = grounding or assistant.grounding

@@ -55,6 +55,15 @@ class RetrievalSettings(_Strict):
         description="relevance floor (cosine similarity of question and passage): below it the refusal text is given",
     )
     reranker: str | None = Field(None, description="cross-encoder (path or hub id) that reorders the passages")
+    unknown_terms: Literal["refuse", "answer"] = Field(
+        "refuse",
+        description="refuse: give the refusal when the question names something (a capitalised name, an acronym, "
+        "code) that no document of the collections contains, or when the documents use fewer than `min_coverage` "
+        "of its words; answer: search and answer anyway",
+    )
+    min_coverage: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of the question's words the documents must use (with unknown_terms)"
+    )
 
 
 class Assistant(_Strict):

@@ -28,6 +28,10 @@ STOPWORDS = frozenset(
 class KeywordIndex(Protocol):
     """Full-text search over the ready chunks of some collections."""
 
+    def present(self, collections: Sequence[str], words: Sequence[str]) -> set[str]:
+        """The words (stemmed as the index stems them) that some ready chunk of `collections` contains."""
+        ...
+
     def search(
         self, collections: Sequence[str], query: str, k: int, where: SearchFilter | None = None
     ) -> list[tuple[int, float]]:
@@ -81,6 +85,20 @@ class SqliteKeywordIndex:
         limit = max(self.common_share * total, self.min_rows)
         rare = [w for w in present if df[w] <= limit]
         return rare if len(rare) >= self.keep else sorted(present, key=df.__getitem__)[: self.keep]
+
+    def present(self, collections: Sequence[str], words: Sequence[str]) -> set[str]:
+        """The words (stemmed as the index stems them) that some ready chunk of `collections` contains."""
+        if not collections or not words:
+            return set()
+        names = ", ".join(f":c{i}" for i in range(len(collections)))
+        sql = text(
+            "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id "
+            "JOIN collections col ON col.id = d.collection_id "
+            f"WHERE chunks_fts MATCH :q AND d.status = 'ready' AND col.name IN ({names}) LIMIT 1"
+        )
+        params: dict[str, object] = {f"c{i}": c for i, c in enumerate(collections)}
+        with self.engine.connect() as conn:
+            return {w for w in words if conn.execute(sql, {**params, "q": '"' + w.replace('"', "") + '"'}).first()}
 
     def search(
         self, collections: Sequence[str], query: str, k: int, where: SearchFilter | None = None

@@ -133,6 +133,11 @@ def _keyword(store: Store) -> SqliteKeywordIndex:
         return _KEYWORD[store]
 
 
+def present_words(store: Store, collections: Sequence[str], words: Sequence[str]) -> set[str]:
+    """The words some ready document of `collections` contains (as the keyword index stems them)."""
+    return _keyword(store).present(collections, words)
+
+
 def _allowed_ids(store: Store, collection: str, where: SearchFilter) -> list[int]:
     params: dict[str, object] = {"col": collection}
     sql = (

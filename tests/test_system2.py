@@ -252,3 +252,38 @@ def test_cli_eval_generate_reports_answers_and_unanswerable(harbor, tmp_path: Pa
     s = out["answers"]["summary"]
     assert s["answerable"] == 1 and s["unanswerable"] == 1 and s["answered"] == 1.0 and s["seconds_p50"] > 0
     assert s["refused_unanswerable"] == 1.0 and s["generated"] == 1.0
+
+
+def test_a_question_naming_what_no_document_mentions_is_refused_before_any_search() -> None:
+    from retriever.answerable import answerability, question_words
+
+    assert question_words("How do I read an Excel file with read_excel?") == [
+        ("read", False),
+        ("Excel", True),
+        ("file", False),
+        ("read_excel", True),
+    ]
+    docs = {"read", "file", "lens", "cleaned", "often", "lighthouse"}
+    a = answerability("How do I read an Excel file?", lambda ws: docs.intersection(ws))
+    assert not a.answerable() and a.names_missing == ("Excel",) and "never mention Excel" in a.reason()
+    a = answerability("How often is the lighthouse lens cleaned?", lambda ws: docs.intersection(ws))
+    assert a.answerable() and a.coverage == 1.0
+    # an ordinary word the documents do not use lowers the coverage but does not refuse on its own
+    a = answerability("How often is the lighthouse lens wiped?", lambda ws: docs.intersection(ws))
+    assert a.answerable() and a.missing == ("wiped",)
+    a = answerability("Which deep keras layers train fastest?", lambda ws: docs.intersection(ws))
+    assert not a.answerable() and not a.names_missing and a.coverage == 0.0
+
+
+def test_refusal_through_the_real_keyword_index(harbor, capsys) -> None:  # type: ignore[no-untyped-def]
+    from app import cli
+
+    svc, _ = harbor
+    use(svc, OnePool(ScriptedModel([GOOD])))
+    svc.library.save(assistant())
+    assert cli.main(["ask", "harbor", "Can I pay for parking with PayPal?", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["refused"] is True and "never mention PayPal" in out["refusal_reason"] and out["citations"] == []
+    # the words the porter stemmer folds ("cleans" -> "clean") are found; the question is answered
+    a = svc.chat.ask(svc.library.get("harbor"), "How often does the keeper clean the Greywater lens?").result()
+    assert not a.refused and a.text == GOOD and a.citations
