@@ -234,6 +234,10 @@ def print_details(answer: Any, indent: str = "") -> None:
         print(f"{indent}(most sentences of the first answer lacked support; this is the second, stricter answer)")
     elif answer.action == "extractive-fallback":
         print(f"{indent}(two answers lacked support; showing what the documents say instead)")
+    if answer.left_out:
+        print(f"\n{indent}Left out, the documents do not support them ({len(answer.left_out)}):")
+        for sentence in answer.left_out:
+            print(f"{indent}  \u2717 {sentence}")
     if g is not None and g.unsupported:
         claims = len(g.claims)
         print(f"\n{indent}\u26a0 Not supported by the documents ({len(g.unsupported)} of {claims} sentences):")

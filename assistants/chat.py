@@ -13,7 +13,7 @@ from typing import Any
 
 from assistants.conversations import ConversationStore
 from assistants.schema import Assistant
-from assistants.system2 import FALLBACK_NOTE, fully_supported, judge, lead_text, quote_passages
+from assistants.system2 import FALLBACK_NOTE, fully_supported, judge, lead_text, quote_passages, without
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.answerable import Answerability, answerability
@@ -71,6 +71,7 @@ class Answer:
     candidates: int = 0  # answers written for it (best of N writes up to N)
     judge_time: float = 0.0  # seconds spent writing and judging candidates before the first was shown
     refusal_reason: str = ""  # why nothing was searched or kept, when refused
+    left_out: list[str] = field(default_factory=list)  # unsupported sentences trimmed from the answer
 
     def sentences_json(self) -> list[dict[str, Any]]:
         """Per answer sentence: {text, supported, source, similarity, missing}."""
@@ -87,6 +88,7 @@ class Answer:
             "shown": self.shown,
             "refused": self.refused,
             "refusal_reason": self.refusal_reason,
+            "left_out": self.left_out,
             "candidates": self.candidates,
             "quotes": [q.to_json(context) for q in self.quotes],
             "sentences": self.sentences_json(),
@@ -287,7 +289,7 @@ class ChatService:
         state: dict[str, Any] = {}
         if check_mode == "retry":
             pieces = self._checked(assistant, question, history, params, plan, ps, quotes, stats, state)
-        elif assistant.thinking == "best_of_n" or assistant.fallback == "quotes":
+        elif assistant.thinking == "best_of_n" or assistant.fallback != "off":
             pieces = self._judged(assistant, params, plan, ps, quotes, stats, state)
         else:
             pieces = self.model_for(assistant).stream(plan.messages, params, stats)
@@ -311,6 +313,7 @@ class ChatService:
                 shown=state.get("shown", "generated"),
                 candidates=state.get("candidates", 1),
                 judge_time=state.get("judge_time", 0.0),
+                left_out=state.get("left_out", []),
             )
 
         return AnswerStream(pieces, finish, quotes)
@@ -378,10 +381,14 @@ class ChatService:
         assert best is not None
         _, text, report = best
         shown = "best-of-n" if n > 1 else "generated"
-        if assistant.fallback == "quotes" and quotes and (report.mostly_unsupported or not report.claims):
+        if assistant.fallback != "off" and quotes and (report.mostly_unsupported or not report.claims):
             body = extractive_text(quotes, assistant.citation_style)
             report, shown = check(body, ps, self.embedder), "quotes"
             text = f"{FALLBACK_NOTE}\n\n{body}"
+        elif assistant.fallback == "trim" and report.unsupported:
+            state["left_out"] = [collapse(s.text) for s in report.unsupported]
+            text = without(text, [s.text for s in report.unsupported])
+            report = check(text, ps, self.embedder)
         state.update(report=report, shown=shown, candidates=made, judge_time=time.perf_counter() - t0)
         yield text
 

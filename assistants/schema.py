@@ -105,10 +105,11 @@ class Assistant(_Strict):
         "quotes, show the best (stops early when one is fully supported)",
     )
     candidates: int = Field(3, ge=2, le=8, description="answers written at most, with thinking: best_of_n")
-    fallback: Literal["off", "quotes"] = Field(
+    fallback: Literal["off", "quotes", "trim"] = Field(
         "off",
         description="quotes: when the answer is still mostly unsupported, show the supporting quotes instead, "
-        "saying the model's answer was not supported; off: show it with its sentences marked",
+        "saying the model's answer was not supported; trim: the same, and from an answer kept, leave out the "
+        "sentences the documents do not support (listed under it); off: show the answer with its sentences marked",
     )
     refusal: str = Field(
         "The documents I have don't answer that.", min_length=1, description="reply when nothing relevant is found"

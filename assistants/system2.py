@@ -74,3 +74,11 @@ def shown_label(shown: str, candidates: int) -> str:
         "quotes": "the documents' own sentences",
         "refusal": "nothing relevant was found in the documents",
     }.get(shown, shown)
+
+
+def without(text: str, sentences: Sequence[str]) -> str:
+    """`text` with each of `sentences` (as they stand in it) removed, and the gaps they leave closed."""
+    for sentence in sentences:
+        text = text.replace(sentence, "", 1)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -287,3 +287,18 @@ def test_refusal_through_the_real_keyword_index(harbor, capsys) -> None:  # type
     # the words the porter stemmer folds ("cleans" -> "clean") are found; the question is answered
     a = svc.chat.ask(svc.library.get("harbor"), "How often does the keeper clean the Greywater lens?").result()
     assert not a.refused and a.text == GOOD and a.citations
+
+
+def test_trim_leaves_out_the_unsupported_sentences_and_lists_them(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    half = "The keeper cleans the Greywater lens every Tuesday [1]. The lamp uses 240 volts from a windmill [1]."
+    use(svc, OnePool(ScriptedModel([half])))
+    a = svc.chat.ask(assistant(fallback="trim"), "How often is the lighthouse lens cleaned?").result()
+    assert a.text == "The keeper cleans the Greywater lens every Tuesday [1]." and a.shown == "generated"
+    assert a.left_out == ["The lamp uses 240 volts from a windmill [1]."]
+    assert a.grounding is not None and not a.grounding.unsupported and a.citations[0].cited
+    assert a.details_json()["left_out"] == a.left_out
+
+    use(svc, OnePool(ScriptedModel([BAD])))  # nothing supported: the quotes, not an empty answer
+    a = svc.chat.ask(assistant(fallback="trim"), "How often is the lighthouse lens cleaned?").result()
+    assert a.shown == "quotes" and a.text.startswith(FALLBACK_NOTE) and not a.left_out

@@ -73,6 +73,10 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
     st.markdown(safe_markdown(shown))
     if details.get("shown"):
         st.caption(f"Answer: {shown_label(details['shown'], int(details.get('candidates') or 0))}")
+    left_out = details.get("left_out") or []
+    if left_out:
+        with st.expander(f"Left out: {len(left_out)} sentence(s) the documents do not support"):
+            st.markdown("\n".join(f"- {_esc(s)}" for s in left_out))
     action = (details.get("grounding") or {}).get("action")
     if action == "retried":
         st.caption("Most sentences of the first answer lacked support; this is the second, stricter answer.")
