@@ -17,7 +17,7 @@ from assistants.system2 import FALLBACK_NOTE, fully_supported, judge, lead_text,
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.answerable import Answerability, answerability
-from retriever.context import PromptPlan, build_prompt
+from retriever.context import ECHO_STOPS, PromptPlan, build_prompt
 from retriever.grounding import GroundingReport, check
 from retriever.keyword import content_words
 from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sentences
@@ -282,6 +282,7 @@ class ChatService:
         plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
         ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
         plan = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
+        params = dataclasses.replace(params, stop=(*params.stop, *ECHO_STOPS))
         if assistant.decoding == "faithful":
             sources = [plan.messages[0]["content"], question, *(text for _, text in ps.contexts)]
             params = dataclasses.replace(params, sources="\n".join(sources))

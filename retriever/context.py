@@ -28,6 +28,11 @@ CITATION_STYLES = {
 }
 
 
+# Where a model that has started copying the prompt's layout (the data markers, the question line)
+# instead of answering is stopped: nothing after them is an answer.
+ECHO_STOPS = ("<<DOCS-", "<</DOCS-", "\nQuestion:")
+
+
 @dataclass(frozen=True)
 class PromptPlan:
     """The messages sent to the model, and which passages they number [1]..[n]."""

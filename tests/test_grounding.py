@@ -196,6 +196,7 @@ class ScriptedModel:
     def __init__(self, replies: Sequence[str]) -> None:
         self.replies = list(replies)
         self.prompts: list[list[Message]] = []
+        self.params: list[GenerationParams] = []
 
     def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
         return [0] * sum(len(m["content"].split()) + 4 for m in messages)
@@ -205,6 +206,7 @@ class ScriptedModel:
 
     def stream(self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats) -> Iterator[str]:
         self.prompts.append(list(messages))
+        self.params.append(params)
         text = self.replies.pop(0)
         stats.completion_tokens = len(text.split())
         yield from text.split(" ")[:1]

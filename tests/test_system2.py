@@ -118,6 +118,8 @@ def test_context_can_lead_with_the_quotes_or_give_only_them(harbor) -> None:  # 
     assert len(only) < len(prompts["passages"])  # the passages' other sentences are left out
     for p in prompts.values():  # quotes are document text: inside the marked data, before the question
         assert p.index("cleaned every Tuesday") < p.index("Question:")
+    # a model that starts copying the prompt's layout instead of answering is stopped there
+    assert {"<</DOCS-", "\nQuestion:"} <= set(model.params[0].stop)
 
 
 def test_a_question_below_the_relevance_floor_is_refused(harbor, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -302,3 +304,15 @@ def test_trim_leaves_out_the_unsupported_sentences_and_lists_them(harbor) -> Non
     use(svc, OnePool(ScriptedModel([BAD])))  # nothing supported: the quotes, not an empty answer
     a = svc.chat.ask(assistant(fallback="trim"), "How often is the lighthouse lens cleaned?").result()
     assert a.shown == "quotes" and a.text.startswith(FALLBACK_NOTE) and not a.left_out
+
+
+def test_faithful_assistants_give_the_model_their_passages_and_question_as_sources(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    for decoding, expected in (("free", False), ("faithful", True)):
+        model = ScriptedModel([GOOD])
+        use(svc, OnePool(model))
+        svc.chat.ask(assistant(decoding=decoding), "How often is the lighthouse lens cleaned?").result()
+        sources = model.params[0].sources
+        assert (sources is not None) is expected
+        if sources is not None:
+            assert "24 volt supply" in sources and "How often is the lighthouse lens cleaned?" in sources
