@@ -7,7 +7,8 @@ Public API:
 - `AssistantError` (lists every bad field as `path: problem`)
 """
 
-from assistants.chat import Answer, AnswerStream, ChatService, Citation
+from assistants.answer import Answer, AnswerStream, Citation
+from assistants.chat import ChatService
 from assistants.errors import AssistantError
 from assistants.library import EXAMPLES_DIR, AssistantLibrary, Entry
 from assistants.loader import dump_assistant, load_assistant, parse_assistant

@@ -199,11 +199,12 @@ def test_summary_counts_refusals_and_fallbacks() -> None:
     assert rows[2].right is True and rows[3].right is False and rows[1].right is False
 
 
-def test_cli_eval_generate_reports_answers_and_unanswerable(harbor, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from app import cli
+def test_cli_eval_generate_reports_answers_and_unanswerable(harbor, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from app import cli, commands
 
     svc, _ = harbor
     use(svc, OnePool(ScriptedModel([GOOD, GOOD, BAD])))
+    monkeypatch.setattr(commands, "services", lambda args: svc)  # the CLI answers with the scripted model
     svc.library.save(assistant(retrieval={"top_k": 3, "min_score": 0.3}, fallback="quotes"))
     qa = tmp_path / "qa.jsonl"
     extra = tmp_path / "unanswerable.jsonl"

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.api.errors import ApiError, api_error_handler, http_handler, validation_handler
 from app.api.keys import KeyInfo, KeyStore
 from app.services import Services
-from assistants.chat import Answer
+from assistants.answer import Answer
 from assistants.errors import AssistantError
 from assistants.schema import Assistant
 from ingest.errors import IngestError, UnsupportedFileError
