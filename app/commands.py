@@ -208,14 +208,19 @@ def ask(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, ensure_ascii=False))
         return 0
-    if (args.grounding or assistant.grounding) == "retry" and not args.extractive:
-        print("(checking the answer against the documents before showing it)", file=sys.stderr)
+    from assistants.system2 import judged_first
+
+    first = judged_first(assistant.thinking, assistant.fallback, args.grounding or assistant.grounding)
+    first = first and not args.extractive and bool(stream.quotes)
+    if first:  # the answer is judged before it is shown: the documents' own words meanwhile
+        print_quotes(stream.quotes)
+        print("\n(writing the answer and checking it against the documents)\n", file=sys.stderr)
     for piece in stream:
         sys.stdout.write(piece)
         sys.stdout.flush()
     answer = stream.result()
     print()
-    print_details(answer)
+    print_details(answer, quotes=not first)
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
@@ -224,8 +229,16 @@ def ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_details(answer: Any, indent: str = "") -> None:
-    """Unsupported sentences, the supporting quotes and what the checks cost, under an answer."""
+def print_quotes(quotes: Any, indent: str = "") -> None:
+    """What the documents say: each supporting quote with its passage number, document and page."""
+    print(f"\n{indent}What the documents say:")
+    for q in quotes:
+        where = f", page {q.page}" if q.page is not None else ""
+        print(f"{indent}  [{q.passage}] \u201c{' '.join(q.text.split())}\u201d ({q.document}{where})")
+
+
+def print_details(answer: Any, indent: str = "", quotes: bool = True) -> None:
+    """Unsupported sentences, the supporting quotes (unless shown already) and what the checks cost."""
     from assistants.system2 import shown_label
 
     g = answer.grounding
@@ -246,11 +259,8 @@ def print_details(answer: Any, indent: str = "") -> None:
             print(f"{indent}  \u2717 {' '.join(s.text.split())}{why}")
     elif g is not None and g.claims:
         print(f"\n{indent}\u2713 Every sentence is supported by the passages.")
-    if answer.quotes and answer.mode != "extractive":
-        print(f"\n{indent}What the documents say:")
-        for q in answer.quotes:
-            where = f", page {q.page}" if q.page is not None else ""
-            print(f"{indent}  [{q.passage}] \u201c{' '.join(q.text.split())}\u201d ({q.document}{where})")
+    if quotes and answer.quotes and answer.mode != "extractive" and answer.shown != "quotes":
+        print_quotes(answer.quotes, indent)
     spent = f"quotes {answer.quote_time * 1000:.0f} ms"
     if g is not None:
         spent += f", grounding check {g.seconds * 1000:.0f} ms"

@@ -13,7 +13,15 @@ from typing import Any
 from assistants.answer import Answer, AnswerStream, Citation, extractive_text
 from assistants.conversations import ConversationStore
 from assistants.schema import Assistant
-from assistants.system2 import FALLBACK_NOTE, fully_supported, judge, lead_text, quote_passages, without
+from assistants.system2 import (
+    FALLBACK_NOTE,
+    fully_supported,
+    judge,
+    judged_first,
+    lead_text,
+    quote_passages,
+    without,
+)
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.answerable import Answerability, answerability
@@ -158,7 +166,7 @@ class ChatService:
         state: dict[str, Any] = {}
         if check_mode == "retry":
             pieces = self._checked(assistant, question, history, params, plan, ps, quotes, stats, state)
-        elif assistant.thinking == "best_of_n" or assistant.fallback != "off":
+        elif judged_first(assistant.thinking, assistant.fallback, check_mode):
             pieces = self._judged(assistant, params, plan, ps, quotes, stats, state)
         else:
             pieces = self.model_for(assistant).stream(plan.messages, params, stats)

@@ -76,6 +76,11 @@ def shown_label(shown: str, candidates: int) -> str:
     }.get(shown, shown)
 
 
+def judged_first(thinking: str, fallback: str, grounding: str) -> bool:
+    """Whether the answer is judged before it is shown (so it arrives in one piece, after the quotes)."""
+    return thinking == "best_of_n" or fallback != "off" or grounding == "retry"
+
+
 def without(text: str, sentences: Sequence[str]) -> str:
     """`text` with each of `sentences` (as they stand in it) removed, and the gaps they leave closed."""
     for sentence in sentences:

@@ -134,6 +134,19 @@ def test_streaming_sends_pieces_then_citations(api: dict) -> None:
     assert last.usage is not None and last.usage.completion_tokens > 0
 
 
+def test_a_question_about_what_no_document_mentions_is_refused_with_its_reason(api: dict) -> None:
+    r = client(api).chat.completions.create(
+        model="harbor-bot", messages=[{"role": "user", "content": "Can I pay the harbor fee with PayPal?"}]
+    )
+    extra = r.model_extra["archivist"]
+    assert extra["refused"] is True and extra["shown"] == "refusal" and "PayPal" in extra["refusal_reason"]
+    assert r.choices[0].message.content == "The documents I have don't answer that." and r.usage.completion_tokens == 0
+    r = client(api).chat.completions.create(
+        model="harbor-bot", messages=[{"role": "user", "content": "When is the lighthouse lens cleaned?"}]
+    )
+    assert r.model_extra["archivist"]["refused"] is False and r.model_extra["archivist"]["shown"] != "refusal"
+
+
 def test_max_tokens_and_stop_are_honoured(api: dict) -> None:
     c = client(api)
     r = c.chat.completions.create(

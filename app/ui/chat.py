@@ -13,6 +13,7 @@ from app.ui.common import (
     show_quotes,
     stream_markdown,
 )
+from assistants.system2 import judged_first
 from runtime.errors import ArchivistError
 
 svc = services()
@@ -96,9 +97,7 @@ if question:
             answer_area = st.container()
             show_quotes([q.to_json(context=True) for q in stream.quotes], key="live", expanded=True)
             with answer_area:
-                judged = (
-                    assistant.grounding == "retry" or assistant.thinking == "best_of_n" or assistant.fallback != "off"
-                )
+                judged = judged_first(assistant.thinking, assistant.fallback, assistant.grounding)
                 if judged and assistant.answer_mode == "generate":
                     with st.spinner("Writing the answer and checking it against the documents..."):
                         stream_markdown(stream)
