@@ -130,6 +130,15 @@ def test_builder_creates_an_assistant_and_shows_field_errors(home: Path) -> None
     saved = home / "assistants" / "field-notes.yaml"
     assert saved.exists() and "archivist-docs" in saved.read_text()
 
+    # the trust settings are fields of the form: chosen there, saved, and kept by the next save
+    at.selectbox(key="f-thinking").set_value("best_of_n")
+    at.selectbox(key="f-fallback").set_value("quotes")
+    at.selectbox(key="f-unknown").set_value("answer")
+    at.button(key="FormSubmitter:builder-Save assistant").click().run()
+    assert not at.exception, at.exception
+    text = saved.read_text()
+    assert "thinking: best_of_n" in text and "fallback: quotes" in text and "unknown_terms: answer" in text
+
 
 @pytest.mark.slow
 def test_knowledge_upload_lists_searches_and_deletes(home: Path) -> None:

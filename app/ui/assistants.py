@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from app.ui.common import services, show_citations, stream_markdown
-from assistants import AssistantError, dump_assistant, parse_assistant
+from assistants import Assistant, AssistantError, dump_assistant, parse_assistant
 from assistants.bundle import export_bundle, import_bundle
 from runtime.errors import ArchivistError
 from runtime.spec import BUNDLED
@@ -51,12 +51,13 @@ with st.expander("Import an assistant (YAML, or a bundle .zip with its documents
 
 # ---- builder ---------------------------------------------------------------------------
 names = [e.assistant.name for e in entries]
-choice = st.selectbox(
-    "Edit an assistant, or start a new one",
-    ["(new assistant)", *names],
-    index=(names.index(st.session_state["editing"]) + 1) if st.session_state.get("editing") in names else 0,
-    key="builder-choice",
-)
+NEW = "(new assistant)"
+# A save, an Edit button, a duplicate or a delete asks for an assistant; the selector follows it
+# (set before the widget exists: its own state would otherwise keep the old choice).
+wanted = st.session_state.pop("editing", None)
+if wanted is not None:
+    st.session_state["builder-choice"] = wanted if wanted in names else NEW
+choice = st.selectbox("Edit an assistant, or start a new one", [NEW, *names], key="builder-choice")
 base = next((e.assistant for e in entries if e.assistant.name == choice), None)
 d: dict[str, Any] = (
     base.model_dump(mode="json")
@@ -73,6 +74,7 @@ d: dict[str, Any] = (
 )
 d.setdefault("model", {})
 d.setdefault("retrieval", {})
+defaults = Assistant(name="defaults", knowledge={"collections": ["-"]})  # type: ignore[arg-type]  # the schema's choices
 collections = sorted(svc.store.collection_names())
 models = [f"bundled:{n}" for n in BUNDLED] + sorted(str(p) for p in (svc.home / "models").rglob("*.gguf"))
 if d["model"].get("path") and d["model"]["path"] not in models:
@@ -147,6 +149,58 @@ with st.form("builder"):
         }[m],
         key="f-grounding",
     )
+    c7, c8 = st.columns(2)
+    contexts = ["passages", "quotes-first", "quotes-only"]
+    context_mode = c7.selectbox(
+        "What the model reads",
+        contexts,
+        index=contexts.index(d.get("context", defaults.context)),
+        format_func=lambda m: {
+            "passages": "the passages",
+            "quotes-first": "the supporting quotes, then the passages",
+            "quotes-only": "the supporting quotes only",
+        }[m],
+        key="f-context",
+    )
+    decodings = ["faithful", "free"]
+    decoding = c8.selectbox(
+        "Decoding",
+        decodings,
+        index=decodings.index(d.get("decoding", defaults.decoding)),
+        format_func=lambda m: {
+            "faithful": "faithful: numbers, code and names only as the documents write them",
+            "free": "free",
+        }[m],
+        key="f-decoding",
+    )
+    thinkings = ["off", "best_of_n"]
+    thinking = c7.selectbox(
+        "Think longer",
+        thinkings,
+        index=thinkings.index(d.get("thinking", defaults.thinking)),
+        format_func=lambda m: {"off": "one answer", "best_of_n": "write several answers, show the best"}[m],
+        key="f-thinking",
+    )
+    candidates = c8.number_input("Answers written at most", 2, 8, int(d.get("candidates", 3)), key="f-candidates")
+    fallbacks = ["trim", "quotes", "off"]
+    fallback = c7.selectbox(
+        "When the answer lacks support",
+        fallbacks,
+        index=fallbacks.index(d.get("fallback", defaults.fallback)),
+        format_func=lambda m: {
+            "trim": "leave out unsupported sentences; quote the documents if most are",
+            "quotes": "quote the documents if most sentences are unsupported",
+            "off": "show it, marked",
+        }[m],
+        key="f-fallback",
+    )
+    unknown = c8.selectbox(
+        "Questions about what no document mentions",
+        ["refuse", "answer"],
+        index=["refuse", "answer"].index(d["retrieval"].get("unknown_terms", "refuse")),
+        format_func=lambda m: {"refuse": "refuse, saying why", "answer": "answer anyway"}[m],
+        key="f-unknown",
+    )
     starters = st.text_area("Conversation starters (one per line)", "\n".join(d.get("starters", [])), key="f-starters")
     field_errors("starters")
     refusal = st.text_input(
@@ -175,11 +229,18 @@ draft = {
         "top_k": int(top_k),
         "min_score": float(floor) or None,
         "reranker": reranker.strip() or None,
+        "unknown_terms": unknown,
+        "min_coverage": float(d["retrieval"].get("min_coverage", 0.5)),
     },
     "starters": [s.strip() for s in starters.splitlines() if s.strip()],
     "citation_style": style,
     "answer_mode": answer_mode,
     "grounding": grounding,
+    "context": context_mode,
+    "decoding": decoding,
+    "thinking": thinking,
+    "candidates": int(candidates),
+    "fallback": fallback,
     "refusal": refusal,
 }
 if saved:
@@ -220,7 +281,7 @@ if base is not None:
     if st.button("Delete assistant", disabled=not confirm, key="delete-go"):
         try:
             svc.library.delete(base.name)
-            st.session_state.pop("editing", None)
+            st.session_state["editing"] = NEW
             st.rerun()
         except AssistantError as exc:
             st.error("\n".join(exc.problems))
