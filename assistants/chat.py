@@ -15,7 +15,7 @@ from assistants.conversations import ConversationStore
 from assistants.schema import Assistant
 from assistants.system2 import (
     FALLBACK_NOTE,
-    fully_supported,
+    good_enough,
     judge,
     judged_first,
     lead_text,
@@ -233,7 +233,7 @@ class ChatService:
         state: dict[str, Any],
     ) -> Iterator[str]:
         """Write up to N candidates (one without best of N), keep the one the check and the quotes
-        judge best, stop early at a fully supported one; when the best is still mostly unsupported
+        judge best, stop early at a fully supported one that carries the best quote; when the best is still mostly unsupported
         and the assistant falls back to quotes, the quotes are the answer, saying so."""
         t0 = time.perf_counter()
         model = self.model_for(assistant)
@@ -253,7 +253,7 @@ class ChatService:
             score = judge(report, text, quotes)
             if best is None or score > best[0]:
                 best = (score, text, report)
-            if fully_supported(report):
+            if good_enough(report, text, quotes):
                 break
         assert best is not None
         _, text, report = best

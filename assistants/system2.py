@@ -20,7 +20,8 @@ from retriever.search import Hit
 from retriever.sentences import collapse
 
 FALLBACK_NOTE = "The model's answer was not supported by the documents; here is what they say:"
-COVERAGE_WEIGHT = 0.5  # the grounding share counts double the quote coverage
+COVERAGE_WEIGHT = 1.0  # carrying the best quote's words counts as much as the grounding share
+GOOD_COVERAGE = 0.5  # a fully supported answer carrying this much of the best quote ends the search
 
 
 def lead_text(quotes: Sequence[Quote]) -> str:
@@ -59,9 +60,9 @@ def judge(report: GroundingReport, text: str, quotes: Sequence[Quote]) -> float:
     return report.supported_share + COVERAGE_WEIGHT * coverage(text, quotes)
 
 
-def fully_supported(report: GroundingReport) -> bool:
-    """Something is claimed, and every claim is supported: no later candidate can do better on the check."""
-    return bool(report.claims) and not report.unsupported
+def good_enough(report: GroundingReport, text: str, quotes: Sequence[Quote]) -> bool:
+    """Every claim supported, and the answer carries the best quote: no need to write another."""
+    return bool(report.claims) and not report.unsupported and (not quotes or coverage(text, quotes) >= GOOD_COVERAGE)
 
 
 def shown_label(shown: str, candidates: int) -> str:

@@ -89,6 +89,8 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
             g = details["grounding"]
             spent += f" · grounding check {1000 * float(timings.get('grounding', 0)):.0f} ms"
             spent += f" · {g.get('supported_share', 1):.0%} of sentences supported"
+        if float(timings.get("judging") or 0) > 0:
+            spent += f" · writing and judging {float(timings['judging']):.1f} s"
         st.caption(spent)
     if unsupported:
         claims = sum(1 for s in details.get("sentences", []) if s.get("claim", True))
