@@ -136,7 +136,9 @@ class ChatService:
         if known is not None and not known.answerable(assistant.retrieval.min_coverage):
             hits, why = [], known.reason()
         else:
-            hits, why = self.retrieve(assistant, query or question), "no passage passed the relevance floor"
+            hits = self.retrieve(assistant, query or question)
+            floor = assistant.retrieval.min_score
+            why = f"no passage reached the relevance floor {floor}" if floor is not None else "no document was found"
         retrieval_time = time.perf_counter() - t0
         if not hits:
             refusal = assistant.refusal
@@ -153,12 +155,11 @@ class ChatService:
             max_tokens=max_tokens if max_tokens is not None else m.max_tokens,
             temperature=temperature if temperature is not None else m.temperature,
             top_p=top_p if top_p is not None else m.top_p,
-            stop=tuple(stop),
+            stop=(*stop, *ECHO_STOPS),
         )
         plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
         ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
         plan = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
-        params = dataclasses.replace(params, stop=(*params.stop, *ECHO_STOPS))
         if assistant.decoding == "faithful":
             sources = [plan.messages[0]["content"], question, *(text for _, text in ps.contexts)]
             params = dataclasses.replace(params, sources="\n".join(sources))
