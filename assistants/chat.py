@@ -19,6 +19,7 @@ from assistants.system2 import (
     judge,
     judged_first,
     lead_text,
+    opening,
     quote_passages,
     without,
 )
@@ -160,6 +161,8 @@ class ChatService:
         plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
         ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
         plan = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
+        if assistant.anchor == "best-quote" and quotes:
+            params = dataclasses.replace(params, prefix=opening(quotes[0], assistant.citation_style))
         if assistant.decoding == "faithful":
             sources = [plan.messages[0]["content"], question, *(text for _, text in ps.contexts)]
             params = dataclasses.replace(params, sources="\n".join(sources))

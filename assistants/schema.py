@@ -99,6 +99,11 @@ class Assistant(_Strict):
         description="faithful: numbers, identifiers, code, flags and names can only be written as the passages or "
         "the question write them (llama.cpp models); free: no constraint",
     )
+    anchor: Literal["off", "best-quote"] = Field(
+        "off",
+        description="best-quote: the answer opens with 'According to [n],' naming the passage of the best "
+        "supporting quote, and the model continues from there (small models then restate it); off: no opening",
+    )
     thinking: Literal["off", "best_of_n"] = Field(
         "off",
         description="best_of_n: write up to `candidates` answers, judge each with the grounding check and the "

@@ -32,6 +32,15 @@ def lead_text(quotes: Sequence[Quote]) -> str:
     return "Key sentences (the likeliest answer):\n" + "\n".join(lines)
 
 
+def opening(quote: Quote, citation_style: str) -> str:
+    """The first words of an anchored answer: where the best quote comes from, cited as the answer cites."""
+    if citation_style == "numbered":
+        return f"According to [{quote.passage}], "
+    if citation_style == "document-page" and quote.page is not None:
+        return f"According to {quote.document} (p. {quote.page}), "
+    return f"According to {quote.document}, "
+
+
 def quote_passages(passages: Sequence[Hit], quotes: Sequence[Quote]) -> list[Hit]:
     """The passages with their text cut down to the quotes taken from them (empty when none was):
     numbering stays as in the full prompt, so [n] still names the same passage."""

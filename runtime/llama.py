@@ -84,7 +84,11 @@ class LlamaCppGenerator:
         self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats | None = None
     ) -> Iterator[str]:
         stats = stats if stats is not None else GenerationStats()
-        tokens = self.tokenize_prompt(messages)
+        if params.prefix:
+            text = self.render(messages) + params.prefix
+            tokens = list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        else:
+            tokens = self.tokenize_prompt(messages)
         stats.prompt_tokens = len(tokens)
         if len(tokens) >= self.context_window:
             raise ContextOverflowError(len(tokens), self.context_window)
@@ -104,6 +108,10 @@ class LlamaCppGenerator:
             texts, eog = self._vocabulary()
             guard = FaithfulLogits(texts, params.sources, always=eog)
         processors = llama_cpp.LogitsProcessorList([guard]) if guard is not None else None
+        if params.prefix:
+            if guard is not None:
+                guard.feed(params.prefix)
+            yield params.prefix
         with self.lock:
             start = time.perf_counter()
             if self.cache is None:

@@ -26,6 +26,9 @@ class GenerationParams:
     # Faithful decoding: content words (numbers, identifiers, code, flags, names) only as this text
     # writes them; None leaves decoding free. Backends that cannot constrain decoding ignore it.
     sources: str | None = None
+    # The answer's first words, written for the model: it continues from them (they are part of the
+    # answer's text). Backends that cannot continue a reply ignore it.
+    prefix: str = ""
 
 
 @dataclass
