@@ -317,3 +317,25 @@ def test_faithful_assistants_give_the_model_their_passages_and_question_as_sourc
         assert (sources is not None) is expected
         if sources is not None:
             assert "24 volt supply" in sources and "How often is the lighthouse lens cleaned?" in sources
+
+
+def test_anchored_answers_open_with_the_best_quotes_passage(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    model = ScriptedModel([GOOD])
+    use(svc, OnePool(model))
+    svc.chat.ask(assistant(anchor="best-quote"), "How often is the lighthouse lens cleaned?").result()
+    assert model.params[0].prefix == "According to [1], "
+    model = ScriptedModel([GOOD])
+    use(svc, OnePool(model))
+    svc.chat.ask(
+        assistant(anchor="best-quote", citation_style="document-page"), "How often is the lens cleaned?"
+    ).result()
+    assert model.params[0].prefix == "According to harbor.pdf (p. 2), "
+
+
+@pytest.mark.slow
+def test_the_model_continues_from_the_prefix(small_model) -> None:  # type: ignore[no-untyped-def]
+    messages = [{"role": "user", "content": "Passage: The lens is cleaned every Tuesday.\n\nHow often is it cleaned?"}]
+    params = GenerationParams(max_tokens=20, temperature=0.0, prefix="According to the passage, ")
+    pieces = list(small_model.stream(messages, params))
+    assert pieces[0] == "According to the passage, " and "".join(pieces[1:]).strip()
