@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.spec import DEFAULT_MODEL
 
@@ -119,3 +119,9 @@ class Assistant(_Strict):
     refusal: str = Field(
         "The documents I have don't answer that.", min_length=1, description="reply when nothing relevant is found"
     )
+
+    @field_validator("grounding", "thinking", "fallback", "anchor", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        """YAML reads a bare `off` as false: take it as the choice the user wrote."""
+        return "off" if value is False else value

@@ -25,6 +25,9 @@ description: Answers from the harbor guide.
 model: {max_tokens: 24, temperature: 0, context_window: 2048}
 knowledge: {collections: [harbor]}
 retrieval: {top_k: 2}
+thinking: off    # answers stream as written: the streaming tests need pieces
+fallback: off
+anchor: off
 """
 
 

@@ -69,3 +69,11 @@ def test_library_prefers_workspace_files_and_names_the_choices(tmp_path: Path) -
     assert len(errors) == 1 and "broken.yaml" in str(errors[0])
     with pytest.raises(AssistantError, match="available: archivist-guide"):
         lib.get("nobody")
+
+
+def test_a_bare_off_in_yaml_is_the_choice_off(tmp_path: Path) -> None:
+    f = tmp_path / "a.yaml"
+    f.write_text("name: a\nknowledge: {collections: [c]}\ngrounding: off\nthinking: off\nfallback: off\nanchor: off\n")
+    a = load_assistant(f)
+    assert (a.grounding, a.thinking, a.fallback, a.anchor) == ("off", "off", "off", "off")
+    assert "grounding: 'off'" in dump_assistant(a)  # written back so YAML reads a string

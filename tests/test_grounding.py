@@ -170,6 +170,11 @@ def assistant(**extra: Any) -> Any:
         "knowledge": {"collections": ["harbor"]},
         "model": {"temperature": 0, "max_tokens": 60, "context_window": 2048},
         "retrieval": {"top_k": 3},
+        # the answer as written, streamed: what grounding: mark and retry are tested on; tests of the
+        # System-2 settings name the ones they try
+        "thinking": "off",
+        "fallback": "off",
+        "anchor": "off",
         **extra,
     }
     return parse_assistant(data, "test")
