@@ -424,6 +424,8 @@ def assistants_new(args: argparse.Namespace) -> int:
         "description": args.description,
         "instructions": args.instructions,
         "knowledge": {"collections": args.collection},
+        # the System-2 settings are the schema's defaults; short answers are what measured best with them
+        "model": {"max_tokens": 100},
     }
     path = services(args).library.save(parse_assistant(data, "arguments"))
     print(f"created {path}")

@@ -22,7 +22,12 @@ class ModelSettings(_Strict):
     context_window: int = Field(4096, ge=512, le=262144, description="tokens the model sees at once")
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="sampling temperature; 0 = greedy")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")
-    max_tokens: int = Field(512, ge=1, le=32768, description="longest answer, in tokens (reserved in the budget)")
+    max_tokens: int = Field(
+        512,
+        ge=1,
+        le=32768,
+        description="longest answer, in tokens (reserved in the budget); 100 suits the bundled model",
+    )
     gpu_layers: int = Field(0, ge=-1, description="layers offloaded to the GPU; -1 = all, 0 = CPU only")
     threads: int | None = Field(None, ge=1, le=512, description="CPU threads; default: physical cores")
 
@@ -90,28 +95,28 @@ class Assistant(_Strict):
         "regenerate once more strictly when most lack support, then fall back to the quotes",
     )
     context: Literal["passages", "quotes-first", "quotes-only"] = Field(
-        "passages",
+        "quotes-only",
         description="what the model reads: the passages; the supporting quotes first, then the passages; or the "
         "quotes only (short contexts keep small models on the documents)",
     )
     decoding: Literal["free", "faithful"] = Field(
-        "free",
+        "faithful",
         description="faithful: numbers, identifiers, code, flags and names can only be written as the passages or "
         "the question write them (llama.cpp models); free: no constraint",
     )
     anchor: Literal["off", "best-quote"] = Field(
-        "off",
+        "best-quote",
         description="best-quote: the answer opens with 'According to [n],' naming the passage of the best "
         "supporting quote, and the model continues from there (small models then restate it); off: no opening",
     )
     thinking: Literal["off", "best_of_n"] = Field(
-        "off",
+        "best_of_n",
         description="best_of_n: write up to `candidates` answers, judge each with the grounding check and the "
         "quotes, show the best (stops early when one is fully supported)",
     )
     candidates: int = Field(3, ge=2, le=8, description="answers written at most, with thinking: best_of_n")
     fallback: Literal["off", "quotes", "trim"] = Field(
-        "off",
+        "trim",
         description="quotes: when the answer is still mostly unsupported, show the supporting quotes instead, "
         "saying the model's answer was not supported; trim: the same, and from an answer kept, leave out the "
         "sentences the documents do not support (listed under it); off: show the answer with its sentences marked",
