@@ -83,6 +83,9 @@ class ChatService:
         hits: Sequence[Hit],
         history: Sequence[Message] = (),
         reserve: int | None = None,
+        *,
+        lead: str = "",
+        marker: str | None = None,
     ) -> PromptPlan:
         model = self.model_for(assistant)
         return build_prompt(
@@ -95,6 +98,8 @@ class ChatService:
             count_tokens=model.count_tokens,
             context_window=model.context_window,
             reserve=reserve if reserve is not None else assistant.model.max_tokens,
+            marker=marker,
+            lead=lead,
         )
 
     def model_for(self, assistant: Assistant) -> Any:
@@ -160,20 +165,21 @@ class ChatService:
         )
         plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
         ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
-        plan = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
+        # what the model reads; the citations keep the whole passages of `plan`
+        prompt = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
         if assistant.anchor == "best-quote" and quotes:
             params = dataclasses.replace(params, prefix=opening(quotes[0], assistant.citation_style))
         if assistant.decoding == "faithful":
-            sources = [plan.messages[0]["content"], question, *(text for _, text in ps.contexts)]
+            sources = [prompt.messages[0]["content"], question, *(text for _, text in ps.contexts)]
             params = dataclasses.replace(params, sources="\n".join(sources))
         stats = GenerationStats()
         state: dict[str, Any] = {}
         if check_mode == "retry":
-            pieces = self._checked(assistant, question, history, params, plan, ps, quotes, stats, state)
+            pieces = self._checked(assistant, question, history, params, prompt, ps, quotes, stats, state)
         elif judged_first(assistant.thinking, assistant.fallback, check_mode):
-            pieces = self._judged(assistant, params, plan, ps, quotes, stats, state)
+            pieces = self._judged(assistant, params, prompt, ps, quotes, stats, state)
         else:
-            pieces = self.model_for(assistant).stream(plan.messages, params, stats)
+            pieces = self.model_for(assistant).stream(prompt.messages, params, stats)
 
         def finish(text: str) -> Answer:
             report: GroundingReport | None = state.get("report")
@@ -185,7 +191,7 @@ class ChatService:
                 False,
                 stats,
                 retrieval_time,
-                state.get("user_content", plan.user_content),
+                state.get("user_content", prompt.user_content),
                 quotes=quotes,
                 grounding=report,
                 action=state.get("action", ""),
@@ -212,19 +218,8 @@ class ChatService:
         if assistant.context == "passages" or not quotes:
             return plan
         passages = plan.passages if assistant.context == "quotes-first" else quote_passages(plan.passages, quotes)
-        return build_prompt(
-            citation_style=assistant.citation_style,
-            instructions=assistant.instructions,
-            question=question,
-            hits=passages,
-            history=history,
-            render_tokens=lambda msgs: len(self.model_for(assistant).tokenize_prompt(msgs)),
-            count_tokens=self.model_for(assistant).count_tokens,
-            context_window=self.model_for(assistant).context_window,
-            reserve=reserve,
-            marker=plan.marker,
-            lead=lead_text(quotes) if assistant.context == "quotes-first" else "",
-        )
+        lead = lead_text(quotes) if assistant.context == "quotes-first" else ""
+        return self.plan(assistant, question, passages, history, reserve, lead=lead, marker=plan.marker)
 
     def _judged(
         self,

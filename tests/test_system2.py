@@ -108,8 +108,9 @@ def test_context_can_lead_with_the_quotes_or_give_only_them(harbor) -> None:  # 
     for context in ("passages", "quotes-first", "quotes-only"):
         model = ScriptedModel([GOOD])
         use(svc, OnePool(model))
-        svc.chat.ask(assistant(context=context, grounding="off"), question).result()
+        answer = svc.chat.ask(assistant(context=context, grounding="off"), question).result()
         prompts[context] = model.prompts[0][-1]["content"]
+        assert "Spare bulbs" in answer.citations[0].text  # citations keep the whole passage, whatever the model read
     assert "Key sentences" not in prompts["passages"]
     first = prompts["quotes-first"]
     assert first.index("Key sentences") < first.index("[1] harbor.pdf") and "cleaned every Tuesday" in first
