@@ -231,9 +231,10 @@ class ChatService:
         stats: GenerationStats,
         state: dict[str, Any],
     ) -> Iterator[str]:
-        """Write up to N candidates (one without best of N), keep the one the check and the quotes
-        judge best, stop early at a fully supported one that carries the best quote; when the best is still mostly unsupported
-        and the assistant falls back to quotes, the quotes are the answer, saying so."""
+        """Write up to N candidates (one without best of N) and keep the one the check and the quotes
+        judge best, stopping early at a fully supported one that carries the best quote. When the best
+        is still mostly unsupported the quotes are the answer, saying so (fallback: quotes or trim);
+        with trim, the unsupported sentences of a kept answer are left out and listed."""
         t0 = time.perf_counter()
         model = self.model_for(assistant)
         n = assistant.candidates if assistant.thinking == "best_of_n" else 1

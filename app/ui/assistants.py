@@ -82,6 +82,12 @@ if d["model"].get("path") and d["model"]["path"] not in models:
 problems: dict[str, list[str]] = st.session_state.get("builder-problems", {})
 
 
+def pick(col: Any, label: str, choices: dict[str, str], current: str, key: str) -> str:
+    """A selectbox over a setting's choices, each shown in words."""
+    options = list(choices)
+    return str(col.selectbox(label, options, index=options.index(current), format_func=choices.__getitem__, key=key))
+
+
 def field_errors(prefix: str) -> None:
     for path, msgs in problems.items():
         if path == prefix or path.startswith(prefix + "."):
@@ -150,56 +156,49 @@ with st.form("builder"):
         key="f-grounding",
     )
     c7, c8 = st.columns(2)
-    contexts = ["passages", "quotes-first", "quotes-only"]
-    context_mode = c7.selectbox(
+    context_mode = pick(
+        c7,
         "What the model reads",
-        contexts,
-        index=contexts.index(d.get("context", defaults.context)),
-        format_func=lambda m: {
+        {
             "passages": "the passages",
             "quotes-first": "the supporting quotes, then the passages",
             "quotes-only": "the supporting quotes only",
-        }[m],
-        key="f-context",
+        },
+        d.get("context", defaults.context),
+        "f-context",
     )
-    decodings = ["faithful", "free"]
-    decoding = c8.selectbox(
+    decoding = pick(
+        c8,
         "Decoding",
-        decodings,
-        index=decodings.index(d.get("decoding", defaults.decoding)),
-        format_func=lambda m: {
-            "faithful": "faithful: numbers, code and names only as the documents write them",
-            "free": "free",
-        }[m],
-        key="f-decoding",
+        {"faithful": "faithful: numbers, code and names only as the documents write them", "free": "free"},
+        d.get("decoding", defaults.decoding),
+        "f-decoding",
     )
-    thinkings = ["off", "best_of_n"]
-    thinking = c7.selectbox(
+    thinking = pick(
+        c7,
         "Think longer",
-        thinkings,
-        index=thinkings.index(d.get("thinking", defaults.thinking)),
-        format_func=lambda m: {"off": "one answer", "best_of_n": "write several answers, show the best"}[m],
-        key="f-thinking",
+        {"off": "one answer", "best_of_n": "write several answers, show the best"},
+        d.get("thinking", defaults.thinking),
+        "f-thinking",
     )
     candidates = c8.number_input("Answers written at most", 2, 8, int(d.get("candidates", 3)), key="f-candidates")
-    fallbacks = ["trim", "quotes", "off"]
-    fallback = c7.selectbox(
+    fallback = pick(
+        c7,
         "When the answer lacks support",
-        fallbacks,
-        index=fallbacks.index(d.get("fallback", defaults.fallback)),
-        format_func=lambda m: {
+        {
             "trim": "leave out unsupported sentences; quote the documents if most are",
             "quotes": "quote the documents if most sentences are unsupported",
             "off": "show it, marked",
-        }[m],
-        key="f-fallback",
+        },
+        d.get("fallback", defaults.fallback),
+        "f-fallback",
     )
-    unknown = c8.selectbox(
+    unknown = pick(
+        c8,
         "Questions about what no document mentions",
-        ["refuse", "answer"],
-        index=["refuse", "answer"].index(d["retrieval"].get("unknown_terms", "refuse")),
-        format_func=lambda m: {"refuse": "refuse, saying why", "answer": "answer anyway"}[m],
-        key="f-unknown",
+        {"refuse": "refuse, saying why", "answer": "answer anyway"},
+        d["retrieval"].get("unknown_terms", defaults.retrieval.unknown_terms),
+        "f-unknown",
     )
     starters = st.text_area("Conversation starters (one per line)", "\n".join(d.get("starters", [])), key="f-starters")
     field_errors("starters")
