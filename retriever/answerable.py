@@ -43,8 +43,9 @@ class Answerability:
 
 
 def _is_name(word: str, first: bool) -> bool:
-    """A capitalised word inside the sentence, an acronym or mixed case, or code; never a number."""
-    if any(c.isdigit() for c in word) or word == "I":
+    """A capitalised word inside the sentence, an acronym or mixed case ("R6", "S3" too), or code;
+    never a number ("2x2", "64-bit")."""
+    if word[0].isdigit() or word == "I":
         return False
     if any(c in "_.+#" for c in word.strip(".")):
         return True

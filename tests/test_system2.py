@@ -275,6 +275,8 @@ def test_a_question_naming_what_no_document_mentions_is_refused_before_any_searc
     # an ordinary word the documents do not use lowers the coverage but does not refuse on its own
     a = answerability("How often is the lighthouse lens wiped?", lambda ws: docs.intersection(ws))
     assert a.answerable() and a.missing == ("wiped",)
+    a = answerability("How do I define an R6 class in a 2x2 layout?", lambda ws: docs | {"define", "class", "layout"})
+    assert a.names_missing == ("R6",) and "2x2" not in a.words  # a name with a digit; numbers are not looked up
     a = answerability("Which deep keras layers train fastest?", lambda ws: docs.intersection(ws))
     assert not a.answerable() and not a.names_missing and a.coverage == 0.0
 
