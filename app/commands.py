@@ -242,7 +242,7 @@ def print_details(answer: Any, indent: str = "", quotes: bool = True) -> None:
     from assistants.system2 import shown_label
 
     g = answer.grounding
-    print(f"\n{indent}({shown_label(answer.shown, answer.candidates)})")
+    print(f"\n{indent}({shown_label(answer.shown, answer.candidates, answer.refusal_reason)})")
     if answer.action == "retried":
         print(f"{indent}(most sentences of the first answer lacked support; this is the second, stricter answer)")
     elif answer.action == "extractive-fallback":

@@ -72,7 +72,8 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
         shown = shown.replace(s["text"], s["text"] + " \u26a0\ufe0f", 1)
     st.markdown(safe_markdown(shown))
     if details.get("shown"):
-        st.caption(f"Answer: {shown_label(details['shown'], int(details.get('candidates') or 0))}")
+        label = shown_label(details["shown"], int(details.get("candidates") or 0), details.get("refusal_reason", ""))
+        st.caption(f"Answer: {label}")
     left_out = details.get("left_out") or []
     if left_out:
         with st.expander(f"Left out: {len(left_out)} sentence(s) the documents do not support"):
