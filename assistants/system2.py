@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 
 from retriever.grounding import GroundingReport
-from retriever.keyword import STOPWORDS
+from retriever.keyword import content_words
 from retriever.quotes import Quote
 from retriever.search import Hit
 from retriever.sentences import collapse
@@ -50,16 +50,12 @@ def quote_passages(passages: Sequence[Hit], quotes: Sequence[Quote]) -> list[Hit
     return [dataclasses.replace(h, text=" ".join(by_passage.get(n, []))) for n, h in enumerate(passages, start=1)]
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS and len(w) > 1}
-
-
 def coverage(text: str, quotes: Sequence[Quote]) -> float:
     """Share of the best quote's content words that the answer carries."""
     if not quotes:
         return 0.0
-    wanted = _words(quotes[0].text)
-    return len(wanted & _words(text)) / len(wanted) if wanted else 0.0
+    wanted = set(content_words(quotes[0].text))
+    return len(wanted & set(content_words(text))) / len(wanted) if wanted else 0.0
 
 
 def judge(report: GroundingReport, text: str, quotes: Sequence[Quote]) -> float:
