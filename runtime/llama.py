@@ -76,16 +76,19 @@ class LlamaCppGenerator:
     def render(self, messages: Sequence[Message]) -> str:
         return str(self._formatter(messages=list(messages)).prompt)  # type: ignore[arg-type]
 
-    def tokenize_prompt(self, messages: Sequence[Message], prefix: str = "") -> list[int]:
-        """The exact tokens the model evaluates for `messages` (and the answer's `prefix`, if any)."""
-        text = self.render(messages) + prefix
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+    def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
+        """The exact tokens the model evaluates for `messages`."""
+        return list(self._llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True))
 
     def stream(
         self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats | None = None
     ) -> Iterator[str]:
         stats = stats if stats is not None else GenerationStats()
-        tokens = self.tokenize_prompt(messages, params.prefix)
+        if params.prefix:
+            text = self.render(messages) + params.prefix
+            tokens = list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        else:
+            tokens = self.tokenize_prompt(messages)
         stats.prompt_tokens = len(tokens)
         if len(tokens) >= self.context_window:
             raise ContextOverflowError(len(tokens), self.context_window)
