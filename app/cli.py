@@ -189,6 +189,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("name")
     c.set_defaults(func=commands.keys_revoke)
 
+    c = sub.add_parser("doctor", help="this machine, and the encoder precision measured fastest on it")
+    c.add_argument("--calibrate", action="store_true", help="measure the encoder's precisions again now")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.doctor)
+
     c = sub.add_parser("ui", help="start the Streamlit app")
     c.add_argument("--port", type=int, default=8501)
     c.add_argument("--host", default="127.0.0.1")

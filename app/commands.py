@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from app.cli import services
 from ingest.chunk import ChunkSettings
 from ingest.pipeline import IngestLimits, IngestReport, Progress, ingest_paths
+from ingest.precision import ENV
+from ingest.precision import FILE as CALIBRATION_FILE
+from runtime.errors import ArchivistError
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -544,3 +549,63 @@ def feedback(args: argparse.Namespace) -> int:
     services(args).conversations.feedback(args.message_id, 1 if args.vote == "up" else -1, args.comment)
     print("thanks: feedback stored")
     return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """What this machine is and what Archivist chose on it: the encoder's precision and its speeds."""
+    from ingest.precision import CalibrationFile, cpu_model, fingerprint, setting
+    from runtime.cpu import physical_cores
+
+    svc = services(args)
+    if args.calibrate:
+        texts = calibration_texts(svc)
+        print(f"measuring the encoder at each precision on {len(texts)} chunks ...", file=sys.stderr)
+        emb = svc.embedder
+        if not hasattr(emb, "calibrate"):
+            raise ArchivistError("this workspace's embedder has no precision to calibrate")
+        emb.calibrate(texts)
+    file = CalibrationFile(svc.home / CALIBRATION_FILE)
+    import torch
+
+    fp = fingerprint(svc.store.embedder, torch.get_num_threads())
+    here = file.find(fp)
+    chosen = setting()
+    report: dict[str, Any] = {
+        "workspace": str(svc.home),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "physical_cores": physical_cores(),
+        "libraries": {k: fp[k] for k in ("torch", "transformers", "sentence_transformers")},
+        "embedder": svc.store.embedder,
+        "precision_setting": chosen,
+        "precision": chosen if chosen != "auto" else (here.chosen if here else None),
+        "calibration": asdict(here) if here else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"workspace    {report['workspace']}")
+    print(f"CPU          {report['cpu']}, {report['cores']} logical / {report['physical_cores']} physical cores")
+    print("libraries    " + ", ".join(f"{k} {v}" for k, v in report["libraries"].items()))
+    print(f"embedder     {report['embedder']}")
+    if chosen != "auto":
+        print(f"precision    {chosen} (set by {ENV}; calibration not used)")
+    elif here:
+        print(f"precision    {here.summary()}")
+        print("             mean cosine to float32: " + ", ".join(f"{p} {c:.4f}" for p, c in here.cosine.items()))
+    else:
+        print("precision    not measured on this machine yet: the first ingest measures it (or run doctor --calibrate)")
+    return 0
+
+
+def calibration_texts(svc: Any, n: int = 32) -> list[str]:
+    """Real chunks from the workspace; with none yet, passages of Archivist's own docs."""
+    from ingest.precision import SAMPLE
+
+    texts: list[str] = svc.store.sample_texts(max(n, SAMPLE))
+    if len(texts) < n:
+        from app.services import REPO_DOCS
+
+        words = " ".join(p.read_text() for p in sorted(REPO_DOCS.glob("*.md"))).split()
+        texts += [" ".join(words[i : i + 90]) for i in range(0, len(words), 90)][: n - len(texts)]
+    return texts

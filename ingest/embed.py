@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
@@ -12,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from runtime.cpu import cpu_flags
+from ingest import precision
 from runtime.errors import ArchivistError
 
 Vectors = npt.NDArray[np.float32]
@@ -80,14 +81,24 @@ def _counting_tokenizer(tokenizer: Any) -> Any:
 
 
 class SentenceTransformerEmbedder:
-    """sentence-transformers in-process; bfloat16 on CPUs with AVX512-BF16 (2-3x faster, same ranking)."""
+    """sentence-transformers in-process, at the precision measured fastest on this machine.
 
-    def __init__(self, spec: str = DEFAULT_EMBEDDER, *, device: str = "cpu", dtype: str = "auto") -> None:
+    `dtype` "auto" (the default, unless $ARCHIVIST_EMBED_PRECISION says otherwise) on a CPU uses the
+    calibration kept in `calibration` (a workspace file) for this machine, or runs one on the first
+    batch of real chunks (ingest.precision); "float32" or "bfloat16" is a setting that overrides it."""
+
+    def __init__(
+        self,
+        spec: str = DEFAULT_EMBEDDER,
+        *,
+        device: str = "cpu",
+        dtype: str | None = None,
+        calibration: Path | None = None,
+    ) -> None:
         if spec.startswith("bundled:"):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         import transformers
-        from sentence_transformers import SentenceTransformer
 
         transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
@@ -100,20 +111,72 @@ class SentenceTransformerEmbedder:
             source = locate()
         else:
             source, self.name = spec, Path(spec).name or spec
-        if dtype == "auto":
-            dtype = "bfloat16" if device == "cpu" and "avx512_bf16" in cpu_flags() else "float32"
-        self.dtype = dtype
-        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, dtype)} if dtype != "float32" else {}
-        try:
-            self._model = SentenceTransformer(source, device=device, model_kwargs=kwargs)
-        except OSError as exc:
-            raise ArchivistError(f"embedder {spec!r} could not be loaded: {exc}") from exc
+        self._source, self._device, self._spec = source, device, spec
+        self.precision_setting = precision.setting(dtype)
+        self.calibration: precision.Calibration | None = None
+        self._calibrations = precision.CalibrationFile(calibration) if calibration else None
+        self._threads = torch.get_num_threads()
+        self._pending = False
+        if self.precision_setting != "auto":
+            self.dtype, self.precision_source = self.precision_setting, "setting"
+        elif device != "cpu":
+            self.dtype, self.precision_source = "float32", f"float32 on {device}"
+        else:
+            found = self._calibrations.find(self._fingerprint()) if self._calibrations else None
+            if found is not None:
+                self.calibration, self.dtype, self.precision_source = found, found.chosen, "calibrated"
+            else:
+                self.dtype, self.precision_source, self._pending = "float32", "float32 until calibrated", True
+        self._model = self._load(self.dtype)
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or 256) - 2  # [CLS] and [SEP]
         self._tokenizer = self._model.tokenizer
         self._counter = _counting_tokenizer(self._tokenizer)
         self._lock = threading.Lock()
-        self._threads = torch.get_num_threads()
+
+    def _load(self, dtype: str) -> Any:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, dtype)} if dtype != "float32" else {}
+        try:
+            return SentenceTransformer(self._source, device=self._device, model_kwargs=kwargs)
+        except OSError as exc:
+            raise ArchivistError(f"embedder {self._spec!r} could not be loaded: {exc}") from exc
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return precision.fingerprint(self.name, self._threads)
+
+    def calibrate(self, texts: Sequence[str]) -> precision.Calibration:
+        """Measure both precisions on these texts, switch to the faster one that keeps vectors
+        interchangeable, and keep the result in the workspace."""
+        with self._lock:
+            return self._calibrate(texts)
+
+    def _calibrate(self, texts: Sequence[str]) -> precision.Calibration:
+        self._pending = False
+        models = {self.dtype: self._model}
+        for p in precision.PRECISIONS:
+            if p not in models:
+                try:
+                    models[p] = self._load(p)
+                except Exception:  # a precision this torch cannot run is simply not a contender
+                    continue
+
+        def encoder(model: Any) -> Callable[[Sequence[str]], np.ndarray]:
+            return lambda batch: np.asarray(
+                model.encode(list(batch), batch_size=64, normalize_embeddings=True, show_progress_bar=False),
+                dtype=np.float32,
+            )
+
+        cal = precision.measure({p: encoder(m) for p, m in models.items()}, texts)
+        cal.fingerprint = self._fingerprint()
+        self._model, self.dtype = models[cal.chosen], cal.chosen
+        self.calibration, self.precision_source = cal, "calibrated"
+        if self._calibrations is not None:
+            with contextlib.suppress(OSError):  # a read-only workspace measures again next time
+                self._calibrations.save(cal)
+        return cal
 
     def share_cpu(self, parser_running: bool) -> None:
         """Leave one core to a parser process while one runs beside the encoder.
@@ -141,6 +204,8 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
+            if self._pending and len(texts) >= precision.MIN_TEXTS:
+                self._calibrate(texts)
             vecs = self._model.encode(
                 list(texts),
                 batch_size=batch_size,
@@ -148,4 +213,7 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        if self.dtype != "float32":  # normalized in bfloat16: unit length again in float32
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return vecs

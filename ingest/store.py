@@ -393,6 +393,14 @@ class Store:
             pages[key] = "".join(buf)
         return {cid: pages[(d, p)] for cid, d, p in keys if (d, p) in pages}
 
+    def sample_texts(self, n: int) -> list[str]:
+        """Up to n chunk texts spread over the workspace (for measuring the encoder on real text)."""
+        with self.sessions() as s:
+            total = s.scalar(select(func.count(Chunk.id))) or 0
+            step = max(1, total // max(n, 1))
+            rows = s.execute(select(Chunk.text).where(Chunk.id % step == 0).order_by(Chunk.id).limit(n))
+            return [r[0] for r in rows]
+
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Ready chunks by id (chunks of documents not ready are left out)."""
         if not ids:

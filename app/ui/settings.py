@@ -5,10 +5,23 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui.common import services
-from runtime.cpu import cpu_flags, physical_cores
+from ingest.precision import ENV, FILE, CalibrationFile, fingerprint, setting
+from runtime.cpu import physical_cores
 from runtime.spec import BUNDLED
 
 svc = services()
+
+
+def precision_line(svc) -> str:  # type: ignore[no-untyped-def]
+    """What the encoder runs at here and why: a setting, or the speeds measured on this machine."""
+    import torch
+
+    if setting() != "auto":
+        return f"{setting()}, set by `{ENV}`"
+    cal = CalibrationFile(svc.home / FILE).find(fingerprint(svc.store.embedder, torch.get_num_threads()))
+    if cal is None:
+        return "not measured on this machine yet; the first ingest measures both precisions (a few seconds)"
+    return cal.summary() + f"; override with `{ENV}=float32|bfloat16`"
 st.title("Settings")
 st.markdown(f"**Workspace:** `{svc.home}` (set `ARCHIVIST_HOME` or `--home` to move it)")
 
@@ -47,6 +60,6 @@ st.markdown(
     f"**Threads:** defaults to the physical core count here, {physical_cores()}; set `model.threads` per assistant.  \n"
     f"**GPU layers:** `model.gpu_layers` per assistant (-1 = all); needs llama.cpp built with CUDA, Metal or Vulkan "
     f"(`ARCHIVIST_LLAMA_BACKEND=cuda make setup`).  \n"
-    f"**Embedder:** {svc.store.embedder} ({svc.store.dim} dimensions, "
-    f"{'bfloat16' if 'avx512_bf16' in cpu_flags() else 'float32'} on this CPU)"
+    f"**Embedder:** {svc.store.embedder} ({svc.store.dim} dimensions)"
 )
+st.markdown(f"**Encoder precision:** {precision_line(svc)}")

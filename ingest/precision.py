@@ -1,0 +1,194 @@
+"""Choose the encoder's precision by measuring it on this machine, never by a CPU flag.
+
+Machines that list the same /proc/cpuinfo flags differ: MiniLM in bfloat16 was 2-3x faster than
+float32 on one and 0.69x of it on another (77 vs 112 chunks/s), and on a CPU without AVX512-BF16
+it was 0.16x. So the first embedding of real chunks in a workspace runs a short calibration: both
+precisions on the same chunks, interleaved, and bfloat16 is kept only when it is faster by a
+margin and its vectors stay interchangeable with float32's (mean cosine >= MIN_COSINE, so one
+index can hold vectors from either). The result is kept in the workspace per machine (CPU model,
+threads, library versions, embedder) and redone when any of those change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PRECISIONS = ("float32", "bfloat16")
+MIN_COSINE = 0.999  # mean cosine to float32 below which a precision is refused
+MARGIN = 1.05  # bfloat16 must be this much faster than float32 to be chosen
+SAMPLE = 32  # chunks timed per precision in the last round
+# (chunks, speed ratio beyond which this round decides): a precision 2x slower is known after 4
+# chunks; one within 25% gets all three rounds.
+ROUNDS = ((4, 2.0), (16, 1.25), (SAMPLE, 1.0))
+MIN_TEXTS = 8  # a batch smaller than this (a query) waits for a real one before calibrating
+ENV = "ARCHIVIST_EMBED_PRECISION"
+FILE = "calibration.json"
+KEEP = 20  # entries kept per workspace (one per machine and library set)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fingerprint(embedder: str, threads: int) -> dict[str, Any]:
+    """What a measured speed depends on: a change in any of these redoes the calibration."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg: str) -> str:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return "-"
+
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "threads": threads,
+        "torch": v("torch"),
+        "transformers": v("transformers"),
+        "sentence_transformers": v("sentence-transformers"),
+        "embedder": embedder,
+    }
+
+
+@dataclass
+class Calibration:
+    """One measurement: speeds in chunks/s and mean cosine to float32, per precision."""
+
+    fingerprint: dict[str, Any]
+    speeds: dict[str, float]
+    cosine: dict[str, float]
+    chosen: str
+    reason: str
+    chunks: int
+    seconds: float
+    measured_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def summary(self) -> str:
+        speeds = ", ".join(f"{p} {s:.0f} chunks/s" for p, s in self.speeds.items())
+        return f"{self.chosen} ({self.reason}; measured {speeds} on {self.chunks} chunks, {self.measured_at})"
+
+
+def choose(speeds: dict[str, float], cosine: dict[str, float]) -> tuple[str, str]:
+    """The precision to use and why, from measured speeds and cosines."""
+    bf, f32 = speeds.get("bfloat16", 0.0), speeds.get("float32", 0.0)
+    if "bfloat16" not in speeds:
+        return "float32", "bfloat16 could not run here"
+    if cosine.get("bfloat16", 0.0) < MIN_COSINE:
+        return "float32", f"bfloat16 vectors drift from float32 (mean cosine {cosine['bfloat16']:.4f} < {MIN_COSINE})"
+    if f32 > 0 and bf >= f32 * MARGIN:
+        return "bfloat16", f"bfloat16 {bf / f32:.2f}x faster than float32"
+    return "float32", f"bfloat16 {bf / f32:.2f}x of float32" if f32 > 0 else "float32 reference"
+
+
+def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float(np.mean(np.sum(a * b, axis=1)))
+
+
+def measure(encoders: dict[str, Callable[[Sequence[str]], np.ndarray]], texts: Sequence[str]) -> Calibration:
+    """Time every encoder on the same texts, interleaved, and compare their vectors with float32's.
+
+    `encoders` maps a precision to a function returning unit vectors; float32 is the reference.
+    Rounds grow (ROUNDS): a round whose speed ratio is beyond its bound decides, so a precision
+    that is far slower costs a fraction of a second instead of a full sample; close cases get
+    every round, alternating which precision goes first."""
+    t_start = time.perf_counter()
+    texts = list(texts)[:SAMPLE]
+    names = [p for p in PRECISIONS if p in encoders]
+    for p in names:  # first calls allocate and pick kernels: not part of the speed
+        encoders[p](texts[:2])
+    done = {p: 0 for p in names}
+    spent = {p: 0.0 for p in names}
+    cosine: dict[str, float] = {}
+    speeds: dict[str, float] = {}
+    for i, (size, bound) in enumerate(ROUNDS):
+        batch = texts[:size]
+        vectors: dict[str, np.ndarray] = {}
+        for p in names if i % 2 == 0 else reversed(names):
+            t0 = time.perf_counter()
+            vectors[p] = encoders[p](batch)
+            spent[p] += time.perf_counter() - t0
+            done[p] += len(batch)
+        speeds = {p: done[p] / max(spent[p], 1e-9) for p in names}
+        cosine = {p: mean_cosine(vectors["float32"], vectors[p]) for p in names}
+        ratio = speeds.get("bfloat16", 0.0) / max(speeds["float32"], 1e-9)
+        # a loser is dropped at once; a winner is kept only after a round large enough to trust
+        # its cosine too
+        if len(names) < 2 or len(batch) == len(texts) or ratio <= 1 / bound or (ratio >= bound and i > 0):
+            break
+    chosen, reason = choose(speeds, cosine)
+    return Calibration(
+        fingerprint={},
+        speeds={p: round(s, 1) for p, s in speeds.items()},
+        cosine={p: round(c, 5) for p, c in cosine.items()},
+        chosen=chosen,
+        reason=reason,
+        chunks=max(done.values()),
+        seconds=round(time.perf_counter() - t_start, 2),
+    )
+
+
+class CalibrationFile:
+    """The workspace's calibrations, one per fingerprint; the newest first."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _entries(self) -> list[dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text())
+            return [e for e in data.get("entries", []) if isinstance(e, dict)]
+        except (OSError, ValueError, AttributeError):
+            return []  # missing or damaged: calibrate again, it costs seconds
+
+    def find(self, fp: dict[str, Any]) -> Calibration | None:
+        for e in self._entries():
+            if e.get("fingerprint") == fp:
+                try:
+                    return Calibration(**e)
+                except TypeError:
+                    return None
+        return None
+
+    def save(self, cal: Calibration) -> None:
+        entries = [e for e in self._entries() if e.get("fingerprint") != cal.fingerprint]
+        entries.insert(0, asdict(cal))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"entries": entries[:KEEP]}, indent=1))
+        os.replace(tmp, self.path)
+
+    def latest(self) -> Calibration | None:
+        entries = self._entries()
+        try:
+            return Calibration(**entries[0]) if entries else None
+        except TypeError:
+            return None
+
+
+def setting(value: str | None = None) -> str:
+    """The precision setting: an explicit value, else $ARCHIVIST_EMBED_PRECISION, else "auto"."""
+    raw = (value or os.environ.get(ENV) or "auto").strip().lower()
+    if raw not in ("auto", *PRECISIONS):
+        from runtime.errors import ArchivistError
+
+        raise ArchivistError(f"embedder precision {raw!r} (from {ENV} or --precision): use auto, float32 or bfloat16")
+    return raw

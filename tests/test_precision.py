@@ -1,0 +1,155 @@
+"""The encoder's precision is chosen by measuring it on this machine, kept per machine, and
+overridable; vectors from either precision stay interchangeable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest import precision
+from ingest.precision import Calibration, CalibrationFile, measure
+
+
+def fake_encoder(seconds_per_text: float, noise: float = 0.0, calls: list[int] | None = None):  # type: ignore[no-untyped-def]
+    """Unit vectors that depend only on the text (plus optional drift), at a known speed."""
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        if calls is not None:
+            calls.append(len(texts))
+        time.sleep(seconds_per_text * len(texts))
+        out = []
+        for t in texts:
+            rng = np.random.default_rng(abs(hash(t)) % 2**32)
+            v = rng.normal(size=16)
+            v += noise * np.random.default_rng(7).normal(size=16)
+            out.append(v / np.linalg.norm(v))
+        return np.array(out, dtype=np.float32)
+
+    return encode
+
+
+TEXTS = [f"chunk number {i} about regression" for i in range(40)]
+
+
+def test_the_faster_precision_is_chosen() -> None:
+    cal = measure({"float32": fake_encoder(0.004), "bfloat16": fake_encoder(0.001)}, TEXTS)
+    assert cal.chosen == "bfloat16"
+    assert cal.speeds["bfloat16"] > 2 * cal.speeds["float32"]
+    assert cal.cosine["bfloat16"] > 0.9999
+    assert "faster" in cal.reason
+
+
+def test_a_slower_precision_is_dropped_after_the_first_small_round() -> None:
+    calls: list[int] = []
+    cal = measure({"float32": fake_encoder(0.001), "bfloat16": fake_encoder(0.006, calls=calls)}, TEXTS)
+    assert cal.chosen == "float32"
+    assert "0." in cal.reason and "x of float32" in cal.reason
+    # warm-up (2 texts) and the first round (4 texts): a clear loser costs no more
+    assert calls == [2, 4]
+
+
+def test_a_close_race_gets_every_round() -> None:
+    calls: list[int] = []
+    cal = measure({"float32": fake_encoder(0.002), "bfloat16": fake_encoder(0.0022, calls=calls)}, TEXTS)
+    assert calls == [2, 4, 16, precision.SAMPLE]
+    assert cal.chunks == sum(size for size, _ in precision.ROUNDS)  # chunks timed per precision
+    assert cal.chosen == "float32"  # not faster by the margin: the reference stays
+
+
+def test_a_faster_precision_whose_vectors_drift_is_refused() -> None:
+    cal = measure({"float32": fake_encoder(0.004), "bfloat16": fake_encoder(0.001, noise=0.3)}, TEXTS)
+    assert cal.cosine["bfloat16"] < precision.MIN_COSINE
+    assert cal.chosen == "float32"
+    assert "drift" in cal.reason
+
+
+def test_calibrations_are_kept_per_machine_and_damage_is_harmless(tmp_path: Path) -> None:
+    f = CalibrationFile(tmp_path / "calibration.json")
+    here = precision.fingerprint("all-MiniLM-L6-v2", 2)
+    cal = measure({"float32": fake_encoder(0.001)}, TEXTS[:8])
+    cal.fingerprint = here
+    f.save(cal)
+    assert f.find(here) == cal
+    other = dict(here, torch="9.9.9")
+    assert f.find(other) is None  # a library upgrade measures again
+    other_cal = Calibration(other, {"float32": 1.0}, {"float32": 1.0}, "float32", "x", 4, 0.1)
+    f.save(other_cal)
+    assert f.find(here) == cal and f.find(other) == other_cal
+    (tmp_path / "calibration.json").write_text("{not json")
+    assert f.find(here) is None and f.latest() is None
+
+
+def test_a_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.errors import ArchivistError
+
+    monkeypatch.setenv(precision.ENV, "float8")
+    with pytest.raises(ArchivistError, match="ARCHIVIST_EMBED_PRECISION"):
+        precision.setting()
+    monkeypatch.setenv(precision.ENV, "BFloat16")
+    assert precision.setting() == "bfloat16"
+
+
+def test_the_real_encoder_calibrates_once_per_machine_and_a_setting_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.embed import SentenceTransformerEmbedder
+
+    monkeypatch.delenv(precision.ENV, raising=False)
+    file = tmp_path / "calibration.json"
+    words = Path(__file__).resolve().parent.parent.joinpath("docs", "knowledge.md").read_text().split()
+    chunks = [" ".join(words[i : i + 90]) for i in range(0, 90 * 40, 90)]
+
+    first = SentenceTransformerEmbedder(calibration=file)
+    assert first.precision_source == "float32 until calibrated"
+    query = first.embed(["one query"])  # a query is too small to measure on: no calibration yet
+    assert first.calibration is None and not file.exists()
+    vecs = first.embed(chunks)
+    cal = first.calibration
+    assert cal is not None and file.exists()
+    assert cal.chosen == first.dtype and set(cal.speeds) == {"float32", "bfloat16"}
+    assert cal.fingerprint["cpu"] == precision.cpu_model()
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+
+    again = SentenceTransformerEmbedder(calibration=file)  # the next process reads it, measures nothing
+    assert again.precision_source == "calibrated" and again.dtype == cal.chosen
+    assert json.loads(file.read_text())["entries"][0]["measured_at"] == cal.measured_at
+
+    # either precision's vectors can share one index with float32's
+    for dtype in precision.PRECISIONS:
+        other = SentenceTransformerEmbedder(dtype=dtype)
+        assert other.precision_source == "setting" and other.dtype == dtype
+        cos = np.sum(other.embed(chunks[:8]) * vecs[:8], axis=1)
+        assert cos.mean() > precision.MIN_COSINE
+        assert float(other.embed(["one query"])[0] @ query[0]) > 0.99
+
+    monkeypatch.setenv(precision.ENV, "bfloat16")
+    forced = SentenceTransformerEmbedder(calibration=file)
+    assert forced.dtype == "bfloat16" and forced.precision_source == "setting"
+
+
+def test_doctor_shows_what_the_first_ingest_measured(tmp_path: Path) -> None:
+    from tests.conftest import make_pdf
+
+    home = tmp_path / "ws"
+    env = {k: v for k, v in __import__("os").environ.items() if k != precision.ENV}
+    cli = [sys.executable, "-m", "app.cli", "--home", str(home)]
+    out = subprocess.run([*cli, "doctor"], capture_output=True, text=True, env=env, check=True).stdout
+    assert "not measured on this machine yet" in out
+    pdf = make_pdf(tmp_path / "notes.pdf", [f"Page {i}: the lm function fits linear models. " * 20 for i in range(12)])
+    subprocess.run([*cli, "ingest", str(pdf), "-c", "notes", "-q"], capture_output=True, env=env, check=True)
+    report = json.loads(
+        subprocess.run([*cli, "doctor", "--json"], capture_output=True, text=True, env=env, check=True).stdout
+    )
+    cal = report["calibration"]
+    assert cal is not None, report
+    assert report["precision"] == cal["chosen"] in precision.PRECISIONS
+    assert cal["speeds"]["float32"] > 0 and cal["fingerprint"]["cpu"] == report["cpu"]
+    text = subprocess.run([*cli, "doctor"], capture_output=True, text=True, env=env, check=True).stdout
+    assert f"precision    {cal['chosen']} (" in text and "chunks/s" in text
