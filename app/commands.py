@@ -598,14 +598,12 @@ def doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def calibration_texts(svc: Any, n: int = 32) -> list[str]:
+def calibration_texts(svc: Any, n: int = 64) -> list[str]:
     """Real chunks from the workspace; with none yet, passages of Archivist's own docs."""
-    from ingest.precision import SAMPLE
-
-    texts: list[str] = svc.store.sample_texts(max(n, SAMPLE))
+    texts: list[str] = svc.store.sample_texts(n)
     if len(texts) < n:
         from app.services import REPO_DOCS
 
-        words = " ".join(p.read_text() for p in sorted(REPO_DOCS.glob("*.md"))).split()
+        words = " ".join(p.read_text() for p in sorted(REPO_DOCS.glob("*.md"))).split() * 4
         texts += [" ".join(words[i : i + 90]) for i in range(0, len(words), 90)][: n - len(texts)]
     return texts

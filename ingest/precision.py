@@ -30,6 +30,8 @@ SAMPLE = 32  # chunks timed per precision in the last round
 # (chunks, speed ratio beyond which this round decides): a precision 2x slower is known after 4
 # chunks; one within 25% gets all three rounds.
 ROUNDS = ((4, 2.0), (16, 1.25), (SAMPLE, 1.0))
+DEFAULT_BATCH = 64
+BATCHES = (16, 32, 64)  # batch sizes timed at the chosen precision (smaller ones fit a core's caches)
 MIN_TEXTS = 8  # a batch smaller than this (a query) waits for a real one before calibrating
 ENV = "ARCHIVIST_EMBED_PRECISION"
 FILE = "calibration.json"
@@ -79,10 +81,14 @@ class Calibration:
     chunks: int
     seconds: float
     measured_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    batch_size: int = DEFAULT_BATCH
+    batch_speeds: dict[str, float] = field(default_factory=dict)  # chunks/s at the chosen precision
 
     def summary(self) -> str:
         speeds = ", ".join(f"{p} {s:.0f} chunks/s" for p, s in self.speeds.items())
-        return f"{self.chosen} ({self.reason}; measured {speeds} on {self.chunks} chunks, {self.measured_at})"
+        batches = ", ".join(f"{b}: {s:.0f}" for b, s in self.batch_speeds.items())
+        batch = f"; batch {self.batch_size}" + (f" (chunks/s by batch size {batches})" if batches else "")
+        return f"{self.chosen} ({self.reason}; measured {speeds} on {self.chunks} chunks{batch}, {self.measured_at})"
 
 
 def choose(speeds: dict[str, float], cosine: dict[str, float]) -> tuple[str, str]:
@@ -144,6 +150,24 @@ def measure(encoders: dict[str, Callable[[Sequence[str]], np.ndarray]], texts: S
         chunks=max(done.values()),
         seconds=round(time.perf_counter() - t_start, 2),
     )
+
+
+def measure_batches(encode: Callable[[Sequence[str], int], np.ndarray], texts: Sequence[str]) -> dict[int, float]:
+    """chunks/s of one encoder at each batch size on the same texts (warm already: it has just
+    been timed at the default batch size)."""
+    texts = list(texts)
+    speeds = {}
+    for b in BATCHES:
+        t0 = time.perf_counter()
+        encode(texts, b)
+        speeds[b] = round(len(texts) / max(time.perf_counter() - t0, 1e-9), 1)
+    return speeds
+
+
+def choose_batch(speeds: dict[int, float]) -> int:
+    """The fastest batch size, if it beats the default by the margin."""
+    best = max(speeds, key=lambda b: speeds[b])
+    return best if speeds[best] >= speeds.get(DEFAULT_BATCH, 0.0) * MARGIN else DEFAULT_BATCH
 
 
 class CalibrationFile:

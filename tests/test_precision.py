@@ -103,8 +103,10 @@ def test_the_real_encoder_calibrates_once_per_machine_and_a_setting_overrides(
 
     monkeypatch.delenv(precision.ENV, raising=False)
     file = tmp_path / "calibration.json"
-    words = Path(__file__).resolve().parent.parent.joinpath("docs", "knowledge.md").read_text().split()
-    chunks = [" ".join(words[i : i + 90]) for i in range(0, 90 * 40, 90)]
+    docs = sorted(Path(__file__).resolve().parent.parent.joinpath("docs").glob("*.md"))
+    words = " ".join(p.read_text() for p in docs).split() * 3
+    chunks = [" ".join(words[i : i + 90]) for i in range(0, 90 * 64, 90)]
+    assert all(len(c.split()) == 90 for c in chunks)
 
     first = SentenceTransformerEmbedder(calibration=file)
     assert first.precision_source == "float32 until calibrated"
@@ -114,11 +116,14 @@ def test_the_real_encoder_calibrates_once_per_machine_and_a_setting_overrides(
     cal = first.calibration
     assert cal is not None and file.exists()
     assert cal.chosen == first.dtype and set(cal.speeds) == {"float32", "bfloat16"}
+    assert first.batch_size == cal.batch_size in precision.BATCHES
+    assert set(cal.batch_speeds) == {str(b) for b in precision.BATCHES}
     assert cal.fingerprint["cpu"] == precision.cpu_model()
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
 
     again = SentenceTransformerEmbedder(calibration=file)  # the next process reads it, measures nothing
     assert again.precision_source == "calibrated" and again.dtype == cal.chosen
+    assert again.batch_size == cal.batch_size
     assert json.loads(file.read_text())["entries"][0]["measured_at"] == cal.measured_at
 
     # either precision's vectors can share one index with float32's
@@ -153,3 +158,13 @@ def test_doctor_shows_what_the_first_ingest_measured(tmp_path: Path) -> None:
     assert cal["speeds"]["float32"] > 0 and cal["fingerprint"]["cpu"] == report["cpu"]
     text = subprocess.run([*cli, "doctor"], capture_output=True, text=True, env=env, check=True).stdout
     assert f"precision    {cal['chosen']} (" in text and "chunks/s" in text
+
+
+def test_a_batch_size_is_kept_only_when_it_beats_the_default_by_the_margin() -> None:
+    from ingest.precision import choose_batch
+
+    assert choose_batch({16: 33.0, 32: 25.0, 64: 24.0}) == 16
+    assert choose_batch({16: 24.5, 32: 24.0, 64: 24.0}) == 64
+    seen: list[int] = []
+    speeds = precision.measure_batches(lambda texts, b: seen.append(b) or np.zeros((len(texts), 2)), TEXTS)
+    assert seen == list(precision.BATCHES) and set(speeds) == set(precision.BATCHES)
