@@ -189,6 +189,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("name")
     c.set_defaults(func=commands.keys_revoke)
 
+    c = sub.add_parser(
+        "arena",
+        help="blind battles between assistants; `arena leaderboard`, `arena export`",
+        description="archivist arena A B [C ...] [--questions QA.jsonl] [--auto]  |  archivist arena leaderboard "
+        "[--auto] [--json]  |  archivist arena export [-o FILE]",
+    )
+    c.add_argument("names", nargs="+", metavar="ASSISTANT", help="two or more assistants, or all")
+    c.add_argument("--questions", action="append", help="JSONL question set (repeatable); default: you type them")
+    c.add_argument("--auto", action="store_true", help="every pair answers every question, judged without a model")
+    c.add_argument("--limit", type=int, help="only the first N questions")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--output", "-o", help="export: write JSONL here instead of stdout")
+    c.set_defaults(func=commands.arena)
+
     c = sub.add_parser("doctor", help="this machine, and the encoder precision measured fastest on it")
     c.add_argument("--calibrate", action="store_true", help="measure the encoder's precisions again now")
     c.add_argument("--json", action="store_true")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from assistants.arena import Arena, ArenaStore
 from assistants.chat import ChatService, ConversationService
 from assistants.conversations import ConversationStore
 from assistants.library import AssistantStore
@@ -66,6 +67,14 @@ class Services:
     @cached_property
     def conversations(self) -> ConversationStore:
         return ConversationStore(self.store.engine)
+
+    @cached_property
+    def arena_store(self) -> ArenaStore:
+        return ArenaStore(self.store.engine)
+
+    @cached_property
+    def arena(self) -> Arena:
+        return Arena(self.chat, self.arena_store)
 
     @cached_property
     def conversation(self) -> ConversationService:

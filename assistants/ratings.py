@@ -64,11 +64,13 @@ def fit(battles: np.ndarray, n: int, iterations: int = 100) -> np.ndarray:
         theta += step
         if biggest < 1e-9:
             break
-    return theta - theta.mean()
+    centred: np.ndarray = theta - theta.mean()
+    return centred
 
 
 def to_elo(theta: np.ndarray) -> np.ndarray:
-    return ANCHOR + SCALE * (theta - theta.mean())
+    elo: np.ndarray = ANCHOR + SCALE * (theta - theta.mean())
+    return elo
 
 
 @dataclass(frozen=True)

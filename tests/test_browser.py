@@ -103,3 +103,57 @@ def test_starter_question_streams_an_answer_with_a_citation(app_url: str) -> Non
         page.screenshot(path=str(OUTPUT / "chat.png"), full_page=True)
         browser.close()
     assert (OUTPUT / "chat.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_arena_battle_shows_both_answers_together_and_names_only_after_the_vote(harbor, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from playwright.sync_api import expect, sync_playwright
+
+    svc, _ = harbor
+    folder = svc.home / "assistants"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, mode in (("kw", "keyword"), ("dense", "dense")):
+        spec = {
+            "name": name,
+            "knowledge": {"collections": ["harbor"]},
+            "answer_mode": "extractive",
+            "retrieval": {"mode": mode, "top_k": 2},
+        }
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(app_url + "/arena")
+        picker = page.get_by_text("Choose assistants")
+        expect(picker).to_be_visible(timeout=240_000)  # first start loads the embedder and indexes docs/
+        for name in ("kw", "dense"):
+            page.locator('[data-testid="stMultiSelect"] input').click()
+            page.keyboard.type(name)
+            page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+        page.get_by_label("Or ask your own question").fill("How often is the lighthouse lens cleaned?")
+        page.get_by_role("button", name="Battle").click()
+        a = page.get_by_role("heading", name="Assistant A")
+        b = page.get_by_role("heading", name="Assistant B")
+        expect(a).to_be_visible(timeout=120_000)
+        expect(b).to_be_visible()  # both at once: the page shows none until both are written
+        expect(page.get_by_text("cleaned every Tuesday").first).to_be_visible()
+        body = page.locator('[data-testid="stMain"]').inner_text()
+        assert "A was" not in body and "Assistant A:" not in body and "Assistant B:" not in body
+        page.screenshot(path=str(OUTPUT / "arena-battle.png"), full_page=True)
+        page.get_by_role("button", name="A is better").click()
+        reveal = page.get_by_text("A was", exact=False)
+        expect(reveal).to_be_visible(timeout=60_000)
+        text = reveal.inner_text()
+        assert ("A was kw" in text and "B was dense" in text) or ("A was dense" in text and "B was kw" in text)
+        page.get_by_role("tab", name="Leaderboard").click()
+        table = page.locator('[data-testid="stTable"]')
+        expect(table).to_be_visible(timeout=60_000)
+        rows = table.inner_text()
+        assert "kw" in rows and "dense" in rows and "after 10 votes" in rows
+        page.screenshot(path=str(OUTPUT / "arena-leaderboard.png"), full_page=True)
+        browser.close()
+    battles = svc.arena_store.battles("human")
+    assert len(battles) == 1 and battles[0].vote == "a"

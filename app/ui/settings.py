@@ -22,6 +22,8 @@ def precision_line(svc) -> str:  # type: ignore[no-untyped-def]
     if cal is None:
         return "not measured on this machine yet; the first ingest measures both precisions (a few seconds)"
     return cal.summary() + f"; override with `{ENV}=float32|bfloat16`"
+
+
 st.title("Settings")
 st.markdown(f"**Workspace:** `{svc.home}` (set `ARCHIVIST_HOME` or `--home` to move it)")
 
