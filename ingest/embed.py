@@ -153,9 +153,10 @@ class SentenceTransformerEmbedder:
         """Measure both precisions on these texts, switch to the faster one that keeps vectors
         interchangeable, and keep the result in the workspace."""
         with self._lock:
-            return self._calibrate(texts)
+            return self._calibrate(texts)[0]
 
-    def _calibrate(self, texts: Sequence[str]) -> precision.Calibration:
+    def _calibrate(self, texts: Sequence[str]) -> tuple[precision.Calibration, np.ndarray | None]:
+        """The calibration, and the vectors of `texts` when its last run encoded all of them."""
         self._pending = False
         models = {self.dtype: self._model}
         for p in precision.PRECISIONS:
@@ -174,8 +175,9 @@ class SentenceTransformerEmbedder:
         cal = precision.measure({p: encoder(m) for p, m in models.items()}, texts)
         cal.fingerprint = self._fingerprint()
         self._model, self.dtype = models[cal.chosen], cal.chosen
+        vectors = None
         if len(texts) >= max(precision.BATCHES):
-            batches = precision.measure_batches(lambda b, size: encoder(self._model, size)(b), texts)
+            batches, vectors = precision.measure_batches(lambda b, size: encoder(self._model, size)(b), texts)
             cal.batch_speeds = {str(b): v for b, v in batches.items()}
             cal.batch_size = precision.choose_batch(batches)
         self.batch_size = cal.batch_size
@@ -183,7 +185,7 @@ class SentenceTransformerEmbedder:
         if self._calibrations is not None:
             with contextlib.suppress(OSError):  # a read-only workspace measures again next time
                 self._calibrations.save(cal)
-        return cal
+        return cal, vectors
 
     def share_cpu(self, parser_running: bool) -> None:
         """Leave one core to a parser process while one runs beside the encoder.
@@ -212,14 +214,19 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
+            done = None
             if self._pending and len(texts) >= precision.MIN_TEXTS:
-                self._calibrate(texts)
-            vecs = self._model.encode(
-                list(texts),
-                batch_size=batch_size or self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
+                done = self._calibrate(texts)[1]  # its last run encoded these texts: no second pass
+            vecs = (
+                done
+                if done is not None
+                else self._model.encode(
+                    list(texts),
+                    batch_size=batch_size or self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
             )
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         if self.dtype != "float32":  # normalized in bfloat16: unit length again in float32

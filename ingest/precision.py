@@ -152,16 +152,19 @@ def measure(encoders: dict[str, Callable[[Sequence[str]], np.ndarray]], texts: S
     )
 
 
-def measure_batches(encode: Callable[[Sequence[str], int], np.ndarray], texts: Sequence[str]) -> dict[int, float]:
+def measure_batches(
+    encode: Callable[[Sequence[str], int], np.ndarray], texts: Sequence[str]
+) -> tuple[dict[int, float], np.ndarray]:
     """chunks/s of one encoder at each batch size on the same texts (warm already: it has just
-    been timed at the default batch size)."""
+    been timed), and the vectors of the last run, so the caller need not encode these texts again."""
     texts = list(texts)
     speeds = {}
+    vectors = np.zeros((0, 0), dtype=np.float32)
     for b in BATCHES:
         t0 = time.perf_counter()
-        encode(texts, b)
+        vectors = encode(texts, b)
         speeds[b] = round(len(texts) / max(time.perf_counter() - t0, 1e-9), 1)
-    return speeds
+    return speeds, vectors
 
 
 def choose_batch(speeds: dict[int, float]) -> int:
