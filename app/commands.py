@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -650,7 +651,7 @@ def arena(args: argparse.Namespace) -> int:
         spent = time.perf_counter() - t0
         if not args.json:
             print(f"{len(battles)} battles over {len(questions)} questions in {spent:.0f} s", file=sys.stderr)
-        return _arena_leaderboard(args, svc, auto=True, seconds=spent)
+        return _arena_leaderboard(args, svc, auto=True, seconds=spent, used=chosen)
     return _arena_interactive(svc, chosen, questions)
 
 
@@ -692,13 +693,16 @@ def _arena_interactive(svc: Any, chosen: list[Any], questions: list[Any]) -> int
     return 0
 
 
-def _arena_leaderboard(args: argparse.Namespace, svc: Any, auto: bool = False, seconds: float | None = None) -> int:
+def _arena_leaderboard(
+    args: argparse.Namespace, svc: Any, auto: bool = False, seconds: float | None = None, used: Sequence[Any] = ()
+) -> int:
     from assistants.arena import config_hash, leaderboard
     from assistants.ratings import MIN_VOTES
 
     mode = "auto" if auto or args.auto else "human"
     entries, _ = svc.library.entries()
     current = {e.assistant.name: config_hash(e.assistant) for e in entries}
+    current.update({a.name: config_hash(a) for a in used})  # assistants given as YAML paths
     rows = leaderboard(svc.arena_store.battles(mode), current)
     if args.json:
         out: dict[str, Any] = {"mode": mode, "rows": [r.to_json() for r in rows]}
@@ -714,7 +718,7 @@ def _arena_leaderboard(args: argparse.Namespace, svc: Any, auto: bool = False, s
         f"{'rank':>4}  {'assistant':32}{'rating':>8}{'95% interval':>16}{'votes':>7}{'win rate':>10}{'evidence':>10}{'supported':>11}"
     )
     for r in rows:
-        who = f"{r.name} @{r.hash[:7]}" + ("" if r.current else " (gone)")
+        who = f"{r.name} @{r.hash[:7]}" + ("" if r.current else " (edited/deleted)")
         if r.shown:
             rating = f"{r.rating:>8.0f}{f'{r.lower:.0f}-{r.upper:.0f}':>16}"
         else:
