@@ -126,13 +126,14 @@ def test_arena_battle_shows_both_answers_together_and_names_only_after_the_vote(
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(app_url + "/arena")
-        picker = page.get_by_text("Choose assistants")
-        expect(picker).to_be_visible(timeout=240_000)  # first start loads the embedder and indexes docs/
+        expect(page.get_by_text("Pick two or more assistants")).to_be_visible(timeout=240_000)  # first start
+        picker = page.get_by_role("combobox", name="Assistants (two or more")
         for name in ("kw", "dense"):
-            page.locator('[data-testid="stMultiSelect"] input').click()
+            picker.click()
             page.keyboard.type(name)
             page.keyboard.press("Enter")
         page.keyboard.press("Escape")
+        expect(page.get_by_role("button", name="Battle")).to_be_enabled()
         page.get_by_label("Or ask your own question").fill("How often is the lighthouse lens cleaned?")
         page.get_by_role("button", name="Battle").click()
         a = page.get_by_role("heading", name="Assistant A")

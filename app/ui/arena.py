@@ -116,13 +116,13 @@ with board_tab:
                     "rank": r.rank,
                     "assistant": r.name,
                     "configuration": r.hash[:7] + ("" if r.current else " (edited or deleted)"),
-                    "rating": f"{r.rating:.0f}" if r.shown else "-",
+                    "rating": f"{r.rating:.0f}" if r.shown else "\u2014",
                     "95% interval": f"{r.lower:.0f} to {r.upper:.0f}" if r.shown else f"after {MIN_VOTES} votes",
                     "provisional": "yes" if r.provisional or not r.shown else "no",
                     "votes": r.votes,
                     "win rate": f"{r.win_rate:.2f}",
-                    "evidence held": "-" if r.evidence_recall is None else f"{r.evidence_recall:.2f}",
-                    "sentences supported": "-" if r.supported is None else f"{r.supported:.2f}",
+                    "evidence held": "\u2014" if r.evidence_recall is None else f"{r.evidence_recall:.2f}",
+                    "sentences supported": "\u2014" if r.supported is None else f"{r.supported:.2f}",
                 }
                 for r in rows
             ],
