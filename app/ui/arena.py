@@ -4,12 +4,15 @@ the leaderboard rates every configuration by Bradley-Terry with 95% intervals.""
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import streamlit as st
 
 from app.ui.common import quotes_open, services, show_answer, show_citations, show_quotes
 from assistants.arena import VOTE_LABELS, Side, config_hash, leaderboard
 from assistants.ratings import MIN_VOTES, PROVISIONAL
+from retriever.evaluate import Question, load_questions
 from runtime.errors import ArchivistError
 
 svc = services()
@@ -33,8 +36,19 @@ with battle_tab:
     )
     names = list(by_name) if "all" in picked else [n for n in picked if n in by_name]
     starters = sorted({s for n in names for s in by_name[n].starters})
+    evalset = st.file_uploader("Questions from an eval set (JSONL, as `archivist eval` reads)", type=["jsonl"])
+    asked: dict[str, Question] = {}
+    if evalset is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "questions.jsonl"
+            path.write_bytes(evalset.getvalue())
+            try:
+                asked = {q.question: q for q in load_questions(path)}
+            except ArchivistError as exc:
+                st.error(f"{evalset.name}: {str(exc).split(': ', 1)[-1]}")
     with st.form("arena_question"):
-        taken = st.selectbox("Take a starter question", ["", *starters], disabled=not starters) if starters else ""
+        choices = [*starters, *asked]
+        taken = st.selectbox("Take a starter or eval question", ["", *choices]) if choices else ""
         own = st.text_input("Or ask your own question", key="arena_own")
         go = st.form_submit_button("Battle", type="primary", disabled=len(names) < 2)
     if len(names) < 2:
@@ -42,11 +56,17 @@ with battle_tab:
     question = (own or taken or "").strip()
     if go:
         if not question:
-            st.error("Type a question or take a starter question.")
+            st.error("Type a question or take a starter or eval question.")
         else:
+            picked_q = asked.get(question)
             with st.spinner("Both assistants are answering; their answers appear together when both are done..."):
                 try:
-                    battle = svc.arena.battle([by_name[n] for n in names], question)
+                    battle = svc.arena.battle(
+                        [by_name[n] for n in names],
+                        question,
+                        question_id=picked_q.id if picked_q else None,
+                        evidence=picked_q.evidence if picked_q else None,
+                    )
                     st.session_state["arena_battle"] = battle.id
                 except ArchivistError as exc:
                     st.error(str(exc))
