@@ -178,8 +178,14 @@ def main() -> None:
     ap.add_argument("--folder", action="append", help="ingest these folders instead of the PDFs (no LangChain run)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every contender (default 3)")
     ap.add_argument("--json", help="also write every round's figures to this file")
+    ap.add_argument("--from-json", help="print the report of a run saved with --json, without running")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print(f"CPU: {saved['cpu']}")
+        report(args, saved["pdfs"], saved["rounds"])
+        return
     if args.child:
         kind, out, *rest = args.child
         {
@@ -221,17 +227,19 @@ def main() -> None:
 def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dict]]) -> None:
     a0, b0 = rounds[0]["archivist"], rounds[0]["bare"]
     what = f"{a0['files']:,} files" if args.folder else f"{len(pdfs)} PDFs, {a0['pages']:,} pages"
-    print(f"\n{what}; all-MiniLM-L6-v2, batch {BATCH}; medians of {len(rounds)} interleaved rounds")
+    print(f"\n{what}; all-MiniLM-L6-v2; medians of {len(rounds)} interleaved rounds")
     if b0.get("sample"):
         print(
-            "bare encoder's precision from a sample: "
-            + ", ".join(f"{p} {s:.0f} chunks/s" for p, s in b0["sample"].items())
+            "bare encoder's sample, chunks/s (it runs at the fastest): "
+            + ", ".join(f"{p} {s:.0f}" for p, s in b0["sample"].items())
         )
+    if a0.get("calibration"):
+        print(f"archivist's calibration (round 1 ran it; later rounds reuse it): {a0['calibration']}")
     if a0["failed"]:
         print("failed:", a0["failed"])
     walls = {k: [r[k]["wall"] for r in rounds] for k in rounds[0]}
     print(
-        f"{'':28}{'precision':>10}{'seconds':>9}{'pages/s':>9}{'chunks':>8}{'chunks/s':>10}{'peak RSS MB':>13}{'rounds':>22}"
+        f"{'':28}{'dtype:batch':>12}{'seconds':>9}{'pages/s':>9}{'chunks':>8}{'chunks/s':>10}{'peak RSS MB':>13}{'rounds':>22}"
     )
     for k, label in (
         ("archivist", "archivist end to end"),
