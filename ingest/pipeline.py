@@ -17,7 +17,7 @@ from ingest.chunk import ChunkSettings, chunk_document
 from ingest.embed import Embedder, Vectors
 from ingest.errors import IngestError
 from ingest.loaders import SUPPORTED_SUFFIXES, sniff
-from ingest.store import Store
+from ingest.store import Store, check_collection_name
 from ingest.types import ChunkDraft, LoadedDocument
 from ingest.worker import ParseLimits, parse_in_worker
 from runtime.errors import ArchivistError
@@ -106,7 +106,11 @@ def ingest_paths(
     limits: IngestLimits | None = None,
     progress: ProgressCallback | None = None,
 ) -> IngestReport:
-    """Ingest every file (folders are searched for supported files) into `collection`."""
+    """Ingest every file (folders are searched for supported files) into `collection`.
+
+    A collection name the store refuses is an error before any file is read (not one per file
+    after each was parsed and embedded)."""
+    check_collection_name(collection)
     limits = limits or IngestLimits()
     files = named_files(paths)
     report = IngestReport()
@@ -183,6 +187,7 @@ def ingest_bytes(
     """Ingest one file's content under the document name `name` (a label only, never a path).
 
     Call inside `store.writer()`; raises IngestError for a bad file (recorded as failed)."""
+    check_collection_name(collection)  # before the file is parsed and embedded
     limits = limits or IngestLimits()
     notify = notify or (lambda *_a, **_k: None)
     path = Path(label or name)

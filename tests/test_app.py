@@ -158,11 +158,21 @@ def test_knowledge_upload_lists_searches_and_deletes(home: Path) -> None:
     assert not at.dataframe
 
 
+def test_a_bad_collection_name_is_refused_before_any_upload(home: Path) -> None:
+    at = _app("ui/knowledge.py")
+    at.selectbox(key="kn-collection").set_value("(new collection)").run()
+    at.text_input(key="kn-new").set_value("my notes/../x").run()
+    assert not at.exception, at.exception
+    assert any("is not allowed" in e.value and "1-64 letters" in e.value for e in at.error)
+    assert not at.get("file_uploader")  # nothing can be uploaded, parsed or embedded under that name
+
+
 @pytest.mark.slow
 def test_settings_shows_workspace_and_models(home: Path) -> None:
     at = _app("ui/settings.py")
     text = " ".join(m.value for m in at.markdown)
     assert str(home) in text and "bundled:smollm2-135m" in text
+    assert "Encoder precision:" in text and "ARCHIVIST_EMBED_PRECISION" in text
 
 
 def test_model_text_cannot_fetch_images_or_render_links() -> None:

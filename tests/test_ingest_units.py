@@ -139,3 +139,23 @@ def test_read_ahead_hands_over_what_is_ready_without_waiting() -> None:
     gate.set()
     assert ahead.ready(wait=True) == [3]
     assert ahead.ready(wait=True) == [] and ahead.exhausted
+
+
+def test_a_bad_collection_name_stops_a_batch_before_any_file_is_read(tmp_path: Path) -> None:
+    from ingest import IngestError, Store, ingest_paths
+    from tests.conftest import make_pdf
+
+    class NoEmbedding:
+        name, dim, max_tokens = "none", 4, 100
+
+        def count_tokens(self, texts):  # type: ignore[no-untyped-def]
+            raise AssertionError("a file was chunked")
+
+        def embed(self, texts, batch_size=None):  # type: ignore[no-untyped-def]
+            raise AssertionError("a file was embedded")
+
+    pdf = make_pdf(tmp_path / "a.pdf", ["one page"])
+    store = Store(tmp_path / "ws", "none", 4)
+    with pytest.raises(IngestError, match="collection name '../x' is not allowed"):
+        ingest_paths([pdf, pdf], "../x", store, NoEmbedding())  # type: ignore[arg-type]
+    assert store.documents() == []

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.ui.common import UPLOAD_LIMIT_MB, highlight, services
 from ingest import IngestError, IngestLimits, ingest_bytes
+from ingest.store import check_collection_name
 from retriever import search
 
 svc = services()
@@ -17,6 +18,11 @@ picked = c1.selectbox("Collection", [*collections, "(new collection)"], key="kn-
 name = c2.text_input("New collection name", key="kn-new") if picked == "(new collection)" else picked
 if not name:
     st.info("Name the new collection to upload documents into it.")
+    st.stop()
+try:
+    check_collection_name(name)  # at once, not after each file was parsed and embedded
+except IngestError as exc:
+    st.error(str(exc))
     st.stop()
 
 limits = IngestLimits(max_file_bytes=UPLOAD_LIMIT_MB * 2**20)
