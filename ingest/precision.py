@@ -96,7 +96,7 @@ def choose(speeds: dict[str, float], cosine: dict[str, float]) -> tuple[str, str
     bf, f32 = speeds.get("bfloat16", 0.0), speeds.get("float32", 0.0)
     if "bfloat16" not in speeds:
         return "float32", "bfloat16 could not run here"
-    if cosine.get("bfloat16", 0.0) < MIN_COSINE:
+    if not cosine.get("bfloat16", 0.0) >= MIN_COSINE:  # NaN counts as drift
         return "float32", f"bfloat16 vectors drift from float32 (mean cosine {cosine['bfloat16']:.4f} < {MIN_COSINE})"
     if f32 > 0 and bf >= f32 * MARGIN:
         return "bfloat16", f"bfloat16 {bf / f32:.2f}x faster than float32"
@@ -104,8 +104,8 @@ def choose(speeds: dict[str, float], cosine: dict[str, float]) -> tuple[str, str
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return float(np.mean(np.sum(a * b, axis=1)))
 
 
