@@ -45,7 +45,7 @@ with battle_tab:
             try:
                 asked = {q.question: q for q in load_questions(path)}
             except ArchivistError as exc:
-                st.error(f"{evalset.name}: {str(exc).split(': ', 1)[-1]}")
+                st.error(str(exc).replace(str(path), evalset.name))  # names the uploaded file and the line
     with st.form("arena_question"):
         choices = [*starters, *asked]
         taken = st.selectbox("Take a starter or eval question", ["", *choices]) if choices else ""
