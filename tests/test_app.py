@@ -98,6 +98,19 @@ def test_chat_marks_sentences_the_documents_do_not_support(home: Path) -> None:
     assert any(":orange-background[**The lens is cleaned every Tuesday" in m.value for m in quotes.markdown)
     assert quotes.proto.expanded  # a sentence lacks support: the documents' own words are shown open
     assert any("Answer: best of 3 written answers" in c.value for c in at.caption)
+    # thumbs belong to the answer, and a vote is stored on it
+    question, answer_msg = at.chat_message
+    assert not question.get("feedback") and len(answer_msg.get("feedback")) == 1
+    answer_msg.get("feedback")[0].set_value(0).run()
+    assert not at.exception, at.exception
+    assert svc.conversations.messages(conv.id)[1].feedback == -1
+    # deleting asks first: the button does nothing until the box is ticked
+    delete = next(b for b in at.sidebar.button if b.label == "Delete")
+    assert delete.disabled
+    next(c for c in at.sidebar.checkbox if c.label == "Yes, delete this conversation").check().run()
+    next(b for b in at.sidebar.button if b.label == "Delete").click().run()
+    assert not at.exception, at.exception
+    assert [c.id for c in svc.conversations.all()] == []
 
     # every sentence supported: the quotes stay collapsed under the answer
     supported = dict(details, sentences=details["sentences"][:1], shown="generated")

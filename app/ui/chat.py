@@ -50,7 +50,8 @@ if picked is not None:
             file_name=f"conversation-{picked}.md",
             key=f"export-{picked}",
         )
-        if st.button("Delete", key=f"delete-{picked}", type="primary"):
+        sure = st.checkbox("Yes, delete this conversation", key=f"sure-{picked}")
+        if st.button("Delete", key=f"delete-{picked}", type="primary", disabled=not sure):
             svc.conversations.delete(picked)
             st.session_state[conv_key] = None
             st.rerun()
@@ -66,11 +67,11 @@ for m in messages:
             show_answer(m.text, m.details)
             show_quotes(m.details.get("quotes", []), key=f"q{m.id}", expanded=quotes_open(m.details))
             show_citations(m.citations, key=f"m{m.id}")
-        else:
-            st.markdown(highlight(m.text))
-            vote = st.feedback("thumbs", key=f"fb-{m.id}")
+            vote = st.feedback("thumbs", key=f"fb-{m.id}")  # on the answer it rates
             if vote is not None and (1 if vote == 1 else -1) != m.feedback:
                 svc.conversations.feedback(m.id, 1 if vote == 1 else -1)
+        else:
+            st.markdown(highlight(m.text))
 
 question = st.chat_input("Ask a question about the documents")
 if not messages and assistant.starters:
