@@ -16,7 +16,6 @@ from app.cli import services
 from ingest.chunk import ChunkSettings
 from ingest.pipeline import IngestLimits, IngestReport, Progress, ingest_paths
 from ingest.precision import ENV
-from ingest.precision import FILE as CALIBRATION_FILE
 from runtime.errors import ArchivistError
 
 
@@ -554,7 +553,7 @@ def feedback(args: argparse.Namespace) -> int:
 
 def doctor(args: argparse.Namespace) -> int:
     """What this machine is and what Archivist chose on it: the encoder's precision and its speeds."""
-    from ingest.precision import CalibrationFile, cpu_model, fingerprint, setting
+    from ingest.precision import cpu_model, fingerprint, for_this_machine, setting
     from runtime.cpu import physical_cores
 
     svc = services(args)
@@ -565,11 +564,8 @@ def doctor(args: argparse.Namespace) -> int:
         if not hasattr(emb, "calibrate"):
             raise ArchivistError("this workspace's embedder has no precision to calibrate")
         emb.calibrate(texts)
-    file = CalibrationFile(svc.home / CALIBRATION_FILE)
-    import torch
-
-    fp = fingerprint(svc.store.embedder, torch.get_num_threads())
-    here = file.find(fp)
+    here = for_this_machine(svc.home, svc.store.embedder)
+    fp = fingerprint(svc.store.embedder, 0)
     chosen = setting()
     report: dict[str, Any] = {
         "workspace": str(svc.home),

@@ -211,6 +211,13 @@ class CalibrationFile:
             return None
 
 
+def for_this_machine(home: Path, embedder: str) -> Calibration | None:
+    """The workspace's calibration for this machine and library set, if it has one."""
+    import torch
+
+    return CalibrationFile(home / FILE).find(fingerprint(embedder, torch.get_num_threads()))
+
+
 def setting(value: str | None = None) -> str:
     """The precision setting: an explicit value, else $ARCHIVIST_EMBED_PRECISION, else "auto"."""
     raw = (value or os.environ.get(ENV) or "auto").strip().lower()

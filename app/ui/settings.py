@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui.common import services
-from ingest.precision import ENV, FILE, CalibrationFile, fingerprint, setting
+from ingest.precision import ENV, for_this_machine, setting
 from runtime.cpu import physical_cores
 from runtime.spec import BUNDLED
 
@@ -14,11 +14,9 @@ svc = services()
 
 def precision_line(svc) -> str:  # type: ignore[no-untyped-def]
     """What the encoder runs at here and why: a setting, or the speeds measured on this machine."""
-    import torch
-
     if setting() != "auto":
         return f"{setting()}, set by `{ENV}`"
-    cal = CalibrationFile(svc.home / FILE).find(fingerprint(svc.store.embedder, torch.get_num_threads()))
+    cal = for_this_machine(svc.home, svc.store.embedder)
     if cal is None:
         return "not measured on this machine yet; the first ingest measures both precisions (a few seconds)"
     return cal.summary() + f"; override with `{ENV}=float32|bfloat16`"
