@@ -553,7 +553,7 @@ def feedback(args: argparse.Namespace) -> int:
 
 def doctor(args: argparse.Namespace) -> int:
     """What this machine is and what Archivist chose on it: the encoder's precision and its speeds."""
-    from ingest.precision import cpu_model, fingerprint, for_this_machine, setting
+    from ingest.precision import cpu_model, for_this_machine, library_versions, setting
     from runtime.cpu import physical_cores
 
     svc = services(args)
@@ -565,14 +565,13 @@ def doctor(args: argparse.Namespace) -> int:
             raise ArchivistError("this workspace's embedder has no precision to calibrate")
         emb.calibrate(texts)
     here = for_this_machine(svc.home, svc.store.embedder)
-    fp = fingerprint(svc.store.embedder, 0)
     chosen = setting()
     report: dict[str, Any] = {
         "workspace": str(svc.home),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "physical_cores": physical_cores(),
-        "libraries": {k: fp[k] for k in ("torch", "transformers", "sentence_transformers")},
+        "libraries": library_versions(),
         "embedder": svc.store.embedder,
         "precision_setting": chosen,
         "precision": chosen if chosen != "auto" else (here.chosen if here else None),

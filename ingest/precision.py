@@ -48,8 +48,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def fingerprint(embedder: str, threads: int) -> dict[str, Any]:
-    """What a measured speed depends on: a change in any of these redoes the calibration."""
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries an encoder's speed depends on ("-" where not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
     def v(pkg: str) -> str:
@@ -58,13 +58,16 @@ def fingerprint(embedder: str, threads: int) -> dict[str, Any]:
         except PackageNotFoundError:
             return "-"
 
+    return {"torch": v("torch"), "transformers": v("transformers"), "sentence_transformers": v("sentence-transformers")}
+
+
+def fingerprint(embedder: str, threads: int) -> dict[str, Any]:
+    """What a measured speed depends on: a change in any of these redoes the calibration."""
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 1,
         "threads": threads,
-        "torch": v("torch"),
-        "transformers": v("transformers"),
-        "sentence_transformers": v("sentence-transformers"),
+        **library_versions(),
         "embedder": embedder,
     }
 
