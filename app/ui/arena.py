@@ -147,5 +147,5 @@ with board_tab:
                 for r in rows
             ],
         )
-    export = "\n".join(json.dumps(b.to_json(), ensure_ascii=False) for b in svc.arena_store.battles(mode))
+    export = "\n".join(json.dumps(b.to_json(), ensure_ascii=False) for b in battles)  # the battles rated above
     st.download_button("Export battles (JSONL)", export or "", file_name=f"arena-{mode}.jsonl", disabled=not battles)
