@@ -81,7 +81,10 @@ def load_questions(path: Path) -> list[Question]:
 
 
 def is_hit(h: Hit, q: Question) -> bool:
-    """Right document, and the passage's pages overlap the expected ones."""
+    """Right document, and the passage's pages overlap the expected ones (any passage of it, for a
+    document without pages: HTML, Markdown, DOCX)."""
+    if h.document == q.document and not q.pages:
+        return True
     if h.document != q.document or h.page is None:
         return False
     end = h.page_end or h.page
@@ -91,10 +94,14 @@ def is_hit(h: Hit, q: Question) -> bool:
 def _relevant_count(store: Store, collection: str, q: Question) -> int:
     sql = (
         "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
-        "ON col.id = d.collection_id WHERE col.name = :col AND d.name = :doc AND d.status = 'ready' AND ("
-        + " OR ".join(f"(c.page <= :p{i} AND COALESCE(c.page_end, c.page) >= :p{i})" for i in range(len(q.pages)))
-        + ")"
+        "ON col.id = d.collection_id WHERE col.name = :col AND d.name = :doc AND d.status = 'ready'"
     )
+    if q.pages:  # a document without pages: every passage of it is relevant
+        sql += (
+            " AND ("
+            + " OR ".join(f"(c.page <= :p{i} AND COALESCE(c.page_end, c.page) >= :p{i})" for i in range(len(q.pages)))
+            + ")"
+        )
     params: dict[str, object] = {"col": collection, "doc": q.document}
     params.update({f"p{i}": p for i, p in enumerate(q.pages)})
     with store.engine.connect() as conn:

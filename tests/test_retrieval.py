@@ -140,3 +140,21 @@ def test_relevance_floor_gives_the_refusal_without_calling_the_model(store: Stor
     )
     answer = chat.ask(strict, "quantum chromodynamics lattice").result()
     assert answer.refused and answer.text == "Not in my documents." and answer.citations == []
+
+
+def test_eval_works_on_documents_without_pages(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    """HTML and Markdown have no pages: a question names the document with `pages: []`, and any of
+    its passages counts (this raised `near ")"` from an empty page clause)."""
+    (tmp_path / "zebras.md").write_text("# Zebras\n\nZebras have black and white stripes that confuse biting flies.\n")
+    (tmp_path / "owls.md").write_text("# Owls\n\nOwls hunt at night and turn their heads far around.\n")
+    store = Store(home, fake_embedder.name, fake_embedder.dim)
+    ingest_paths([tmp_path / "zebras.md", tmp_path / "owls.md"], "animals", store, fake_embedder)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps({"id": "z", "document": "zebras.md", "question": "zebras stripes biting flies", "pages": []})
+        + "\n"
+        + json.dumps({"id": "o", "document": "owls.md", "question": "owls hunt at night", "pages": []})
+        + "\n"
+    )
+    r = evaluate(store, fake_embedder, "animals", load_questions(qa), "keyword")
+    assert r.questions == 2 and r.hit_at_1 == 1.0 and r.misses == [] and r.ndcg_at_10 > 0
