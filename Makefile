@@ -7,6 +7,9 @@ PORT   ?= 8501
 # Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 # on machines whose default index would pick a CUDA build.
 TORCH_PIP_ARGS ?=
+# The code runner's sandbox (Pyodide under Deno), installed from npm outside the clone
+PYODIDE_HOME ?= $(HOME)/.cache/archivist/pyodide
+PYODIDE_VERSION := 0.28.3
 
 .PHONY: setup run test check lint bench clean
 
@@ -20,6 +23,10 @@ $(STAMP): pyproject.toml runtime/build_llama.py
 	@# llama-cpp-python built with this CPU's features named one by one (never AMX), wheel cached outside the clone
 	$(PY) runtime/build_llama.py --python $(PY)
 	$(PY) -m pip install --quiet -e ".[test]"
+	@# Pyodide for the code sandbox (deno comes from PyPI); without npm, code the user writes runs with limits only
+	@test -f $(PYODIDE_HOME)/node_modules/pyodide/pyodide.mjs || { command -v npm >/dev/null 2>&1 \
+		&& npm install --silent --no-audit --no-fund --prefix $(PYODIDE_HOME) pyodide@$(PYODIDE_VERSION); } \
+		|| echo "npm not found: the code runner's sandbox is not installed (see docs/tools.md)"
 	$(PY) -c "import torch, sys; sys.exit('torch is a CUDA build; see TORCH_PIP_ARGS in the Makefile' if torch.version.cuda and '$(ARCHIVIST_LLAMA_BACKEND)' != 'cuda' else 0)"
 	touch $@
 
