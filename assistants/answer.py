@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from assistants.tools import ToolStep
 from retriever.grounding import GroundingReport
 from retriever.quotes import PassageSentences, Quote
 from retriever.sentences import collapse
@@ -57,6 +58,7 @@ class Answer:
     judge_time: float = 0.0  # seconds spent writing and judging candidates before the first was shown
     refusal_reason: str = ""  # why nothing was searched or kept, when refused
     left_out: list[str] = field(default_factory=list)  # unsupported sentences trimmed from the answer
+    tools: list[ToolStep] = field(default_factory=list)  # calculator, web, code and model-driven calls
 
     def sentences_json(self) -> list[dict[str, Any]]:
         """Per answer sentence: {text, supported, source, similarity, missing}."""
@@ -75,6 +77,7 @@ class Answer:
             "refusal_reason": self.refusal_reason,
             "left_out": self.left_out,
             "candidates": self.candidates,
+            "tools": [t.to_json() for t in self.tools],
             "quotes": [q.to_json(context) for q in self.quotes],
             "sentences": self.sentences_json(),
             "grounding": None

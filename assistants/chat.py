@@ -23,10 +23,13 @@ from assistants.system2 import (
     quote_passages,
     without,
 )
+from assistants.tools import ToolStep
+from assistants.tools.calls import LoopResult, ToolLoop
+from assistants.tools.use import before_answer, executors
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.answerable import Answerability, answerability
-from retriever.context import ECHO_STOPS, PromptPlan, build_prompt
+from retriever.context import ECHO_STOPS, PromptPlan, build_prompt, system_prompt
 from retriever.grounding import GroundingReport, check
 from retriever.keyword import content_words
 from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sentences
@@ -136,6 +139,7 @@ class ChatService:
         request only. With best of N, a quotes fallback or grounding: retry the answer is judged
         before it is shown, so it arrives in one piece after the quotes."""
         t0 = time.perf_counter()
+        steps, tool_hits = before_answer(assistant, question, self.embedder) if assistant.tools.names else ([], [])
         known = (
             self.answerability(assistant, query or question) if assistant.retrieval.unknown_terms == "refuse" else None
         )
@@ -145,17 +149,25 @@ class ChatService:
             hits = self.retrieve(assistant, query or question)
             floor = assistant.retrieval.min_score
             why = f"no passage reached the relevance floor {floor}" if floor is not None else "no document was found"
+        mode = answer_mode or assistant.answer_mode
+        if mode != "extractive" and assistant.tools.calls != "off":
+            called = self.model_calls(assistant, question, history)
+            if called is not None:
+                steps += called.steps
+                tool_hits += called.found
+        hits = _unique([*tool_hits, *hits])
         retrieval_time = time.perf_counter() - t0
         if not hits:
             refusal = assistant.refusal
             return AnswerStream(
                 iter([refusal]),
-                lambda text: Answer(text, [], True, retrieval_time=retrieval_time, shown="refusal", refusal_reason=why),
+                lambda text: Answer(
+                    text, [], True, retrieval_time=retrieval_time, shown="refusal", refusal_reason=why, tools=steps
+                ),
             )
-        mode = answer_mode or assistant.answer_mode
         check_mode = grounding or assistant.grounding
         if mode == "extractive":
-            return self._extractive(assistant, question, hits, retrieval_time)
+            return self._extractive(assistant, question, hits, retrieval_time, steps)
         m = assistant.model
         params = GenerationParams(
             max_tokens=max_tokens if max_tokens is not None else m.max_tokens,
@@ -201,9 +213,28 @@ class ChatService:
                 candidates=state.get("candidates", 1),
                 judge_time=state.get("judge_time", 0.0),
                 left_out=state.get("left_out", []),
+                tools=steps,
             )
 
         return AnswerStream(pieces, finish, quotes)
+
+    def model_calls(self, assistant: Assistant, question: str, history: Sequence[Message] = ()) -> LoopResult | None:
+        """Let the model call tools (calls: auto, where its template supports tools; calls: forced, one
+        grammar-forced call with any llama.cpp model). None when this tier is off for it."""
+        model = self.model_for(assistant)
+        native, _why = getattr(model, "tool_support", (False, "the backend reports no tool support"))
+        if assistant.tools.calls == "auto" and not native:
+            return None
+        names = executors(assistant, question, self.embedder, lambda q: self.retrieve(assistant, q))
+        messages: list[Message] = [
+            {"role": "system", "content": system_prompt(assistant.instructions, assistant.citation_style)},
+            *history,
+            {"role": "user", "content": question},
+        ]
+        params = GenerationParams(max_tokens=256, temperature=0.0, stop=ECHO_STOPS)
+        return ToolLoop(model, names).run(
+            messages, params, native=native, force_first=assistant.tools.calls == "forced"
+        )
 
     def _shaped(
         self,
@@ -278,7 +309,12 @@ class ChatService:
         ]
 
     def _extractive(
-        self, assistant: Assistant, question: str, hits: Sequence[Hit], retrieval_time: float
+        self,
+        assistant: Assistant,
+        question: str,
+        hits: Sequence[Hit],
+        retrieval_time: float,
+        steps: Sequence[ToolStep] = (),
     ) -> AnswerStream:
         """The quotes are the answer: no model is loaded."""
         ps, quotes, quote_time = self.quotes(assistant, question, hits)
@@ -295,6 +331,7 @@ class ChatService:
             evidence=ps,
             shown="quotes" if quotes else "refusal",
             candidates=0,
+            tools=list(steps),
         )
         return AnswerStream(iter([text]), lambda _text: answer, quotes)
 
@@ -336,6 +373,17 @@ class ChatService:
             report.seconds += spent
         state["report"] = report
         yield text
+
+
+def _unique(hits: Sequence[Hit]) -> list[Hit]:
+    """Hits in order, each passage once (a model's search may find what the first search found)."""
+    seen: set[int] = set()
+    out: list[Hit] = []
+    for h in hits:
+        if h.chunk_id not in seen:
+            seen.add(h.chunk_id)
+            out.append(h)
+    return out
 
 
 def _copy_stats(total: GenerationStats, first: GenerationStats) -> None:

@@ -71,6 +71,80 @@ class RetrievalSettings(_Strict):
     )
 
 
+class CalculatorSettings(_Strict):
+    """Arithmetic in the question is computed before the model answers (simpleeval, capped)."""
+
+    max_expressions: int = Field(5, ge=1, le=20, description="expressions computed per question at most")
+
+
+class CodeSettings(_Strict):
+    """Code blocks run when the user presses Run: in the Pyodide sandbox, or, for code the user wrote
+    when the sandbox is not installed, in a limited process on this machine."""
+
+    timeout_s: float = Field(20.0, ge=1.0, le=300.0, description="seconds a run may take (the sandbox starts in ~5 s)")
+    memory_mb: int = Field(512, ge=64, le=8192, description="memory a run may use, in MB")
+    output_chars: int = Field(20000, ge=100, le=1_000_000, description="output kept, in characters")
+
+
+class WebSettings(_Strict):
+    """A URL in the question is read and its text used as passages, cited by URL."""
+
+    allow_private: bool | list[str] = Field(
+        False,
+        description="read private, loopback and link-local addresses too: true, or a list of the addresses or "
+        "networks allowed (e.g. ['10.1.2.3', '192.168.0.0/16']); default: public addresses only",
+    )
+    max_bytes: int = Field(2 * 2**20, ge=1024, le=50 * 2**20, description="bytes read from a page at most")
+    timeout_s: float = Field(10.0, ge=1.0, le=120.0, description="seconds to read a page, redirects included")
+    max_redirects: int = Field(3, ge=0, le=3, description="redirects followed, each target checked again")
+    max_pages: int = Field(2, ge=1, le=5, description="URLs read per question at most")
+
+    @field_validator("allow_private")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        import ipaddress
+
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{item!r} is not an address or network (e.g. 10.0.0.5 or 10.0.0.0/8)") from exc
+        return value
+
+
+class ToolSettings(_Strict):
+    """The assistant's peripherals. A tool is on when it is named (`tools: [calculator, code, web]`) or
+    given settings (`tools: {web: {allow_private: true}}`)."""
+
+    calculator: CalculatorSettings | None = Field(None, description="compute arithmetic found in the question")
+    code: CodeSettings | None = Field(None, description="run code blocks when the user presses Run")
+    web: WebSettings | None = Field(None, description="read a URL written in the question")
+    calls: Literal["auto", "off", "forced"] = Field(
+        "auto",
+        description="model-driven calls: auto: models whose chat template supports tools may call the tools and "
+        "search_documents themselves (at most 3 rounds); forced: every answer starts with one call the model "
+        "chooses under a grammar (any llama.cpp model); off: never",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            known = ("calculator", "code", "web")
+            bad = [t for t in data if t not in known]
+            if bad:
+                raise ValueError(f"unknown tool {bad[0]!r}; the tools are {', '.join(known)}")
+            return {t: {} for t in data}
+        if isinstance(data, dict):
+            return {k: ({} if v is True else None if v is False else v) for k, v in data.items()}
+        return data
+
+    @property
+    def names(self) -> list[str]:
+        return [t for t in ("calculator", "code", "web") if getattr(self, t) is not None]
+
+
 class Assistant(_Strict):
     """A custom assistant: instructions, knowledge, model and retrieval settings."""
 
@@ -81,6 +155,7 @@ class Assistant(_Strict):
     knowledge: KnowledgeSettings
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     starters: list[str] = Field(default_factory=list, max_length=8, description="suggested first questions")
+    tools: ToolSettings = Field(default_factory=ToolSettings, description="calculator, code runner, web reader")
     citation_style: Literal["numbered", "document-page", "none"] = Field(
         "numbered", description="how answers cite passages: [1], (file.pdf, p. 12), or not inline"
     )

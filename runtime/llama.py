@@ -63,6 +63,7 @@ class LlamaCppGenerator:
         bos = vocab.token_get_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else ""
         eos = vocab.token_get_text(self._llm.token_eos()) if self._llm.token_eos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self.chat_template = template
         self.name = meta.get("general.name", path.stem)
         self._vocab: tuple[list[str], list[int]] | None = None
 
@@ -73,8 +74,15 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def render(self, messages: Sequence[Message]) -> str:
-        return str(self._formatter(messages=list(messages)).prompt)  # type: ignore[arg-type]
+    def render(self, messages: Sequence[Message], tools: Sequence[dict] | None = None) -> str:  # type: ignore[type-arg]
+        return str(self._formatter(messages=list(messages), tools=list(tools) if tools else None).prompt)  # type: ignore[arg-type]
+
+    @property
+    def tool_support(self) -> tuple[bool, str]:
+        """(whether the model's chat template renders tools, why not)."""
+        from runtime.toolcalls import template_tool_support
+
+        return template_tool_support(self.chat_template, self.name)
 
     def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
         """The exact tokens the model evaluates for `messages`."""
@@ -84,8 +92,8 @@ class LlamaCppGenerator:
         self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats | None = None
     ) -> Iterator[str]:
         stats = stats if stats is not None else GenerationStats()
-        if params.prefix:
-            text = self.render(messages) + params.prefix
+        if params.prefix or params.tools:
+            text = self.render(messages, params.tools) + params.prefix
             tokens = list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
         else:
             tokens = self.tokenize_prompt(messages)
@@ -108,6 +116,11 @@ class LlamaCppGenerator:
             texts, eog = self._vocabulary()
             guard = FaithfulLogits(texts, params.sources, always=eog)
         processors = llama_cpp.LogitsProcessorList([guard]) if guard is not None else None
+        grammar = None
+        if params.json_schema:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            grammar = LlamaGrammar.from_json_schema(params.json_schema, verbose=False)
         if params.prefix:
             if guard is not None:
                 guard.feed(params.prefix)
@@ -135,6 +148,7 @@ class LlamaCppGenerator:
                     min_p=0.05,
                     repeat_penalty=1.1,
                     logits_processor=processors,
+                    grammar=grammar,
                 ):
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         stats.finish_reason = "stop"

@@ -29,6 +29,10 @@ class GenerationParams:
     # The answer's first words, written for the model: it continues from them (they are part of the
     # answer's text). Backends that cannot continue a reply ignore it.
     prefix: str = ""
+    # OpenAI-shaped tool specs the chat template renders (models whose template supports tools).
+    tools: Sequence[dict] | None = None  # type: ignore[type-arg]
+    # A JSON schema the output must follow (llama.cpp grammar); None leaves the output free.
+    json_schema: str | None = None
 
 
 @dataclass

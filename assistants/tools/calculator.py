@@ -53,7 +53,8 @@ def _power(a: float, b: float) -> float:
         raise CalculatorError(f"exponent {b:g} is over the calculator's limit of {MAX_EXPONENT}")
     if abs(a) > 1 and abs(b) * math.log10(abs(a)) > 300:
         raise CalculatorError(f"{a:g} ** {b:g} is over the calculator's limit of 1e300")
-    return a**b
+    value: float = a**b
+    return value
 
 
 _ALLOWED = (
@@ -80,7 +81,9 @@ def _check(tree: ast.AST, expression: str) -> None:
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise CalculatorError(f"{expression[:60]!r}: {type(node).__name__} is not arithmetic")
-        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value, (int, float))):
+        if isinstance(node, ast.Constant) and (
+            isinstance(node.value, bool) or not isinstance(node.value, (int, float))
+        ):
             raise CalculatorError(f"{expression[:60]!r}: only numbers can be computed")
         if isinstance(node, ast.Name) and node.id not in NAMES and node.id not in FUNCTIONS:
             raise CalculatorError(
@@ -88,7 +91,9 @@ def _check(tree: ast.AST, expression: str) -> None:
                 + ", ".join(sorted(FUNCTIONS))
             )
         if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS):
-            raise CalculatorError(f"{expression[:60]!r}: only the math functions {', '.join(sorted(FUNCTIONS))} can be called")
+            raise CalculatorError(
+                f"{expression[:60]!r}: only the math functions {', '.join(sorted(FUNCTIONS))} can be called"
+            )
         if isinstance(node, ast.Call) and node.keywords:
             raise CalculatorError(f"{expression[:60]!r}: functions take plain numbers")
 
@@ -98,7 +103,9 @@ def evaluate(expression: str) -> float | int:
     from simpleeval import SimpleEval
 
     if len(expression) > MAX_EXPRESSION:
-        raise CalculatorError(f"expression is {len(expression):,} characters; the calculator's limit is {MAX_EXPRESSION}")
+        raise CalculatorError(
+            f"expression is {len(expression):,} characters; the calculator's limit is {MAX_EXPRESSION}"
+        )
     source = normalize(expression)
     try:
         tree = ast.parse(source, mode="eval")
@@ -216,7 +223,11 @@ def calculate(text: str, limit: int = 5) -> list[ToolStep]:
         t0 = time.perf_counter()
         try:
             value = show(evaluate(f.expression))
-            steps.append(ToolStep("calculator", f.text, value, True, f"{f.text} = {value}", seconds=time.perf_counter() - t0))
+            steps.append(
+                ToolStep("calculator", f.text, value, True, f"{f.text} = {value}", seconds=time.perf_counter() - t0)
+            )
         except CalculatorError as exc:
-            steps.append(ToolStep("calculator", f.text, str(exc), False, f"{f.text}: {exc}", seconds=time.perf_counter() - t0))
+            steps.append(
+                ToolStep("calculator", f.text, str(exc), False, f"{f.text}: {exc}", seconds=time.perf_counter() - t0)
+            )
     return steps

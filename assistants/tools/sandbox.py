@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def sandbox_status() -> tuple[bool, str]:
     if deno_bin() is None:
         return False, "deno is not installed (pip install deno)"
     if not (pyodide_dir() / "pyodide.mjs").exists():
-        return False, f"Pyodide is not installed at {pyodide_dir()} (make setup, or npm install pyodide@{PYODIDE_VERSION})"
+        return (
+            False,
+            f"Pyodide is not installed at {pyodide_dir()} (make setup, or npm install pyodide@{PYODIDE_VERSION})",
+        )
     return True, ""
 
 
@@ -77,7 +81,14 @@ def run_code(code: str, *, trusted: bool, limits: CodeLimits | None = None, by: 
     limited subprocess when the sandbox is missing); code from a model runs only in the sandbox."""
     limits = limits or CodeLimits()
     if len(code) > limits.max_code_chars:
-        return ToolStep("code", code[:200], f"the code is {len(code):,} characters; the limit is {limits.max_code_chars:,}", False, "not run: too long", by=by)
+        return ToolStep(
+            "code",
+            code[:200],
+            f"the code is {len(code):,} characters; the limit is {limits.max_code_chars:,}",
+            False,
+            "not run: too long",
+            by=by,
+        )
     available, why = sandbox_status()
     t0 = time.perf_counter()
     if available:
@@ -108,7 +119,9 @@ class _Watch:
         status = Path(f"/proc/{self.proc.pid}/status")
         while self.proc.poll() is None:
             try:
-                rss = next((int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmRSS:")), 0)
+                rss = next(
+                    (int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmRSS:")), 0
+                )
             except (OSError, ValueError):
                 return
             if rss > self.limit_kb:
@@ -118,10 +131,23 @@ class _Watch:
             time.sleep(0.02)
 
 
-def _communicate(cmd: list[str], code: str, limits: CodeLimits, env: dict[str, str], cwd: str, preexec=None) -> tuple[int | None, bytes, bytes, str]:  # type: ignore[no-untyped-def]
+def _communicate(
+    cmd: list[str],
+    code: str,
+    limits: CodeLimits,
+    env: dict[str, str],
+    cwd: str,
+    preexec: Callable[[], None] | None = None,
+) -> tuple[int | None, bytes, bytes, str]:
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-        preexec_fn=preexec, start_new_session=True,
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        preexec_fn=preexec,
+        start_new_session=True,
     )
     watch = _Watch(proc, limits.memory_mb)
     try:
@@ -141,10 +167,18 @@ def _run_sandbox(code: str, limits: CodeLimits) -> tuple[bool, str, str]:
     folder = pyodide_dir().resolve()
     with tempfile.TemporaryDirectory(prefix="archivist-sandbox-") as tmp:
         cmd = [
-            deno, "run", "--no-prompt", "--no-config", "--no-lock", "--no-remote", "--unstable-detect-cjs",
+            deno,
+            "run",
+            "--no-prompt",
+            "--no-config",
+            "--no-lock",
+            "--no-remote",
+            "--unstable-detect-cjs",
             f"--allow-read={folder},{RUNNER}",
-            "--v8-flags=--max-old-space-size=%d" % max(64, limits.memory_mb // 2),
-            str(RUNNER), str(folder), str(limits.output_chars),
+            f"--v8-flags=--max-old-space-size={max(64, limits.memory_mb // 2)}",
+            str(RUNNER),
+            str(folder),
+            str(limits.output_chars),
         ]
         env = {"DENO_DIR": tmp, "HOME": tmp, "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"}
         rc, out, err, stopped = _communicate(cmd, code, limits, env, tmp)

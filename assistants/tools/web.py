@@ -163,13 +163,17 @@ def fetch(url: str, limits: WebLimits | None = None, resolve: Resolver = _resolv
     raise WebError(f"{url}: more than {limits.max_redirects} redirects")
 
 
-def read(url: str, limits: WebLimits, by: str = "archivist", resolve: Resolver = _resolve) -> tuple[ToolStep, Page | None]:
+def read(
+    url: str, limits: WebLimits, by: str = "archivist", resolve: Resolver = _resolve
+) -> tuple[ToolStep, Page | None]:
     """A step for reading `url` and the page (None when it was refused or failed)."""
     t0 = time.perf_counter()
     try:
         page = fetch(url, limits, resolve)
     except WebError as exc:
-        return ToolStep("web", url, str(exc), False, f"could not read {url}: {exc}", url, by, time.perf_counter() - t0), None
+        return ToolStep(
+            "web", url, str(exc), False, f"could not read {url}: {exc}", url, by, time.perf_counter() - t0
+        ), None
     note = f" ({'; '.join(page.warnings)})" if page.warnings else ""
     card = f"read {page.final_url}: {len(page.text):,} characters{note}"
     return ToolStep("web", url, page.text[:2000], True, card, page.final_url, by, time.perf_counter() - t0), page

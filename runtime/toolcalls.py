@@ -1,0 +1,88 @@
+"""Tool calls in a model's own format: whether its chat template renders tools, and the calls it writes.
+
+Templates that support tools use the `tools` variable (Qwen 2.5, Llama 3.1+, Mistral, Hermes,
+Granite...). Models write calls as `<tool_call>{...}</tool_call>` (Hermes, Qwen), `[TOOL_CALLS][...]`
+(Mistral), `<|python_tag|>{...}` (Llama 3.1) or a bare JSON object; all are read here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_USES_TOOLS = re.compile(r"(\{%[^%]*\btools\b[^%]*%\})|(\{\{[^}]*\btools\b[^}]*\}\})", re.S)
+
+
+def template_tool_support(template: str | None, model: str = "the model") -> tuple[bool, str]:
+    """(supported, why not): a template supports tools when its Jinja code reads `tools`."""
+    if not template:
+        return False, f"{model} has no chat template"
+    if _USES_TOOLS.search(template):
+        return True, ""
+    return False, f"the chat template of {model} has no tool support (it never reads `tools`)"
+
+
+@dataclass
+class Call:
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+
+
+def _as_call(obj: Any) -> Call | None:
+    if not isinstance(obj, dict):
+        return None
+    if "function" in obj and isinstance(obj["function"], dict):  # OpenAI shape
+        obj = obj["function"]
+    name = obj.get("name")
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except json.JSONDecodeError:
+            return None
+    if not isinstance(name, str) or not isinstance(args, dict):
+        return None
+    return Call(name, args)
+
+
+def _json_values(text: str) -> list[Any]:
+    """Every JSON value that starts at a '{' or '[' of `text`, left to right, not overlapping."""
+    out: list[Any] = []
+    decoder = json.JSONDecoder()
+    i = 0
+    while i < len(text):
+        if text[i] in "{[":
+            try:
+                value, end = decoder.raw_decode(text, i)
+            except json.JSONDecodeError:
+                i += 1
+                continue
+            out.append(value)
+            i = end
+        else:
+            i += 1
+    return out
+
+
+def parse_calls(text: str) -> list[Call]:
+    """The tool calls a model wrote (empty when it wrote an answer)."""
+    stripped = text.strip()
+    tagged = re.findall(r"<tool_call>(.*?)(?:</tool_call>|$)", stripped, re.S)
+    if tagged:
+        candidates = [v for t in tagged for v in _json_values(t)]
+    elif stripped.startswith(("[TOOL_CALLS]", "<|python_tag|>", "{", "[")):
+        candidates = _json_values(stripped)
+    else:
+        return []
+    calls: list[Call] = []
+    for value in candidates:
+        for obj in value if isinstance(value, list) else [value]:
+            call = _as_call(obj)
+            if call is not None:
+                calls.append(call)
+    for i, c in enumerate(calls):
+        c.id = c.id or f"call_{i}"
+    return calls
