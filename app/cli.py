@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=commands.ask)
 
+    c = sub.add_parser("run", help="run a Python file with the code tool (sandboxed, or with limits)")
+    c.add_argument("file", metavar="FILE.py")
+    c.add_argument("--timeout", type=float, default=20.0, help="seconds it may run (the sandbox starts in ~5 s)")
+    c.add_argument("--memory-mb", type=int, default=512, help="memory it may use, in MB")
+    c.add_argument("--sandbox-only", action="store_true", help="refuse to run it outside the Pyodide sandbox")
+    c.set_defaults(func=commands.run)
+
     c = sub.add_parser("documents", help="list documents with status and warnings")
     c.add_argument("collection", nargs="?")
     c.add_argument("--json", action="store_true")

@@ -215,6 +215,8 @@ def ask(args: argparse.Namespace) -> int:
         return 0
     from assistants.system2 import judged_first
 
+    if stream.tools:
+        print_tools(stream.tools)
     first = judged_first(assistant.thinking, assistant.fallback, args.grounding or assistant.grounding)
     first = first and not args.extractive and bool(stream.quotes)
     if first:  # the answer is judged before it is shown: the documents' own words meanwhile
@@ -232,6 +234,36 @@ def ask(args: argparse.Namespace) -> int:
             where = f", page {c.page}" if c.page else ""
             print(f"  [{c.n}] {c.document}{where} (relevance {c.similarity:.2f}){'' if c.cited else ' (not cited)'}")
     return 0
+
+
+def print_tools(steps: Any, indent: str = "") -> None:
+    """The tool steps: what each tool did (calculator results, pages read, model calls)."""
+    print(f"{indent}Tools:", file=sys.stderr)
+    for s in steps:
+        mark = "" if s.ok else " (failed)"
+        who = " (called by the model)" if s.by == "model" else ""
+        print(f"{indent}  {s.tool}{who}: {s.card}{mark}", file=sys.stderr)
+    print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a Python file with the code tool: in the sandbox, or with limits on this machine."""
+    from assistants.tools.sandbox import CodeLimits, run_code, sandbox_status
+
+    path = Path(args.file)
+    try:
+        code = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArchivistError(f"{path}: cannot read it ({exc})") from exc
+    if args.sandbox_only:
+        ok, why = sandbox_status()
+        if not ok:
+            raise ArchivistError(f"{path}: not run: --sandbox-only, and {why}")
+    limits = CodeLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
+    step = run_code(code, trusted=True, limits=limits)
+    sys.stdout.write(step.output if step.output.endswith("\n") or not step.output else step.output + "\n")
+    print(f"({path.name} {step.card}, {step.seconds:.1f} s)", file=sys.stderr)
+    return 0 if step.ok else 1
 
 
 def print_quotes(quotes: Any, indent: str = "") -> None:

@@ -102,9 +102,16 @@ class Answer:
 class AnswerStream:
     """Iterate for the answer's text pieces; `answer` is complete once the iteration ends."""
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer], quotes: Sequence[Quote] = ()) -> None:
+    def __init__(
+        self,
+        pieces: Iterator[str],
+        finish: Callable[[str], Answer],
+        quotes: Sequence[Quote] = (),
+        tools: Sequence[ToolStep] = (),
+    ) -> None:
         self._pieces, self._finish = pieces, finish
         self.quotes = list(quotes)  # known before the first piece: a UI can show them while the model writes
+        self.tools = list(tools)  # the tool steps run before the answer (cards), also known up front
         self._then: list[Callable[[Answer], None]] = []
         self.answer: Answer | None = None
         self._parts: list[str] = []

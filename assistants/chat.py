@@ -164,6 +164,7 @@ class ChatService:
                 lambda text: Answer(
                     text, [], True, retrieval_time=retrieval_time, shown="refusal", refusal_reason=why, tools=steps
                 ),
+                tools=steps,
             )
         check_mode = grounding or assistant.grounding
         if mode == "extractive":
@@ -216,7 +217,7 @@ class ChatService:
                 tools=steps,
             )
 
-        return AnswerStream(pieces, finish, quotes)
+        return AnswerStream(pieces, finish, quotes, steps)
 
     def model_calls(self, assistant: Assistant, question: str, history: Sequence[Message] = ()) -> LoopResult | None:
         """Let the model call tools (calls: auto, where its template supports tools; calls: forced, one
@@ -333,7 +334,7 @@ class ChatService:
             candidates=0,
             tools=list(steps),
         )
-        return AnswerStream(iter([text]), lambda _text: answer, quotes)
+        return AnswerStream(iter([text]), lambda _text: answer, quotes, steps)
 
     def _checked(
         self,

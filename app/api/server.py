@@ -26,9 +26,11 @@ from assistants.schema import Assistant
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.pipeline import IngestLimits, ingest_bytes
 from ingest.store import check_collection_name
+from retriever.context import system_prompt
 from retriever.search import search
 from runtime.errors import ArchivistError, ContextOverflowError, ModelNotFoundError
-from runtime.protocol import Message
+from runtime.protocol import GenerationParams, GenerationStats, Message
+from runtime.toolcalls import parse_calls
 
 
 class ChatMessage(BaseModel):
@@ -52,6 +54,9 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(None, ge=1, le=32768)
     stop: str | list[str] | None = None
+    # OpenAI tools: passed to a model whose chat template supports them; 400 otherwise
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
     # Archivist extensions (OpenAI clients pass them with extra_body)
     answer_mode: Literal["generate", "extractive"] | None = None
     grounding: Literal["off", "mark", "retry"] | None = None
@@ -68,6 +73,31 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1)
     k: int = Field(5, ge=1, le=100)
     mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+
+
+def forced_schema(choice: str | dict[str, Any] | None, specs: list[dict[str, Any]]) -> str | None:
+    """tool_choice "required" or a named function: a JSON schema (llama.cpp grammar) that admits
+    only such a call; None for "auto"."""
+    if choice == "required":
+        chosen = specs
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        chosen = [t for t in specs if t["function"].get("name") == choice["function"].get("name")]
+        if not chosen:
+            raise ApiError(400, "tool_choice names a function that is not in tools", param="tool_choice")
+    else:
+        return None
+    options = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": t["function"]["name"]},
+                "arguments": t["function"].get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+        }
+        for t in chosen
+    ]
+    return json.dumps(options[0] if len(options) == 1 else {"oneOf": options})
 
 
 def is_loopback(host: str) -> bool:
@@ -152,6 +182,10 @@ def create_app(
     @app.post("/v1/chat/completions", response_model=None)
     def chat(req: ChatRequest, key: Auth) -> dict[str, Any] | StreamingResponse:
         assistant = assistant_for(req.model, key)
+        if req.tools and req.tool_choice != "none":
+            called = client_tools(req, assistant)
+            if called is not None:
+                return called
         turns = [m for m in req.messages if m.role in ("user", "assistant")]
         if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
             raise ApiError(400, "the last message must be a non-empty user message", param="messages")
@@ -213,7 +247,10 @@ def create_app(
                     **head,
                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
                     # the supporting quotes are known before the first token
-                    "archivist": {"quotes": [q.to_json() for q in stream.quotes]},
+                    "archivist": {
+                        "quotes": [q.to_json() for q in stream.quotes],
+                        "tools": [t.to_json() for t in stream.tools],
+                    },
                 }
             )
             try:
@@ -232,6 +269,100 @@ def create_app(
                     "archivist": answer.details_json(),
                 }
             )
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    def client_tools(req: ChatRequest, assistant: Assistant) -> dict[str, Any] | StreamingResponse | None:
+        """The request's own tools go to the model; its calls come back as OpenAI `tool_calls`. None
+        when the model answered without a call to the user's question: the documents answer it."""
+        if (req.answer_mode or assistant.answer_mode) == "extractive":
+            raise ApiError(400, "tools need a model; this request answers with quotes only (extractive)", param="tools")
+        try:
+            model = services.chat.model_for(assistant)
+        except ModelNotFoundError as exc:
+            raise ApiError(503, str(exc)) from None
+        native, why = getattr(model, "tool_support", (False, "this model backend reports no tool support"))
+        if not native:
+            raise ApiError(400, f"tools cannot be used with assistant {assistant.name!r}: {why}", param="tools")
+        specs = [t for t in req.tools or [] if t.get("type") == "function" and isinstance(t.get("function"), dict)]
+        if not specs:
+            raise ApiError(400, "tools must be a list of {type: function, function: {name, parameters}}", param="tools")
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": system_prompt(assistant.instructions, assistant.citation_style)}
+        ]
+        for m in req.messages:
+            turn: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for extra in ("tool_calls", "tool_call_id", "name"):
+                if getattr(m, extra, None) is not None:
+                    turn[extra] = getattr(m, extra)
+            messages.append(turn)
+        forced = forced_schema(req.tool_choice, specs)
+        params = GenerationParams(
+            max_tokens=req.max_completion_tokens or req.max_tokens or max(assistant.model.max_tokens, 256),
+            temperature=req.temperature if req.temperature is not None else assistant.model.temperature,
+            top_p=req.top_p if req.top_p is not None else assistant.model.top_p,
+            tools=specs,
+            json_schema=forced,
+        )
+        try:
+            text = "".join(model.stream(messages, params, stats := GenerationStats()))
+        except ContextOverflowError as exc:
+            raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
+        names = {t["function"].get("name") for t in specs}
+        calls = [c for c in parse_calls(text) if c.name in names]
+        if not calls and req.messages[-1].role == "user":
+            return None
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        usage = {
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+        }
+        tool_calls: list[dict[str, Any]] = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in calls
+        ]
+        finish = "tool_calls" if calls else "stop"
+        message: dict[str, Any] = {"role": "assistant", "content": None if calls else text.strip()}
+        if calls:
+            message["tool_calls"] = tool_calls
+        if not req.stream:
+            return {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": assistant.name,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage,
+            }
+
+        def events() -> Iterator[str]:
+            head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": assistant.name}
+            if calls:
+                for i, tc in enumerate(tool_calls):
+                    first = {
+                        "index": i,
+                        "id": tc["id"],
+                        "type": "function",
+                        "function": {"name": tc["function"]["name"], "arguments": ""},
+                    }
+                    delta: dict[str, Any] = {"tool_calls": [first]}
+                    if i == 0:
+                        delta = {"role": "assistant", "content": None, **delta}
+                    yield _sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+                    args = {"index": i, "function": {"arguments": tc["function"]["arguments"]}}
+                    yield _sse(
+                        {**head, "choices": [{"index": 0, "delta": {"tool_calls": [args]}, "finish_reason": None}]}
+                    )
+            else:
+                delta = {"role": "assistant", "content": message["content"]}
+                yield _sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            yield _sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

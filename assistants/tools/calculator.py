@@ -178,7 +178,7 @@ class Found:
     expression: str  # what is evaluated
 
 
-_NUM = r"\d[\d,]*(?:\.\d+)?"
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 _PERCENT = re.compile(rf"({_NUM})\s*(?:%|percent)\s+of\s+({_NUM})", re.I)
 _FUNC = "|".join(sorted(FUNCTIONS, key=len, reverse=True))
 _WORD_OPS = r"divided\s+by|multiplied\s+by|times|plus|minus|to\s+the\s+power\s+of"

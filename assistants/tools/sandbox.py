@@ -218,8 +218,8 @@ def _run_local(code: str, limits: CodeLimits) -> tuple[bool, str, str]:
     def limit() -> None:
         mem = limits.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        cpu = max(1, int(limits.timeout_s))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        cpu = int(limits.timeout_s) + 2  # a backstop: the wall-clock timeout normally stops it first
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_FSIZE, (10 * 2**20, 10 * 2**20))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -230,7 +230,9 @@ def _run_local(code: str, limits: CodeLimits) -> tuple[bool, str, str]:
     text = out.decode("utf-8", "replace") + err.decode("utf-8", "replace")
     note = stopped or ("" if prefix else "the network is reachable (no network namespace here)")
     if rc is not None and rc < 0 and not stopped:
-        note = f"stopped by signal {-rc} (a limit)"
+        import signal
+
+        note = "stopped: CPU time limit" if -rc == signal.SIGXCPU else f"stopped by signal {-rc}"
     truncated = len(text) > limits.output_chars
     if truncated:
         note = (note + "; " if note else "") + "output cut at the limit"
