@@ -143,7 +143,10 @@ class ChatService:
         known = (
             self.answerability(assistant, query or question) if assistant.retrieval.unknown_terms == "refuse" else None
         )
-        if known is not None and not known.answerable(assistant.retrieval.min_coverage):
+        if tool_hits and len(content_words(_without_tool_inputs(question, steps))) <= 1:
+            hits: list[Hit]
+            hits, why = [], "the question is only what the tools answered"  # "What is 12.5% of 3,840?"
+        elif known is not None and not known.answerable(assistant.retrieval.min_coverage):
             hits, why = [], known.reason()
         else:
             hits = self.retrieve(assistant, query or question)
@@ -374,6 +377,13 @@ class ChatService:
             report.seconds += spent
         state["report"] = report
         yield text
+
+
+def _without_tool_inputs(question: str, steps: Sequence[ToolStep]) -> str:
+    """The question less the expressions and URLs the tools took from it."""
+    for s in steps:
+        question = question.replace(s.input, " ")
+    return question
 
 
 def _unique(hits: Sequence[Hit]) -> list[Hit]:

@@ -86,3 +86,28 @@ def parse_calls(text: str) -> list[Call]:
     for i, c in enumerate(calls):
         c.id = c.id or f"call_{i}"
     return calls
+
+
+def model_tool_support(spec: str) -> tuple[bool, str]:
+    """Whether the model named by `spec` (bundled:NAME or a GGUF path) has a chat template that
+    renders tools, read from the file's metadata without loading its weights."""
+    import contextlib
+    import os
+
+    from runtime.errors import ArchivistError
+    from runtime.spec import resolve_model
+
+    if spec.startswith("hf:"):
+        return False, f"{spec} is not downloaded yet; its tool support is known once it is"
+    try:
+        path = resolve_model(spec)
+        from llama_cpp import Llama
+
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+            llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        template = llm.metadata.get("tokenizer.chat_template")
+        name = llm.metadata.get("general.name", path.stem)
+        llm.close()
+    except (ArchivistError, ValueError, OSError) as exc:
+        return False, f"{spec} could not be read ({exc})"
+    return template_tool_support(template, name)

@@ -158,3 +158,45 @@ def test_arena_battle_shows_both_answers_together_and_names_only_after_the_vote(
         browser.close()
     battles = svc.arena_store.battles("human")
     assert len(battles) == 1 and battles[0].vote == "a"
+
+
+@pytest.mark.slow
+def test_calculator_card_and_a_code_blocks_run_output_in_the_chat(harbor, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from playwright.sync_api import expect, sync_playwright
+
+    svc, _ = harbor
+    folder = svc.home / "assistants"
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": "tool-bot",
+        "knowledge": {"collections": ["harbor"]},
+        "answer_mode": "extractive",
+        "tools": ["calculator", "code"],
+    }
+    (folder / "tool-bot.yaml").write_text(yaml.safe_dump(spec))
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        picker = page.get_by_role("combobox", name="Assistant")
+        expect(picker).to_be_visible(timeout=240_000)  # first start loads the embedder
+        picker.click()
+        page.keyboard.type("tool-bot")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="tool-bot")).to_be_visible(timeout=60_000)
+        box = page.get_by_placeholder("Ask a question about the documents")
+        box.fill("What is 12.5% of 3,840?")
+        box.press("Enter")
+        expect(page.get_by_text("12.5% of 3,840 = 480").first).to_be_visible(timeout=120_000)
+        page.screenshot(path=str(OUTPUT / "tools-calculator.png"), full_page=True)
+        box.fill("What does this print?\n```python\nprint(sum(range(10)) * 2)\n```")
+        page.locator('[data-testid="stChatInputSubmitButton"]').click()
+        run = page.get_by_role("button", name="Run")
+        expect(run.first).to_be_visible(timeout=120_000)
+        run.first.click()
+        expect(page.get_by_text("ran in the sandbox", exact=False).first).to_be_visible(timeout=120_000)
+        expect(page.locator('[data-testid="stCode"]').get_by_text("90", exact=True).first).to_be_visible()
+        page.screenshot(path=str(OUTPUT / "tools-run.png"), full_page=True)
+        browser.close()

@@ -88,6 +88,26 @@ def pick(col: Any, label: str, choices: dict[str, str], current: str, key: str) 
     return str(col.selectbox(label, options, index=options.index(current), format_func=choices.__getitem__, key=key))
 
 
+@st.cache_data(show_spinner=False)
+def tool_support_of(spec: str) -> tuple[bool, str]:
+    """Read from the GGUF's metadata (its chat template), not by loading the model."""
+    from runtime.toolcalls import model_tool_support
+
+    return model_tool_support(spec)
+
+
+def tools_draft(now: dict[str, Any], on: list[str], calls: str, allow_text: str) -> dict[str, Any]:
+    """The form's tools: the settings each enabled tool had, the web reader's allowed addresses."""
+    out: dict[str, Any] = {t: dict(now.get(t) or {}) for t in on}
+    if "web" in out:
+        raw = allow_text.strip()
+        out["web"]["allow_private"] = (
+            True if raw.lower() in ("all", "true", "*") else [a.strip() for a in raw.split(",") if a.strip()] or False
+        )
+    out["calls"] = calls
+    return out
+
+
 def field_errors(prefix: str) -> None:
     for path, msgs in problems.items():
         if path == prefix or path.startswith(prefix + "."):
@@ -200,6 +220,48 @@ with st.form("builder"):
         d["retrieval"].get("unknown_terms", defaults.retrieval.unknown_terms),
         "f-unknown",
     )
+    tools_now: dict[str, Any] = d.get("tools") or {}
+    tool_labels = {
+        "calculator": "Calculator: computes arithmetic in the question",
+        "code": "Code runner: a Run button under code blocks (sandboxed)",
+        "web": "Web reader: reads a URL written in the question",
+    }
+    tools_on = st.multiselect(
+        "Tools",
+        list(tool_labels),
+        [t for t in tool_labels if tools_now.get(t) is not None],
+        format_func=tool_labels.__getitem__,
+        help="Tool results are shown as cards and given to the model as marked data, like passages.",
+        key="f-tools",
+    )
+    c9, c10 = st.columns(2)
+    calls = pick(
+        c9,
+        "Model-driven tool calls",
+        {
+            "auto": "when the model's template supports tools",
+            "forced": "forced: one call per answer, by grammar",
+            "off": "off",
+        },
+        tools_now.get("calls", "auto"),
+        "f-calls",
+    )
+    allowed = (tools_now.get("web") or {}).get("allow_private", False)
+    allow_text = c10.text_input(
+        "Web reader may also read (private addresses)",
+        "all" if allowed is True else ", ".join(allowed or []),
+        help="Empty: public addresses only. 'all', or addresses and networks such as 10.0.0.5, 192.168.0.0/16.",
+        key="f-allow-private",
+    )
+    native, why = tool_support_of(model_path)
+    st.caption(
+        "This model's chat template supports tools: with 'auto' it may call the tools and search the documents "
+        "itself, up to 3 rounds."
+        if native
+        else f"Model-driven calls are off for this model with 'auto': {why}. 'forced' still works (a grammar makes "
+        "the call), and the tools above work with any model."
+    )
+    field_errors("tools")
     starters = st.text_area("Conversation starters (one per line)", "\n".join(d.get("starters", [])), key="f-starters")
     field_errors("starters")
     refusal = st.text_input(
@@ -232,6 +294,7 @@ draft = {
         "min_coverage": float(d["retrieval"].get("min_coverage", 0.5)),
     },
     "starters": [s.strip() for s in starters.splitlines() if s.strip()],
+    "tools": tools_draft(tools_now, tools_on, calls, allow_text),
     "citation_style": style,
     "answer_mode": answer_mode,
     "grounding": grounding,

@@ -5,13 +5,17 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui.common import (
+    code_blocks,
     highlight,
     quotes_open,
+    run_buttons,
     services,
     show_answer,
     show_citations,
     show_quotes,
+    show_tools,
     stream_markdown,
+    without_code,
 )
 from assistants.system2 import judged_first
 from runtime.errors import ArchivistError
@@ -64,14 +68,18 @@ messages = svc.conversations.messages(picked) if picked is not None else []
 for m in messages:
     with st.chat_message(m.role):
         if m.role == "assistant":
+            show_tools(m.details.get("tools", []))
             show_answer(m.text, m.details)
+            run_buttons(m.text, f"a{m.id}", assistant, trusted=False, show_code=False)
             show_quotes(m.details.get("quotes", []), key=f"q{m.id}", expanded=quotes_open(m.details))
             show_citations(m.citations, key=f"m{m.id}")
             vote = st.feedback("thumbs", key=f"fb-{m.id}")  # on the answer it rates
             if vote is not None and (1 if vote == 1 else -1) != m.feedback:
                 svc.conversations.feedback(m.id, 1 if vote == 1 else -1)
         else:
-            st.markdown(highlight(m.text))
+            runnable = assistant.tools.code is not None and bool(code_blocks(m.text))
+            st.markdown(highlight(without_code(m.text) if runnable else m.text))
+            run_buttons(m.text, f"u{m.id}", assistant, trusted=True, show_code=True)
 
 question = st.chat_input("Ask a question about the documents")
 if not messages and assistant.starters:
@@ -95,6 +103,7 @@ if question:
         try:
             with st.spinner("Searching the documents (the first question also loads the model)..."):
                 stream = svc.conversation.ask(assistant, picked, question)
+            show_tools([t.to_json() for t in stream.tools])
             answer_area = st.container()
             show_quotes([q.to_json(context=True) for q in stream.quotes], key="live", expanded=True)
             with answer_area:

@@ -135,6 +135,8 @@ def show_citations(citations: list[dict[str, Any]], key: str) -> None:
         label = f"[{c['n']}] {c['document']}{page} · relevance {float(c.get('similarity', c['score'])):.2f}"
         with st.expander(label):
             st.markdown(highlight(str(c["text"])))
+            if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file
+                continue
             doc = next((d for d in svc.store.documents(c["collection"]) if d.name == c["document"]), None)
             original = next((svc.home / "files").glob(f"{doc.sha256}*"), None) if doc else None
             if original is not None:
@@ -145,3 +147,58 @@ def show_citations(citations: list[dict[str, Any]], key: str) -> None:
                     key=f"dl-{key}-{c['n']}",
                     help=f"the original file{page}",
                 )
+
+
+_TOOL_LABELS = {
+    "calculator": ("Calculator", ":material/calculate:"),
+    "web": ("Web page", ":material/language:"),
+    "code": ("Code", ":material/terminal:"),
+    "search_documents": ("Search", ":material/search:"),
+}
+
+
+def show_tools(steps: list[dict[str, Any]]) -> None:
+    """A card per tool step: what the calculator computed, the page read, the model's calls."""
+    for s in steps:
+        label, icon = _TOOL_LABELS.get(str(s.get("tool")), (str(s.get("tool")), ":material/build:"))
+        who = " (called by the model)" if s.get("by") == "model" else ""
+        text = f"**{label}**{who}: {_esc(str(s.get('card') or s.get('output', '')))}"
+        (st.info if s.get("ok", True) else st.warning)(text, icon=icon)
+
+
+_CODE_BLOCK = re.compile(r"```[ \t]*(python|py|python3)?[ \t]*\n(.*?)```", re.S | re.I)
+
+
+def without_code(text: str) -> str:
+    """The message with its runnable code blocks taken out (they are shown with a Run button)."""
+    return _CODE_BLOCK.sub("", text).strip()
+
+
+def code_blocks(text: str) -> list[str]:
+    """The Python (or unlabelled) fenced code blocks of a message."""
+    return [m.group(2) for m in _CODE_BLOCK.finditer(text) if m.group(2).strip()]
+
+
+def run_buttons(text: str, key: str, assistant: Any, *, trusted: bool, show_code: bool) -> None:
+    """A Run button per code block when the assistant has the code tool; its output below it.
+    `trusted`: the user wrote the code (a model's code runs only in the sandbox)."""
+    if assistant.tools.code is None:
+        return
+    from assistants.tools.sandbox import SandboxMissing, run_code
+    from assistants.tools.use import code_limits
+
+    for i, code in enumerate(code_blocks(text)):
+        k = f"run-{key}-{i}"
+        if show_code:
+            st.code(code, language="python")
+        if st.button("Run", key=k, icon=":material/play_arrow:", help="runs in the sandbox (no files, no network)"):
+            with st.spinner("Running (the sandbox starts in a few seconds)..."):
+                try:
+                    step = run_code(code, trusted=trusted, limits=code_limits(assistant))
+                    st.session_state[k + "-out"] = step.to_json()
+                except SandboxMissing as exc:
+                    st.session_state[k + "-out"] = {"ok": False, "output": "", "card": str(exc)}
+        out = st.session_state.get(k + "-out")
+        if out is not None:
+            st.code(out["output"] or "(no output)", language="text")
+            (st.caption if out["ok"] else st.warning)(f"Output: {out['card']}")
