@@ -25,7 +25,7 @@ from assistants.system2 import (
 )
 from assistants.tools import ToolStep
 from assistants.tools.calls import LoopResult, ToolLoop
-from assistants.tools.use import before_answer, executors
+from assistants.tools.use import before_answer, executors, from_passages
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.answerable import Answerability, answerability
@@ -158,6 +158,10 @@ class ChatService:
             if called is not None:
                 steps += called.steps
                 tool_hits += called.found
+        if hits and not any(s.tool == "calculator" for s in steps):
+            found_steps, found_hits = from_passages(assistant, question, hits)
+            steps += found_steps
+            tool_hits += found_hits
         hits = _unique([*tool_hits, *hits])
         retrieval_time = time.perf_counter() - t0
         if not hits:

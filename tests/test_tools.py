@@ -235,6 +235,9 @@ def test_calculator_card_and_result_in_the_prompt_on_the_bundled_model(harbor: A
     assert [t.card for t in answer.tools] == ["12.5% of 3,840 = 480"]
     assert "Calculator result: 12.5% of 3,840 = 480" in (answer.user_content or "")
     assert [c.document for c in answer.citations] == ["calculator"]  # nothing else to look up
+    prompt = answer.user_content or ""
+    result = prompt.find("Calculator result")
+    assert prompt.rfind("<<DOCS-", 0, result) >= 0 and prompt.find("<</DOCS-", result) > result  # marked as data
     assert answer.details_json()["tools"][0]["output"] == "480"
 
 
@@ -249,6 +252,46 @@ def test_web_page_is_cited_by_url_and_its_hidden_text_never_reaches_the_prompt(h
     assert "06:40" in answer.text
     refused = svc.chat.ask(_assistant(web={}), f"What does {site}/tides.html say?", answer_mode="extractive").result()
     assert not refused.tools[0].ok and "loopback" in refused.tools[0].output
+
+
+def test_calculator_computes_the_passage_a_question_points_at(harbor: Any, tmp_path: Path) -> None:
+    from ingest import ingest_paths
+    from tests.conftest import make_pdf
+
+    svc, _pdf = harbor
+    pdf = make_pdf(tmp_path / "budget.pdf", ["Fuel budget. The keeper orders 1,200 * 12 litres of lamp oil a year."])
+    ingest_paths([pdf], "harbor", svc.store, svc.embedder)
+    bot = _assistant(calculator={})
+    answer = svc.chat.ask(bot, "Compute how much lamp oil the keeper orders a year", answer_mode="extractive").result()
+    cards = [t.card for t in answer.tools]
+    assert "1,200 * 12 = 14,400 (from budget.pdf, page 1)" in cards
+    plain = svc.chat.ask(bot, "How much lamp oil does the keeper order?", answer_mode="extractive").result()
+    assert plain.tools == []  # computed only when the question asks for it
+
+
+def test_cli_ask_prints_the_tool_steps(harbor: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    svc, _pdf = harbor
+    spec = tmp_path / "calc.yaml"
+    spec.write_text("name: calc\nknowledge: {collections: [harbor]}\ntools: [calculator]\nanswer_mode: extractive\n")
+    assert main(["--home", str(svc.home), "ask", str(spec), "What is 12.5% of 3,840?"]) == 0
+    assert "calculator: 12.5% of 3,840 = 480" in capsys.readouterr().err
+    assert main(["--home", str(svc.home), "ask", str(spec), "What is 2 ** 5000?", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tools"][0]["ok"] is False and "limit" in out["tools"][0]["output"]
+
+
+def test_web_reader_caps_what_it_reads(site: str) -> None:
+    page = fetch(f"{site}/tides.html", WebLimits(allow_private=True, max_bytes=50))
+    assert "06:40" not in page.text and any("only the first" in w for w in page.warnings)
+
+
+def test_assistant_schema_describes_the_tools(tmp_path: Path) -> None:
+    out = tmp_path / "schema.json"
+    assert main(["assistants", "schema", "-o", str(out)]) == 0
+    schema = json.loads(out.read_text())
+    assert {"calculator", "code", "web", "calls"} <= set(schema["$defs"]["ToolSettings"]["properties"])
+    with pytest.raises(Exception, match="unknown tool 'shell'"):
+        Assistant.model_validate({"name": "x", "knowledge": {"collections": ["c"]}, "tools": ["shell"]})
 
 
 # ---------------------------------------------------------------- model-driven calls
@@ -358,6 +401,9 @@ def tools_api(
     (home / "assistants").mkdir(parents=True)
     (home / "assistants" / "caller.yaml").write_text("name: caller\nknowledge: {collections: [harbor]}\n")
     (home / "assistants" / "small.yaml").write_text("name: small\nknowledge: {collections: [harbor]}\n")
+    (home / "assistants" / "calc.yaml").write_text(
+        "name: calc\nknowledge: {collections: [harbor]}\ntools: [calculator]\nanswer_mode: extractive\n"
+    )
     svc = Services.create(home, embedder=real_embedder)
 
     def reply(messages: Sequence[dict], params: GenerationParams) -> str:
@@ -409,6 +455,20 @@ def test_api_returns_tool_calls_the_official_client_reads(tools_api: dict[str, A
     ]
     r2 = client.chat.completions.create(model="caller", messages=follow, tools=WEATHER)  # type: ignore[arg-type]
     assert r2.choices[0].finish_reason == "stop" and "sunny" in (r2.choices[0].message.content or "")
+
+
+def test_api_carries_archivists_tool_steps_streamed_and_not(tools_api: dict[str, Any]) -> None:
+    import httpx
+
+    body = {"model": "calc", "messages": [{"role": "user", "content": "What is 12.5% of 3,840?"}]}
+    r = httpx.post(tools_api["url"] + "/v1/chat/completions", json=body, timeout=60).json()
+    assert r["archivist"]["tools"][0]["card"] == "12.5% of 3,840 = 480"
+    with httpx.stream(
+        "POST", tools_api["url"] + "/v1/chat/completions", json={**body, "stream": True}, timeout=60
+    ) as s:
+        chunks = [json.loads(line[6:]) for line in s.iter_lines() if line.startswith("data: {")]
+    assert chunks[0]["archivist"]["tools"][0]["output"] == "480"  # known before the first token
+    assert chunks[-1]["archivist"]["tools"][0]["output"] == "480"
 
 
 def test_api_refuses_tools_for_a_model_without_tool_support(tools_api: dict[str, Any]) -> None:

@@ -89,6 +89,35 @@ def before_answer(assistant: Assistant, question: str, embedder: Embedder) -> tu
     return steps, hits
 
 
+_COMPUTE = re.compile(
+    r"\b(calculate|compute|evaluate|work out|how much is|what (?:does|do) .{1,80} (?:come to|add up to|equal)|"
+    r"result of)\b",
+    re.I,
+)
+
+
+def from_passages(assistant: Assistant, question: str, hits: Sequence[Hit]) -> tuple[list[ToolStep], list[Hit]]:
+    """When the question asks to compute something it does not write out ("compute the total in the
+    example on page 12"), the calculator computes the arithmetic of the passages it points at (the
+    top three found), each card naming where the expression came from."""
+    if assistant.tools.calculator is None or not _COMPUTE.search(question):
+        return [], []
+    steps: list[ToolStep] = []
+    out: list[Hit] = []
+    for h in hits[:3]:
+        if h.collection in (TOOL_COLLECTION, WEB_COLLECTION):
+            continue
+        where = h.document + (f", page {h.page}" if h.page else "")
+        for step in calculate(h.text, assistant.tools.calculator.max_expressions - len(steps)):
+            step.where, step.card = where, f"{step.card} (from {where})"
+            steps.append(step)
+            if step.ok:
+                out.append(_hit("calculator", TOOL_COLLECTION, f"Calculator result: {step.card}"))
+        if len(steps) >= assistant.tools.calculator.max_expressions:
+            break
+    return steps, out
+
+
 Executor = Callable[[dict[str, Any]], tuple[ToolStep, list[Hit]]]
 
 
