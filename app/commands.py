@@ -538,6 +538,8 @@ def chat(args: argparse.Namespace) -> int:
                 print(f"{'you' if m.role == 'user' else assistant.name}> {m.text}")
             continue
         stream = svc.conversation.ask(assistant, conv.id, line)
+        if stream.tools:
+            print_tools(stream.tools, indent="  ")
         sys.stdout.write(f"{assistant.name}> ")
         for piece in stream:
             sys.stdout.write(piece)
