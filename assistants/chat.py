@@ -153,7 +153,7 @@ class ChatService:
             floor = assistant.retrieval.min_score
             why = f"no passage reached the relevance floor {floor}" if floor is not None else "no document was found"
         mode = answer_mode or assistant.answer_mode
-        if mode != "extractive" and assistant.tools.calls != "off":
+        if mode != "extractive" and assistant.tools.calls != "off" and (hits or tool_hits):
             called = self.model_calls(assistant, question, history)
             if called is not None:
                 steps += called.steps

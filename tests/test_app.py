@@ -153,7 +153,9 @@ def test_builder_creates_an_assistant_and_shows_field_errors(home: Path) -> None
     assert "thinking: best_of_n" in text and "fallback: quotes" in text and "unknown_terms: answer" in text
 
     # tools: picked in the form, saved with their settings; the bundled model's calls say why they are off
-    assert any("Model-driven calls are off for this model" in c.value and "no tool support" in c.value for c in at.caption)
+    assert any(
+        "Model-driven calls are off for this model" in c.value and "no tool support" in c.value for c in at.caption
+    )
     at.multiselect(key="f-tools").set_value(["calculator", "web"])
     at.text_input(key="f-allow-private").set_value("10.1.2.3, 192.168.0.0/16")
     at.button(key="FormSubmitter:builder-Save assistant").click().run()
