@@ -306,10 +306,16 @@ def print_details(answer: Any, indent: str = "", quotes: bool = True) -> None:
 
 def documents(args: argparse.Namespace) -> int:
     svc = services(args)
+    svc.store.recover_if_idle()  # an ingest the app was running when it stopped shows as failed
     docs = svc.store.documents(args.collection)
+    running = svc.store.in_progress(args.collection)
     if args.json:
-        print(json.dumps([{**d.__dict__, "created_at": d.created_at.isoformat()} for d in docs], ensure_ascii=False))
+        rows = [{**d.__dict__, "created_at": d.created_at.isoformat()} for d in docs]
+        rows += [{"collection": c, "name": n, "status": "ingesting", "size": size} for c, n, size in running]
+        print(json.dumps(rows, ensure_ascii=False))
         return 0
+    for c, n, _size in running:
+        print(f"{c}\t{n}\tingesting")
     for d in docs:
         pages = d.pages if d.pages is not None else "-"
         print(f"{d.collection}\t{d.name}\t{d.status}\tpages={pages}\tchunks={d.chunks}\t{d.created_at:%Y-%m-%d %H:%M}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from app.ingest_jobs import IngestJobs
 from assistants.arena import Arena, ArenaStore
 from assistants.chat import ChatService, ConversationService
 from assistants.conversations import ConversationStore
@@ -79,6 +80,11 @@ class Services:
     @cached_property
     def conversation(self) -> ConversationService:
         return ConversationService(self.chat, self.conversations)
+
+    @cached_property
+    def ingest_jobs(self) -> IngestJobs:
+        """Background ingest of uploads (the app): jobs outlive the page that started them."""
+        return IngestJobs(self.store, lambda: self.embedder)
 
 
 REPO_DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,8 +142,83 @@ class Store:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def journal(self, collection: str, files: Sequence[tuple[str, bytes]]) -> Path:
+        """Note files about to be ingested into `collection` (name, content), inside `writer()`. A file
+        still noted when its writer stops (the process was killed or the app stopped) is recorded as
+        failed, with that reason, by the next writer: an ingest never vanishes. Returns the note."""
+        folder = self.home / "journal"
+        folder.mkdir(parents=True, exist_ok=True)
+        entries = [{"name": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files]
+        path = folder / f"{uuid.uuid4().hex}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"collection": collection, "files": entries}))
+        tmp.replace(path)
+        return path
+
+    def journal_done(self, path: Path, name: str) -> None:
+        """`name` of the note at `path` was ingested or recorded as failed: forget it."""
+        try:
+            note = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        note["files"] = [f for f in note["files"] if f["name"] != name]
+        if not note["files"]:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(note))
+        tmp.replace(path)
+
+    def in_progress(self, collection: str | None = None) -> list[tuple[str, str, int]]:
+        """(collection, name, size) of the files a running writer has noted and not finished."""
+        out: list[tuple[str, str, int]] = []
+        for path in sorted((self.home / "journal").glob("*.json")):
+            try:
+                note = json.loads(path.read_text())
+                if collection is None or note["collection"] == collection:
+                    out.extend((note["collection"], f["name"], int(f["size"])) for f in note["files"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
+
+    def recover_if_idle(self) -> bool:
+        """Record what a stopped writer left (interrupted ingests) when no writer holds the workspace
+        now; listings call it so an interrupted ingest shows as failed, not as running. True if done."""
+        if not (self.home / "journal").is_dir() and not self.home.exists():
+            return False
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "ingest.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a writer is at work: its noted files are in progress
+            try:
+                self._recover()
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
+
+    def _recover_journal(self) -> None:
+        for path in sorted((self.home / "journal").glob("*.json")):
+            try:
+                note = json.loads(path.read_text())
+                for f in note["files"]:
+                    self.mark_failed(
+                        note["collection"],
+                        name=f["name"],
+                        sha256=f["sha256"],
+                        fmt="unknown",
+                        size=int(f["size"]),
+                        error=f"{f['name']}: interrupted while it was being ingested (the process stopped); add it again",
+                    )
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # an unreadable note cannot name its files
+            path.unlink(missing_ok=True)
+
     def _recover(self) -> None:
-        """Documents left 'indexing' by a killed writer become 'failed' (retryable), their chunks dropped."""
+        """Documents left 'indexing' by a killed writer become 'failed' (retryable), their chunks dropped;
+        files a stopped writer had noted in its journal are recorded as failed."""
+        self._recover_journal()
         with self.sessions.begin() as s:
             stale = s.scalars(select(Document.id).where(Document.status == "indexing")).all()
             if stale:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -178,7 +179,14 @@ def test_knowledge_upload_lists_searches_and_deletes(home: Path) -> None:
     at.file_uploader(key="kn-files").upload("owls.txt", b"Owls hunt at night and sleep by day.", "text/plain").run()
     at.button(key="kn-ingest").click().run()
     assert not at.exception, at.exception
+    for _ in range(600):  # the ingest runs in the background; the page shows it when done
+        if at.dataframe and "owls.txt" in at.dataframe[0].value["document"].tolist():
+            break
+        time.sleep(0.1)
+        at.run()
+    assert not at.exception, at.exception
     assert "owls.txt" in at.dataframe[0].value["document"].tolist()
+    assert at.dataframe[0].value["status"].tolist() == ["ready"]
     at.text_input(key="kn-query").set_value("when do owls hunt").run()
     assert any(e.label.startswith("[1] owls.txt") for e in at.expander)
     at.selectbox(key="kn-victim").set_value("owls.txt")

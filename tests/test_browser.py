@@ -200,3 +200,56 @@ def test_calculator_card_and_a_code_blocks_run_output_in_the_chat(harbor, app_ur
         expect(page.locator('[data-testid="stCode"]').get_by_text("90", exact=True).first).to_be_visible()
         page.screenshot(path=str(OUTPUT / "tools-run.png"), full_page=True)
         browser.close()
+
+
+@pytest.mark.slow
+def test_an_ingest_goes_on_when_you_leave_the_page_and_reload(app_url: str, home: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.conftest import make_pdf
+
+    pages = [f"Page {i}. " + "The keeper logs the weather, the tide and every passing ship. " * 25 for i in range(60)]
+    pdf = make_pdf(tmp_path / "logbook.pdf", pages)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url + "/knowledge")
+        picker = page.get_by_role("combobox", name="Collection")
+        expect(picker).to_be_visible(timeout=240_000)  # first start
+        picker.click()
+        page.get_by_role("option", name="(new collection)").click()
+        page.get_by_label("New collection name").fill("logs")
+        page.get_by_label("New collection name").press("Enter")
+        page.locator('input[type="file"]').set_input_files(str(pdf))
+        page.get_by_role("button", name="Ingest 1 file(s) into logs").click()
+        expect(page.get_by_text("Ingesting in the background", exact=False)).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(OUTPUT / "knowledge-ingesting.png"), full_page=True)
+        page.get_by_role("link", name="Chat").click()  # leave the page while it works
+        expect(page.get_by_placeholder("Ask a question about the documents")).to_be_visible(timeout=60_000)
+        page.reload()
+        page.goto(app_url + "/knowledge")
+        picker = page.get_by_role("combobox", name="Collection")
+        expect(picker).to_be_visible(timeout=60_000)
+        picker.click()
+        page.get_by_role("option", name="logs", exact=True).click()
+        # the job went on meanwhile: its progress or its result is shown, and the document is stored
+        expect(page.get_by_text("logbook.pdf: added", exact=False).first).to_be_visible(timeout=240_000)
+        page.reload()
+        picker = page.get_by_role("combobox", name="Collection")
+        expect(picker).to_be_visible(timeout=60_000)
+        picker.click()
+        page.get_by_role("option", name="logs", exact=True).click()
+        expect(page.get_by_text("Documents in logs")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("logbook.pdf: added", exact=False).first).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(2000)  # the table is drawn on a canvas: let the rerun finish before the picture
+        page.screenshot(path=str(OUTPUT / "knowledge-after-reload.png"), full_page=True)
+        browser.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--home", str(home), "documents", "logs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "logbook.pdf\tready" in out.stdout, out.stdout + out.stderr

@@ -227,3 +227,21 @@ def test_files_of_the_same_name_in_different_folders_stay_separate_documents(
     failed = [x for x in r.results if x.status == "failed"]
     assert len(failed) == 1 and "same document name 'docs/readme.md'" in (failed[0].error or "")
     assert "Moles" in search(store, fake_embedder, ["c"], "moles tunnels", 1)[0].text
+
+
+def test_an_interrupted_ingest_is_recorded_as_failed_never_lost(home: Path, fake_embedder: FakeEmbedder) -> None:
+    """Files a writer noted in its journal and never finished (the process stopped) are listed as
+    failed with the reason by the next writer or listing; a running writer's files are in progress."""
+    store = _store(home, fake_embedder)
+    other = _store(home, fake_embedder)  # what another process sees
+    with store.writer():
+        note = store.journal("c", [("a.txt", b"alpha"), ("b.txt", b"bravo!")])
+        assert other.recover_if_idle() is False  # a writer is at work: nothing is recovered from under it
+        assert other.in_progress("c") == [("c", "a.txt", 5), ("c", "b.txt", 6)]
+        store.journal_done(note, "a.txt")
+    # the writer stopped with b.txt still noted (its process died mid-file)
+    assert other.recover_if_idle() is True
+    docs = {d.name: d for d in other.documents("c")}
+    assert list(docs) == ["b.txt"] and docs["b.txt"].status == "failed"
+    assert "interrupted while it was being ingested" in (docs["b.txt"].error or "")
+    assert other.in_progress() == []

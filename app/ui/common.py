@@ -15,8 +15,6 @@ from assistants.system2 import shown_label
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-UPLOAD_LIMIT_MB = 200
-
 
 @st.cache_resource(show_spinner="Loading the embedder and indexing Archivist's docs (first start only)...")
 def services() -> Services:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
-from app.ui.common import UPLOAD_LIMIT_MB, highlight, services
-from ingest import IngestError, IngestLimits, ingest_bytes
+from app.ui.common import highlight, services
+from ingest import IngestError
 from ingest.store import check_collection_name
 from retriever import search
 
 svc = services()
 st.title("Knowledge")
-collections = sorted(svc.store.collection_names())
+# a collection being filled by a background ingest is listed before its first document is stored
+collections = sorted(set(svc.store.collection_names()) | {j.collection for j in svc.ingest_jobs.jobs()})
 c1, c2 = st.columns([2, 1])
 picked = c1.selectbox("Collection", [*collections, "(new collection)"], key="kn-collection")
 name = c2.text_input("New collection name", key="kn-new") if picked == "(new collection)" else picked
@@ -25,29 +28,42 @@ except IngestError as exc:
     st.error(str(exc))
     st.stop()
 
-limits = IngestLimits(max_file_bytes=UPLOAD_LIMIT_MB * 2**20)
 files = st.file_uploader(
     "Add documents (PDF, DOCX, HTML, Markdown, CSV, JSON, text)", accept_multiple_files=True, key="kn-files"
 )
 if files and st.button(f"Ingest {len(files)} file(s) into {name}", type="primary", key="kn-ingest"):
-    for f in files:
-        bar = st.progress(0.0, text=f"{f.name}: reading")
-        data = f.getvalue()  # the size limit is checked by ingest_bytes, like every other way in
+    # the size limit is checked by ingest_bytes, like every other way in
+    svc.ingest_jobs.submit(name, [(f.name, f.getvalue()) for f in files])
+    st.session_state["kn-running"] = True
 
-        def notify(stage: str, chunks: int = 0, pages: int = 0, *, bar=bar, f=f) -> None:  # type: ignore[no-untyped-def]
-            done = f", {chunks:,} chunks" + (f" from {pages:,} pages" if pages else "") if chunks else ""
-            bar.progress({"reading": 0.1, "embedding": 0.5}.get(stage, 1.0), text=f"{f.name}: {stage}{done}")
 
-        try:
-            with svc.store.writer():
-                r = ingest_bytes(data, f.name, name, svc.store, svc.embedder, limits=limits, notify=notify)
-            bar.progress(1.0, text=f"{f.name}: {r.status}, {r.chunks} chunks")
-            for w in r.warnings:
-                st.warning(f"{f.name}: {w}")
-        except IngestError as exc:
-            bar.empty()
-            st.error(str(exc))
+@st.fragment(run_every=1.0)
+def ingest_progress() -> None:
+    """The collection's ingests, running in the background: they go on while you are on other pages
+    or reload, and show here again when you come back."""
+    jobs = svc.ingest_jobs.jobs(name)[:3]
+    for job in jobs:
+        if job.running:
+            st.caption("Ingesting in the background: you can leave this page; the work goes on.")
+            for f in job.files:
+                st.progress(f.fraction, text=f.text())
+        else:
+            when = time.strftime("%H:%M:%S", time.localtime(job.finished or 0))
+            with st.expander(f"Ingest of {len(job.files)} file(s), finished at {when}", expanded=job is jobs[0]):
+                for f in job.files:
+                    (st.error if f.stage == "failed" else st.markdown)(f.text())
+                    for w in f.warnings:
+                        st.warning(f"{f.name}: {w}")
+    running = svc.ingest_jobs.running(name)
+    if st.session_state.get("kn-running") and not running:
+        st.session_state["kn-running"] = False
+        st.rerun()  # the whole page: the documents table has the new files
+    st.session_state["kn-running"] = running
 
+
+ingest_progress()
+
+svc.store.recover_if_idle()  # an ingest interrupted when the app stopped shows as failed, with why
 docs = svc.store.documents(name)
 if docs:
     st.subheader(f"Documents in {name}")

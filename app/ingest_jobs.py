@@ -1,0 +1,141 @@
+"""Ingest in the background of the app process: a job outlives the page that started it.
+
+The Knowledge page submits the uploaded files and returns at once; a thread ingests them one by
+one under the workspace's writer lock. Leaving the page, opening another tab or reloading does
+not touch the job, and the page shows its progress again when you come back. Each file is noted
+in the store's journal before its work starts, so if the app itself stops mid-ingest the next
+writer records the file as failed with the reason ("interrupted"): it never vanishes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ingest import IngestLimits, ingest_bytes
+from ingest.embed import Embedder
+from ingest.store import Store, check_collection_name
+from runtime.errors import ArchivistError
+
+STAGE_SHARE = {"waiting": 0.0, "reading": 0.1, "embedding": 0.5}
+KEEP_FINISHED = 20  # finished jobs listed per process
+
+
+@dataclass
+class FileProgress:
+    name: str
+    size: int
+    stage: str = "waiting"  # waiting | reading | embedding | added | replaced | unchanged | failed
+    chunks: int = 0
+    pages: int = 0
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.stage in ("added", "replaced", "unchanged", "failed")
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.done else STAGE_SHARE.get(self.stage, 0.5)
+
+    def text(self) -> str:
+        if self.stage == "failed":
+            return f"{self.name}: failed: {self.error}"
+        counts = f", {self.chunks:,} chunks" if self.chunks else ""
+        pages = f" from {self.pages:,} pages" if self.pages and self.chunks else ""
+        waiting = " (in the queue)" if self.stage == "waiting" else ""
+        return f"{self.name}: {self.stage}{counts}{pages}{waiting}"
+
+
+@dataclass
+class IngestJob:
+    id: str
+    collection: str
+    files: list[FileProgress]
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    error: str = ""  # the job as a whole failed (e.g. the store could not be opened)
+
+    @property
+    def running(self) -> bool:
+        return self.finished is None
+
+
+class IngestJobs:
+    """Background ingest jobs of one app process, newest first."""
+
+    def __init__(self, store: Store, embedder: Callable[[], Embedder], limits: IngestLimits | None = None) -> None:
+        self.store, self._embedder, self.limits = store, embedder, limits or IngestLimits()
+        self._jobs: list[IngestJob] = []
+        self._lock = threading.Lock()
+
+    def submit(self, collection: str, files: Sequence[tuple[str, bytes]]) -> IngestJob:
+        """Start ingesting `files` ((name, content) pairs) into `collection`; returns at once. A bad
+        collection name is refused here, before anything is queued."""
+        check_collection_name(collection)
+        job = IngestJob(uuid.uuid4().hex[:12], collection, [FileProgress(n, len(d)) for n, d in files])
+        with self._lock:
+            self._jobs.insert(0, job)
+            finished = [j for j in self._jobs if not j.running]
+            for old in finished[KEEP_FINISHED:]:
+                self._jobs.remove(old)
+        payload = list(files)
+        threading.Thread(target=self._run, args=(job, payload), daemon=True, name=f"ingest-{job.id}").start()
+        return job
+
+    def jobs(self, collection: str | None = None) -> list[IngestJob]:
+        with self._lock:
+            return [j for j in self._jobs if collection is None or j.collection == collection]
+
+    def running(self, collection: str | None = None) -> bool:
+        return any(j.running for j in self.jobs(collection))
+
+    def wait(self, timeout: float = 600.0) -> bool:
+        """Until every job has finished (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _run(self, job: IngestJob, files: list[tuple[str, bytes]]) -> None:
+        try:
+            embedder = self._embedder()
+            with self.store.writer():
+                journal = self.store.journal(job.collection, [(n, d) for n, d in files])
+                for progress, (name, data) in zip(job.files, files, strict=True):
+                    self._one(job, progress, name, data, embedder)
+                    self.store.journal_done(journal, name)
+        except Exception as exc:  # the job's own failure is shown on its files, never lost in a thread
+            job.error = f"{type(exc).__name__}: {exc}"
+            for f in job.files:
+                if not f.done:
+                    f.stage, f.error = "failed", job.error
+        finally:
+            job.finished = time.time()
+
+    def _one(self, job: IngestJob, progress: FileProgress, name: str, data: bytes, embedder: Embedder) -> None:
+        def notify(stage: str, chunks: int = 0, pages: int = 0) -> None:
+            if stage in ("reading", "embedding"):
+                progress.stage, progress.chunks, progress.pages = stage, chunks, pages
+
+        progress.stage = "reading"
+        try:
+            r = ingest_bytes(data, name, job.collection, self.store, embedder, limits=self.limits, notify=notify)
+        except ArchivistError as exc:
+            progress.stage, progress.error = "failed", str(exc)
+            return
+        except Exception as exc:  # a parser bug fails this file, not the job
+            progress.stage, progress.error = "failed", f"{name}: {type(exc).__name__}: {exc}"
+            return
+        progress.stage, progress.chunks, progress.pages, progress.warnings = (
+            r.status,
+            r.chunks,
+            r.pages or 0,
+            r.warnings,
+        )

@@ -1,0 +1,58 @@
+"""Background ingest (the app's uploads): jobs outlive the page, and a killed app loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from app.cli import main
+from app.services import Services
+from tests.conftest import make_pdf
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_a_job_ingests_in_the_background_and_reports_each_file(home: Path, real_embedder: Any) -> None:
+    svc = Services.create(home, embedder=real_embedder)
+    job = svc.ingest_jobs.submit("notes", [("owls.txt", b"Owls hunt at night."), ("empty.txt", b"")])
+    assert job.running and [f.stage for f in job.files] in (["waiting", "waiting"], ["reading", "waiting"])
+    assert svc.ingest_jobs.wait(120)
+    assert [f.stage for f in job.files] == ["added", "failed"]
+    assert "empty.txt" in job.files[1].error and job.files[0].chunks == 1
+    assert [d.name for d in svc.store.documents("notes") if d.status == "ready"] == ["owls.txt"]
+    assert svc.store.in_progress() == []
+
+
+def test_an_app_killed_mid_ingest_leaves_the_file_listed_as_failed(home: Path, tmp_path: Path, capsys: Any) -> None:
+    pages = [f"Page {i}. " + "The keeper logs the weather, the tide and every passing ship. " * 25 for i in range(120)]
+    pdf = make_pdf(tmp_path / "logbook.pdf", pages)
+    script = (
+        "import sys, time\n"
+        "from app.services import Services\n"
+        "svc = Services.create(sys.argv[1])\n"
+        "svc.ingest_jobs.submit('logs', [('logbook.pdf', open(sys.argv[2], 'rb').read())])\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(home), str(pdf)], cwd=ROOT, env=dict(os.environ))
+    try:
+        deadline = time.time() + 240
+        while not list((home / "journal").glob("*.json")) and time.time() < deadline:
+            time.sleep(0.2)
+        assert list((home / "journal").glob("*.json")), "the job never started"
+        time.sleep(1.0)
+        assert main(["--home", str(home), "documents", "logs", "--json"]) == 0
+        running = json.loads(capsys.readouterr().out)
+        assert [(r["name"], r["status"]) for r in running] == [("logbook.pdf", "ingesting")]
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the app process dies mid-ingest
+        proc.wait(30)
+    assert main(["--home", str(home), "documents", "logs", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["status"]) for r in rows] == [("logbook.pdf", "failed")]
+    assert "interrupted" in rows[0]["error"]
