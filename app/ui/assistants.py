@@ -108,6 +108,15 @@ def tools_draft(now: dict[str, Any], on: list[str], calls: str, allow_text: str)
     return out
 
 
+def problem_map(exc: AssistantError) -> dict[str, list[str]]:
+    """'path: message' problems by field path, for the messages next to each field."""
+    found: dict[str, list[str]] = {}
+    for p in exc.problems:
+        field_path, _, msg = p.partition(": ")
+        found.setdefault(field_path, []).append(msg)
+    return found
+
+
 def field_errors(prefix: str) -> None:
     for path, msgs in problems.items():
         if path == prefix or path.startswith(prefix + "."):
@@ -269,7 +278,14 @@ with st.form("builder"):
         d.get("refusal", "The documents I have don't answer that."),
         key="f-refusal",
     )
-    saved = st.form_submit_button("Save assistant", type="primary")
+    preview_q = st.text_input(
+        "Preview question",
+        key="preview-q",
+        help="Preview answers as the assistant stands in this form, saved or not.",
+    )
+    b1, b2 = st.columns(2)
+    saved = b1.form_submit_button("Save assistant", type="primary")
+    previewed = b2.form_submit_button("Preview answer")
 
 draft = {
     "name": name.strip(),
@@ -314,11 +330,7 @@ if saved:
         st.success(f"Saved {a.name}")
         st.rerun()
     except AssistantError as exc:
-        found: dict[str, list[str]] = {}
-        for p in exc.problems:
-            field_path, _, msg = p.partition(": ")
-            found.setdefault(field_path, []).append(msg)
-        st.session_state["builder-problems"] = found
+        st.session_state["builder-problems"] = problem_map(exc)
         st.rerun()
 
 if base is not None:
@@ -348,16 +360,27 @@ if base is not None:
         except AssistantError as exc:
             st.error("\n".join(exc.problems))
 
-# ---- live preview ----------------------------------------------------------------------
-st.subheader("Preview")
-st.caption("Ask the assistant as it stands in the form, saved or not.")
-preview_q = st.text_input("Question", key="preview-q")
-if st.button("Ask", key="preview-go") and preview_q.strip():
+# ---- preview: the form as it stands on screen (the buttons above submit it) ----------------
+if previewed:  # the field messages are those of the form now; fixed fields lose theirs
     try:
-        stream = svc.chat.ask(parse_assistant(draft, "form"), preview_q)
-        stream_markdown(stream)
-        show_citations([c.to_json() for c in stream.result().citations], key="preview")
+        parse_assistant(draft, "form")
+        st.session_state["builder-problems"] = {}
     except AssistantError as exc:
-        st.error("\n".join(exc.problems))
-    except ArchivistError as exc:
-        st.error(str(exc))
+        st.session_state["builder-problems"] = problem_map(exc)
+    st.session_state["preview-request"] = (draft, preview_q)
+    st.rerun()
+request = st.session_state.pop("preview-request", None)
+if request is not None:
+    shown, question = request
+    st.subheader("Preview")
+    if not question.strip():
+        st.info("Type a preview question in the form, then press Preview answer.")
+    else:
+        try:
+            stream = svc.chat.ask(parse_assistant(shown, "form"), question)
+            stream_markdown(stream)
+            show_citations([c.to_json() for c in stream.result().citations], key="preview")
+        except AssistantError as exc:
+            st.error("\n".join(exc.problems))
+        except ArchivistError as exc:
+            st.error(str(exc))
