@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, delete, inspect, select, text
+from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, delete, func, inspect, or_, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from runtime.errors import ArchivistError
@@ -107,6 +107,24 @@ class ConversationStore:
             q = select(ConversationRow).order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
             if assistant:
                 q = q.where(ConversationRow.assistant == assistant)
+            return [_conv(r) for r in s.scalars(q)]
+
+    def search(self, assistant: str, text: str) -> list[Conversation]:
+        """The assistant's conversations whose title or any message contains `text` (any case), newest first."""
+        plain = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        needle = f"%{plain}%"
+        with Session(self.engine) as s:
+            hits = (
+                select(MessageRow.conversation_id)
+                .where(func.lower(MessageRow.text).like(needle, escape="\\"))
+                .scalar_subquery()
+            )
+            q = (
+                select(ConversationRow)
+                .where(ConversationRow.assistant == assistant)
+                .where(or_(func.lower(ConversationRow.title).like(needle, escape="\\"), ConversationRow.id.in_(hits)))
+                .order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
+            )
             return [_conv(r) for r in s.scalars(q)]
 
     def rename(self, conversation_id: int, title: str) -> None:

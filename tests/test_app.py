@@ -243,3 +243,38 @@ def test_builder_names_a_taken_name_at_its_field_and_previews_what_is_on_screen(
     assert not at.error, [e.value for e in at.error]
     assert any(e.label.startswith("[1] ") for e in at.expander)  # answered from the documents
     assert not (home / "assistants" / "draft-bot.yaml").exists()
+
+
+def test_chat_search_url_export_name_and_no_empty_conversation_after_a_failure(home: Path) -> None:
+    from app.services import Services
+    from app.ui.common import slug
+
+    svc = Services.create(home)
+    lens = svc.conversations.create("archivist-guide", "lens question")
+    svc.conversations.add_turn(lens.id, {"text": "When is the lens cleaned?"}, {"text": "Every Tuesday [1]."})
+    birds = svc.conversations.create("archivist-guide", "birds")
+    svc.conversations.add_turn(birds.id, {"text": "Where do puffins nest?"}, {"text": "On the cliffs [1]."})
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.query_params["assistant"] = "archivist-guide"
+    at.query_params["conversation"] = str(lens.id)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.radio[0].value == lens.id  # opened from the URL, as after a reload
+    at.sidebar.radio[0].set_value(birds.id).run()
+    assert at.query_params["conversation"] == str(birds.id)  # the URL follows the pick
+    at.text_input(key="conv-search").set_value("TUESDAY").run()
+    assert at.sidebar.radio[0].options == ["(new)", "lens question"]  # found in a message, any case
+    at.text_input(key="conv-search").set_value("100%_sure").run()
+    assert at.sidebar.radio[0].options == ["(new)"]
+    assert slug("How do I add my PDFs?") == "how-do-i-add-my-pdfs"
+    # a question that fails (its model file is missing) leaves no empty conversation behind
+    (home / "assistants").mkdir(parents=True, exist_ok=True)
+    (home / "assistants" / "broken.yaml").write_text(
+        "name: broken\nknowledge: {collections: [archivist-docs]}\nmodel: {path: /nowhere/model.gguf}\n"
+        "retrieval: {unknown_terms: answer}\n"
+    )
+    at.text_input(key="conv-search").set_value("").run()
+    at.sidebar.selectbox(key="chat-assistant").set_value("broken").run()
+    at.chat_input[0].set_value("How do I add documents?").run()
+    assert any("model.gguf" in e.value for e in at.error), [e.value for e in at.error]
+    assert svc.conversations.all("broken") == []

@@ -14,6 +14,7 @@ from app.ui.common import (
     show_citations,
     show_quotes,
     show_tools,
+    slug,
     stream_markdown,
     without_code,
 )
@@ -29,19 +30,35 @@ if not entries:
     st.stop()
 names = [e.assistant.name for e in entries]
 default = names.index("archivist-guide") if "archivist-guide" in names else 0
+# the assistant and the conversation are in the URL, so a reload or a shared link opens them again
+linked = st.query_params.get("assistant")
+if linked in names and "chat-assistant" not in st.session_state:
+    st.session_state["chat-assistant"] = linked
 name = st.sidebar.selectbox("Assistant", names, index=default, key="chat-assistant")
+st.query_params["assistant"] = name
 assistant = next(e.assistant for e in entries if e.assistant.name == name)
 
-# conversations of this assistant, newest first
-convs = svc.conversations.all(name)
+# conversations of this assistant, newest first, or those a search finds
+found = st.sidebar.text_input("Search conversations", key="conv-search", placeholder="words in a title or message")
+convs = svc.conversations.search(name, found) if found.strip() else svc.conversations.all(name)
 conv_key = f"conversation:{name}"
-if st.sidebar.button("New conversation", width="stretch") or conv_key not in st.session_state:
+if conv_key not in st.session_state:
+    linked_conv = st.query_params.get("conversation", "")
+    known = {c.id for c in svc.conversations.all(name)}
+    st.session_state[conv_key] = int(linked_conv) if linked_conv.isdigit() and int(linked_conv) in known else None
+if st.sidebar.button("New conversation", width="stretch"):
     st.session_state[conv_key] = None
 ids = [None, *[c.id for c in convs]]
 titles: dict[int | None, str] = {None: "(new)", **{c.id: c.title for c in convs}}
 current = st.session_state[conv_key] if st.session_state[conv_key] in ids else None
 picked = st.sidebar.radio("Conversations", ids, index=ids.index(current), format_func=lambda i: titles[i])
 st.session_state[conv_key] = picked
+if picked is not None:
+    st.query_params["conversation"] = str(picked)
+elif "conversation" in st.query_params:
+    del st.query_params["conversation"]
+if found.strip() and not convs:
+    st.sidebar.caption(f"No conversation of {name} mentions {found.strip()!r}.")
 if picked is not None:
     with st.sidebar.expander("Manage this conversation"):
         title = st.text_input("Title", titles[picked], key=f"title-{picked}")
@@ -51,7 +68,7 @@ if picked is not None:
         st.download_button(
             "Export Markdown",
             svc.conversations.export_markdown(picked),
-            file_name=f"conversation-{picked}.md",
+            file_name=f"{slug(titles[picked]) or 'conversation'}-{picked}.md",
             key=f"export-{picked}",
         )
         sure = st.checkbox("Yes, delete this conversation", key=f"sure-{picked}")
@@ -94,6 +111,7 @@ if messages and messages[-1].role == "assistant" and st.button("Regenerate last 
     messages = messages[:-2]
 
 if question:
+    created = picked is None
     if picked is None:
         picked = svc.conversations.create(name).id
         st.session_state[conv_key] = picked
@@ -115,6 +133,9 @@ if question:
                     stream_markdown(stream)
             answer = stream.result()
         except ArchivistError as exc:
+            if created and not svc.conversations.messages(picked):
+                svc.conversations.delete(picked)  # a failed first question leaves no empty conversation
+                st.session_state[conv_key] = None
             st.error(str(exc))
             st.stop()
         show_citations([c.to_json() for c in answer.citations], key="live")

@@ -200,3 +200,8 @@ def run_buttons(text: str, key: str, assistant: Any, *, trusted: bool, show_code
         if out is not None:
             st.code(out["output"] or "(no output)", language="text")
             (st.caption if out["ok"] else st.warning)(f"Output: {out['card']}")
+
+
+def slug(title: str) -> str:
+    """A file name from a title: 'How do I add PDFs?' -> 'how-do-i-add-pdfs'."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60]
