@@ -176,6 +176,8 @@ def check(
 
 
 def _is_claim(sentence: str) -> bool:
+    if sentence.rstrip().endswith("?"):
+        return False  # a question (often the user's, echoed) states nothing to check
     words = [w for w in re.findall(r"\w+", sentence.lower()) if w not in STOPWORDS]
     return len(words) >= 3 or bool(facts(sentence))
 

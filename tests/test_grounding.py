@@ -323,3 +323,22 @@ def test_cli_eval_answers_prints_the_evidence_rate(harbor, tmp_path: Path, capsy
     assert rc == 0
     assert "evidence inside the supporting quotes: 0.667 (2/3)" in out
     assert "none             evidence NOT in quotes" in out
+
+
+def test_an_echoed_question_is_not_a_claim(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    report = check("How long can a console line be in R 4.2.2? It can be about 8192 bytes long.", ps, real_embedder)
+    question, claim = report.sentences
+    assert not question.claim and question.supported  # nothing to check, nothing marked
+    assert claim.claim and not claim.supported
+    assert report.claims == [claim]
+
+
+def test_marks_never_land_inside_a_code_block() -> None:
+    from app.ui.common import mark_unsupported
+
+    text = "Run this:\n```sh\narchivist add -o docs/x.docx\n```\nIt works. It is fast."
+    shown = mark_unsupported(text, ["archivist add -o docs/x.docx", "It is fast."])
+    block = shown[shown.index("```sh") : shown.index("```", shown.index("```sh") + 3) + 3]
+    assert "\u26a0" not in block  # the code stays exactly as written
+    assert "```\n\n\u26a0\ufe0f the code above is not in the documents\n" in shown
+    assert shown.endswith("It is fast. \u26a0\ufe0f") and "It works. It" in shown

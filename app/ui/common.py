@@ -65,10 +65,7 @@ def highlight(text: str, start: int | None = None, end: int | None = None) -> st
 def show_answer(text: str, details: dict[str, Any]) -> None:
     """The answer, each sentence the documents do not support marked, and a note listing them."""
     unsupported = [s for s in details.get("sentences", []) if not s.get("supported", True)]
-    shown = text
-    for s in unsupported:
-        shown = shown.replace(s["text"], s["text"] + " \u26a0\ufe0f", 1)
-    st.markdown(safe_markdown(shown))
+    st.markdown(safe_markdown(mark_unsupported(text, [s["text"] for s in unsupported])))
     if details.get("shown"):
         label = shown_label(details["shown"], int(details.get("candidates") or 0), details.get("refusal_reason", ""))
         st.caption(f"Answer: {label}")
@@ -101,6 +98,36 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
             f"\u26a0\ufe0f Not supported by the documents ({len(unsupported)} of {max(claims, len(unsupported))} "
             "sentences): check them against the quotes below.\n\n" + "\n".join(lines)
         )
+
+
+_FENCE = re.compile(r"```.*?(?:```|$)", re.S)
+MARK = " \u26a0\ufe0f"
+
+
+def mark_unsupported(text: str, sentences: list[str]) -> str:
+    """`text` with a warning mark after each unsupported sentence; a sentence inside a fenced code
+    block gets its mark after the block (a mark inside would read as code)."""
+    blocks = [(m.start(), m.end()) for m in _FENCE.finditer(text)]
+    marks: dict[int, str] = {}  # insert position -> mark
+    at = 0
+    for sentence in sentences:
+        i = text.find(sentence, at)
+        if i < 0:
+            i = text.find(sentence)
+        if i < 0:
+            continue
+        end = i + len(sentence)
+        inside = next(((a, b) for a, b in blocks if a <= i < b), None)
+        if inside:  # on its own line: text after a closing fence would keep the block open
+            marks[inside[1]] = "\n\n\u26a0\ufe0f the code above is not in the documents\n"
+        else:
+            marks[end] = MARK
+        at = end
+    out, last = [], 0
+    for pos in sorted(marks):
+        out.append(text[last:pos] + marks[pos])
+        last = pos
+    return "".join(out) + text[last:]
 
 
 def quotes_open(details: dict[str, Any]) -> bool:
