@@ -253,3 +253,32 @@ def test_an_ingest_goes_on_when_you_leave_the_page_and_reload(app_url: str, home
         timeout=120,
     )
     assert "logbook.pdf\tready" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_every_page_renders_on_a_desktop_and_a_phone(app_url: str) -> None:
+    """Screenshots of each page at 1400x1000 and 390x844 under test-output/browser/pages/ (look at them)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    out = OUTPUT / "pages"
+    out.mkdir(parents=True, exist_ok=True)
+    pages = {
+        "chat": "",
+        "assistants": "/assistants",
+        "knowledge": "/knowledge",
+        "arena": "/arena",
+        "settings": "/settings",
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        for label, size in (("desktop", {"width": 1400, "height": 1000}), ("phone", {"width": 390, "height": 844})):
+            page = browser.new_page(viewport=size)
+            for name, path in pages.items():
+                page.goto(app_url + path)
+                expect(page.get_by_role("heading", level=1).first).to_be_visible(timeout=240_000)
+                page.wait_for_timeout(1500)
+                assert not page.locator('[data-testid="stException"]').count(), f"{name} shows an exception"
+                page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
+            page.close()
+        browser.close()
+    assert len(list(out.glob("*.png"))) == 10
