@@ -1,0 +1,163 @@
+"""Retrieval quality of the product against a naive pipeline, side by side, on one or more question sets.
+
+Product: `archivist`'s own ingest and hybrid search (chunking, fusion and settings as shipped).
+Naive baseline (measured in the same run, on the same page texts and the same MiniLM): 180-word
+windows per page, exact cosine search, Okapi BM25 (k1 1.5, b 0.75), plain reciprocal rank fusion
+(k 60). A question counts as found at rank r when the r-th passage is from its document and
+overlaps its pages (any passage of the document, for documents without pages).
+
+    python bench/retrieval_quality.py --set ../shared/eval/r-manuals-dev.jsonl --set bench/eval/r-data-lang.jsonl \
+        [--docs /usr/share/R/doc/manual] [--json FILE]
+
+Each set's documents are looked up by name under --docs. Tune on one set, confirm on another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from ingest import SentenceTransformerEmbedder, Store, ingest_paths, load_bytes
+from retriever import Question, evaluate, load_questions
+
+WINDOW = 180
+K = 10
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+class Naive:
+    """180-word windows, exact dense search, BM25, plain RRF."""
+
+    def __init__(self, docs: list[Path], embedder: SentenceTransformerEmbedder) -> None:
+        self.rows: list[tuple[str, int | None, str]] = []  # document, page, text
+        for path in docs:
+            doc = load_bytes(path.read_bytes(), path.name)
+            for page in doc.pages:
+                tokens = page.text.split()
+                for at in range(0, max(len(tokens), 1), WINDOW):
+                    piece = " ".join(tokens[at : at + WINDOW])
+                    if piece.strip():
+                        self.rows.append((path.name, page.number, piece))
+        self.embedder = embedder
+        self.vectors = embedder.embed([r[2] for r in self.rows])
+        self.terms = [Counter(words(r[2])) for r in self.rows]
+        self.lengths = np.array([sum(t.values()) for t in self.terms], dtype=np.float64)
+        df: Counter[str] = Counter()
+        for t in self.terms:
+            df.update(t.keys())
+        n = len(self.rows)
+        self.idf = {w: math.log(1 + (n - f + 0.5) / (f + 0.5)) for w, f in df.items()}
+
+    def bm25(self, query: str) -> np.ndarray:
+        k1, b, avg = 1.5, 0.75, float(self.lengths.mean())
+        scores = np.zeros(len(self.rows))
+        for w in set(words(query)):
+            idf = self.idf.get(w)
+            if idf is None:
+                continue
+            tf = np.array([t.get(w, 0) for t in self.terms], dtype=np.float64)
+            scores += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * self.lengths / avg))
+        return scores
+
+    def search(self, query: str) -> list[int]:
+        dense = np.argsort(-(self.vectors @ self.embedder.embed([query])[0]))[:50]
+        keyword = np.argsort(-self.bm25(query))[:50]
+        fused: Counter[int] = Counter()
+        for ranking in (dense, keyword):
+            for r, i in enumerate(ranking):
+                fused[int(i)] += 1 / (60 + r + 1)
+        return [i for i, _ in fused.most_common(K)]
+
+    def score(self, questions: list[Question]) -> dict[str, float]:
+        h1 = h5 = rr = 0.0
+        for q in questions:
+            ranked = self.search(q.question)
+            first = next(
+                (
+                    r
+                    for r, i in enumerate(ranked)
+                    if self.rows[i][0] == q.document and (not q.pages or self.rows[i][1] in q.pages)
+                ),
+                None,
+            )
+            h1 += first == 0
+            h5 += first is not None and first < 5
+            rr += 1 / (first + 1) if first is not None else 0.0
+        n = len(questions)
+        return {"hit@1": h1 / n, "hit@5": h5 / n, "mrr": rr / n, "passages": len(self.rows)}
+
+
+def run_set(path: Path, docs_dir: Path, embedder: SentenceTransformerEmbedder) -> dict[str, object]:
+    questions = [q for q in load_questions(path) if not q.unanswerable]
+    names = sorted({q.document for q in questions})
+    docs = [docs_dir / n for n in names]
+    missing = [str(d) for d in docs if not d.exists()]
+    if missing:
+        raise SystemExit(f"{path}: documents not found: {', '.join(missing)} (install r-doc-pdf or pass --docs)")
+    with tempfile.TemporaryDirectory() as home:
+        store = Store(Path(home), embedder.name, embedder.dim)
+        t0 = time.perf_counter()
+        ingest_paths(docs, "bench", store, embedder)
+        product_ingest = time.perf_counter() - t0
+        r = evaluate(store, embedder, "bench", questions, "hybrid")
+        chunks = sum(d.chunks for d in store.documents("bench"))
+    t0 = time.perf_counter()
+    naive = Naive(docs, embedder)
+    naive_build = time.perf_counter() - t0
+    return {
+        "set": str(path),
+        "questions": len(questions),
+        "documents": names,
+        "product": {
+            "hit@1": r.hit_at_1,
+            "hit@5": r.hit_at_5,
+            "mrr": r.mrr,
+            "passages": chunks,
+            "seconds": product_ingest,
+        },
+        "naive": {**naive.score(questions), "seconds": naive_build},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", action="append", required=True, help="JSONL question set (repeatable)")
+    ap.add_argument("--docs", default="/usr/share/R/doc/manual", help="folder holding the sets' documents")
+    ap.add_argument("--json", help="write the figures to this file")
+    args = ap.parse_args()
+    embedder = SentenceTransformerEmbedder()
+    results = [run_set(Path(s), Path(args.docs), embedder) for s in args.set]
+    for res in results:
+        print(f"\n{res['set']} ({res['questions']} questions; {', '.join(res['documents'])})")  # type: ignore[arg-type]
+        print(f"  {'':28} {'hit@1':>6} {'hit@5':>6} {'MRR':>6} {'passages':>9}")
+        for side, label in (("product", "archivist hybrid"), ("naive", "naive 180-word RRF")):
+            f = res[side]
+            assert isinstance(f, dict)
+            print(f"  {label:28} {f['hit@1']:6.3f} {f['hit@5']:6.3f} {f['mrr']:6.3f} {f['passages']:9,}")
+        p, n = res["product"], res["naive"]
+        assert isinstance(p, dict) and isinstance(n, dict)
+        print(
+            f"  difference (product - naive) {p['hit@1'] - n['hit@1']:+6.3f} {p['hit@5'] - n['hit@5']:+6.3f} {p['mrr'] - n['mrr']:+6.3f}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
