@@ -51,7 +51,7 @@ def ingest_progress() -> None:
             when = time.strftime("%H:%M:%S", time.localtime(job.finished or 0))
             with st.expander(f"Ingest of {len(job.files)} file(s), finished at {when}", expanded=job is jobs[0]):
                 for f in job.files:
-                    (st.error if f.stage == "failed" else st.markdown)(f.text())
+                    (st.error if f.stage == "failed" else st.text)(f.text())  # names as written, not Markdown
                     for w in f.warnings:
                         st.warning(f"{f.name}: {w}")
     running = svc.ingest_jobs.running(name)
