@@ -305,8 +305,9 @@ def create_app(
             tools=specs,
             json_schema=forced,
         )
+        stats = GenerationStats()
         try:
-            text = "".join(model.stream(messages, params, stats := GenerationStats()))
+            text = "".join(model.stream(messages, params, stats))
         except ContextOverflowError as exc:
             raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
         names = {t["function"].get("name") for t in specs}
