@@ -30,6 +30,11 @@ def _hit(document: str, collection: str, text: str, heading: str = "") -> Hit:
     return Hit(-next(_ids), document, collection, None, None, heading, text, 1.0, 0, len(text), 1.0)
 
 
+def _calculator_hit(card: str) -> Hit:
+    """A calculator result as the passage the model reads and the answer cites."""
+    return _hit("calculator", TOOL_COLLECTION, f"Calculator result: {card}")
+
+
 def web_limits(assistant: Assistant) -> WebLimits:
     w = assistant.tools.web
     assert w is not None
@@ -85,7 +90,7 @@ def before_answer(assistant: Assistant, question: str, embedder: Embedder) -> tu
         for step in calculate(text, tools.calculator.max_expressions):
             steps.append(step)
             if step.ok:
-                hits.append(_hit("calculator", TOOL_COLLECTION, f"Calculator result: {step.card}"))
+                hits.append(_calculator_hit(step.card))
     return steps, hits
 
 
@@ -112,7 +117,7 @@ def from_passages(assistant: Assistant, question: str, hits: Sequence[Hit]) -> t
             step.where, step.card = where, f"{step.card} (from {where})"
             steps.append(step)
             if step.ok:
-                out.append(_hit("calculator", TOOL_COLLECTION, f"Calculator result: {step.card}"))
+                out.append(_calculator_hit(step.card))
         if len(steps) >= assistant.tools.calculator.max_expressions:
             break
     return steps, out
@@ -141,9 +146,7 @@ def executors(
         except CalculatorError as exc:
             return ToolStep("calculator", expression, str(exc), False, f"{expression[:60]}: {exc}"), []
         card = f"{expression} = {value}"
-        return ToolStep("calculator", expression, value, True, card), [
-            _hit("calculator", TOOL_COLLECTION, f"Calculator result: {card}")
-        ]
+        return ToolStep("calculator", expression, value, True, card), [_calculator_hit(card)]
 
     def run_code_tool(args: dict[str, Any]) -> tuple[ToolStep, list[Hit]]:
         code = str(args.get("code", ""))
