@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import IngestError, UnsupportedFileError
-from ingest.hidden import pdf_page_text, strip_invisible_unicode
+from ingest.hidden import strip_invisible_unicode
 from ingest.types import LoadedDocument, Page
 
 SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text"
@@ -134,52 +133,36 @@ def _load_markdown(data: bytes, name: str, _max_pages: int, _drop: bool) -> Load
 def _pdf_pages(
     data: bytes, name: str, max_pages: int, drop_hidden: bool, password: str | None, warnings: list[str]
 ) -> Iterator[Page]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from ingest.pdf import open_pdf
 
-    from ingest import pdf_fonts
-
-    pdf_fonts.install()
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            if not password:
-                if not reader.decrypt(""):
-                    raise IngestError(f"{name}: the PDF is encrypted; give its password (--password)")
-            elif not reader.decrypt(password):
-                raise IngestError(f"{name}: the password does not open this encrypted PDF")
-        n = len(reader.pages)
-    except IngestError:
-        raise
-    except Exception as exc:  # pypdf raises many types on damaged files
-        raise IngestError(f"{name}: not a readable PDF ({type(exc).__name__}: {exc})") from exc
+    doc = open_pdf(data, name, password)
+    n = len(doc)
     if n > max_pages:
+        doc.close()
         raise IngestError(f"{name}: PDF has {n:,} pages; the limit is {max_pages:,}")
-    return _pdf_page_iter(reader, name, n, drop_hidden, warnings, PdfReadError)
+    return _pdf_page_iter(doc, name, n, drop_hidden, warnings)
 
 
-def _pdf_page_iter(
-    reader: Any, name: str, n: int, drop_hidden: bool, warnings: list[str], read_error: type[Exception]
-) -> Iterator[Page]:
-    from pypdf.errors import LimitReachedError
+def _pdf_page_iter(doc: Any, name: str, n: int, drop_hidden: bool, warnings: list[str]) -> Iterator[Page]:
+    from ingest.pdf import page_text
 
     empty: list[int] = []
     hidden_warnings: list[str] = []
-    for i, page in enumerate(reader.pages, start=1):
-        try:
-            page.get_contents()  # extract_text would hide a stream over the decompression limit
-            raw, hidden = pdf_page_text(page, drop_hidden)
-        except LimitReachedError as exc:
-            raise IngestError(f"{name}: page {i} exceeds a decompression limit ({exc})") from exc
-        except Exception as exc:  # pypdf raises many types on damaged pages
-            raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
-        text = _normalize(raw)
-        for kind, count in hidden.items():
-            verb = "removed" if drop_hidden else "found"
-            hidden_warnings.append(f"page {i}: hidden text {verb} ({kind}, {count} characters)")
-        if not text.strip():
-            empty.append(i)
-        yield Page(i, text)
+    try:
+        for i in range(1, n + 1):
+            try:
+                raw, hidden = page_text(doc, i - 1, drop_hidden)
+            except Exception as exc:  # PDFium reports a damaged page as an error of its own
+                raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
+            text = _normalize(raw)
+            for kind, count in hidden.items():
+                verb = "removed" if drop_hidden else "found"
+                hidden_warnings.append(f"page {i}: hidden text {verb} ({kind}, {count} characters)")
+            if not text.strip():
+                empty.append(i)
+            yield Page(i, text)
+    finally:
+        doc.close()
     if len(empty) == n:
         raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
     if empty:

@@ -108,3 +108,75 @@ def test_search_never_returns_hidden_text_and_documents_shows_the_warning(home: 
     docs = cli("documents", "birds").stdout
     assert "warning: page 1: hidden text removed (white or near-white text" in docs
     assert "warning: hidden HTML text removed (hidden attribute" in docs
+
+
+def raw_pdf(path: Path, pages: list[tuple[bytes, bytes]]) -> Path:
+    """A PDF written by hand: each page is (content stream, extra page-dictionary entries), with
+    Helvetica as /F1 and the colour spaces and graphics states the tricks below name."""
+    resources = (
+        b"<< /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >>"
+        b" /ExtGState << /Clear << /ca 0 >> /NoStroke << /CA 0 >> >>"
+        b" /ColorSpace << /Spot [/Separation /Spot /DeviceGray << /FunctionType 2 /Domain [0 1]"
+        b" /C0 [1] /C1 [0] /N 1 >>] /Pal [/Indexed /DeviceRGB 1 <FFFFFF000000>] >> >>"
+    )
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    kids = []
+    for content, extra in pages:
+        n = len(objs) + 1
+        kids.append(b"%d 0 R" % n)
+        objs.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources %s /Contents %d 0 R %s >>"
+            % (resources, n + 1, extra)
+        )
+        objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), len(kids))
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def _line(y: int, words: str, before: bytes = b"", x: int = 72) -> bytes:
+    return before + b" BT /F1 12 Tf %d %d Td (%s) Tj ET" % (x, y, words.encode())
+
+
+# (kind named in the warning or None when the text is visible, drawing of the secret line)
+TRICKS: list[tuple[str | None, bytes, bytes]] = [
+    ("transparent text (fill opacity 0)", _line(600, SECRET, b"q /Clear gs") + b" Q", b""),
+    ("text covered by a shape drawn over it", _line(600, SECRET) + b" 0 g 60 590 420 30 re f", b""),
+    ("text the colour of the shape under it", b"0 0 1 rg 60 590 420 30 re f" + _line(600, SECRET), b""),
+    ("white or near-white text", _line(600, SECRET, b"0 0 0 0 k"), b""),  # CMYK white
+    ("white or near-white text", _line(600, SECRET, b"/Spot cs 0 scn"), b""),  # Separation, tint 0
+    ("white or near-white text", _line(600, SECRET, b"/Pal cs 0 sc"), b""),  # Indexed, entry 0
+    ("stroke-only text with an invisible stroke", _line(600, SECRET, b"q /NoStroke gs 1 Tr") + b" Q", b""),
+    ("text clipped away", b"q 0 0 20 20 re W n" + _line(600, SECRET) + b" Q", b""),
+    ("text outside the page", b"BT /F1 12 Tf 72 600 Td 900 Ts (" + SECRET.encode() + b") Tj ET", b""),
+    ("text outside the page", _line(700, SECRET, x=400), b"/CropBox [0 0 300 792]"),
+    (None, b"0 g 60 590 420 30 re f" + _line(600, SECRET, b"1 g"), b""),  # white on a black box: visible
+    (None, _line(600, SECRET, b"0.2 0.2 0.2 rg"), b""),  # dark grey on white: visible
+]
+
+
+def test_pdf_text_hidden_by_rendering_rules_is_removed_and_named_per_page(tmp_path: Path) -> None:
+    pages = [
+        (_line(700, f"Visible sentence number {i} about herons.") + b" " + draw, extra)
+        for i, (_, draw, extra) in enumerate(TRICKS, 1)
+    ]
+    doc = load_bytes(raw_pdf(tmp_path / "tricks.pdf", pages).read_bytes(), "tricks.pdf")
+    warnings = " | ".join(doc.warnings)
+    for i, (kind, _, _) in enumerate(TRICKS, 1):
+        text = doc.pages[i - 1].text
+        assert f"number {i} about herons" in text, (i, text)
+        if kind is None:
+            assert "zebra cartel" in text, (i, text)
+            assert f"page {i}: hidden" not in warnings
+        else:
+            assert "zebra" not in text, (i, kind, text)
+            assert f"page {i}: hidden text removed ({kind}, " in warnings, (i, kind, warnings)

@@ -89,13 +89,23 @@ def test_hostile_batch_fails_file_by_file_and_keeps_what_is_stored(home: Path, t
     assert "bomb.docx" in status["bomb.docx"][1] and "zip bomb" in status["bomb.docx"][1]
     assert "locked.pdf: the PDF is encrypted; give its password" in status["locked.pdf"][1]
     assert status["bomb.pdf"][0] == "failed" and "bomb.pdf" in status["bomb.pdf"][1]
-    assert "limit" in status["bomb.pdf"][1]
     assert status["oneline.txt"][0] == "added"
     oneline = [h for h in search(store, emb, ["c"], "x", 50, mode="keyword") if h.document == "oneline.txt"]
     assert all(len(h.text) < 128 * 12 for h in oneline)  # no giant passage
     for r in report.results:
         assert "\n" not in (r.error or "")  # one line each
     assert search(store, emb, ["c"], "badgers setts", 1) == before
+
+
+def test_a_pdf_that_inflates_past_the_memory_limit_fails_naming_it(home: Path, tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    store = Store(home, emb.name, emb.dim)
+    (tmp_path / "ok.txt").write_text("Lighthouses warn ships of rocks.")
+    files = [bomb_pdf(tmp_path / "bomb.pdf"), tmp_path / "ok.txt"]
+    report = ingest_paths(files, "c", store, emb, limits=IngestLimits(parse_memory_mb=64))
+    assert report.results[0].status == "failed"
+    assert "bomb.pdf" in (report.results[0].error or "") and "memory limit of 64 MB" in (report.results[0].error or "")
+    assert report.results[1].status == "added"
 
 
 def test_password_opens_an_encrypted_pdf(home: Path, tmp_path: Path) -> None:
