@@ -29,7 +29,7 @@ from assistants.tools.use import before_answer, executors, from_passages
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.answerable import Answerability, answerability
-from retriever.context import ECHO_STOPS, PromptPlan, build_prompt, system_prompt
+from retriever.context import ECHO_STOPS, PromptPlan, build_prompt, system_prompt, without_marker
 from retriever.grounding import GroundingReport, check
 from retriever.keyword import content_words
 from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sentences
@@ -200,6 +200,7 @@ class ChatService:
             pieces = self._judged(assistant, params, prompt, ps, quotes, stats, state)
         else:
             pieces = self.model_for(assistant).stream(prompt.messages, params, stats)
+        pieces = without_marker(pieces, prompt.marker)
 
         def finish(text: str) -> Answer:
             report: GroundingReport | None = state.get("report")
@@ -364,7 +365,7 @@ class ChatService:
             strict = assistant.model_copy(
                 update={"instructions": (assistant.instructions + "\n\n" + STRICT_RULE).strip()}
             )
-            plan2 = self.plan(strict, question, plan.passages, history, reserve=params.max_tokens)
+            plan2 = self.plan(strict, question, plan.passages, history, reserve=params.max_tokens, marker=plan.marker)
             second = GenerationStats()
             text2 = "".join(model.stream(plan2.messages, params, second))
             _add_stats(stats, second)

@@ -1,12 +1,27 @@
-"""HTML to text: visible text only (no scripts, styles, navigation boilerplate), headings kept as Markdown."""
+"""HTML to text: the text a reader sees (no scripts, styles, navigation boilerplate), headings kept as Markdown.
+
+What a reader cannot see is judged from the page's own CSS, applied as a browser would: the
+`<style>` sheets are parsed by a real CSS parser (tinycss2), their selectors matched by cssselect
+through lxml, and the cascade (specificity, order, `!important`, inline `style=` over sheets,
+inheritance of color, font-size and visibility) computed per element. Hidden, and kept out of
+the text with a warning per kind: `display:none`, `visibility:hidden` (a child may show again),
+the `hidden` attribute, `opacity:0`, `color:transparent`, text the colour of its background,
+zero or sub-pixel font sizes, off-screen positioning and `text-indent`, zero-size clipping,
+zero height or width with `overflow:hidden`, `transform:scale(0)`, a closed `<dialog>`, and
+comments. `<template>` and `<noscript>` (never shown to a reader with scripts on) are dropped with a
+warning too. `aria-hidden` text is visible, so it is kept. External style sheets are not fetched.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from html.parser import HTMLParser
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
-_SKIP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "svg", "head", "form"}
+_SKIP = {"script", "style", "nav", "header", "footer", "aside", "svg", "head", "form", "title", "meta", "link"}
+_WARNED = {"template": "template element", "noscript": "noscript element"}
 _BLOCK = {
     "p",
     "div",
@@ -14,7 +29,6 @@ _BLOCK = {
     "article",
     "li",
     "tr",
-    "br",
     "pre",
     "table",
     "ul",
@@ -25,109 +39,303 @@ _BLOCK = {
     "blockquote",
     "main",
     "body",
-    "hr",
+    "dialog",
+    "details",
+    "figure",
+    "figcaption",
 }
+_WIDE = {"p", "div", "section", "article", "pre", "table"}  # a blank line around these
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-_VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
+MAX_SELECTORS = 2000  # a page's style sheets are applied up to this many selectors
+_OFFSCREEN_PX = 1000.0  # a position or text-indent this far left or up puts text off the screen
+_SAME_COLOUR = 0.1  # largest channel difference (0-1) still read as "the same colour"
+
+RGBA = tuple[float, float, float, float]
+_WHITE: RGBA = (1.0, 1.0, 1.0, 1.0)
+_BLACK: RGBA = (0.0, 0.0, 0.0, 1.0)
 
 
-class _Extractor(HTMLParser):
-    def __init__(self, drop_hidden: bool = True) -> None:
-        super().__init__(convert_charrefs=True)
-        self.drop_hidden = drop_hidden
-        self.out: list[str] = []
-        self.skip_depth = 0
-        self.hidden_kind: str | None = None  # why the current skipped subtree is skipped, if hidden
-        self.hidden: Counter[str] = Counter()
-        self.stack: list[str] = []
-        self.title = ""
-        self._in_title = False
+@dataclass(frozen=True)
+class _Inherited:
+    """What a child takes from its parent (the effective background is carried the same way)."""
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        if tag in _VOID:
-            if tag in ("br", "hr"):
-                self.out.append("\n")
-            return
-        self.stack.append(tag)
-        kind = None if self.skip_depth else _hidden_kind(attrs)
-        if kind and not self.drop_hidden:
-            self.hidden[kind] += 0  # noted; its text is counted below and kept
-            self.hidden_kind = kind
-        elif self.skip_depth or tag in _SKIP or _role_is_boilerplate(attrs) or kind:
-            if self.skip_depth == 0:
-                self.hidden_kind = kind
-            self.skip_depth += 1
-            return
-        if tag in _HEADINGS:
-            self.out.append("\n\n" + "#" * _HEADINGS[tag] + " ")
-        elif tag in _BLOCK:
-            self.out.append("\n\n" if tag in ("p", "div", "section", "article", "pre", "table") else "\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        if tag in _VOID or tag not in self.stack:
-            return
-        while self.stack:  # tolerate unclosed inner tags
-            top = self.stack.pop()
-            if self.skip_depth:
-                self.skip_depth -= 1
-                if self.skip_depth == 0:
-                    self.hidden_kind = None
-            if top == tag:
-                break
-        if not self.skip_depth and (tag in _HEADINGS or tag in _BLOCK):
-            self.out.append("\n\n" if tag in _HEADINGS else "\n")
-
-    def handle_comment(self, data: str) -> None:
-        if data.strip():
-            self.hidden["inside a comment"] += len(data.strip())
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data
-        if self.hidden_kind and data.strip():
-            self.hidden[self.hidden_kind] += len(data.strip())
-        if not self.skip_depth:
-            self.out.append(data if self.stack and self.stack[-1] == "pre" else " ".join(data.split(" ")))
-
-
-_STYLE_HIDDEN = [
-    (re.compile(r"display\s*:\s*none", re.I), "display:none"),
-    (re.compile(r"visibility\s*:\s*hidden", re.I), "visibility:hidden"),
-    (re.compile(r"font-size\s*:\s*0(?![.\d]*[1-9])", re.I), "zero font size"),
-]
-
-
-def _hidden_kind(attrs: list[tuple[str, str | None]]) -> str | None:
-    """Why an element is invisible to a reader, or None."""
-    a = dict(attrs)
-    if "hidden" in a:
-        return "hidden attribute"
-    style = a.get("style") or ""
-    for pattern, kind in _STYLE_HIDDEN:
-        if pattern.search(style):
-            return kind
-    return None
-
-
-def _role_is_boilerplate(attrs: list[tuple[str, str | None]]) -> bool:
-    a = dict(attrs)
-    return a.get("role") in ("navigation", "banner", "contentinfo", "search") or a.get("aria-hidden") == "true"
+    color: RGBA = _BLACK
+    background: RGBA = _WHITE
+    font_px: float = 16.0
+    visibility_hidden: bool = False
 
 
 def html_to_text(html: str, drop_hidden: bool = True) -> tuple[str, Counter[str]]:
     """The visible text of an HTML page, with '#' headings and blank lines between blocks, and the
     number of hidden characters per kind (kept out of the text unless drop_hidden is False)."""
-    p = _Extractor(drop_hidden)
-    p.feed(html)
-    p.close()
-    text = "".join(p.out)
-    lines = [" ".join(line.split()) for line in text.split("\n")]
+    import lxml.html
+    from lxml import etree
+
+    hidden: Counter[str] = Counter()
+    if not html.strip():
+        return "", hidden
+    html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)  # lxml refuses str with an encoding declaration
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
+        return "", hidden
+    styles = _cascade(root, hidden)
     out: list[str] = []
+    _walk(root, styles, drop_hidden, out, hidden)
+    lines = [" ".join(line.split()) for line in "".join(out).split("\n")]
+    kept: list[str] = []
     for line in lines:
-        if line or (out and out[-1]):
-            out.append(line)
-    return "\n".join(out).strip(), +p.hidden
+        if line or (kept and kept[-1]):
+            kept.append(line)
+    return "\n".join(kept).strip(), +hidden
+
+
+# --- the cascade ---------------------------------------------------------------------------------
+
+
+def _cascade(root: Any, notes: Counter[str]) -> dict[Any, dict[str, str]]:
+    """Each styled element's declared properties after the cascade (name -> lower-cased value)."""
+    import tinycss2
+    from cssselect import HTMLTranslator, SelectorError
+    from cssselect import parse as parse_selectors
+    from lxml import etree
+
+    found: dict[Any, list[tuple[tuple[int, ...], str, str]]] = {}
+    order = 0
+    selectors = 0
+    translator = HTMLTranslator()
+    for style in root.iter("style"):
+        for rule in _rules(tinycss2.parse_stylesheet(style.text_content() or "", True, True)):
+            try:
+                parsed = parse_selectors(tinycss2.serialize(rule.prelude))
+            except SelectorError:
+                continue  # a selector this parser does not know (e.g. :hover) never matches a reader's view
+            decls = _declarations(rule.content)
+            for sel in parsed:
+                if sel.pseudo_element is not None:
+                    continue
+                selectors += 1
+                if selectors > MAX_SELECTORS:
+                    notes["style rules beyond the first 2,000 not applied"] += 0
+                    break
+                try:
+                    matched = etree.XPath(translator.selector_to_xpath(sel))(root)
+                except (SelectorError, etree.XPathError, ValueError):
+                    continue
+                a, b, c = sel.specificity()
+                for el in matched:
+                    for name, value, important in decls:
+                        order += 1
+                        found.setdefault(el, []).append(((important, 0, a, b, c, order), name, value))
+    for el in root.iter():
+        inline = el.get("style") if isinstance(el.tag, str) else None
+        if inline:
+            for prop, val, important in _declarations(inline):
+                order += 1
+                found.setdefault(el, []).append(((important, 1, 0, 0, 0, order), prop, val))
+    styles: dict[Any, dict[str, str]] = {}
+    for el, declared in found.items():
+        props: dict[str, str] = {}
+        for _, prop, val in sorted(declared, key=lambda d: d[0]):
+            props[prop] = val
+        styles[el] = props
+    return styles
+
+
+def _rules(rules: list[Any]) -> Iterator[Any]:
+    """Qualified rules, including those inside @media blocks for screens (not print-only ones)."""
+    import tinycss2
+
+    for rule in rules:
+        if rule.type == "qualified-rule":
+            yield rule
+        elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports") and rule.content:
+            media = tinycss2.serialize(rule.prelude).lower()
+            if rule.lower_at_keyword == "media" and "print" in media and "screen" not in media:
+                continue
+            yield from _rules(tinycss2.parse_rule_list(rule.content, True, True))
+
+
+def _declarations(content: Any) -> list[tuple[str, str, int]]:
+    import tinycss2
+
+    out = []
+    for d in tinycss2.parse_declaration_list(content, skip_comments=True, skip_whitespace=True):
+        if d.type == "declaration":
+            out.append((d.lower_name, tinycss2.serialize(d.value).strip().lower(), int(d.important)))
+    return out
+
+
+# --- what a reader sees -------------------------------------------------------------------------------
+
+
+def _walk(root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[str], hidden: Counter[str]) -> None:
+    """Emit the text of the tree, depth first, without recursion (hostile pages nest deeply)."""
+    from lxml import etree
+
+    # stack items: ("open", element, inherited, hidden kind), ("text", str, inherited, hidden kind), ("close", tag)
+    stack: list[tuple[Any, ...]] = [("open", root, _Inherited(), None)]
+    while stack:
+        item = stack.pop()
+        if item[0] == "text":
+            _, text, state, kind = item
+            text_kind = kind or _text_hidden(state)
+            if text_kind and text.strip():
+                hidden[text_kind] += len(text.strip())
+            if text_kind is None or not drop:
+                out.append(text)
+            continue
+        if item[0] == "close":
+            tag = item[1]
+            if tag in _HEADINGS:
+                out.append("\n\n")
+            elif tag in _BLOCK:
+                out.append("\n\n" if tag in _WIDE else "\n")
+            continue
+        _, el, parent, parent_kind = item
+        if isinstance(el, etree._Comment):
+            text = (el.text or "").strip()
+            if text:
+                hidden["inside a comment"] += len(text)
+            continue
+        if not isinstance(el.tag, str):  # processing instructions, entities
+            continue
+        tag = el.tag.lower()
+        if tag in _SKIP or el.get("role") in ("navigation", "banner", "contentinfo", "search"):
+            continue  # boilerplate a reader skips, not hidden
+        props = styles.get(el, {})
+        state = _inherit(parent, props)
+        kind = parent_kind or _element_hidden(el, tag, props, state)
+        if tag in _WARNED and parent_kind is None:
+            kind = _WARNED[tag]
+        if kind and drop:
+            text = el.text_content()
+            if text.strip():
+                hidden[kind] += len(" ".join(text.split()))
+            continue
+        if tag in ("br", "hr"):
+            out.append("\n")
+        elif tag in _HEADINGS:
+            out.append("\n\n" + "#" * _HEADINGS[tag] + " ")
+        elif tag in _BLOCK:
+            out.append("\n\n" if tag in _WIDE else "\n")
+        stack.append(("close", tag))
+        children = list(el)
+        for child in reversed(children):
+            if child.tail:
+                stack.append(("text", child.tail, state, kind))
+            stack.append(("open", child, state, kind))
+        if el.text:
+            stack.append(("text", el.text, state, kind))
+
+
+def _inherit(parent: _Inherited, props: dict[str, str]) -> _Inherited:
+    state = parent
+    if "color" in props and (c := _colour(props["color"], parent.color)) is not None:
+        state = replace(state, color=c)
+    bg = props.get("background-color") or _background_colour(props.get("background", ""))
+    if bg and (c := _colour(bg, state.color)) is not None and c[3] > 0.5:
+        state = replace(state, background=c)
+    if "font-size" in props and (px := _length(props["font-size"], parent.font_px)) is not None:
+        state = replace(state, font_px=px)
+    if "visibility" in props:
+        state = replace(state, visibility_hidden=props["visibility"].split()[0] in ("hidden", "collapse"))
+    return state
+
+
+def _text_hidden(state: _Inherited) -> str | None:
+    """Why text with these inherited properties cannot be seen, or None."""
+    if state.visibility_hidden:
+        return "visibility:hidden"
+    if state.font_px <= 0:
+        return "zero font size"
+    if state.font_px < 1:
+        return "sub-pixel font size"
+    if state.color[3] <= 0.05:
+        return "color:transparent"
+    if all(abs(a - b) <= _SAME_COLOUR for a, b in zip(state.color[:3], state.background[:3], strict=True)):
+        return "same colour as its background"
+    return None
+
+
+def _element_hidden(el: Any, tag: str, props: dict[str, str], state: _Inherited) -> str | None:
+    """Why the element and all it holds cannot be seen, or None."""
+    if el.get("hidden") is not None:
+        return "hidden attribute"
+    if tag == "dialog" and el.get("open") is None:
+        return "closed dialog"
+    if props.get("display", "").split()[:1] == ["none"]:
+        return "display:none"
+    opacity = _number(props.get("opacity", ""))
+    if opacity is not None and opacity <= 0.01:
+        return "opacity:0"
+    if props.get("content-visibility") == "hidden":
+        return "content-visibility:hidden"
+    transform = props.get("transform", "")
+    if re.search(r"scale[xy]?\(\s*0*\.?0+\s*(?:[,)])", transform):
+        return "transform:scale(0)"
+    if props.get("position") in ("absolute", "fixed"):
+        for side in ("left", "top", "right", "bottom"):
+            px = _length(props.get(side, ""), state.font_px)
+            if px is not None and ((side in ("left", "top") and px <= -_OFFSCREEN_PX) or px >= 10 * _OFFSCREEN_PX):
+                return "positioned off-screen"
+        clip = props.get("clip", "").replace(",", " ")
+        if re.fullmatch(r"rect\(\s*(0(px)?\s+){3}0(px)?\s*\)", clip):
+            return "clipped to zero size"
+    clip_path = props.get("clip-path", "")
+    if re.fullmatch(r"inset\(\s*50%\s*\)|circle\(\s*0(px|%)?\s*\)", clip_path):
+        return "clipped to zero size"
+    indent = _length(props.get("text-indent", ""), state.font_px)
+    if indent is not None and indent <= -_OFFSCREEN_PX:
+        return "text-indent off-screen"
+    overflow = props.get("overflow", "") + " " + props.get("overflow-x", "") + " " + props.get("overflow-y", "")
+    if "hidden" in overflow or "clip" in overflow:
+        for dim in ("height", "max-height", "width", "max-width"):
+            px = _length(props.get(dim, ""), state.font_px)
+            if px is not None and px < 1:
+                return "zero size with overflow:hidden"
+    return None
+
+
+_LENGTH = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(px|pt|em|rem|%|vw|vh|in|cm|mm|ex|ch)?$")
+_UNIT_PX = {"px": 1.0, "pt": 4 / 3, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, "rem": 16.0, "vw": 12.8, "vh": 9.0}
+
+
+def _length(value: str, font_px: float) -> float | None:
+    """A CSS length in pixels (em and % against the font size), or None when it is not one."""
+    m = _LENGTH.match(value.replace("!important", "").strip())
+    if not m:
+        return None
+    number, unit = float(m.group(1)), m.group(2)
+    if unit is None:
+        return number if number == 0 else None
+    if unit in ("em", "ex", "ch"):
+        return number * font_px * (0.5 if unit != "em" else 1.0)
+    if unit == "%":
+        return number / 100 * font_px
+    return number * _UNIT_PX[unit]
+
+
+def _number(value: str) -> float | None:
+    m = re.fullmatch(r"([+-]?(?:\d+\.?\d*|\.\d+))(%?)", value.strip())
+    if not m:
+        return None
+    return float(m.group(1)) / (100 if m.group(2) else 1)
+
+
+def _background_colour(shorthand: str) -> str | None:
+    """The colour inside a `background:` shorthand (its last colour-like part), if any."""
+    if not shorthand or "url(" in shorthand or "gradient" in shorthand:
+        return None  # an image under the text: its colour is unknown
+    return shorthand
+
+
+def _colour(value: str, current: RGBA) -> RGBA | None:
+    from tinycss2.color3 import parse_color
+
+    parsed = parse_color(value)
+    if parsed == "currentColor":
+        return current
+    if parsed is None:
+        return None
+    return (parsed.red, parsed.green, parsed.blue, parsed.alpha)

@@ -124,9 +124,27 @@ def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDo
     return LoadedDocument(name, "text", [Page(None, _normalize(text))], [warning] if warning else [])
 
 
-def _load_markdown(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
-    doc = _load_text(data, name, _max_pages, _drop)
+_MD_COMMENTS = [
+    (re.compile(r"<!--.*?(?:-->|\Z)", re.S), "HTML comment"),
+    # link reference definitions nothing links to, the usual Markdown comment: [//]: # (text)
+    (re.compile(r"^ {0,3}\[(?://|comment|_)\]: *(?:#|<>) *(?:\(.*?\)|\".*?\"|'.*?')? *$", re.M | re.I), "comment line"),
+]
+
+
+def _load_markdown(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
+    """Markdown as text, without the comments a rendered page never shows (reported per kind)."""
+    doc = _load_text(data, name, _max_pages, drop_hidden)
     doc.format = "markdown"
+    text = doc.pages[0].text
+    for pattern, kind in _MD_COMMENTS:
+        found = [m.group(0) for m in pattern.finditer(text)]
+        chars = sum(len(f.strip()) for f in found)
+        if chars:
+            verb = "removed" if drop_hidden else "found"
+            doc.warnings.append(f"hidden Markdown text {verb} ({kind}, {chars} characters)")
+            if drop_hidden:
+                text = pattern.sub("", text)
+    doc.pages = [Page(None, text)]
     return doc
 
 
@@ -181,10 +199,13 @@ def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> Lo
     return LoadedDocument(name, "html", [Page(None, visible)], warnings)
 
 
-def _load_docx(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
+def _load_docx(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
     from ingest.office import docx_text
 
-    return LoadedDocument(name, "docx", [Page(None, docx_text(data, name))], [])
+    text, hidden = docx_text(data, name, drop_hidden)
+    verb = "removed" if drop_hidden else "found"
+    warnings = [f"hidden DOCX text {verb} ({kind}, {n} characters)" for kind, n in hidden.items()]
+    return LoadedDocument(name, "docx", [Page(None, text)], warnings)
 
 
 def _load_csv(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import zipfile
+from collections import Counter
+from typing import Any
 
 from ingest.errors import IngestError
 
@@ -34,8 +36,12 @@ def check_zip(data: bytes, name: str) -> zipfile.ZipFile:
     return zf
 
 
-def docx_text(data: bytes, name: str) -> str:
-    """Paragraphs in order, headings as Markdown '#', tables as ' | '-separated rows."""
+def docx_text(data: bytes, name: str, drop_hidden: bool = True) -> tuple[str, Counter[str]]:
+    """Paragraphs in order, headings as Markdown '#', tables as ' | '-separated rows; and the hidden
+    characters per kind, kept out of the text unless drop_hidden is False.
+
+    Hidden as Word shows it: runs marked hidden (`w:vanish`), directly or through their character,
+    paragraph or default style; white text on an unshaded page; text under 1 pt."""
     check_zip(data, name)
     import docx
     from docx.table import Table
@@ -45,12 +51,18 @@ def docx_text(data: bytes, name: str) -> str:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises several types on damaged files
         raise IngestError(f"{name}: not a readable DOCX ({type(exc).__name__}: {exc})") from None
+    styles = _Styles(document)
+    hidden: Counter[str] = Counter()
+
+    def para(p: Any) -> str:
+        return styles.paragraph_text(p, drop_hidden, hidden).strip()
+
     out: list[str] = []
     for block in document.element.body.iterchildren():
         tag = block.tag.rsplit("}", 1)[-1]
         if tag == "p":
             p = Paragraph(block, document)
-            text = p.text.strip()
+            text = para(block)
             if not text:
                 continue
             style = (p.style.name if p.style is not None else "") or ""
@@ -62,10 +74,94 @@ def docx_text(data: bytes, name: str) -> str:
                 out.append(text)
         elif tag == "tbl":
             for row in Table(block, document).rows:
-                cells = [c.text.strip() for c in row.cells]
+                cells = [" ".join(para(p._p) for p in c.paragraphs).strip() for c in row.cells]
                 if any(cells):
                     out.append(" | ".join(cells))
-    return "\n\n".join(out)
+    return "\n\n".join(out), +hidden
+
+
+class _Styles:
+    """Run properties as Word resolves them: direct, then the character style, the paragraph style
+    and the styles they are based on, then the document defaults."""
+
+    def __init__(self, document: Any) -> None:
+        from docx.oxml.ns import qn
+
+        self.qn = qn
+        self.by_id: dict[str, Any] = {}
+        self.default_rpr = None
+        root = document.styles.element
+        for st in root.iter(qn("w:style")):
+            self.by_id[st.get(qn("w:styleId")) or ""] = st
+        d = root.find(qn("w:docDefaults"))
+        if d is not None:
+            self.default_rpr = d.find(f"{qn('w:rPrDefault')}/{qn('w:rPr')}")
+
+    def _chain(self, style_id: str | None) -> list[Any]:
+        out: list[Any] = []
+        seen: set[str] = set()
+        while style_id and style_id not in seen and style_id in self.by_id:
+            seen.add(style_id)
+            st = self.by_id[style_id]
+            rpr = st.find(self.qn("w:rPr"))
+            if rpr is not None:
+                out.append(rpr)
+            based = st.find(self.qn("w:basedOn"))
+            style_id = based.get(self.qn("w:val")) if based is not None else None
+        return out
+
+    def _prop(self, rprs: list[Any], tag: str) -> Any:
+        for rpr in rprs:
+            el = rpr.find(self.qn(tag))
+            if el is not None:
+                return el
+        return None
+
+    def _on(self, el: Any) -> bool:
+        return el is not None and (el.get(self.qn("w:val")) or "true").lower() not in ("false", "0", "off")
+
+    def paragraph_text(self, p: Any, drop: bool, hidden: Counter[str]) -> str:
+        qn = self.qn
+        ppr = p.find(qn("w:pPr"))
+        pstyle = ppr.find(qn("w:pStyle")) if ppr is not None else None
+        para_rprs = self._chain(pstyle.get(qn("w:val")) if pstyle is not None else None)
+        shaded = ppr is not None and self._shaded(ppr.find(qn("w:shd")))
+        parts: list[str] = []
+        for r in p.iter(qn("w:r")):
+            rpr = r.find(qn("w:rPr"))
+            rstyle = rpr.find(qn("w:rStyle")) if rpr is not None else None
+            chain = ([rpr] if rpr is not None else []) + self._chain(
+                rstyle.get(qn("w:val")) if rstyle is not None else None
+            )
+            chain += para_rprs + ([self.default_rpr] if self.default_rpr is not None else [])
+            text = "".join(
+                t.text or "" if t.tag == qn("w:t") else ("\t" if t.tag == qn("w:tab") else "\n")
+                for t in r
+                if t.tag in (qn("w:t"), qn("w:tab"), qn("w:br"))
+            )
+            kind = self._hidden_kind(chain, shaded)
+            if kind and text.strip():
+                hidden[kind] += len(text.strip())
+            if kind is None or not drop:
+                parts.append(text)
+        return "".join(parts)
+
+    def _shaded(self, shd: Any) -> bool:
+        fill = (shd.get(self.qn("w:fill")) or "auto").upper() if shd is not None else "AUTO"
+        return fill not in ("AUTO", "FFFFFF")
+
+    def _hidden_kind(self, chain: list[Any], shaded: bool) -> str | None:
+        if self._on(self._prop(chain, "w:vanish")) or self._on(self._prop(chain, "w:specVanish")):
+            return "hidden run (w:vanish)"
+        size = self._prop(chain, "w:sz")
+        if size is not None and (size.get(self.qn("w:val")) or "").isdigit() and int(size.get(self.qn("w:val"))) < 2:
+            return "text under 1 pt"
+        color = self._prop(chain, "w:color")
+        value = (color.get(self.qn("w:val")) or "").upper() if color is not None else ""
+        background = self._prop(chain, "w:highlight") is not None or self._shaded(self._prop(chain, "w:shd"))
+        if value in ("FFFFFF", "FEFEFE", "FDFDFD") and not (shaded or background):
+            return "white text"
+        return None
 
 
 def csv_text(text: str) -> str:

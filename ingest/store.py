@@ -514,7 +514,7 @@ COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 def check_collection_name(name: str) -> None:
     """Collection names become folder names: letters, digits, '_', '-', '.'; at most 64."""
-    if not COLLECTION_NAME.match(name) or ".." in name:
+    if not COLLECTION_NAME.fullmatch(name) or ".." in name:  # fullmatch: "$" lets a final newline through
         raise IngestError(
             f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
         )

@@ -7,8 +7,9 @@ is never an instruction.
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from retriever.search import Hit
@@ -136,3 +137,31 @@ def build_prompt(
         messages = compose(chosen, past)
         total = render_tokens(messages)
     return PromptPlan(messages, chosen, total, marker, len(past))
+
+
+def without_marker(pieces: Iterator[str], marker: str) -> Iterator[str]:
+    """The answer's pieces without the request's passage marker in any form (`<<DOCS-code>>`,
+    `DOCS-code`, the bare code): a model that copies it leaks the prompt's layout. A piece's end
+    that may begin a marker is held back until the next piece decides."""
+    pattern = re.compile(rf"(?:<{{1,2}}/?)?(?:DOCS-)?{re.escape(marker)}(?:>{{1,2}})?", re.I)
+    forms = [f"<</DOCS-{marker}>>".lower(), f"<<DOCS-{marker}>>".lower(), f"DOCS-{marker}".lower(), marker.lower()]
+    held = ""
+    for piece in pieces:
+        text = held + piece
+        last = None
+        for last in pattern.finditer(text):  # noqa: B007  (the last match is what counts)
+            pass
+        if last is not None and last.end() == len(text):
+            cut = last.start()  # a marker at the very end may still grow (">>" next)
+        else:
+            low = text.lower()
+            k = next(
+                (k for k in range(min(len(text), len(forms[0])), 0, -1) if any(f.startswith(low[-k:]) for f in forms)),
+                0,
+            )
+            cut = len(text) - k
+        held = text[cut:]
+        if shown := pattern.sub("", text[:cut]):
+            yield shown
+    if held:
+        yield pattern.sub("", held)

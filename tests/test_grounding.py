@@ -4,6 +4,7 @@ bundled embedder (the check's similarity is the embedder's), and through a real 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,34 @@ def test_marks_never_land_inside_a_code_block() -> None:
     assert "\u26a0" not in block  # the code stays exactly as written
     assert "```\n\n\u26a0\ufe0f the code above is not in the documents\n" in shown
     assert shown.endswith("It is fast. \u26a0\ufe0f") and "It works. It" in shown
+
+
+class MarkerEcho(ScriptedModel):
+    """Copies the request's passage marker into its answer in every form, one character a piece."""
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats) -> Iterator[str]:
+        import re
+
+        code = re.search(r"<<DOCS-([0-9a-f]+)>>", messages[-1]["content"]).group(1)  # type: ignore[union-attr]
+        text = f"DOCS-{code}: the keeper cleans the lens every Tuesday [1] ({code}). <</DOCS-{code}>>"
+        self.prompts.append(list(messages))
+        yield from text
+
+
+def test_the_passage_marker_never_reaches_the_answer(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    use(svc, OnePool(MarkerEcho([])))
+    stream = svc.chat.ask(assistant(grounding="off"), "How often is the lighthouse lens cleaned?")
+    shown = "".join(stream)
+    code = re.search(r"<<DOCS-([0-9a-f]+)>>", stream.result().user_content or "").group(1)  # type: ignore[union-attr]
+    assert code not in shown and "DOCS" not in shown and "cleans the lens every Tuesday [1]" in shown
+    assert code not in stream.result().text
+
+
+def test_marker_filter_holds_back_only_what_may_begin_a_marker() -> None:
+    from retriever.context import without_marker
+
+    text = "Keep <b> and 12ab; drop <<DOCS-12abcdef>> and DOCS-12abcdef and 12ABCDEF here."
+    for size in (1, 2, 3, 5, 7, 40):
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        assert "".join(without_marker(iter(pieces), "12abcdef")) == "Keep <b> and 12ab; drop  and  and  here."

@@ -65,22 +65,67 @@ def test_policy_keep_keeps_the_text_but_still_warns(tmp_path: Path) -> None:
     assert "zebra" in doc.pages[3].text and "page 4: hidden text found" in " ".join(doc.warnings)
 
 
-@pytest.mark.parametrize(
-    ("markup", "kind"),
-    [
-        (f'<div style="display: none">{SECRET}</div>', "display:none"),
-        (f'<span style="visibility:hidden">{SECRET}</span>', "visibility:hidden"),
-        (f"<p hidden>{SECRET}</p>", "hidden attribute"),
-        (f'<p style="font-size:0px">{SECRET}</p>', "zero font size"),
-        (f"<!-- {SECRET} -->", "inside a comment"),
-    ],
-)
+CSS_TRICKS = [
+    (f'<div style="display: none">{SECRET}</div>', "display:none"),
+    (f'<span style="visibility:hidden">{SECRET}</span>', "visibility:hidden"),
+    (f"<p hidden>{SECRET}</p>", "hidden attribute"),
+    (f'<p style="font-size:0px">{SECRET}</p>', "zero font size"),
+    (f"<!-- {SECRET} -->", "inside a comment"),
+    (f'<p style="opacity:0">{SECRET}</p>', "opacity:0"),
+    (f'<p style="color: transparent">{SECRET}</p>', "color:transparent"),
+    (f'<p style="color: rgba(0,0,0,0)">{SECRET}</p>', "color:transparent"),
+    (f'<div style="background:#123456"><p style="color:#123456">{SECRET}</p></div>', "same colour as its background"),
+    (f'<p style="color:#fefefe">{SECRET}</p>', "same colour as its background"),
+    (f'<p style="position:absolute; left:-9999px">{SECRET}</p>', "positioned off-screen"),
+    (f'<p style="position:absolute; clip: rect(0,0,0,0)">{SECRET}</p>', "clipped to zero size"),
+    (f'<div style="height:0; overflow:hidden"><p>{SECRET}</p></div>', "zero size with overflow:hidden"),
+    (f'<p style="text-indent:-10000px">{SECRET}</p>', "text-indent off-screen"),
+    (f'<p style="transform: scale(0)">{SECRET}</p>', "transform:scale(0)"),
+    (f'<p style="font-size:0.2px">{SECRET}</p>', "sub-pixel font size"),
+    (f'<div style="font-size:0.5px"><p style="font-size:1em">{SECRET}</p></div>', "sub-pixel font size"),
+    (f"<dialog>{SECRET}</dialog>", "closed dialog"),
+    (f"<template><p>{SECRET}</p></template>", "template element"),
+    (f"<noscript><p>{SECRET}</p></noscript>", "noscript element"),
+    # the page's own style sheet, applied by selector, specificity and order
+    (f'<style>.note {{ display: none }}</style><p class="note">{SECRET}</p>', "display:none"),
+    (
+        f"<style>main p + p {{ color: white }}</style><main><p>x</p><p>{SECRET}</p></main>",
+        "same colour as its background",
+    ),
+    (f'<style>#a {{ opacity: 1 }} p#a.b {{ opacity: 0 }}</style><p id="a" class="b">{SECRET}</p>', "opacity:0"),
+    (f'<style>@media screen {{ .s {{ visibility: hidden }} }}</style><p class="s">{SECRET}</p>', "visibility:hidden"),
+    (
+        f'<style>.v {{ visibility: hidden }}</style><div class="v"><span>x</span><b>{SECRET}</b></div>',
+        "visibility:hidden",
+    ),
+]
+
+
+@pytest.mark.parametrize(("markup", "kind"), CSS_TRICKS)
 def test_hidden_html_is_removed_and_named(markup: str, kind: str) -> None:
     html = f"<html><body><h1>Birds</h1><p>Owls hunt at night.</p>{markup}<p>Swifts sleep aloft.</p></body></html>"
     doc = load_bytes(html.encode(), "birds.html")
-    assert doc.format == "html" and "zebra" not in doc.pages[0].text
+    assert doc.format == "html" and "zebra" not in doc.pages[0].text, doc.pages[0].text
     assert "Owls hunt at night." in doc.pages[0].text and "Swifts sleep aloft." in doc.pages[0].text
     assert any(f"hidden HTML text removed ({kind}" in w for w in doc.warnings), doc.warnings
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        f'<p aria-hidden="true">{SECRET}</p>',  # hidden from screen readers only: a reader sees it
+        f'<div style="background:#000"><p style="color:#fff">{SECRET}</p></div>',  # white on black
+        f'<style>.note {{ display: none }} p.note {{ display: block }}</style><p class="note">{SECRET}</p>',
+        f"<style>@media print {{ p {{ display: none }} }}</style><p>{SECRET}</p>",  # hidden only when printed
+        f'<div style="visibility:hidden"><p style="visibility:visible">{SECRET}</p></div>',  # shown again
+        f"<dialog open>{SECRET}</dialog>",
+        f'<p style="font-size:0.8em; color:#333">{SECRET}</p>',
+    ],
+)
+def test_visible_html_is_kept(markup: str) -> None:
+    html = f"<html><body><p>Owls hunt at night.</p>{markup}</body></html>"
+    doc = load_bytes(html.encode(), "birds.html")
+    assert "zebra cartel" in doc.pages[0].text and not doc.warnings, (doc.pages[0].text, doc.warnings)
 
 
 def test_invisible_unicode_is_removed_and_named() -> None:
@@ -180,3 +225,45 @@ def test_pdf_text_hidden_by_rendering_rules_is_removed_and_named_per_page(tmp_pa
         else:
             assert "zebra" not in text, (i, kind, text)
             assert f"page {i}: hidden text removed ({kind}, " in warnings, (i, kind, warnings)
+
+
+def test_hidden_docx_runs_are_removed_and_named(tmp_path: Path) -> None:
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.enum.text import WD_COLOR_INDEX
+    from docx.shared import Pt, RGBColor
+
+    d = docx.Document()
+    quiet = d.styles.add_style("Quiet", WD_STYLE_TYPE.CHARACTER)
+    quiet.font.hidden = True  # hidden through a style, not on the run
+    p = d.add_paragraph("Owls hunt at night. ")
+    p.add_run(SECRET + " vanish.").font.hidden = True
+    d.add_paragraph("Herons fish. ").add_run(SECRET + " styled.", style="Quiet")
+    d.add_paragraph("Swifts sleep aloft. ").add_run(SECRET + " white.").font.color.rgb = RGBColor(255, 255, 255)
+    d.add_paragraph("Gulls steal chips. ").add_run(SECRET + " tiny.").font.size = Pt(0.5)
+    marked = d.add_paragraph("Terns dive. ").add_run("White on a yellow highlight is seen.")
+    marked.font.color.rgb = RGBColor(255, 255, 255)
+    marked.font.highlight_color = WD_COLOR_INDEX.YELLOW
+    table = d.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Crows count."
+    table.cell(0, 1).paragraphs[0].add_run(SECRET + " cell.").font.hidden = True
+    d.save(str(tmp_path / "birds.docx"))
+
+    doc = load_bytes((tmp_path / "birds.docx").read_bytes(), "birds.docx")
+    text = doc.pages[0].text
+    assert "zebra" not in text, text
+    for seen in ("Owls hunt", "Herons fish", "Swifts sleep", "Gulls steal", "White on a yellow", "Crows count"):
+        assert seen in text
+    warnings = " | ".join(doc.warnings)
+    for kind in ("hidden run (w:vanish)", "white text", "text under 1 pt"):
+        assert f"hidden DOCX text removed ({kind}" in warnings, warnings
+    kept = load_bytes((tmp_path / "birds.docx").read_bytes(), "birds.docx", drop_hidden=False)
+    assert kept.pages[0].text.count("zebra") == 5 and "hidden DOCX text found" in kept.warnings[0]
+
+
+def test_markdown_comments_are_removed_and_named() -> None:
+    md = f"# Birds\n\nOwls hunt at night.\n\n<!-- {SECRET} -->\n\n[//]: # ({SECRET})\n\nSwifts sleep aloft.\n"
+    doc = load_bytes(md.encode(), "birds.md")
+    assert "zebra" not in doc.pages[0].text and "Swifts sleep aloft." in doc.pages[0].text
+    warnings = " | ".join(doc.warnings)
+    assert "hidden Markdown text removed (HTML comment" in warnings and "(comment line" in warnings

@@ -181,3 +181,12 @@ def test_csv_and_json_as_text() -> None:
     assert doc.format == "csv" and "bird: heron; wingspan: 1.8 m" in doc.pages[0].text
     doc = load_bytes(b'{"bird": {"name": "heron", "wingspan": "1.8 m"}}', "birds.dat")
     assert doc.format == "json" and '"wingspan": "1.8 m"' in doc.pages[0].text
+
+
+@pytest.mark.parametrize("name", ["x\n", "a/b", "..", "-x", "x" * 65, "a\u202eb"])
+def test_collection_names_that_are_not_plain_are_refused(name: str) -> None:
+    from ingest.errors import IngestError
+    from ingest.store import check_collection_name
+
+    with pytest.raises(IngestError, match="is not allowed"):
+        check_collection_name(name)
