@@ -9,6 +9,7 @@ from typing import Any
 
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.hidden import strip_invisible_unicode
+from ingest.injection import find_injections
 from ingest.types import LoadedDocument, Page
 
 SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text"
@@ -105,7 +106,18 @@ def iter_pages(
         doc = _LOADERS[fmt](data, name, max_pages, drop_hidden)
         warnings.extend(doc.warnings)
         pages = iter(doc.pages)
-    return fmt, _without_invisible(pages, drop_hidden, warnings), warnings
+    return fmt, _flag_injections(_without_invisible(pages, drop_hidden, warnings), warnings), warnings
+
+
+def _flag_injections(pages: Iterator[Page], warnings: list[str]) -> Iterator[Page]:
+    """Report instructions addressed to a model (see `ingest.injection`); the text stays as it is."""
+    for page in pages:
+        found = find_injections(page.text)
+        if found:
+            where = f"page {page.number}" if page.number else "text"
+            kinds = ", ".join(f"{kind}: {n}" for kind, n in found.items())
+            warnings.append(f"{where}: instructions to an AI found ({kinds}); never quoted")
+        yield page
 
 
 def _without_invisible(pages: Iterator[Page], drop: bool, warnings: list[str]) -> Iterator[Page]:

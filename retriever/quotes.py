@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingest.embed import Embedder
+from ingest.injection import injection_kind
 from ingest.store import Store
 from retriever.keyword import STOPWORDS
 from retriever.rerank import Reranker
@@ -140,9 +141,9 @@ def widen(store: Store | None, hits: Sequence[Hit], pad: int = CONTEXT_CHARS) ->
 
 def _quotable(text: str) -> bool:
     """Sentences worth quoting: enough words, not a question (FAQ headings are questions),
-    not a table-of-contents line."""
+    not a table-of-contents line, not an instruction addressed to a model."""
     t = text.rstrip()
-    if len(_words(t)) < MIN_QUOTE_WORDS or t.endswith("?"):
+    if len(_words(t)) < MIN_QUOTE_WORDS or t.endswith("?") or injection_kind(t):
         return False
     return not _LEADER.search(t)
 

@@ -125,7 +125,8 @@ def test_hidden_html_is_removed_and_named(markup: str, kind: str) -> None:
 def test_visible_html_is_kept(markup: str) -> None:
     html = f"<html><body><p>Owls hunt at night.</p>{markup}</body></html>"
     doc = load_bytes(html.encode(), "birds.html")
-    assert "zebra cartel" in doc.pages[0].text and not doc.warnings, (doc.pages[0].text, doc.warnings)
+    hidden = [w for w in doc.warnings if "hidden" in w]  # (the secret is reported as an instruction to an AI)
+    assert "zebra cartel" in doc.pages[0].text and not hidden, (doc.pages[0].text, doc.warnings)
 
 
 def test_invisible_unicode_is_removed_and_named() -> None:
