@@ -183,6 +183,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8000)
     c.add_argument("--max-queue", type=int, default=32, help="requests waiting per model before 503")
+    c.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients may use besides the bound address and localhost (repeatable; "
+        "also ARCHIVIST_ALLOWED_HOSTS, comma-separated)",
+    )
     c.set_defaults(func=commands.serve)
 
     k = sub.add_parser("keys", help="manage API keys").add_subparsers(metavar="ACTION")

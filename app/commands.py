@@ -403,15 +403,22 @@ def serve(args: argparse.Namespace) -> int:
     from runtime.errors import ArchivistError
 
     svc = services(args)
-    active = KeyStore(svc.store.engine).active_count()
+    keys = KeyStore(svc.store.engine)
+    active = keys.active_count()
     if not active and not is_loopback(args.host):
         raise ArchivistError(
             f"refusing to serve on {args.host} without an API key: create one with `archivist keys create NAME`, "
             "or bind to 127.0.0.1"
         )
-    if not active:
+    if not active and keys.ever_created():
+        print(
+            "every API key is revoked: the API refuses all requests until `archivist keys create NAME`", file=sys.stderr
+        )
+    elif not active:
         print("no API keys configured: the API is open to local clients only (127.0.0.1)", file=sys.stderr)
-    uvicorn.run(create_app(svc, max_queue=args.max_queue), host=args.host, port=args.port, log_level="info")
+    allowed = [*args.allowed_host, *filter(None, os.environ.get("ARCHIVIST_ALLOWED_HOSTS", "").split(","))]
+    app = create_app(svc, max_queue=args.max_queue, bound_host=args.host, allowed_hosts=allowed)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 

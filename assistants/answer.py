@@ -132,6 +132,12 @@ class AnswerStream:
             callback(answer)
         self.answer = answer
 
+    def close(self) -> None:
+        """Stop generating (the reader went away): the model's stream is closed, so it frees the model."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
     def result(self) -> Answer:
         """Consume what is left and return the answer."""
         if self.answer is None:

@@ -119,6 +119,14 @@ def build_prompt(
         )
     past = list(history)
     room = (budget - bare) * history_share
+    # first by each message's own token count (linear in the history), then exactly: rendering the
+    # whole history once per dropped turn is quadratic on a long one (10,000 messages took minutes)
+    costs = [count_tokens(m["content"]) + 4 for m in past]
+    total, start = sum(costs), 0
+    while start < len(past) and total > room:
+        total -= sum(costs[start : start + 2])
+        start += 2
+    past = past[start:]
     while past and render_tokens(compose([], past)) + lead_cost - bare > room:
         past = past[2:] if len(past) >= 2 else []  # drop the oldest question and its answer together
     base = render_tokens(compose([], past)) + lead_cost

@@ -86,6 +86,10 @@ class KeyStore:
     def active_count(self) -> int:
         return sum(1 for k in self.list() if not k.revoked)
 
+    def ever_created(self) -> bool:
+        """Whether any key was ever made: once one was, the API stays closed even with all revoked."""
+        return bool(self.list())
+
     def check(self, secret: str) -> KeyInfo | None:
         """The active key with this secret, or None."""
         with Session(self.engine) as s:

@@ -5,19 +5,22 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import Depends, FastAPI, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.errors import ApiError, api_error_handler, http_handler, validation_handler
+from app.api.guard import RequestGuard
 from app.api.keys import KeyInfo, KeyStore
 from app.services import Services
 from assistants.answer import Answer
@@ -31,6 +34,10 @@ from retriever.search import search
 from runtime.errors import ArchivistError, ContextOverflowError, ModelNotFoundError
 from runtime.protocol import GenerationParams, GenerationStats, Message
 from runtime.toolcalls import parse_calls
+
+MAX_JSON_BODY = 8 * 2**20  # a chat or search request's body; uploads have their own limit
+MAX_MESSAGES = 1000  # messages in one chat request
+MAX_MESSAGE_CHARS = 2_000_000  # their text together (the prompt keeps what fits the context window)
 
 
 class ChatMessage(BaseModel):
@@ -47,7 +54,7 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # OpenAI clients send fields Archivist does not use
     model: str
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
@@ -60,6 +67,13 @@ class ChatRequest(BaseModel):
     # Archivist extensions (OpenAI clients pass them with extra_body)
     answer_mode: Literal["generate", "extractive"] | None = None
     grounding: Literal["off", "mark", "retry"] | None = None
+
+    @model_validator(mode="after")
+    def _total_text(self) -> ChatRequest:
+        total = sum(len(m.text()) for m in self.messages)
+        if total > MAX_MESSAGE_CHARS:
+            raise ValueError(f"the messages hold {total:,} characters; the limit is {MAX_MESSAGE_CHARS:,}")
+        return self
 
 
 class EmbeddingRequest(BaseModel):
@@ -100,6 +114,37 @@ def forced_schema(choice: str | dict[str, Any] | None, specs: list[dict[str, Any
     return json.dumps(options[0] if len(options) == 1 else {"oneOf": options})
 
 
+class Slot:
+    """One admitted answer's place in its model's queue; `leave` is idempotent."""
+
+    def __init__(self, admission: Admission, key: int) -> None:
+        self._admission, self._key, self._left = admission, key, False
+
+    def leave(self) -> None:
+        if not self._left:
+            self._left = True
+            self._admission.leave(self._key)
+
+
+class Admission:
+    """Answers admitted per model, counted from arrival until done or abandoned."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count: dict[int, int] = {}
+
+    def enter(self, key: int, limit: int) -> Slot | None:
+        with self._lock:
+            if self._count.get(key, 0) >= limit:
+                return None
+            self._count[key] = self._count.get(key, 0) + 1
+            return Slot(self, key)
+
+    def leave(self, key: int) -> None:
+        with self._lock:
+            self._count[key] = max(0, self._count.get(key, 0) - 1)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -110,9 +155,10 @@ def is_loopback(host: str) -> bool:
 
 
 def safe_name(filename: str | None) -> str:
-    """A display name from an upload's file name: last path component, no control characters."""
+    """A display name from an upload's file name: last path component, no control or bidi characters."""
     name = PurePosixPath((filename or "").replace("\\", "/")).name
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip().lstrip(".")
+    # control characters, and bidi controls that would show "gpj.exe" as "exe.jpg"
+    name = re.sub(r"[\x00-\x1f\x7f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]", "", name).strip().lstrip(".")
     return name[:200] or "upload"
 
 
@@ -120,13 +166,14 @@ def auth(request: Request, authorization: Annotated[str | None, Header()] = None
     """The caller's API key; None where keys are not required (loopback, none configured)."""
     keys: KeyStore = request.app.state.keys
     required = request.app.state.require_keys
-    if not (required if required is not None else keys.active_count() > 0):
+    if not (required if required is not None else keys.ever_created()):
         return None
     if not authorization or not authorization.lower().startswith("bearer "):
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
     info = keys.check(authorization[7:].strip())
     if info is None:
-        raise ApiError(401, "invalid or revoked API key", code="invalid_api_key")
+        hint = "" if keys.active_count() else " (every key is revoked: create one with `archivist keys create NAME`)"
+        raise ApiError(401, "invalid or revoked API key" + hint, code="invalid_api_key")
     return info
 
 
@@ -139,8 +186,12 @@ def create_app(
     require_keys: bool | None = None,
     max_queue: int = 32,
     limits: IngestLimits | None = None,
+    bound_host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
 ) -> FastAPI:
-    """The API app. `require_keys` defaults to: whenever any active key exists."""
+    """The API app. `require_keys` defaults to: once any key was created (revoking them all keeps
+    it closed). `bound_host` and `allowed_hosts` are the names a request's Host may carry (see
+    `app.api.guard`); `max_queue` is how many answers may wait for each model before 503."""
     keys = KeyStore(services.store.engine)
     limits = limits or IngestLimits()
     app = FastAPI(title="Archivist", version="0.1.0", description="OpenAI-compatible API over Archivist assistants.")
@@ -149,6 +200,32 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_handler)
 
     app.state.keys, app.state.require_keys = keys, require_keys
+    app.add_middleware(
+        RequestGuard,
+        bound_host=bound_host,
+        allowed_hosts=allowed_hosts,
+        max_body=MAX_JSON_BODY,
+        max_upload_body=limits.max_file_bytes * 4 + 2**20,
+    )
+    admitted = Admission()
+
+    def collection_allowed(name: str, key: KeyInfo | None) -> bool:
+        """A key limited to some assistants reaches only the collections those assistants search."""
+        if key is None or not key.assistants:
+            return True
+        for assistant_name in key.assistants:
+            try:
+                if name in services.library.get_by_name(assistant_name).knowledge.collections:
+                    return True
+            except AssistantError:
+                continue
+        return False
+
+    def reach(collection: str, key: KeyInfo | None) -> str:
+        known_collection(collection)
+        if not collection_allowed(collection, key):
+            raise ApiError(403, f"this API key may not use collection {collection!r}", param="collection")
+        return collection
 
     def assistant_for(name: str, key: KeyInfo | None) -> Assistant:
         try:
@@ -198,13 +275,29 @@ def create_app(
             model = None if extractive else services.chat.model_for(assistant)
         except ModelNotFoundError as exc:
             raise ApiError(503, str(exc)) from None
-        if model is not None and model.lock.waiting >= max_queue:
-            raise ApiError(
-                503,
-                f"the model queue is full ({max_queue} requests); retry shortly",
-                headers={"Retry-After": "2"},
-                code="queue_full",
-            )
+        slot = None
+        if model is not None:
+            # a slot is taken on arrival (retrieval and quotes run before the model is reached) and
+            # given back when the answer is done or its client goes away
+            slot = admitted.enter(id(model), max_queue) if model.lock.waiting < max_queue else None
+            if slot is None:
+                raise ApiError(
+                    503,
+                    f"the model queue is full ({max_queue} requests); retry shortly",
+                    headers={"Retry-After": "2"},
+                    code="queue_full",
+                )
+        try:
+            return answer_request(req, assistant, history, slot)
+        except BaseException:
+            if slot is not None:
+                slot.leave()
+            raise
+
+    def answer_request(
+        req: ChatRequest, assistant: Assistant, history: list[Message], slot: Slot | None
+    ) -> dict[str, Any] | StreamingResponse:
+        turns = [m for m in req.messages if m.role in ("user", "assistant")]
         stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
         try:
             stream = services.chat.ask(
@@ -223,6 +316,8 @@ def create_app(
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not req.stream:
             answer = stream.result()
+            if slot is not None:
+                slot.leave()
             return {
                 "id": cid,
                 "object": "chat.completion",
@@ -240,7 +335,7 @@ def create_app(
                 "archivist": answer.details_json(),
             }
 
-        def events() -> Iterator[str]:
+        def answer_events() -> Iterator[str]:
             head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": assistant.name}
             yield _sse(
                 {
@@ -260,6 +355,7 @@ def create_app(
             except ArchivistError as exc:
                 yield _sse({"error": {"message": str(exc), "type": "api_error", "param": None, "code": None}})
                 return
+
             yield _sse(
                 {
                     **head,
@@ -271,7 +367,20 @@ def create_app(
             )
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        def done() -> None:
+            stream.close()
+            if slot is not None:
+                slot.leave()
+
+        def events() -> Iterator[str]:
+            try:
+                yield from answer_events()
+            finally:  # also when the client hangs up, at any point: the response closes this generator
+                done()
+
+        return ClosingStreamingResponse(
+            closing(events()), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}, on_close=done
+        )
 
     def client_tools(req: ChatRequest, assistant: Assistant) -> dict[str, Any] | StreamingResponse | None:
         """The request's own tools go to the model; its calls come back as OpenAI `tool_calls`. None
@@ -366,7 +475,9 @@ def create_app(
             yield _sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage})
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return ClosingStreamingResponse(
+            closing(events()), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.post("/v1/embeddings")
     def embeddings(req: EmbeddingRequest, _key: Auth) -> dict[str, Any]:
@@ -398,17 +509,18 @@ def create_app(
         return name
 
     @app.get("/v1/collections")
-    def collections(_key: Auth) -> dict[str, Any]:
-        return {"data": [{"name": n, "documents": d, "chunks": c} for n, d, c in services.store.collections()]}
+    def collections(key: Auth) -> dict[str, Any]:
+        rows = [(n, d, c) for n, d, c in services.store.collections() if collection_allowed(n, key)]
+        return {"data": [{"name": n, "documents": d, "chunks": c} for n, d, c in rows]}
 
     @app.get("/v1/collections/{collection}/documents")
-    def documents(collection: str, _key: Auth) -> dict[str, Any]:
-        docs = services.store.documents(known_collection(collection))
+    def documents(collection: str, key: Auth) -> dict[str, Any]:
+        docs = services.store.documents(reach(collection, key))
         return {"data": [{**d.__dict__, "created_at": d.created_at.isoformat()} for d in docs]}
 
     @app.post("/v1/collections/{collection}/documents", status_code=201)
-    def upload(collection: str, files: list[UploadFile], _key: Auth) -> dict[str, Any]:
-        known_collection(collection)
+    def upload(collection: str, files: list[UploadFile], key: Auth) -> dict[str, Any]:
+        reach(collection, key)
         results = []
         for f in files:
             name = safe_name(f.filename)
@@ -430,16 +542,16 @@ def create_app(
         return {"data": results}
 
     @app.delete("/v1/collections/{collection}/documents/{document:path}")
-    def delete(collection: str, document: str, _key: Auth) -> dict[str, Any]:
+    def delete(collection: str, document: str, key: Auth) -> dict[str, Any]:
         try:
-            n = services.store.delete_document(known_collection(collection), document)
+            n = services.store.delete_document(reach(collection, key), document)
         except IngestError as exc:
             raise ApiError(404, str(exc)) from None
         return {"deleted": document, "versions": n}
 
     @app.post("/v1/collections/{collection}/search")
-    def search_collection(collection: str, req: SearchRequest, _key: Auth) -> dict[str, Any]:
-        if known_collection(collection) not in services.store.collection_names():
+    def search_collection(collection: str, req: SearchRequest, key: Auth) -> dict[str, Any]:
+        if reach(collection, key) not in services.store.collection_names():
             raise ApiError(404, f"no collection named {collection!r}", param="collection")
         hits = search(services.store, services.embedder, [collection], req.query, req.k, mode=req.mode)
         return {"hits": [h.to_json() for h in hits]}
@@ -449,6 +561,44 @@ def create_app(
         return await api_error_handler(_request, ApiError(400, str(exc)))
 
     return app
+
+
+_DONE = object()
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streaming response that closes its body however it ends (Starlette leaves an abandoned
+    body iterator to the garbage collector, which may hold it, and the model, for minutes)."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                aclose = getattr(self.body_iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                if self.on_close is not None:  # also when the body never started (the client left first)
+                    await anyio.to_thread.run_sync(self.on_close)
+
+
+async def closing(events: Iterator[str]) -> AsyncIterator[str]:
+    """Serve a blocking event generator from worker threads and close it however the response
+    ends: a client that hangs up mid-answer must not leave the model's stream (and the model)
+    held by a generator nobody resumes."""
+    try:
+        while True:
+            event = await anyio.to_thread.run_sync(next, events, _DONE)
+            if event is _DONE:
+                return
+            yield event  # type: ignore[misc]
+    finally:
+        with anyio.CancelScope(shield=True):  # runs even when the response was cancelled
+            await anyio.to_thread.run_sync(events.close)  # type: ignore[attr-defined]
 
 
 def _sse(obj: dict[str, Any]) -> str:
