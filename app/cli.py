@@ -135,7 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=commands.assistants_new)
     c = a.add_parser("import", help="validate and add an assistant (YAML file or bundle .zip)")
     c.add_argument("file")
-    c.add_argument("--overwrite", action="store_true", help="replace an assistant of the same name")
+    c.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an assistant of the same name; a bundle may add to existing collections",
+    )
+    c.add_argument("--allow-download", action="store_true", help="accept a model or reranker fetched from the hub")
+    c.add_argument("--allow-model-path", action="store_true", help="accept a model file outside the workspace")
     c.set_defaults(func=commands.assistants_import)
     c = a.add_parser("export", help="write an assistant as YAML, or as a bundle with its documents")
     c.add_argument("name")

@@ -488,14 +488,33 @@ def assistants_import(args: argparse.Namespace) -> int:
     if path.suffix.lower() == ".zip":
         from assistants.bundle import import_bundle
 
-        assistant, results = import_bundle(path, svc.store, svc.embedder)
+        assistant, results = import_bundle(
+            path,
+            svc.store,
+            svc.embedder,
+            taken=svc.library.taken,
+            overwrite=args.overwrite,
+            allow_download=args.allow_download,
+            allow_model_path=args.allow_model_path,
+        )
         report = IngestReport(results)
         svc.library.save(assistant, overwrite=args.overwrite)
+        _warn_shadowing(svc, assistant.name)
         print(f"imported {assistant.name} with {len(results)} documents")
         return _print_report(report)
-    assistant = svc.library.import_yaml(path, overwrite=args.overwrite)
+    assistant = svc.library.import_yaml(
+        path, overwrite=args.overwrite, allow_download=args.allow_download, allow_model_path=args.allow_model_path
+    )
+    _warn_shadowing(svc, assistant.name)
     print(f"imported {assistant.name} into {svc.library.path_for(assistant.name)}")
     return 0
+
+
+def _warn_shadowing(svc: Any, name: str) -> None:
+    if svc.library.shadows_example(name):
+        print(
+            f"warning: {name} now hides the shipped assistant of the same name (rename it to see both)", file=sys.stderr
+        )
 
 
 def assistants_export(args: argparse.Namespace) -> int:

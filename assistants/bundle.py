@@ -3,15 +3,15 @@ so the assistant can be rebuilt on another machine."""
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import yaml
 
 from assistants.errors import AssistantError
-from assistants.loader import dump_assistant, parse_assistant
+from assistants.loader import MAX_YAML_BYTES, dump_assistant, parse_assistant
 from assistants.schema import Assistant
 from ingest.embed import Embedder
 from ingest.pipeline import FileResult, IngestLimits, ingest_bytes
@@ -41,36 +41,132 @@ def export_bundle(assistant: Assistant, store: Store, out: Path) -> int:
     return len(manifest)
 
 
-def import_bundle(path: Path, store: Store, embedder: Embedder) -> tuple[Assistant, list[FileResult]]:
-    """Read a bundle: validate its assistant and ingest its documents (read in memory, never extracted)."""
+MAX_RATIO = 200  # a member may not compress more than this (zip bombs compress ~1000x)
+
+
+def import_problems(assistant: Assistant, home: Path, *, allow_download: bool, allow_model_path: bool) -> list[str]:
+    """What an imported assistant would do that its importer did not ask for: fetch a model from
+    the network on its first question, or load a model file from outside the workspace."""
+    problems = []
+    spec = assistant.model.path
+    if spec.startswith("hf:") and not allow_download:
+        problems.append(
+            f"model.path: {spec} would be downloaded from the model hub on the first question; "
+            "import with --allow-download to accept that, or change the model"
+        )
+    elif not spec.startswith(("bundled:", "hf:")) and not allow_model_path:
+        models = (home / "models").resolve()
+        target = (home / spec).resolve() if not Path(spec).is_absolute() else Path(spec).resolve()
+        if not target.is_relative_to(models):
+            problems.append(
+                f"model.path: {spec} is outside the workspace's models folder ({models}); "
+                "import with --allow-model-path to accept it, or copy the model there"
+            )
+    reranker = assistant.retrieval.reranker
+    if reranker and not Path(reranker).exists() and not allow_download:
+        problems.append(
+            f"retrieval.reranker: {reranker} would be downloaded from the model hub; import with --allow-download"
+        )
+    return problems
+
+
+def import_bundle(
+    path: Path,
+    store: Store,
+    embedder: Embedder,
+    *,
+    taken: Callable[[str], bool] = lambda _name: False,
+    overwrite: bool = False,
+    allow_download: bool = False,
+    allow_model_path: bool = False,
+) -> tuple[Assistant, list[FileResult]]:
+    """Read a bundle: check all of it first (sizes, the assistant, where its documents go), then
+    ingest its documents (read in memory, never extracted). Nothing is written when a check fails.
+
+    `taken(name)` says whether an assistant of that name exists; a bundle writes only into
+    collections that do not exist yet, unless `overwrite`."""
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise AssistantError(str(path), [f"(file): not a bundle zip ({exc})"]) from None
     with zf:
-        total = sum(i.file_size for i in zf.infolist())
+        members = {i.filename: i for i in zf.infolist()}
+        total = sum(i.file_size for i in members.values())
         if total > MAX_BUNDLE_BYTES:
             raise AssistantError(
                 str(path),
                 [f"(file): {total / 2**20:,.0f} MB uncompressed; the limit is {MAX_BUNDLE_BYTES / 2**20:,.0f} MB"],
             )
+        for info in members.values():
+            if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise AssistantError(
+                    str(path),
+                    [
+                        f"{info.filename}: expands {info.file_size / max(info.compress_size, 1):,.0f}x; the limit is "
+                        f"{MAX_RATIO}x (zip bomb?)"
+                    ],
+                )
+        yaml_info = members.get("assistant.yaml")
+        if yaml_info is not None and yaml_info.file_size > MAX_YAML_BYTES:
+            raise AssistantError(
+                str(path), [f"assistant.yaml: {yaml_info.file_size / 2**20:,.1f} MB; the limit is 1 MB"]
+            )
         try:
-            data = yaml.safe_load(zf.read("assistant.yaml"))
-            manifest = json.loads(zf.read("manifest.json"))["documents"]
-        except (KeyError, ValueError, yaml.YAMLError) as exc:
+            data = yaml.safe_load(_read(zf, "assistant.yaml", MAX_YAML_BYTES))
+            manifest = json.loads(_read(zf, "manifest.json", MAX_YAML_BYTES * 16))["documents"]
+        except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
             raise AssistantError(
                 str(path), [f"(file): bundle lacks a valid assistant.yaml or manifest.json ({exc})"]
             ) from None
         assistant = parse_assistant(data, f"{path}:assistant.yaml")
+        problems = import_problems(
+            assistant, store.home, allow_download=allow_download, allow_model_path=allow_model_path
+        )
+        if taken(assistant.name) and not overwrite:
+            problems.append(
+                f"name: an assistant named {assistant.name!r} exists; import with --overwrite to replace it"
+            )
+        limit = IngestLimits().max_file_bytes
+        existing = set(store.collection_names())
+        for n, entry in enumerate(manifest if isinstance(manifest, list) else []):
+            collection, member = str(entry.get("collection", "")), str(entry.get("member", ""))
+            if collection not in assistant.knowledge.collections:
+                problems.append(
+                    f"manifest.json: document {n}: collection {collection!r} is not one the assistant searches"
+                )
+            elif collection in existing and not overwrite:
+                problems.append(
+                    f"manifest.json: collection {collection!r} exists in this workspace; import with --overwrite to "
+                    "add to it (same-named documents are replaced)"
+                )
+                existing.discard(collection)  # once per collection
+            found = members.get(member)
+            if found is None:
+                problems.append(f"manifest.json: document {n}: member {member!r} is missing from the bundle")
+            elif found.file_size > limit:
+                problems.append(
+                    f"{member}: {found.file_size / 2**20:,.0f} MB; the file limit is {limit / 2**20:,.0f} MB"
+                )
+        if problems:
+            raise AssistantError(str(path), problems)
         results: list[FileResult] = []
         with store.writer():
             for entry in manifest:
                 name = PurePosixPath(str(entry["name"]).replace("\\", "/")).name or "document"
-                content = io.BytesIO(zf.read(str(entry["member"]))).getvalue()
                 try:
+                    content = _read(zf, str(entry["member"]), limit)
                     results.append(
                         ingest_bytes(content, name, str(entry["collection"]), store, embedder, limits=IngestLimits())
                     )
                 except Exception as exc:
                     results.append(FileResult(name, "failed", error=str(exc)))
     return assistant, results
+
+
+def _read(zf: zipfile.ZipFile, member: str, budget: int) -> bytes:
+    """A member's bytes, streamed with a budget: a header that understates the size cannot make it larger."""
+    with zf.open(member) as f:
+        data = f.read(budget + 1)
+    if len(data) > budget:
+        raise ValueError(f"{member} is larger than its limit of {budget:,} bytes")
+    return data

@@ -93,11 +93,36 @@ class AssistantStore(AssistantLibrary):
             raise AssistantError(name, ["no assistant of that name in the workspace"])
         path.unlink()
 
-    def import_yaml(self, path: Path, *, overwrite: bool = False) -> Assistant:
-        """Validate an assistant file and add it to the workspace."""
+    def import_yaml(
+        self, path: Path, *, overwrite: bool = False, allow_download: bool = False, allow_model_path: bool = False
+    ) -> Assistant:
+        """Validate an assistant file and add it to the workspace (refused when it would fetch a
+        model from the network or load one from outside the workspace, unless allowed)."""
+        from assistants.bundle import import_problems
+
         assistant = load_assistant(path)
+        home = self.folder.parent
+        problems = import_problems(assistant, home, allow_download=allow_download, allow_model_path=allow_model_path)
+        if problems:
+            raise AssistantError(str(path), problems)
         self.save(assistant, overwrite=overwrite)
         return assistant
+
+    def shadows_example(self, name: str) -> bool:
+        """Whether a workspace assistant of this name hides a shipped example."""
+        return any(e.source == "example" for e in self._examples() if e.assistant.name == name)
+
+    def taken(self, name: str) -> bool:
+        return self.path_for(name).exists()
+
+    def _examples(self) -> list[Entry]:
+        out = []
+        for path in sorted(self.examples.glob("*.y*ml")) if self.examples.is_dir() else []:
+            try:
+                out.append(Entry(load_assistant(path), path, "example"))
+            except AssistantError:
+                continue
+        return out
 
     def export_yaml(self, name: str) -> str:
         return dump_assistant(self.get_by_name(name))

@@ -30,10 +30,19 @@ def _problem(err: Any) -> str:
     return f"{path}: {msg}"
 
 
+MAX_YAML_BYTES = 2**20  # an assistant is a few KB; a larger file is refused before it is parsed
+
+
 def load_assistant(path: Path) -> Assistant:
     """Load and validate one assistant file."""
     if not path.is_file():
         raise AssistantError(str(path), ["file not found"])
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise AssistantError(
+            str(path),
+            [f"(file): {size / 2**20:,.1f} MB; an assistant file may have at most {MAX_YAML_BYTES // 2**20} MB"],
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

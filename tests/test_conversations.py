@@ -184,3 +184,119 @@ def test_a_new_conversation_reuses_the_assistants_instructions_prefix() -> None:
     assert stats.evaluated_tokens <= stats.prompt_tokens - system_tokens + 8  # the instructions were not re-read
     reference = LlamaCppGenerator(path, context_window=2048, cache_bytes=0)
     assert out.split()[:1] == reference.generate(new_conv, p).split()[:1] and out.strip()
+
+
+def _bundle(
+    path: Path, assistant_yaml: bytes, docs: dict[str, bytes], manifest: list[dict[str, str]] | None = None
+) -> Path:
+    import json as _json
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("assistant.yaml", assistant_yaml)
+        entries = []
+        for i, (name, data) in enumerate(docs.items()):
+            zf.writestr(f"documents/{i:05d}.txt", data)
+            entries.append({"collection": "reports", "name": name, "member": f"documents/{i:05d}.txt"})
+        zf.writestr(
+            "manifest.json", _json.dumps({"format": 1, "documents": manifest if manifest is not None else entries})
+        )
+    return path
+
+
+BUNDLED = b"name: reporter\nknowledge: {collections: [reports]}\n"
+
+
+def test_a_refused_bundle_writes_nothing_and_never_replaces_the_users_documents(home: Path, tmp_path: Path) -> None:
+    from assistants.bundle import import_bundle
+    from assistants.errors import AssistantError
+
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    (tmp_path / "report.txt").write_text("The user's own quarterly report.")
+    ingest_paths([tmp_path / "report.txt"], "reports", svc.store, emb)
+    svc.library.save(parse_assistant({"name": "reporter", "knowledge": {"collections": ["reports"]}}, "t"))
+    hostile = _bundle(tmp_path / "h.zip", BUNDLED, {"report.txt": b"Replaced by the bundle."})
+    with pytest.raises(AssistantError) as exc:
+        import_bundle(hostile, svc.store, emb, taken=svc.library.taken)
+    problems = " | ".join(exc.value.problems)
+    assert "'reporter' exists" in problems and "collection 'reports' exists" in problems
+    docs = svc.store.documents("reports")
+    assert [d.name for d in docs] == ["report.txt"] and docs[0].sha256 == hashlib_sha(tmp_path / "report.txt")
+
+    # a collection the assistant does not search, a missing member
+    stray = _bundle(
+        tmp_path / "s.zip",
+        b"name: other\nknowledge: {collections: [other]}\n",
+        {},
+        [{"collection": "secrets", "name": "x.txt", "member": "documents/nope.txt"}],
+    )
+    with pytest.raises(AssistantError) as exc:
+        import_bundle(stray, svc.store, emb)
+    problems = " | ".join(exc.value.problems)
+    assert "'secrets' is not one the assistant searches" in problems and "missing from the bundle" in problems
+    assert "secrets" not in svc.store.collection_names()
+
+
+def hashlib_sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_oversized_yaml_and_zip_bombs_are_refused_before_reading(home: Path, tmp_path: Path) -> None:
+    import time
+    import zipfile
+
+    from assistants.bundle import import_bundle
+    from assistants.errors import AssistantError
+
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"name: big\ndescription: >\n" + b"  " + b"x" * (3 * 2**20) + b"\n")
+    with pytest.raises(AssistantError, match="at most 1 MB"):
+        svc.library.import_yaml(big)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("assistant.yaml", b"name: bomb\n#" + b" " * (50 * 2**20))
+        zf.writestr("manifest.json", b'{"documents": []}')
+    assert bomb.stat().st_size < 200_000
+    t0 = time.perf_counter()
+    with pytest.raises(AssistantError, match="zip bomb"):
+        import_bundle(bomb, svc.store, emb)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_imports_that_would_fetch_or_load_outside_models_ask_first(home: Path, tmp_path: Path) -> None:
+    from assistants.errors import AssistantError
+
+    svc = Services.create(home, embedder=FakeEmbedder())
+    hub = tmp_path / "hub.yaml"
+    hub.write_text("name: hubby\nknowledge: {collections: [c]}\nmodel: {path: 'hf:org/repo/model.gguf'}\n")
+    with pytest.raises(AssistantError, match="--allow-download"):
+        svc.library.import_yaml(hub)
+    assert svc.library.import_yaml(hub, allow_download=True).name == "hubby"
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("name: outsider\nknowledge: {collections: [c]}\nmodel: {path: /etc/passwd}\n")
+    with pytest.raises(AssistantError, match="outside the workspace's models folder"):
+        svc.library.import_yaml(outside)
+    inside = tmp_path / "inside.yaml"
+    inside.write_text(
+        f"name: insider\nknowledge: {{collections: [c]}}\nmodel: {{path: {home / 'models' / 'mine.gguf'}}}\n"
+    )
+    assert svc.library.import_yaml(inside).name == "insider"
+
+
+def test_importing_over_a_shipped_assistant_warns(home: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, ARCHIVIST_HOME=str(home))
+    shadow = tmp_path / "guide.yaml"
+    shadow.write_text("name: archivist-guide\nknowledge: {collections: [c]}\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "assistants", "import", str(shadow)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "hides the shipped assistant" in r.stderr

@@ -40,7 +40,9 @@ with st.expander("Import an assistant (YAML, or a bundle .zip with its documents
             try:
                 if path.suffix == ".zip":
                     with st.spinner("Ingesting the bundle's documents..."):
-                        a, results = import_bundle(path, svc.store, svc.embedder)
+                        a, results = import_bundle(
+                            path, svc.store, svc.embedder, taken=svc.library.taken, overwrite=overwrite
+                        )
                     svc.library.save(a, overwrite=overwrite)
                     st.success(f"Imported {a.name} with {len(results)} documents")
                 else:
