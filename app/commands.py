@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -388,12 +387,14 @@ def ui(args: argparse.Namespace) -> int:
         "--client.toolbarMode",
         "minimal",
     ]
-    env = None
+    env = dict(os.environ)
     if args.home:
-        import os
-
-        env = dict(os.environ, ARCHIVIST_HOME=str(Path(args.home).resolve()))
-    return subprocess.call(cmd, env=env)
+        env["ARCHIVIST_HOME"] = str(Path(args.home).resolve())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # this process becomes Streamlit (same PID): stopping `archivist ui` stops the app server, where
+    # a child process would keep serving after its parent was killed
+    os.execve(sys.executable, cmd, env)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import make_pdf
 
@@ -101,3 +104,37 @@ def test_serve_refuses_a_public_address_without_keys_and_keys_are_managed(home: 
     assert "laptop" in listed and "active" in listed and secret not in listed
     assert run(home, "keys", "revoke", "laptop").returncode == 0
     assert "revoked" in run(home, "keys", "list").stdout
+
+
+def test_stopping_archivist_ui_stops_the_app_server(home: Path) -> None:
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, ARCHIVIST_HOME=str(home), HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "ui", "--port", str(port)],
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the app never listened")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        time.sleep(1)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        proc.kill()
