@@ -221,6 +221,28 @@ def test_model_text_cannot_fetch_images_or_render_links() -> None:
     assert "[image: pixel]" in out and "docs (http://a.example/x)" in out
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "![a][r]\n\n[r]: http://evil.example/ref.png",  # reference-style
+        "![a [nested] alt](http://evil.example/n.png)",  # nested brackets in the alt text
+        "![a](<http://evil.example/angle.png>)",
+        "![a](http://evil.example/t.png 'title (with) parens')",
+        "[![badge](http://evil.example/b.png)](http://x.example)",  # an image inside a link
+        "![](http://evil.example/empty.png)",
+    ],
+)
+def test_no_markdown_image_survives_in_untrusted_text(hostile: str) -> None:
+    from markdown_it import MarkdownIt
+
+    from app.ui.common import plain, safe_markdown
+
+    for out in (safe_markdown(hostile), plain(hostile)):
+        tokens = MarkdownIt("commonmark").parse(out)
+        inline = [child for t in tokens for child in (t.children or [])]
+        assert not [t for t in inline if t.type == "image"], (hostile, out)
+
+
 def test_builder_names_a_taken_name_at_its_field_and_previews_what_is_on_screen(home: Path) -> None:
     at = _app("ui/assistants.py")
     at.text_input(key="f-name").set_value("harbor-notes")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.ui.common import quotes_open, services, show_answer, show_citations, show_quotes
+from app.ui.common import quotes_open, safe_markdown, services, show_answer, show_citations, show_quotes
 from assistants.arena import VOTE_LABELS, Side, config_hash, leaderboard
 from assistants.ratings import MIN_VOTES, PROVISIONAL
 from retriever.evaluate import Question, load_questions
@@ -74,7 +74,7 @@ with battle_tab:
     battle_id = st.session_state.get("arena_battle")
     if battle_id is not None:
         battle = svc.arena_store.get(int(battle_id))
-        st.markdown(f"**Question:** {battle.question}")
+        st.markdown(f"**Question:** {safe_markdown(battle.question)}")
         revealed = battle.vote is not None
         columns = st.columns(2, gap="large")
         sides: tuple[tuple[str, Side], ...] = (("A", battle.a), ("B", battle.b))

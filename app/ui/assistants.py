@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.ui.common import services, show_citations, stream_markdown
+from app.ui.common import safe_markdown, services, show_citations, stream_markdown
 from assistants import Assistant, AssistantError, dump_assistant, parse_assistant
 from assistants.bundle import export_bundle, import_bundle
 from runtime.errors import ArchivistError
@@ -24,7 +24,7 @@ for err in errors:
 cols = st.columns(3)
 for i, e in enumerate(entries):
     with cols[i % 3].container(border=True):
-        st.markdown(f"**{e.assistant.name}**  \n{e.assistant.description or '(no description)'}")
+        st.markdown(f"**{e.assistant.name}**  \n{safe_markdown(e.assistant.description) or '(no description)'}")
         st.caption(f"{e.source} · {', '.join(e.assistant.knowledge.collections)}")
         if st.button("Edit", key=f"edit-{e.assistant.name}"):
             st.session_state["editing"] = e.assistant.name

@@ -9,6 +9,7 @@ from app.ui.common import (
     highlight,
     quotes_open,
     run_buttons,
+    safe_markdown,
     services,
     show_answer,
     show_citations,
@@ -79,7 +80,7 @@ if picked is not None:
 
 st.title(assistant.name)
 if assistant.description:
-    st.caption(assistant.description)
+    st.caption(safe_markdown(assistant.description))
 
 messages = svc.conversations.messages(picked) if picked is not None else []
 for m in messages:

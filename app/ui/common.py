@@ -30,11 +30,15 @@ _AUTOLINK = re.compile(r"<(https?://[^>]+)>")
 
 
 def safe_markdown(text: str) -> str:
-    """Model text as Markdown without what could leak a conversation: images (fetched on render)
-    and links (clicked by mistake) become plain text. Raw HTML is never rendered anyway."""
-    text = _IMAGE.sub(lambda m: f"[image: {m.group(1)}]", text)
+    """Untrusted text (answers, descriptions, questions) as Markdown without what could leak a
+    conversation. Images are fetched on render: every Markdown image, inline or reference-style,
+    nested brackets or not, begins with "![", so escaping that bracket leaves no image to parse,
+    whatever the parser makes of the rest. Inline links (clicked by mistake) become plain text.
+    Raw HTML is never rendered (Streamlit escapes it)."""
+    text = _IMAGE.sub(lambda m: f"[image: {m.group(1)}]", text)  # readable; the escape below is the guard
     text = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
-    return _AUTOLINK.sub(lambda m: m.group(1).replace("://", "\u200b://"), text)
+    text = _AUTOLINK.sub(lambda m: m.group(1).replace("://", "\u200b://"), text)
+    return text.replace("![", "!\\[")
 
 
 def stream_markdown(pieces: Iterable[str]) -> str:
@@ -46,6 +50,12 @@ def stream_markdown(pieces: Iterable[str]) -> str:
         box.markdown(safe_markdown(text) + " ▌")
     box.markdown(safe_markdown(text))
     return text
+
+
+def plain(s: str) -> str:
+    """A name or label shown as-is: no Markdown in it is interpreted (a file called "![x](http://...)"
+    stays text, never an image; widget labels render images too)."""
+    return _esc(s)
 
 
 def _esc(s: str) -> str:
@@ -157,7 +167,7 @@ def show_citations(citations: list[dict[str, Any]], key: str) -> None:
     svc = services()
     for c in citations:
         page = f", page {c['page']}" if c.get("page") else ""
-        label = f"[{c['n']}] {c['document']}{page} · relevance {float(c.get('similarity', c['score'])):.2f}"
+        label = f"[{c['n']}] {plain(c['document'])}{page} · relevance {float(c.get('similarity', c['score'])):.2f}"
         with st.expander(label):
             st.markdown(highlight(str(c["text"])))
             if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file
