@@ -12,7 +12,9 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ingest.injection import injection_kind
 from retriever.search import Hit
+from retriever.sentences import split_sentences
 from runtime.errors import ContextOverflowError
 from runtime.protocol import Message
 
@@ -97,7 +99,9 @@ def build_prompt(
 
     def compose(passages: Sequence[Hit], past: Sequence[Message]) -> list[Message]:
         if passages:
-            body = "\n\n".join(f"[{n}] {passage_label(h)}\n{h.text}" for n, h in enumerate(passages, start=1) if h.text)
+            body = "\n\n".join(
+                f"[{n}] {passage_label(h)}\n{defanged(h.text)}" for n, h in enumerate(passages, start=1) if h.text
+            )
             if lead:
                 body = f"{lead}\n\n{body}" if body else lead
             user = (
@@ -145,6 +149,23 @@ def build_prompt(
         messages = compose(chosen, past)
         total = render_tokens(messages)
     return PromptPlan(messages, chosen, total, marker, len(past))
+
+
+REMOVED = "[a sentence addressed to an AI was removed here]"
+
+
+def defanged(text: str) -> str:
+    """A passage as the model reads it: sentences that give a model orders (see
+    `ingest.injection`) replaced by a note, so a small model cannot follow or repeat them."""
+    if injection_kind(text) is None:
+        return text
+    out, at = [], 0
+    for a, b in split_sentences(text):
+        if injection_kind(text[a:b]) is not None:
+            out.append(text[at:a] + REMOVED)
+            at = b
+    out.append(text[at:])
+    return "".join(out)
 
 
 def without_marker(pieces: Iterator[str], marker: str) -> Iterator[str]:
