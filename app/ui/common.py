@@ -53,9 +53,12 @@ def stream_markdown(pieces: Iterable[str]) -> str:
 
 
 def plain(s: str) -> str:
-    """A name or label shown as-is: no Markdown in it is interpreted (a file called "![x](http://...)"
-    stays text, never an image; widget labels render images too)."""
-    return _esc(s)
+    """A name inside a label, shown as-is: no Markdown in it is interpreted (a file called
+    "![x](http://...)" stays text, never an image; widget labels render images too). Only the
+    characters that open Markdown or Streamlit syntax are escaped, so "models.md" reads the same."""
+    for ch in "\\`*_{}[]<>()!|~$:#":
+        s = s.replace(ch, "\\" + ch)
+    return " ".join(s.split())
 
 
 def _esc(s: str) -> str:
