@@ -75,6 +75,25 @@ def highlight(text: str, start: int | None = None, end: int | None = None) -> st
     return _esc(text[:start]) + ":orange-background[**" + _esc(marked) + "**]" + _esc(text[end:])
 
 
+def passage_markdown(text: str) -> str:
+    """A passage as Markdown (never raw HTML), with each sentence that gives a model orders marked,
+    so a user who opens the passage sees what was kept from the prompt and the quotes."""
+    from ingest.injection import injection_kind
+    from retriever.sentences import split_sentences
+
+    if injection_kind(text) is None:
+        return _esc(text)
+    out, at = [], 0
+    for a, b in split_sentences(text):
+        kind = injection_kind(text[a:b])
+        if kind is not None:
+            flagged = " ".join(text[a:b].split())
+            out.append(_esc(text[at:a]) + f":red-background[⚠ {kind}, never given to the model: {_esc(flagged)}]")
+            at = b
+    out.append(_esc(text[at:]))
+    return "".join(out)
+
+
 def show_answer(text: str, details: dict[str, Any]) -> None:
     """The answer, each sentence the documents do not support marked, and a note listing them."""
     unsupported = [s for s in details.get("sentences", []) if not s.get("supported", True)]
@@ -172,7 +191,7 @@ def show_citations(citations: list[dict[str, Any]], key: str) -> None:
         page = f", page {c['page']}" if c.get("page") else ""
         label = f"[{c['n']}] {plain(c['document'])}{page} · relevance {float(c.get('similarity', c['score'])):.2f}"
         with st.expander(label):
-            st.markdown(highlight(str(c["text"])))
+            st.markdown(passage_markdown(str(c["text"])))
             if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file
                 continue
             doc = next((d for d in svc.store.documents(c["collection"]) if d.name == c["document"]), None)
