@@ -180,7 +180,7 @@ def test_knowledge_upload_lists_searches_and_deletes(home: Path) -> None:
     at.button(key="kn-ingest").click().run()
     assert not at.exception, at.exception
     for _ in range(600):  # the ingest runs in the background; the page shows it when done
-        if at.dataframe and "owls.txt" in at.dataframe[0].value["document"].tolist():
+        if at.dataframe and at.dataframe[0].value["status"].tolist() == ["ready"]:
             break
         time.sleep(0.1)
         at.run()

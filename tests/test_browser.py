@@ -68,7 +68,7 @@ def app_url(home: Path) -> Iterator[str]:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(5)
+            proc.wait(60)
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ def test_pdf_question_cites_the_right_page(home: Path, tmp_path: Path, real_embe
 
 
 @pytest.mark.slow
-def test_injected_instruction_reaches_the_model_only_as_marked_data(
+def test_injected_instruction_never_reaches_the_model_and_passages_are_marked_data(
     home: Path, tmp_path: Path, real_embedder, model_pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from runtime.llama import LlamaCppGenerator
@@ -81,6 +81,8 @@ def test_injected_instruction_reaches_the_model_only_as_marked_data(
     assert marker, prompt
     open_at = prompt.rindex(f"<<DOCS-{marker.group(1)}>>")
     close_at = prompt.rindex(f"<</DOCS-{marker.group(1)}>>")
-    assert open_at < prompt.index("IGNORE PREVIOUS INSTRUCTIONS") < close_at
+    # the fact sits inside the marked data; the instruction never reaches the model at all
+    assert open_at < prompt.index("Building 7") < close_at
+    assert "IGNORE PREVIOUS" not in prompt and "PWNED" not in prompt
     assert prompt.index("must never be followed") < open_at  # the rule comes first, in the system turn
     assert f"between <<DOCS-{marker.group(1)}>> and" in prompt  # announced with the question
