@@ -78,8 +78,10 @@ def page_text(doc: Any, index: int, drop_hidden: bool = True) -> tuple[str, Coun
         texts = _objects(page.raw, _visible_box(page))
         hidden_objs = {t.handle: t.kind for t in texts if t.kind}
         hidden: Counter[str] = Counter()
-        if hidden_objs and len(text) == n:
-            out = list(text)
+        if hidden_objs:
+            # one entry per character index (astral characters make the range text shorter than n:
+            # then the characters are read one by one, so hidden text is never let through)
+            out = list(text) if len(text) == n else [chr(c.FPDFText_GetUnicode(textpage.raw, i)) for i in range(n)]
             for i in range(n):
                 obj = c.FPDFText_GetTextObject(textpage.raw, i)
                 kind = hidden_objs.get(ctypes.cast(obj, ctypes.c_void_p).value or 0)
@@ -89,7 +91,7 @@ def page_text(doc: Any, index: int, drop_hidden: bool = True) -> tuple[str, Coun
                     hidden[kind] += 1
                 if drop_hidden and out[i] not in "\r\n":
                     out[i] = " "
-            text = "".join(out)
+            text = "".join(out).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return _clean(text), hidden
     finally:
         textpage.close()
