@@ -143,7 +143,8 @@ def _cascade(root: Any, notes: Counter[str]) -> dict[Any, dict[str, str]]:
 
 
 def _rules(rules: list[Any]) -> Iterator[Any]:
-    """Qualified rules, including those inside @media blocks for screens (not print-only ones)."""
+    """Qualified rules, including those inside @media blocks for every screen (not print-only ones,
+    nor those for some screen sizes only, which would hide what a desktop reader sees)."""
     import tinycss2
 
     for rule in rules:
@@ -151,8 +152,8 @@ def _rules(rules: list[Any]) -> Iterator[Any]:
             yield rule
         elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports") and rule.content:
             media = tinycss2.serialize(rule.prelude).lower()
-            if rule.lower_at_keyword == "media" and "print" in media and "screen" not in media:
-                continue
+            if rule.lower_at_keyword == "media" and (("print" in media and "screen" not in media) or "(" in media):
+                continue  # print-only, or only on some screen sizes: a reader at a desktop may see it
             yield from _rules(tinycss2.parse_rule_list(rule.content, True, True))
 
 

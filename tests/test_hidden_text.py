@@ -117,6 +117,7 @@ def test_hidden_html_is_removed_and_named(markup: str, kind: str) -> None:
         f'<div style="background:#000"><p style="color:#fff">{SECRET}</p></div>',  # white on black
         f'<style>.note {{ display: none }} p.note {{ display: block }}</style><p class="note">{SECRET}</p>',
         f"<style>@media print {{ p {{ display: none }} }}</style><p>{SECRET}</p>",  # hidden only when printed
+        f"<style>@media (max-width: 600px) {{ p {{ display: none }} }}</style><p>{SECRET}</p>",  # phones only
         f'<div style="visibility:hidden"><p style="visibility:visible">{SECRET}</p></div>',  # shown again
         f"<dialog open>{SECRET}</dialog>",
         f'<p style="font-size:0.8em; color:#333">{SECRET}</p>',
