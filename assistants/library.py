@@ -32,13 +32,8 @@ class AssistantLibrary:
         found: dict[str, Entry] = {}
         errors: list[AssistantError] = []
         for source, folder in (("example", self.examples), ("workspace", self.folder)):
-            for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
-                try:
-                    a = load_assistant(path)
-                except AssistantError as exc:
-                    errors.append(exc)
-                    continue
-                found[a.name] = Entry(a, path, source)
+            for entry in _load_folder(folder, source, errors):
+                found[entry.assistant.name] = entry
         return sorted(found.values(), key=lambda e: e.assistant.name), errors
 
     def get_by_name(self, name: str) -> Assistant:
@@ -110,19 +105,21 @@ class AssistantStore(AssistantLibrary):
 
     def shadows_example(self, name: str) -> bool:
         """Whether a workspace assistant of this name hides a shipped example."""
-        return any(e.source == "example" for e in self._examples() if e.assistant.name == name)
+        return any(e.assistant.name == name for e in _load_folder(self.examples, "example", []))
 
     def taken(self, name: str) -> bool:
         return self.path_for(name).exists()
 
-    def _examples(self) -> list[Entry]:
-        out = []
-        for path in sorted(self.examples.glob("*.y*ml")) if self.examples.is_dir() else []:
-            try:
-                out.append(Entry(load_assistant(path), path, "example"))
-            except AssistantError:
-                continue
-        return out
-
     def export_yaml(self, name: str) -> str:
         return dump_assistant(self.get_by_name(name))
+
+
+def _load_folder(folder: Path, source: str, errors: list[AssistantError]) -> list[Entry]:
+    """The valid assistants of one folder; the files that are not go to `errors`."""
+    out = []
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        try:
+            out.append(Entry(load_assistant(path), path, source))
+        except AssistantError as exc:
+            errors.append(exc)
+    return out

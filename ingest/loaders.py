@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +149,9 @@ def _load_markdown(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -
     doc.format = "markdown"
     text = doc.pages[0].text
     for pattern, kind in _MD_COMMENTS:
-        found = [m.group(0) for m in pattern.finditer(text)]
-        chars = sum(len(f.strip()) for f in found)
+        chars = sum(len(m.group(0).strip()) for m in pattern.finditer(text))
         if chars:
-            verb = "removed" if drop_hidden else "found"
-            doc.warnings.append(f"hidden Markdown text {verb} ({kind}, {chars} characters)")
+            doc.warnings += hidden_warnings("hidden Markdown text", {kind: chars}, drop_hidden)
             if drop_hidden:
                 text = pattern.sub("", text)
     doc.pages = [Page(None, text)]
@@ -177,7 +175,7 @@ def _pdf_page_iter(doc: Any, name: str, n: int, drop_hidden: bool, warnings: lis
     from ingest.pdf import page_text
 
     empty: list[int] = []
-    hidden_warnings: list[str] = []
+    page_warnings: list[str] = []
     try:
         for i in range(1, n + 1):
             try:
@@ -185,9 +183,7 @@ def _pdf_page_iter(doc: Any, name: str, n: int, drop_hidden: bool, warnings: lis
             except Exception as exc:  # PDFium reports a damaged page as an error of its own
                 raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
             text = _normalize(raw)
-            for kind, count in hidden.items():
-                verb = "removed" if drop_hidden else "found"
-                hidden_warnings.append(f"page {i}: hidden text {verb} ({kind}, {count} characters)")
+            page_warnings += hidden_warnings(f"page {i}: hidden text", hidden, drop_hidden)
             if not text.strip():
                 empty.append(i)
             yield Page(i, text)
@@ -197,7 +193,7 @@ def _pdf_page_iter(doc: Any, name: str, n: int, drop_hidden: bool, warnings: lis
         raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
     if empty:
         warnings.append(f"no text on pages {_ranges(empty)}, scanned?")
-    warnings.extend(hidden_warnings)
+    warnings.extend(page_warnings)
 
 
 def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
@@ -205,9 +201,7 @@ def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> Lo
 
     text, warning = decode_text(data, name)
     visible, hidden = html_to_text(text, drop_hidden=drop_hidden)
-    warnings = [warning] if warning else []
-    for kind, n in hidden.items():
-        warnings.append(f"hidden HTML text {'removed' if drop_hidden else 'found'} ({kind}, {n} characters)")
+    warnings = ([warning] if warning else []) + hidden_warnings("hidden HTML text", hidden, drop_hidden)
     return LoadedDocument(name, "html", [Page(None, visible)], warnings)
 
 
@@ -215,9 +209,7 @@ def _load_docx(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> Lo
     from ingest.office import docx_text
 
     text, hidden = docx_text(data, name, drop_hidden)
-    verb = "removed" if drop_hidden else "found"
-    warnings = [f"hidden DOCX text {verb} ({kind}, {n} characters)" for kind, n in hidden.items()]
-    return LoadedDocument(name, "docx", [Page(None, text)], warnings)
+    return LoadedDocument(name, "docx", [Page(None, text)], hidden_warnings("hidden DOCX text", hidden, drop_hidden))
 
 
 def _load_csv(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
@@ -232,6 +224,12 @@ def _load_json(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDo
 
     text, warning = decode_text(data, name)
     return LoadedDocument(name, "json", [Page(None, json_text(text))], [warning] if warning else [])
+
+
+def hidden_warnings(what: str, hidden: Mapping[str, int], dropped: bool) -> list[str]:
+    """One warning per kind of hidden text: 'WHAT removed (KIND, N characters)' ('found' when kept)."""
+    verb = "removed" if dropped else "found"
+    return [f"{what} {verb} ({kind}, {n} characters)" for kind, n in hidden.items()]
 
 
 def _normalize(text: str) -> str:

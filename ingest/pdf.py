@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import math
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,10 +267,3 @@ def _contains(outer: Box, inner: Box, tolerance: float = 0.5) -> bool:
         and outer[2] >= inner[2] - tolerance
         and outer[3] >= inner[3] - tolerance
     )
-
-
-def pages(doc: Any, drop_hidden: bool) -> Iterator[tuple[int, str, Counter[str]]]:
-    """(1-based number, text, hidden characters per kind) for each page."""
-    for i in range(len(doc)):
-        text, hidden = page_text(doc, i, drop_hidden)
-        yield i + 1, text, hidden

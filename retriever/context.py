@@ -154,18 +154,25 @@ def build_prompt(
 REMOVED = "[a sentence addressed to an AI was removed here]"
 
 
-def defanged(text: str) -> str:
-    """A passage as the model reads it: sentences that give a model orders (see
-    `ingest.injection`) replaced by a note, so a small model cannot follow or repeat them."""
+def rewrite_injections(text: str, flagged: Callable[[str, str], str], other: Callable[[str], str] = str) -> str:
+    """`text` with each sentence that gives a model orders (see `ingest.injection`) replaced by
+    `flagged(sentence, kind)`, and the text between them by `other(text)`."""
     if injection_kind(text) is None:
-        return text
+        return other(text)
     out, at = [], 0
     for a, b in split_sentences(text):
-        if injection_kind(text[a:b]) is not None:
-            out.append(text[at:a] + REMOVED)
+        kind = injection_kind(text[a:b])
+        if kind is not None:
+            out.append(other(text[at:a]) + flagged(text[a:b], kind))
             at = b
-    out.append(text[at:])
+    out.append(other(text[at:]))
     return "".join(out)
+
+
+def defanged(text: str) -> str:
+    """A passage as the model reads it: sentences that give a model orders replaced by a note, so
+    a small model cannot follow or repeat them."""
+    return rewrite_injections(text, lambda _sentence, _kind: REMOVED)
 
 
 def without_marker(pieces: Iterator[str], marker: str) -> Iterator[str]:

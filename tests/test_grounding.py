@@ -426,13 +426,18 @@ CANARIES = [
 ]
 
 
-def test_injected_instructions_are_reported_and_never_quoted(home: Path, tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+def ingest_port_notes(svc: Services, tmp_path: Path) -> Any:
+    """One Markdown note per canary: a fact, then an instruction addressed to a model."""
     from ingest import ingest_paths
 
     body = "\n\n".join(f"## Note {i}\n\n{fact} {canary}" for i, (_, fact, canary) in enumerate(CANARIES, 1))
     (tmp_path / "port.md").write_text(f"# Port notes\n\n{body}\n")
+    return ingest_paths([tmp_path / "port.md"], "port", svc.store, svc.embedder)
+
+
+def test_injected_instructions_are_reported_and_never_quoted(home: Path, tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     svc = Services.create(home, embedder=real_embedder)
-    report = ingest_paths([tmp_path / "port.md"], "port", svc.store, svc.embedder)
+    report = ingest_port_notes(svc, tmp_path)
     warning = " ".join(report.results[0].warnings)
     for kind in ("role marker", "instruction to an AI", "fake delimiter", "remote image link"):
         assert kind in warning, warning
@@ -466,26 +471,15 @@ CANARY_WORDS = re.compile(
 def test_injected_instructions_never_reach_generated_answers(  # type: ignore[no-untyped-def]
     context: str, home: Path, tmp_path: Path, real_embedder, model_pool
 ) -> None:
-    from ingest import ingest_paths
-
-    body = "\n\n".join(f"## Note {i}\n\n{fact} {canary}" for i, (_, fact, canary) in enumerate(CANARIES, 1))
-    (tmp_path / "port.md").write_text(f"# Port notes\n\n{body}\n")
     svc = Services.create(home, embedder=real_embedder)
     use(svc, model_pool)
-    ingest_paths([tmp_path / "port.md"], "port", svc.store, svc.embedder)
-    bot = parse_assistant(
-        {
-            "name": "port",
-            "knowledge": {"collections": ["port"]},
-            "model": {"temperature": 0, "max_tokens": 48, "context_window": 2048},
-            "retrieval": {"top_k": 3},
-            "thinking": "off",
-            "fallback": "off",
-            "anchor": "off",
-            "grounding": "off",
-            "context": context,
-        },
-        "test",
+    ingest_port_notes(svc, tmp_path)
+    bot = assistant(
+        name="port",
+        knowledge={"collections": ["port"]},
+        model={"temperature": 0, "max_tokens": 48, "context_window": 2048},
+        grounding="off",
+        context=context,
     )
     leaked = []
     for question, _fact, _canary in CANARIES:

@@ -335,7 +335,7 @@ def create_app(
                 "archivist": answer.details_json(),
             }
 
-        def answer_events() -> Iterator[str]:
+        def events() -> Iterator[str]:
             head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": assistant.name}
             yield _sse(
                 {
@@ -367,16 +367,10 @@ def create_app(
             )
             yield "data: [DONE]\n\n"
 
-        def done() -> None:
+        def done() -> None:  # however the response ends, the client hanging up at any point included
             stream.close()
             if slot is not None:
                 slot.leave()
-
-        def events() -> Iterator[str]:
-            try:
-                yield from answer_events()
-            finally:  # also when the client hangs up, at any point: the response closes this generator
-                done()
 
         return ClosingStreamingResponse(
             closing(events()), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}, on_close=done

@@ -78,20 +78,12 @@ def highlight(text: str, start: int | None = None, end: int | None = None) -> st
 def passage_markdown(text: str) -> str:
     """A passage as Markdown (never raw HTML), with each sentence that gives a model orders marked,
     so a user who opens the passage sees what was kept from the prompt and the quotes."""
-    from ingest.injection import injection_kind
-    from retriever.sentences import split_sentences
+    from retriever.context import rewrite_injections
 
-    if injection_kind(text) is None:
-        return _esc(text)
-    out, at = [], 0
-    for a, b in split_sentences(text):
-        kind = injection_kind(text[a:b])
-        if kind is not None:
-            flagged = " ".join(text[a:b].split())
-            out.append(_esc(text[at:a]) + f":red-background[⚠ {kind}, never given to the model: {_esc(flagged)}]")
-            at = b
-    out.append(_esc(text[at:]))
-    return "".join(out)
+    def flag(sentence: str, kind: str) -> str:
+        return f":red-background[⚠ {kind}, never given to the model: {_esc(' '.join(sentence.split()))}]"
+
+    return rewrite_injections(text, flag, _esc)
 
 
 def show_answer(text: str, details: dict[str, Any]) -> None:
