@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.hidden import strip_invisible_unicode
 from ingest.injection import find_injections
 from ingest.types import LoadedDocument, Page
+
+if TYPE_CHECKING:
+    from ingest.pdf import Layers
 
 SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text"
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
@@ -161,17 +164,19 @@ def _load_markdown(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -
 def _pdf_pages(
     data: bytes, name: str, max_pages: int, drop_hidden: bool, password: str | None, warnings: list[str]
 ) -> Iterator[Page]:
-    from ingest.pdf import open_pdf
+    from ingest.pdf import Layers, open_pdf
 
     doc = open_pdf(data, name, password)
     n = len(doc)
     if n > max_pages:
         doc.close()
         raise IngestError(f"{name}: PDF has {n:,} pages; the limit is {max_pages:,}")
-    return _pdf_page_iter(doc, name, n, drop_hidden, warnings)
+    return _pdf_page_iter(doc, name, n, drop_hidden, warnings, Layers(data, password))
 
 
-def _pdf_page_iter(doc: Any, name: str, n: int, drop_hidden: bool, warnings: list[str]) -> Iterator[Page]:
+def _pdf_page_iter(
+    doc: Any, name: str, n: int, drop_hidden: bool, warnings: list[str], layers: Layers
+) -> Iterator[Page]:
     from ingest.pdf import page_text
 
     empty: list[int] = []
@@ -179,7 +184,7 @@ def _pdf_page_iter(doc: Any, name: str, n: int, drop_hidden: bool, warnings: lis
     try:
         for i in range(1, n + 1):
             try:
-                raw, hidden = page_text(doc, i - 1, drop_hidden)
+                raw, hidden = page_text(doc, i - 1, drop_hidden, layers)
             except Exception as exc:  # PDFium reports a damaged page as an error of its own
                 raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
             text = _normalize(raw)
