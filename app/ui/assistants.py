@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.ui.common import safe_markdown, services, show_citations, stream_markdown
+from app.ui.common import plain, safe_markdown, services, show_citations, stream_markdown
 from assistants import Assistant, AssistantError, dump_assistant, parse_assistant
 from assistants.bundle import export_bundle, import_bundle
 from runtime.errors import ArchivistError
@@ -18,14 +18,14 @@ svc = services()
 st.title("Assistants")
 entries, errors = svc.library.entries()
 for err in errors:
-    st.warning(str(err))
+    st.warning(plain(str(err)))
 
 # ---- gallery ---------------------------------------------------------------------------
 cols = st.columns(3)
 for i, e in enumerate(entries):
     with cols[i % 3].container(border=True):
         st.markdown(f"**{e.assistant.name}**  \n{safe_markdown(e.assistant.description) or '(no description)'}")
-        st.caption(f"{e.source} · {', '.join(e.assistant.knowledge.collections)}")
+        st.caption(plain(f"{e.source} · {', '.join(e.assistant.knowledge.collections)}"))
         if st.button("Edit", key=f"edit-{e.assistant.name}"):
             st.session_state["editing"] = e.assistant.name
 
@@ -49,7 +49,7 @@ with st.expander("Import an assistant (YAML, or a bundle .zip with its documents
                     a = svc.library.import_yaml(path, overwrite=overwrite)
                     st.success(f"Imported {a.name}")
             except AssistantError as exc:
-                st.error("\n".join(f"- `{p}`" for p in exc.problems))
+                st.error("\n".join(f"- {plain(p)}" for p in exc.problems))
 
 # ---- builder ---------------------------------------------------------------------------
 names = [e.assistant.name for e in entries]
@@ -123,7 +123,7 @@ def field_errors(prefix: str) -> None:
     for path, msgs in problems.items():
         if path == prefix or path.startswith(prefix + "."):
             for m in msgs:
-                st.error(f"{path}: {m}", icon=":material/error:")
+                st.error(plain(f"{path}: {m}"), icon=":material/error:")
 
 
 with st.form("builder"):
@@ -352,7 +352,7 @@ if base is not None:
             st.session_state["editing"] = new_name
             st.rerun()
         except AssistantError as exc:
-            c7.error("\n".join(exc.problems))
+            c7.error("\n".join(f"- {plain(p)}" for p in exc.problems))
     confirm = st.checkbox(f"Yes, delete {base.name}", key="delete-confirm")
     if st.button("Delete assistant", disabled=not confirm, key="delete-go"):
         try:
@@ -360,7 +360,7 @@ if base is not None:
             st.session_state["editing"] = NEW
             st.rerun()
         except AssistantError as exc:
-            st.error("\n".join(exc.problems))
+            st.error("\n".join(f"- {plain(p)}" for p in exc.problems))
 
 # ---- preview: the form as it stands on screen (the buttons above submit it) ----------------
 if previewed:  # the field messages are those of the form now; fixed fields lose theirs
@@ -383,6 +383,6 @@ if request is not None:
             stream_markdown(stream)
             show_citations([c.to_json() for c in stream.result().citations], key="preview")
         except AssistantError as exc:
-            st.error("\n".join(exc.problems))
+            st.error("\n".join(f"- {plain(p)}" for p in exc.problems))
         except ArchivistError as exc:
             st.error(str(exc))

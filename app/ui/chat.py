@@ -7,6 +7,7 @@ import streamlit as st
 from app.ui.common import (
     code_blocks,
     highlight,
+    plain,
     quotes_open,
     run_buttons,
     safe_markdown,
@@ -25,7 +26,7 @@ from runtime.errors import ArchivistError
 svc = services()
 entries, errors = svc.library.entries()
 for err in errors:
-    st.warning(str(err))
+    st.warning(plain(str(err)))
 if not entries:
     st.error("No assistants yet: create one on the Assistants page.")
     st.stop()
@@ -52,7 +53,9 @@ if st.sidebar.button("New conversation", width="stretch"):
 ids = [None, *[c.id for c in convs]]
 titles: dict[int | None, str] = {None: "(new)", **{c.id: c.title for c in convs}}
 current = st.session_state[conv_key] if st.session_state[conv_key] in ids else None
-picked = st.sidebar.radio("Conversations", ids, index=ids.index(current), format_func=lambda i: titles[i])
+picked = st.sidebar.radio(
+    "Conversations", ids, index=ids.index(current), format_func=lambda i: plain(titles[i])
+)  # radio labels are Markdown
 st.session_state[conv_key] = picked
 if picked is not None:
     st.query_params["conversation"] = str(picked)
@@ -103,7 +106,7 @@ question = st.chat_input("Ask a question about the documents")
 if not messages and assistant.starters:
     cols = st.columns(len(assistant.starters))
     for col, starter in zip(cols, assistant.starters, strict=True):
-        if col.button(starter, key=f"starter:{starter}"):
+        if col.button(plain(starter), key=f"starter:{starter}"):  # button labels are Markdown
             question = starter
 if messages and messages[-1].role == "assistant" and st.button("Regenerate last answer"):
     last_q = messages[-2].text

@@ -190,7 +190,7 @@ def show_citations(citations: list[dict[str, Any]], key: str) -> None:
             original = next((svc.home / "files").glob(f"{doc.sha256}*"), None) if doc else None
             if original is not None:
                 st.download_button(
-                    f"Open {c['document']}",
+                    f"Open {plain(c['document'])}",
                     original.read_bytes(),
                     file_name=c["document"],
                     key=f"dl-{key}-{c['n']}",

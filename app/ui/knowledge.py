@@ -53,7 +53,7 @@ def ingest_progress() -> None:
                 for f in job.files:
                     (st.error if f.stage == "failed" else st.text)(f.text())  # names as written, not Markdown
                     for w in f.warnings:
-                        st.warning(f"{f.name}: {w}")
+                        st.warning(f"{plain(f.name)}: {plain(w)}")
     running = svc.ingest_jobs.running(name)
     if st.session_state.get("kn-running") and not running:
         st.session_state["kn-running"] = False
@@ -84,7 +84,7 @@ if docs:
     st.dataframe(table, hide_index=True, width="stretch")
     c3, c4 = st.columns(2)
     victim = c3.selectbox("Document", [d.name for d in docs], key="kn-victim")
-    sure = c3.checkbox(f"Yes, delete {victim}", key="kn-sure")
+    sure = c3.checkbox(f"Yes, delete {plain(victim)}", key="kn-sure")
     if c3.button("Delete document", disabled=not sure, key="kn-delete"):
         svc.store.delete_document(name, victim)
         st.rerun()
