@@ -224,7 +224,7 @@ def _objects(raw_page: Any, visible: Box) -> list[_Text]:
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     fm = c.FS_MATRIX()
 
-    def walk(count: int, get: Any, parent: Any, outer: Matrix) -> None:
+    def walk(count: int, get: Any, parent: Any, outer: Matrix, marks: list[str | frozenset[str]]) -> None:
         nonlocal order
         for j in range(count):
             obj = get(parent, j)
@@ -234,13 +234,15 @@ def _objects(raw_page: Any, visible: Box) -> list[_Text]:
                 inner = outer
                 if c.FPDFPageObj_GetMatrix(obj, fm):
                     inner = _mul((fm.a, fm.b, fm.c, fm.d, fm.e, fm.f), outer)
-                walk(c.FPDFFormObj_CountObjects(obj), c.FPDFFormObj_GetObject, obj, inner)
+                # a layer marked around the form's `Do` holds everything the form draws
+                walk(c.FPDFFormObj_CountObjects(obj), c.FPDFFormObj_GetObject, obj, inner, marks + _layer_marks(obj))
                 continue
             if not c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
                 continue
             box = _transform_box((left.value, bottom.value, right.value, top.value), outer)
             if kind == c.FPDF_PAGEOBJ_TEXT:
                 texts.append(_text(obj, box, outer, visible, order, r, g, b, a, fm))
+                texts[-1].layers += marks
             elif kind == c.FPDF_PAGEOBJ_PATH:
                 fillmode, stroke = ctypes.c_int(), ctypes.c_int()
                 if c.FPDFPath_GetDrawMode(obj, fillmode, stroke) and fillmode.value:
@@ -250,7 +252,7 @@ def _objects(raw_page: Any, visible: Box) -> list[_Text]:
             elif kind == c.FPDF_PAGEOBJ_IMAGE and _area(box) > 4:
                 fills.append(_Fill(_clip(box, obj), None, order))
 
-    walk(c.FPDFPage_CountObjects(raw_page), lambda p, j: c.FPDFPage_GetObject(p, j), raw_page, _IDENTITY)
+    walk(c.FPDFPage_CountObjects(raw_page), lambda p, j: c.FPDFPage_GetObject(p, j), raw_page, _IDENTITY, [])
     _judge_by_neighbours(texts, fills)
     return texts
 

@@ -166,12 +166,13 @@ def raw_pdf(
     follow the pages (their numbers start at 3 + 2 x pages); `catalog` adds catalog entries."""
     first = 3 + 2 * len(pages)
     properties = b" ".join(b"/P%d %d 0 R" % (i, first + i) for i in range(len(objects)))
+    forms = b" ".join(b"/X%d %d 0 R" % (i, first + i) for i, o in enumerate(objects) if b"/XObject" in o[:30])
     resources = (
         b"<< /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >>"
         b" /ExtGState << /Clear << /ca 0 >> /NoStroke << /CA 0 >> >>"
         b" /ColorSpace << /Spot [/Separation /Spot /DeviceGray << /FunctionType 2 /Domain [0 1]"
         b" /C0 [1] /C1 [0] /N 1 >>] /Pal [/Indexed /DeviceRGB 1 <FFFFFF000000>] >>"
-        b" /Properties << " + properties + b" >> >>"
+        b" /Properties << " + properties + b" >> /XObject << " + forms + b" >> >>"
     )
     objs = [b"<< /Type /Catalog /Pages 2 0 R " + catalog + b" >>", b""]
     kids = []
@@ -238,12 +239,15 @@ def test_pdf_text_hidden_by_rendering_rules_is_removed_and_named_per_page(tmp_pa
 
 
 def test_pdf_text_in_layers_a_viewer_does_not_show_is_removed_and_named(tmp_path: Path) -> None:
-    # objects 5-8 (one page): a layer that is off, one that is on, and two membership dictionaries
+    # objects 5-9 (one page): a layer that is off, one that is on, two membership dictionaries, a form
+    form = _line(600, SECRET)
     groups = (
         b"<< /Type /OCG /Name (Notes) >>",
         b"<< /Type /OCG /Name (Body) >>",
         b"<< /Type /OCMD /OCGs [5 0 R 6 0 R] /P /AllOn >>",
         b"<< /Type /OCMD /VE [/Or 5 0 R 6 0 R] >>",
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 << /Type /Font"
+        b" /Subtype /Type1 /BaseFont /Helvetica >> >> >> /Length %d >>\nstream\n%s\nendstream" % (len(form), form),
     )
 
     def pdf(name: str, catalog: bytes, drawn: bytes) -> LoadedDocument:
@@ -264,6 +268,9 @@ def test_pdf_text_in_layers_a_viewer_does_not_show_is_removed_and_named(tmp_path
 
     doc = pdf("expr.pdf", off, layered("P3", "Egrets wade in shallow water."))  # Notes or Body: shown
     assert "Egrets wade" in doc.pages[0].text and not doc.warnings
+
+    doc = pdf("form.pdf", off, b"/OC /P0 BDC /X4 Do EMC")  # a form drawn inside the layer that is off
+    assert "zebra" not in doc.pages[0].text and "Herons nest" in doc.pages[0].text
 
     everything_on = b"/OCProperties << /OCGs [5 0 R 6 0 R] /D << >> >>"
     doc = pdf("on.pdf", everything_on, layered("P0", SECRET))
