@@ -37,6 +37,7 @@ _IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 _OPAQUE = 250  # alpha (0-255) from which a shape hides what is under it
 _SAME_COLOUR = 24  # largest RGB channel difference still read as "the same colour"
 _WHITE = (255, 255, 255)
+_FORM_OFF = frozenset({"/OC of a form that is off"})  # a layer mark for a form whose /OC is off
 
 
 def open_pdf(data: bytes, name: str, password: str | None) -> Any:
@@ -109,6 +110,19 @@ class Layers:
         except Exception:
             self._reader = None
 
+    def forms(self, page_index: int) -> list[Form]:
+        """The forms the page draws (its `Do` of form XObjects, in content order, nested), each
+        with whether its own `/OC` entry puts it in a layer that is off. Empty when the file has
+        no layers, so PDFs without them never pay for reading their content streams."""
+        self._load()
+        if not self._off or self._reader is None:
+            return []
+        try:
+            page = self._reader.pages[page_index]
+            return _forms(page.get_contents(), page.get("/Resources"), self, self._reader, 0)
+        except Exception:
+            return []
+
     def hidden_group(self, name: str) -> bool:
         """A group (by its /Name, which is what PDFium tells of a marked object) that is off; a name
         shared by a group that is on and one that is off counts as off."""
@@ -157,6 +171,34 @@ class Layers:
         return {"/AllOn": all(shown), "/AnyOff": not all(shown), "/AllOff": not any(shown)}.get(policy, any(shown))
 
 
+@dataclass
+class Form:
+    hidden: bool
+    children: list[Form]
+
+
+def _forms(contents: Any, resources: Any, layers: Layers, reader: Any, depth: int) -> list[Form]:
+    from pypdf.generic import ContentStream
+
+    if contents is None or depth > 8:
+        return []
+    resources = resources.get_object() if resources is not None else {}
+    xobjects = resources.get("/XObject", {})
+    xobjects = xobjects.get_object() if hasattr(xobjects, "get_object") else xobjects
+    out: list[Form] = []
+    for operands, operator in ContentStream(contents, reader).operations:
+        if operator != b"Do" or not operands or operands[0] not in xobjects:
+            continue
+        xobj = xobjects[operands[0]].get_object()
+        if xobj.get("/Subtype") != "/Form":
+            continue
+        oc = xobj.get("/OC")
+        hidden = oc is not None and not layers._visible(oc.get_object())
+        inner = _forms(xobj, xobj.get("/Resources") or resources, layers, reader, depth + 1)
+        out.append(Form(hidden, inner))
+    return out
+
+
 def _ref(obj: Any) -> int:
     ref = getattr(obj, "indirect_reference", None) or obj
     return int(getattr(ref, "idnum", id(obj)))
@@ -171,7 +213,7 @@ def page_text(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | N
     try:
         n = textpage.count_chars()
         text = textpage.get_text_range(0, n) if n > 0 else ""
-        texts = _objects(page.raw, _visible_box(page))
+        texts = _objects(page.raw, _visible_box(page), layers.forms(index) if layers is not None else [])
         if layers is not None:
             _judge_layers(texts, layers, index)
         hidden_objs = {t.handle: t.kind for t in texts if t.kind}
@@ -213,7 +255,7 @@ def _visible_box(page: Any) -> Box:
     return (left, bottom, right, top)
 
 
-def _objects(raw_page: Any, visible: Box) -> list[_Text]:
+def _objects(raw_page: Any, visible: Box, forms: list[Form] | None = None) -> list[_Text]:
     """The page's text objects, each with the reason it cannot be seen (or None), in drawing order."""
     import pypdfium2.raw as c
 
@@ -224,8 +266,15 @@ def _objects(raw_page: Any, visible: Box) -> list[_Text]:
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     fm = c.FS_MATRIX()
 
-    def walk(count: int, get: Any, parent: Any, outer: Matrix, marks: list[str | frozenset[str]]) -> None:
+    def walk(
+        count: int, get: Any, parent: Any, outer: Matrix, marks: list[str | frozenset[str]], forms: list[Form]
+    ) -> None:
         nonlocal order
+        nth_form = 0
+        if forms and sum(c.FPDFPageObj_GetType(get(parent, j)) == c.FPDF_PAGEOBJ_FORM for j in range(count)) != len(
+            forms
+        ):
+            forms = []  # the content streams and PDFium disagree on the forms drawn: trust no pairing
         for j in range(count):
             obj = get(parent, j)
             kind = c.FPDFPageObj_GetType(obj)
@@ -234,8 +283,11 @@ def _objects(raw_page: Any, visible: Box) -> list[_Text]:
                 inner = outer
                 if c.FPDFPageObj_GetMatrix(obj, fm):
                     inner = _mul((fm.a, fm.b, fm.c, fm.d, fm.e, fm.f), outer)
-                # a layer marked around the form's `Do` holds everything the form draws
-                walk(c.FPDFFormObj_CountObjects(obj), c.FPDFFormObj_GetObject, obj, inner, marks + _layer_marks(obj))
+                # a layer marked around the form's `Do`, or named by the form itself, holds all it draws
+                form = forms[nth_form] if nth_form < len(forms) else Form(False, [])
+                nth_form += 1
+                inner_marks = marks + _layer_marks(obj) + ([_FORM_OFF] if form.hidden else [])
+                walk(c.FPDFFormObj_CountObjects(obj), c.FPDFFormObj_GetObject, obj, inner, inner_marks, form.children)
                 continue
             if not c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
                 continue
@@ -252,7 +304,9 @@ def _objects(raw_page: Any, visible: Box) -> list[_Text]:
             elif kind == c.FPDF_PAGEOBJ_IMAGE and _area(box) > 4:
                 fills.append(_Fill(_clip(box, obj), None, order))
 
-    walk(c.FPDFPage_CountObjects(raw_page), lambda p, j: c.FPDFPage_GetObject(p, j), raw_page, _IDENTITY, [])
+    walk(
+        c.FPDFPage_CountObjects(raw_page), lambda p, j: c.FPDFPage_GetObject(p, j), raw_page, _IDENTITY, [], forms or []
+    )
     _judge_by_neighbours(texts, fills)
     return texts
 
@@ -331,7 +385,9 @@ def _judge_layers(texts: list[_Text], layers: Layers, page_index: int) -> None:
         if t.kind is not None or not t.layers:
             continue
         for mark in t.layers:
-            if layers.hidden_group(mark) if isinstance(mark, str) else layers.hidden_membership(page_index, mark):
+            if mark == _FORM_OFF or (
+                layers.hidden_group(mark) if isinstance(mark, str) else layers.hidden_membership(page_index, mark)
+            ):
                 t.kind = "text in a layer that is off"
                 break
 

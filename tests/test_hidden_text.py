@@ -239,7 +239,8 @@ def test_pdf_text_hidden_by_rendering_rules_is_removed_and_named_per_page(tmp_pa
 
 
 def test_pdf_text_in_layers_a_viewer_does_not_show_is_removed_and_named(tmp_path: Path) -> None:
-    # objects 5-9 (one page): a layer that is off, one that is on, two membership dictionaries, a form
+    # objects 5-10 (one page): a layer that is off, one that is on, two membership dictionaries, two forms
+    # (the second in the layer that is off by its own /OC entry)
     form = _line(600, SECRET)
     groups = (
         b"<< /Type /OCG /Name (Notes) >>",
@@ -247,6 +248,8 @@ def test_pdf_text_in_layers_a_viewer_does_not_show_is_removed_and_named(tmp_path
         b"<< /Type /OCMD /OCGs [5 0 R 6 0 R] /P /AllOn >>",
         b"<< /Type /OCMD /VE [/Or 5 0 R 6 0 R] >>",
         b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 << /Type /Font"
+        b" /Subtype /Type1 /BaseFont /Helvetica >> >> >> /Length %d >>\nstream\n%s\nendstream" % (len(form), form),
+        b"<< /Type /XObject /Subtype /Form /OC 5 0 R /BBox [0 0 612 792] /Resources << /Font << /F1 << /Type /Font"
         b" /Subtype /Type1 /BaseFont /Helvetica >> >> >> /Length %d >>\nstream\n%s\nendstream" % (len(form), form),
     )
 
@@ -271,6 +274,8 @@ def test_pdf_text_in_layers_a_viewer_does_not_show_is_removed_and_named(tmp_path
 
     doc = pdf("form.pdf", off, b"/OC /P0 BDC /X4 Do EMC")  # a form drawn inside the layer that is off
     assert "zebra" not in doc.pages[0].text and "Herons nest" in doc.pages[0].text
+    doc = pdf("form-oc.pdf", off, b"/X5 Do /X4 Do")  # X5: a form in the layer that is off by its own /OC
+    assert doc.pages[0].text.count("zebra") == 1 and "Herons nest" in doc.pages[0].text
 
     everything_on = b"/OCProperties << /OCGs [5 0 R 6 0 R] /D << >> >>"
     doc = pdf("on.pdf", everything_on, layered("P0", SECRET))
