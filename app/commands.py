@@ -574,10 +574,14 @@ def chat(args: argparse.Namespace) -> int:
         if stream.tools:
             print_tools(stream.tools, indent="  ")
         sys.stdout.write(f"{assistant.name}> ")
-        for piece in stream:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        answer = stream.result()
+        try:
+            for piece in stream:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            answer = stream.result()
+        except KeyboardInterrupt:  # Ctrl-C stops this answer (kept, marked stopped), not the chat
+            answer = stream.stop()
+            sys.stdout.write(" [stopped]")
         print()
         print_details(answer, indent="  ")
         for c in answer.citations:

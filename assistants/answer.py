@@ -59,6 +59,7 @@ class Answer:
     refusal_reason: str = ""  # why nothing was searched or kept, when refused
     left_out: list[str] = field(default_factory=list)  # unsupported sentences trimmed from the answer
     tools: list[ToolStep] = field(default_factory=list)  # calculator, web, code and model-driven calls
+    stopped: bool = False  # the user stopped it: the text is what was written until then
 
     def sentences_json(self) -> list[dict[str, Any]]:
         """Per answer sentence: {text, supported, source, similarity, missing}."""
@@ -77,6 +78,7 @@ class Answer:
             "refusal_reason": self.refusal_reason,
             "left_out": self.left_out,
             "candidates": self.candidates,
+            "stopped": self.stopped,
             "tools": [t.to_json() for t in self.tools],
             "quotes": [q.to_json(context) for q in self.quotes],
             "sentences": self.sentences_json(),
@@ -137,6 +139,19 @@ class AnswerStream:
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
+
+    def stop(self) -> Answer:
+        """Stop generating now (the user pressed Stop) and finish with what was written so far, marked
+        stopped; the callbacks (storing it) run as for a finished answer. Idempotent."""
+        if self.answer is not None:
+            return self.answer
+        self.close()
+        answer = self._finish("".join(self._parts))
+        answer.stopped = True
+        for callback in self._then:
+            callback(answer)
+        self.answer = answer
+        return answer
 
     def result(self) -> Answer:
         """Consume what is left and return the answer."""

@@ -22,6 +22,7 @@ from assistants.system2 import (
     opening,
     quote_passages,
     without,
+    without_repeats,
 )
 from assistants.tools import ToolStep
 from assistants.tools.calls import LoopResult, ToolLoop
@@ -187,8 +188,9 @@ class ChatService:
         ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
         # what the model reads; the citations keep the whole passages of `plan`
         prompt = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
-        if assistant.anchor == "best-quote" and quotes:
-            params = dataclasses.replace(params, prefix=opening(quotes[0], assistant.citation_style))
+        if assistant.anchor != "off" and quotes:
+            lead = opening(quotes[0], assistant.citation_style, with_quote=assistant.anchor == "quote")
+            params = dataclasses.replace(params, prefix=lead)
         if assistant.decoding == "faithful":
             sources = [prompt.messages[0]["content"], question, *(text for _, text in ps.contexts)]
             params = dataclasses.replace(params, sources="\n".join(sources))
@@ -203,6 +205,8 @@ class ChatService:
         pieces = without_marker(pieces, prompt.marker)
 
         def finish(text: str) -> Answer:
+            if not text.strip() and state.get("partial"):  # stopped while a candidate was being written
+                text = state["partial"]
             report: GroundingReport | None = state.get("report")
             if report is None and check_mode != "off":
                 report = check(text, ps, self.embedder)
@@ -283,7 +287,12 @@ class ChatService:
         for i in range(n):
             p = params if i == 0 else dataclasses.replace(params, temperature=max(params.temperature, 0.7), seed=i)
             one = GenerationStats()
-            text = "".join(model.stream(plan.messages, p, one))
+            parts: list[str] = []
+            for piece in model.stream(plan.messages, p, one):
+                parts.append(piece)
+                state["partial"] = "".join(parts)  # what a Stop now would keep
+                yield ""  # no text yet, but a reader can stop the candidate between any two tokens
+            text = without_repeats("".join(parts), p.prefix if assistant.anchor == "quote" else "")
             if made:
                 _add_stats(stats, one)
             else:
@@ -307,6 +316,7 @@ class ChatService:
             text = without(text, [s.text for s in report.unsupported])
             report = check(text, ps, self.embedder)
         state.update(report=report, shown=shown, candidates=made, judge_time=time.perf_counter() - t0)
+        state.pop("partial", None)
         yield text
 
     def _citations(self, passages: Sequence[Hit], cited: set[int]) -> list[Citation]:

@@ -179,10 +179,12 @@ class Assistant(_Strict):
         description="faithful: numbers, identifiers, code, flags and names can only be written as the passages or "
         "the question write them (llama.cpp models); free: no constraint",
     )
-    anchor: Literal["off", "best-quote"] = Field(
-        "best-quote",
+    anchor: Literal["off", "best-quote", "quote"] = Field(
+        "quote",
         description="best-quote: the answer opens with 'According to [n],' naming the passage of the best "
-        "supporting quote, and the model continues from there (small models then restate it); off: no opening",
+        "supporting quote, and the model continues from there (small models then restate it); quote: the answer "
+        "opens with the best supporting quote itself, in quotation marks and cited, and the model goes on from "
+        "there; off: no opening",
     )
     thinking: Literal["off", "best_of_n"] = Field(
         "best_of_n",

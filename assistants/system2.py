@@ -17,7 +17,7 @@ from retriever.grounding import GroundingReport
 from retriever.keyword import content_words
 from retriever.quotes import Quote
 from retriever.search import Hit
-from retriever.sentences import collapse
+from retriever.sentences import collapse, split_sentences
 
 FALLBACK_NOTE = "The model's answer was not supported by the documents; here is what they say:"
 COVERAGE_WEIGHT = 1.0  # carrying the best quote's words counts as much as the grounding share
@@ -32,13 +32,19 @@ def lead_text(quotes: Sequence[Quote]) -> str:
     return "Key sentences (the likeliest answer):\n" + "\n".join(lines)
 
 
-def opening(quote: Quote, citation_style: str) -> str:
-    """The first words of an anchored answer: where the best quote comes from, cited as the answer cites."""
+def opening(quote: Quote, citation_style: str, with_quote: bool = False) -> str:
+    """The first words of an anchored answer: where the best quote comes from, cited as the answer
+    cites; `with_quote`: the quote itself follows, in quotation marks, and the model goes on after it."""
     if citation_style == "numbered":
-        return f"According to [{quote.passage}], "
-    if citation_style == "document-page" and quote.page is not None:
-        return f"According to {quote.document} (p. {quote.page}), "
-    return f"According to {quote.document}, "
+        source = f"[{quote.passage}]"
+    elif citation_style == "document-page" and quote.page is not None:
+        source = f"{quote.document} (p. {quote.page})"
+    else:
+        source = quote.document
+    if not with_quote:
+        return f"According to {source}, "
+    said = collapse(quote.text).strip().rstrip(".")
+    return f'According to {source}: "{said}." '
 
 
 def quote_passages(passages: Sequence[Hit], quotes: Sequence[Quote]) -> list[Hit]:
@@ -87,6 +93,23 @@ def shown_label(shown: str, candidates: int, refusal_reason: str = "") -> str:
 def judged_first(thinking: str, fallback: str, grounding: str) -> bool:
     """Whether the answer is judged before it is shown (so it arrives in one piece, after the quotes)."""
     return thinking == "best_of_n" or fallback != "off" or grounding == "retry"
+
+
+def without_repeats(text: str, prefix: str) -> str:
+    """`text` (which opens with `prefix`, a quote the answer leads with) without the sentences after
+    the prefix that only repeat it: a small model often copies the quote again, whole or in part."""
+    if not prefix or not text.startswith(prefix):
+        return text
+    said = _letters(prefix)
+    rest = text[len(prefix) :]
+    kept = [
+        rest[a:b] for a, b in split_sentences(rest) if len(_letters(rest[a:b])) < 12 or _letters(rest[a:b]) not in said
+    ]
+    return (prefix + " ".join(kept)).strip()
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
 
 
 def without(text: str, sentences: Sequence[str]) -> str:

@@ -199,5 +199,10 @@ def without_marker(pieces: Iterator[str], marker: str) -> Iterator[str]:
         held = text[cut:]
         if shown := pattern.sub("", text[:cut]):
             yield shown
+        elif not piece:
+            yield ""  # a heartbeat (no text yet) still reaches the reader, who may stop here
+    held = pattern.sub("", held)
+    if held.startswith("<") and any(f.startswith(held.lower()) for f in forms[:2]):
+        held = ""  # the start of a delimiter ("<</") the model was cut off in: not the answer's
     if held:
-        yield pattern.sub("", held)
+        yield held

@@ -282,3 +282,52 @@ def test_every_page_renders_on_a_desktop_and_a_phone(app_url: str) -> None:
             page.close()
         browser.close()
     assert len(list(out.glob("*.png"))) == 10
+
+
+@pytest.mark.slow
+def test_stop_ends_the_answer_within_a_second_and_keeps_it(harbor, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from playwright.sync_api import expect, sync_playwright
+
+    svc, _ = harbor
+    (svc.home / "assistants").mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": "long-bot",
+        "instructions": "Write a very long, detailed essay of many paragraphs about the passages.",
+        "knowledge": {"collections": ["harbor"]},
+        "model": {"max_tokens": 1500, "temperature": 0.9, "context_window": 4096},
+        "thinking": "off",
+        "fallback": "off",
+        "anchor": "off",
+        "retrieval": {"unknown_terms": "answer"},
+    }
+    (svc.home / "assistants" / "long-bot.yaml").write_text(yaml.safe_dump(spec))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url + "/?assistant=long-bot")
+        box = page.get_by_placeholder("Ask a question about the documents")
+        expect(box).to_be_visible(timeout=240_000)
+        box.fill("Tell me everything about the lighthouse, the lamp, the museum and the puffins.")
+        box.press("Enter")
+        answer = page.locator('[data-testid="stChatMessage"]').nth(1)
+        page.wait_for_function(  # the model is writing: some words are on screen
+            "() => { const m = document.querySelectorAll('[data-testid=stChatMessage]'); "
+            "return m.length > 1 && m[1].innerText.includes('▌') && m[1].innerText.length > 80; }",
+            timeout=240_000,
+        )
+        written = len(answer.inner_text())
+        page.get_by_role("button", name="Stop").click()
+        clicked = time.time()
+        expect(page.get_by_text("Stopped: the answer as it stood")).to_be_visible(timeout=10_000)
+        shown_after = time.time() - clicked
+        kept = answer.inner_text()
+        page.wait_for_timeout(2000)
+        assert answer.inner_text() == kept  # nothing more is written
+        page.screenshot(path=str(OUTPUT / "stopped.png"), full_page=True)
+        browser.close()
+    conv = svc.conversations.all("long-bot")[0]
+    stored = svc.conversations.messages(conv.id)[-1]
+    assert stored.details["stopped"] is True and stored.text.strip() and stored.text.strip()[:40] in kept
+    assert stored.completion_tokens < 1500, stored.completion_tokens  # it did not run on to the end
+    print(f"Stop click to the stopped answer on screen: {shown_after:.2f} s; {len(kept) - written} characters after it")

@@ -374,6 +374,11 @@ def test_marker_filter_holds_back_only_what_may_begin_a_marker() -> None:
     for size in (1, 2, 3, 5, 7, 40):
         pieces = [text[i : i + size] for i in range(0, len(text), size)]
         assert "".join(without_marker(iter(pieces), "12abcdef")) == "Keep <b> and 12ab; drop  and  and  here."
+    # an answer cut off (max_tokens) inside a delimiter loses the fragment; words that merely look
+    # like the start of one ("do" of DOCS) stay, and heartbeats (empty pieces) pass through
+    assert "".join(without_marker(iter(["Every Tuesday [1].", " <</"]), "12abcdef")) == "Every Tuesday [1]. "
+    assert "".join(without_marker(iter(["I ", "do"]), "12abcdef")) == "I do"
+    assert list(without_marker(iter(["", "Yes", ""]), "12abcdef")) == ["", "Yes", ""]
 
 
 CANARIES = [

@@ -88,7 +88,7 @@ def test_fallback_shows_the_quotes_and_says_the_answer_was_unsupported(harbor) -
     svc, _ = harbor
     use(svc, OnePool(ScriptedModel([BAD])))
     stream = svc.chat.ask(assistant(fallback="quotes"), "How often is the lighthouse lens cleaned?")
-    assert len(list(stream)) == 1  # judged before it is shown: one piece
+    assert len([p for p in stream if p]) == 1  # judged before it is shown: one piece of text (the rest heartbeats)
     a = stream.result()
     assert a.shown == "quotes" and a.text.startswith(FALLBACK_NOTE)
     assert "cleaned every Tuesday" in a.text and "Captain Ahab" not in a.text
@@ -334,6 +334,11 @@ def test_anchored_answers_open_with_the_best_quotes_passage(harbor) -> None:  # 
         assistant(anchor="best-quote", citation_style="document-page"), "How often is the lens cleaned?"
     ).result()
     assert model.params[0].prefix == "According to harbor.pdf (p. 2), "
+    model = ScriptedModel([GOOD])  # anchor: quote - the best quote itself opens the answer, cited
+    use(svc, OnePool(model))
+    a = svc.chat.ask(assistant(anchor="quote"), "How often is the lighthouse lens cleaned?").result()
+    best = " ".join(a.quotes[0].text.split()).rstrip(".")
+    assert "Tuesday" in best and model.params[0].prefix == f'According to [{a.quotes[0].passage}]: "{best}." '
 
 
 @pytest.mark.slow
@@ -342,3 +347,45 @@ def test_the_model_continues_from_the_prefix(small_model) -> None:  # type: igno
     params = GenerationParams(max_tokens=20, temperature=0.0, prefix="According to the passage, ")
     pieces = list(small_model.stream(messages, params))
     assert pieces[0] == "According to the passage, " and "".join(pieces[1:]).strip()
+
+
+def test_a_quote_copied_again_after_the_opening_is_left_out() -> None:
+    from assistants.system2 import without_repeats
+
+    lead = 'According to [1]: "The lens is cleaned every Tuesday by the keeper." '
+    text = lead + "The lens is cleaned every Tuesday. The lamp runs on 24 volts [1]. Yes."
+    assert without_repeats(text, lead) == lead + "The lamp runs on 24 volts [1]. Yes."
+    assert without_repeats("No opening here.", lead) == "No opening here."
+
+
+def test_stop_keeps_what_was_written_marked_stopped_and_stores_it(harbor) -> None:  # type: ignore[no-untyped-def]
+    svc, _ = harbor
+    model = ScriptedModel([GOOD, GOOD, GOOD])
+    use(svc, OnePool(model))
+    conv = svc.conversations.create("harbor")
+    stream = svc.conversation.ask(assistant(thinking="best_of_n"), conv.id, "How often is the lighthouse lens cleaned?")
+    pieces = iter(stream)
+    assert next(pieces) == ""  # a heartbeat while the first candidate is written: a reader may stop here
+    answer = stream.stop()
+    assert answer.stopped and answer.text == GOOD.split(" ")[0]  # the one piece written, no more candidates
+    assert len(model.params) == 1 and stream.stop() is answer
+    stored = svc.conversations.messages(conv.id)
+    assert [m.role for m in stored] == ["user", "assistant"] and stored[1].text == answer.text
+    assert stored[1].details["stopped"] is True
+
+
+@pytest.mark.slow
+def test_the_shipped_default_opens_with_the_best_quote_on_the_real_model(harbor, model_pool) -> None:  # type: ignore[no-untyped-def]
+    """The default assistant settings on the bundled model: the answer leads with the best quote,
+    cited and supported, and whatever the model adds is checked like any answer."""
+    from assistants.schema import Assistant
+
+    svc, _ = harbor
+    use(svc, model_pool)
+    bot = Assistant.model_validate({"name": "harbor", "knowledge": {"collections": ["harbor"]}})
+    assert bot.anchor == "quote" and bot.thinking == "best_of_n"
+    a = svc.chat.ask(bot, "How often is the lighthouse lens cleaned?").result()
+    best = " ".join(a.quotes[0].text.split()).rstrip(".")
+    assert "Tuesday" in best and a.text.startswith(f'According to [{a.quotes[0].passage}]: "{best}."'), a.text
+    assert a.shown in ("generated", "best-of-n") and a.grounding is not None and not a.grounding.unsupported
+    assert a.citations[a.quotes[0].passage - 1].cited

@@ -350,6 +350,8 @@ def create_app(
             )
             try:
                 for piece in stream:
+                    if not piece:
+                        continue  # a heartbeat between tokens while candidates are written
                     yield _sse({**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
                 answer = stream.result()
             except ArchivistError as exc:

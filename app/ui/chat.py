@@ -126,15 +126,17 @@ if question:
             with st.spinner("Searching the documents (the first question also loads the model)..."):
                 stream = svc.conversation.ask(assistant, picked, question)
             show_tools([t.to_json() for t in stream.tools])
+            # any click ends this run; Stop is the one meant for it (what was written is kept, marked)
+            st.button("Stop", key="stop-answer", icon=":material/stop_circle:", help="stop writing this answer")
             answer_area = st.container()
             show_quotes([q.to_json(context=True) for q in stream.quotes], key="live", expanded=True)
             with answer_area:
                 judged = judged_first(assistant.thinking, assistant.fallback, assistant.grounding)
                 if judged and assistant.answer_mode == "generate":
                     with st.spinner("Writing the answer and checking it against the documents..."):
-                        stream_markdown(stream)
+                        stream_markdown(stream, on_stop=stream.stop)
                 else:
-                    stream_markdown(stream)
+                    stream_markdown(stream, on_stop=stream.stop)
             answer = stream.result()
         except ArchivistError as exc:
             if created and not svc.conversations.messages(picked):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import streamlit as st
@@ -41,13 +41,24 @@ def safe_markdown(text: str) -> str:
     return text.replace("![", "!\\[")
 
 
-def stream_markdown(pieces: Iterable[str]) -> str:
-    """Show a streamed answer as it grows, made safe at every step; returns the whole text."""
+def stream_markdown(pieces: Iterable[str], on_stop: Callable[[], object] | None = None) -> str:
+    """Show a streamed answer as it grows, made safe at every step; returns the whole text.
+
+    Each piece (an empty one is a heartbeat between tokens while candidates are written) is a point
+    where Streamlit ends this run when the user clicks anything, Stop included: `on_stop` then
+    stops the generation and keeps what was written, before the next run shows it."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
     box = st.empty()
     text = ""
-    for piece in pieces:
-        text += piece
-        box.markdown(safe_markdown(text) + " ▌")
+    try:
+        for piece in pieces:
+            text += piece
+            box.markdown(safe_markdown(text) + " ▌")
+    except ScriptControlException:
+        if on_stop is not None:
+            on_stop()
+        raise
     box.markdown(safe_markdown(text))
     return text
 
@@ -93,6 +104,8 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
     if details.get("shown"):
         label = shown_label(details["shown"], int(details.get("candidates") or 0), details.get("refusal_reason", ""))
         st.caption(f"Answer: {label}")
+    if details.get("stopped"):
+        st.caption(":material/stop_circle: Stopped: the answer as it stood when you pressed Stop.")
     left_out = details.get("left_out") or []
     if left_out:
         with st.expander(f"Left out: {len(left_out)} sentence(s) the documents do not support"):
