@@ -317,10 +317,12 @@ def test_stop_ends_the_answer_within_a_second_and_keeps_it(harbor, app_url: str)
             timeout=240_000,
         )
         written = len(answer.inner_text())
-        page.get_by_role("button", name="Stop").click()
+        page.get_by_role("button", name="Stop writing").click()
         clicked = time.time()
         expect(page.get_by_text("Stopped: the answer as it stood")).to_be_visible(timeout=10_000)
         shown_after = time.time() - clicked
+        expect(answer.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=10_000)  # run done
+        page.wait_for_timeout(1000)
         kept = answer.inner_text()
         page.wait_for_timeout(2000)
         assert answer.inner_text() == kept  # nothing more is written

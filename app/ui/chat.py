@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui.common import (
+    answering,
     code_blocks,
     highlight,
     plain,
@@ -18,6 +19,7 @@ from app.ui.common import (
     show_tools,
     slug,
     stream_markdown,
+    wait_for_answer,
     without_code,
 )
 from assistants.system2 import judged_first
@@ -39,6 +41,7 @@ if linked in names and "chat-assistant" not in st.session_state:
 name = st.sidebar.selectbox("Assistant", names, index=default, key="chat-assistant")
 st.query_params["assistant"] = name
 assistant = next(e.assistant for e in entries if e.assistant.name == name)
+wait_for_answer(st.session_state.get(f"conversation:{name}"))  # one stopped by the click that started this run
 
 # conversations of this assistant, newest first, or those a search finds
 found = st.sidebar.text_input("Search conversations", key="conv-search", placeholder="words in a title or message")
@@ -121,13 +124,13 @@ if question:
         st.session_state[conv_key] = picked
     with st.chat_message("user"):
         st.markdown(highlight(question))
-    with st.chat_message("assistant"):
+    with st.chat_message("assistant"), answering(picked):
         try:
             with st.spinner("Searching the documents (the first question also loads the model)..."):
                 stream = svc.conversation.ask(assistant, picked, question)
             show_tools([t.to_json() for t in stream.tools])
             # any click ends this run; Stop is the one meant for it (what was written is kept, marked)
-            st.button("Stop", key="stop-answer", icon=":material/stop_circle:", help="stop writing this answer")
+            st.button("Stop writing", key="stop-answer", icon=":material/stop_circle:", help="stop writing this answer")
             answer_area = st.container()
             show_quotes([q.to_json(context=True) for q in stream.quotes], key="live", expanded=True)
             with answer_area:

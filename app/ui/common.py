@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
@@ -39,6 +41,38 @@ def safe_markdown(text: str) -> str:
     text = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
     text = _AUTOLINK.sub(lambda m: m.group(1).replace("://", "\u200b://"), text)
     return text.replace("![", "!\\[")
+
+
+# Answers being written, by conversation, for the whole app process: a click during an answer starts
+# the next run in a new thread at once (Streamlit's fast reruns) while the old one is still stopping
+# and storing what was written, so the new run waits for that before it reads the conversation.
+_ANSWERING: dict[int, threading.Event] = {}
+_ANSWERING_LOCK = threading.Lock()
+
+
+@contextmanager
+def answering(conversation_id: int) -> Iterator[None]:
+    """Mark an answer of this conversation as being written until the block ends, however it ends."""
+    done = threading.Event()
+    with _ANSWERING_LOCK:
+        _ANSWERING[conversation_id] = done
+    try:
+        yield
+    finally:
+        done.set()
+        with _ANSWERING_LOCK:
+            if _ANSWERING.get(conversation_id) is done:
+                del _ANSWERING[conversation_id]
+
+
+def wait_for_answer(conversation_id: int | None, timeout: float = 10.0) -> None:
+    """Wait (at most `timeout` seconds) until an answer being written in this conversation is stored."""
+    if conversation_id is None:
+        return
+    with _ANSWERING_LOCK:
+        done = _ANSWERING.get(conversation_id)
+    if done is not None:
+        done.wait(timeout)
 
 
 def stream_markdown(pieces: Iterable[str], on_stop: Callable[[], object] | None = None) -> str:
