@@ -14,9 +14,10 @@ rules a renderer applies, and kept out of the page's text:
 - an effective size under 1 pt (font size times the text and form matrices);
 - text placed outside the page's visible box (the CropBox), rise included;
 - text in optional content (layers) a viewer does not show when it opens the file: groups the
-  default configuration turns off, and membership dictionaries whose policy or visibility
-  expression comes out off. PDFium extracts such text as if it were shown and does not expose the
-  catalog's layer settings, so those are read with pypdf, only for pages that use layers.
+  default configuration turns off, membership dictionaries whose policy or visibility expression
+  comes out off, and forms in such layers. PDFium extracts such text as if it were shown and does
+  not expose the catalog's layer settings, so those are read with pypdf (content streams only in
+  files that have a layer that is off).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class Layers:
             for g in props.get("/OCGs", []):
                 if _ref(g) in self._off:
                     self._off_names.add(str(g.get_object().get("/Name", "")))
-        except Exception:
+        except Exception:  # PDFium read the file; layer settings pypdf cannot read leave every layer shown
             self._reader = None
 
     def forms(self, page_index: int) -> list[Form]:
@@ -120,7 +121,7 @@ class Layers:
         try:
             page = self._reader.pages[page_index]
             return _forms(page.get_contents(), page.get("/Resources"), self, self._reader, 0)
-        except Exception:
+        except Exception:  # unreadable here: the marked-content rules still apply
             return []
 
     def hidden_group(self, name: str) -> bool:
@@ -141,26 +142,27 @@ class Layers:
             props: Any = resources.get_object().get("/Properties", {}) if resources is not None else {}
             props = props.get_object() if hasattr(props, "get_object") else props
             verdicts = [
-                not self._visible(d.get_object())
+                not self.visible(d.get_object())
                 for d in props.values()
                 if d.get_object().get("/Type") == "/OCMD" and set(d.get_object()) == keys
             ]
-        except Exception:
+        except Exception:  # unreadable resources: no verdict
             return False
         return any(verdicts)
 
-    def _visible(self, d: Any, depth: int = 0) -> bool:
+    def visible(self, d: Any, depth: int = 0) -> bool:
+        """Whether a group, membership dictionary or visibility expression is shown."""
         assert self._off is not None
         if depth > 16:
             return True
         if isinstance(d, list):  # a visibility expression: [/And|/Or|/Not operand...]
             op, args = str(d[0]) if d else "", [a.get_object() for a in d[1:]]
-            shown = [self._visible(a, depth + 1) for a in args]
+            shown = [self.visible(a, depth + 1) for a in args]
             return {"/And": all(shown), "/Or": any(shown), "/Not": not shown[0] if shown else True}.get(op, True)
         if d.get("/Type") == "/OCG":
             return _ref(d) not in self._off
         if "/VE" in d:
-            return self._visible(d["/VE"].get_object(), depth + 1)
+            return self.visible(d["/VE"].get_object(), depth + 1)
         groups = d.get("/OCGs", [])
         groups = groups.get_object() if hasattr(groups, "get_object") else groups
         refs = [groups] if not isinstance(groups, list) else list(groups)
@@ -193,7 +195,7 @@ def _forms(contents: Any, resources: Any, layers: Layers, reader: Any, depth: in
         if xobj.get("/Subtype") != "/Form":
             continue
         oc = xobj.get("/OC")
-        hidden = oc is not None and not layers._visible(oc.get_object())
+        hidden = oc is not None and not layers.visible(oc.get_object())
         inner = _forms(xobj, xobj.get("/Resources") or resources, layers, reader, depth + 1)
         out.append(Form(hidden, inner))
     return out
