@@ -206,7 +206,7 @@ class ChatService:
 
         def finish(text: str) -> Answer:
             if not text.strip() and state.get("partial"):  # stopped while a candidate was being written
-                text = state["partial"]
+                text = "".join(state["partial"])
             report: GroundingReport | None = state.get("report")
             if report is None and check_mode != "off":
                 report = check(text, ps, self.embedder)
@@ -288,9 +288,9 @@ class ChatService:
             p = params if i == 0 else dataclasses.replace(params, temperature=max(params.temperature, 0.7), seed=i)
             one = GenerationStats()
             parts: list[str] = []
+            state["partial"] = parts  # what a Stop now would keep
             for piece in model.stream(plan.messages, p, one):
                 parts.append(piece)
-                state["partial"] = "".join(parts)  # what a Stop now would keep
                 yield ""  # no text yet, but a reader can stop the candidate between any two tokens
             text = without_repeats("".join(parts), p.prefix if assistant.anchor == "quote" else "")
             if made:
