@@ -13,6 +13,7 @@ page = st.navigation(
         st.Page("ui/chat.py", title="Chat", icon=":material/chat:", default=True),
         st.Page("ui/assistants.py", title="Assistants", icon=":material/smart_toy:"),
         st.Page("ui/knowledge.py", title="Knowledge", icon=":material/folder:"),
+        st.Page("ui/models.py", title="Models", icon=":material/memory:"),
         st.Page("ui/arena.py", title="Arena", icon=":material/sports_mma:"),
         st.Page("ui/settings.py", title="Settings", icon=":material/settings:"),
     ]

@@ -15,6 +15,7 @@ from assistants.library import AssistantStore
 from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, embedder_identity
 from ingest.precision import FILE as CALIBRATION_FILE
 from ingest.store import Store
+from runtime.hub import Downloads
 from runtime.registry import ModelPool
 
 
@@ -85,6 +86,11 @@ class Services:
     def ingest_jobs(self) -> IngestJobs:
         """Background ingest of uploads (the app): jobs outlive the page that started them."""
         return IngestJobs(self.store, lambda: self.embedder)
+
+    @cached_property
+    def downloads(self) -> Downloads:
+        """Model downloads from the hub (the app's Models page): they outlive the page too."""
+        return Downloads(self.home / "models")
 
 
 REPO_DOCS = Path(__file__).resolve().parent.parent / "docs"

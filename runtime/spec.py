@@ -41,10 +41,11 @@ def resolve_model(spec: str, cache_dir: Path | None = None) -> Path:
 
 
 def _from_hub(spec: str, cache_dir: Path | None) -> Path:
-    parts = spec.removeprefix("hf:").split("/")
-    if len(parts) < 3 or not parts[-1].endswith(".gguf"):
-        raise ModelNotFoundError(f"model spec {spec!r} must look like 'hf:org/repo/file.gguf'")
-    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    from runtime.hub import hub_path, split_spec
+
+    repo_id, filename = split_spec(spec)
+    if cache_dir is not None and (got := hub_path(cache_dir, repo_id, filename)).is_file():
+        return got  # downloaded (and checked) by the Models page
     from huggingface_hub import hf_hub_download
 
     cache = str(cache_dir) if cache_dir else None
@@ -57,6 +58,6 @@ def _from_hub(spec: str, cache_dir: Path | None) -> Path:
     except Exception as exc:
         raise ModelNotFoundError(
             f"model {spec!r} is not in the model cache ({cache_dir}) and could not be downloaded "
-            f"({type(exc).__name__}). Connect to the internet and run the command again, or download "
-            f"{filename} yourself and name the file by its path in the assistant's model.path"
+            f"({type(exc).__name__}). Download it on the app's Models page, or connect to the internet and run "
+            f"the command again, or download {filename} yourself and name the file by its path in model.path"
         ) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 _USES_TOOLS = re.compile(r"(\{%[^%]*\btools\b[^%]*%\})|(\{\{[^}]*\btools\b[^}]*\}\})", re.S)
@@ -88,19 +89,23 @@ def parse_calls(text: str) -> list[Call]:
     return calls
 
 
-def model_tool_support(spec: str) -> tuple[bool, str]:
+def model_tool_support(spec: str, models_dir: Path | None = None) -> tuple[bool, str]:
     """Whether the model named by `spec` (bundled:NAME or a GGUF path) has a chat template that
     renders tools, read from the file's metadata without loading its weights."""
     import contextlib
     import os
 
     from runtime.errors import ArchivistError
+    from runtime.hub import hub_path, split_spec
     from runtime.spec import resolve_model
 
-    if spec.startswith("hf:"):
-        return False, f"{spec} is not downloaded yet; its tool support is known once it is"
     try:
-        path = resolve_model(spec)
+        if spec.startswith("hf:"):  # never downloads: only a file the Models page fetched is read
+            path = hub_path(models_dir, *split_spec(spec)) if models_dir else None
+            if path is None or not path.is_file():
+                return False, f"{spec} is not downloaded yet; its tool support is known once it is"
+        else:
+            path = resolve_model(spec)
         from llama_cpp import Llama
 
         with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
