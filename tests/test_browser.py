@@ -27,10 +27,15 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def app_url(home: Path) -> Iterator[str]:
+    yield from start_app(home)
+
+
+def start_app(home: Path, **extra_env: str) -> Iterator[str]:
+    """The Streamlit app on a free loopback port for this workspace, stopped at the end."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, ARCHIVIST_HOME=str(home), HF_HUB_OFFLINE="1")
+    env = dict(os.environ, ARCHIVIST_HOME=str(home), HF_HUB_OFFLINE="1", **extra_env)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -267,6 +272,7 @@ def test_every_page_renders_on_a_desktop_and_a_phone(app_url: str) -> None:
         "assistants": "/assistants",
         "knowledge": "/knowledge",
         "arena": "/arena",
+        "models": "/models",
         "settings": "/settings",
     }
     with sync_playwright() as p:
@@ -281,7 +287,7 @@ def test_every_page_renders_on_a_desktop_and_a_phone(app_url: str) -> None:
                 page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
             page.close()
         browser.close()
-    assert len(list(out.glob("*.png"))) == 10
+    assert len(list(out.glob("*.png"))) == 12
 
 
 @pytest.mark.slow
@@ -333,3 +339,67 @@ def test_stop_ends_the_answer_within_a_second_and_keeps_it(harbor, app_url: str)
     assert stored.details["stopped"] is True and stored.text.strip() and stored.text.strip()[:40] in kept
     assert stored.completion_tokens < 1500, stored.completion_tokens  # it did not run on to the end
     print(f"Stop click to the stopped answer on screen: {shown_after:.2f} s; {len(kept) - written} characters after it")
+
+
+@pytest.mark.slow
+def test_the_models_page_downloads_a_served_gguf_with_progress_and_the_builder_picks_it(home: Path) -> None:
+    """A hub on loopback under the hub's URL layout, reached through huggingface_hub's endpoint
+    setting (HF_ENDPOINT): the first recommended model downloads with a moving progress bar, is
+    checked, listed, and the builder saves an assistant that uses it."""
+    import yaml
+    from playwright.sync_api import expect, sync_playwright
+
+    from runtime.hub import RECOMMENDED, hub_path
+    from runtime.spec import resolve_model
+    from tests.hub_server import Hub, serve_hub
+
+    pick = RECOMMENDED[0]
+    gguf = resolve_model("bundled:smollm2-135m").read_bytes()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with serve_hub(Hub({f"{pick.repo}/{pick.filename}": gguf}, bytes_per_s=15e6)) as hub:
+        app = start_app(home, HF_ENDPOINT=hub.url)
+        url = next(app)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url + "/models")
+                expect(page.get_by_role("heading", name="Recommended models")).to_be_visible(timeout=240_000)
+                page.get_by_role("button", name="Download").first.click()
+                bar = page.get_by_text("Downloading:", exact=False).first
+                expect(bar).to_be_visible(timeout=30_000)
+                first = bar.inner_text()
+                page.screenshot(path=str(OUTPUT / "models-downloading.png"), full_page=True)
+                page.wait_for_timeout(1500)
+                if bar.count():
+                    assert bar.inner_text() != first  # the bar moves
+                expect(page.get_by_text("Downloaded: pick it in the builder", exact=False)).to_be_visible(
+                    timeout=120_000
+                )
+                expect(page.get_by_text(pick.spec).first).to_be_visible(timeout=30_000)  # on this computer
+                page.screenshot(path=str(OUTPUT / "models-downloaded.png"), full_page=True)
+
+                page.goto(url + "/assistants")
+                expect(page.get_by_label("Name", exact=True)).to_be_visible(timeout=120_000)
+                page.get_by_label("Name", exact=True).fill("qwen-notes")
+                page.get_by_label("Name", exact=True).press("Enter")
+                knowledge = page.get_by_role("combobox", name="Knowledge")
+                knowledge.click()
+                page.keyboard.type("archivist-docs")
+                page.keyboard.press("Enter")
+                page.keyboard.press("Escape")
+                page.get_by_text("Model", exact=True).first.click()  # the Model section
+                model = page.get_by_role("combobox", name="Model", exact=True)
+                model.click()
+                page.get_by_role("option", name=pick.spec).click()
+                page.wait_for_timeout(1000)
+                page.get_by_role("button", name="Save assistant").click()
+                expect(page.get_by_text("Saved qwen-notes", exact=False).first).to_be_visible(timeout=60_000)
+                page.screenshot(path=str(OUTPUT / "builder-picked-model.png"), full_page=True)
+                browser.close()
+        finally:
+            app.close()
+    assert ("GET", f"/{pick.repo}/resolve/main/{pick.filename}", "") in hub.requests
+    assert hub_path(home / "models", pick.repo, pick.filename).read_bytes() == gguf
+    saved = yaml.safe_load((home / "assistants" / "qwen-notes.yaml").read_text())
+    assert saved["model"]["path"] == pick.spec and saved["knowledge"]["collections"] == ["archivist-docs"]

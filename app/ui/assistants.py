@@ -116,6 +116,8 @@ with form:
         check(draft)
     show_problems(st.session_state.get("builder-problems", {}))
     saved = st.button("Save assistant", type="primary", key="b-save", icon=":material/save:")
+    if (just_saved := st.session_state.pop("builder-saved", None)) is not None:
+        st.success(plain(f"Saved {just_saved}"), icon=":material/check:")
 
 if saved:
     st.session_state["builder-checked"] = True
@@ -124,7 +126,7 @@ if saved:
         try:
             svc.library.save(ready, overwrite=base is not None and base.name == ready.name)
             st.session_state["editing"] = ready.name
-            st.toast(f"Saved {ready.name}", icon=":material/check:")
+            st.session_state["builder-saved"] = ready.name  # said after the rerun that shows it
             st.rerun()
         except AssistantError as exc:
             st.session_state["builder-problems"] = problem_map(exc)
