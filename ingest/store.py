@@ -470,6 +470,40 @@ class Store:
             pages[key] = "".join(buf)
         return {cid: pages[(d, p)] for cid, d, p in keys if (d, p) in pages}
 
+    def section(self, chunk_id: int, max_chars: int = 6000) -> tuple[str, str, int]:
+        """The text of a chunk's section (its document's chunks under the same heading, in order;
+        overlaps merged), the heading, and where the chunk starts in that text (-1: not found)."""
+        with self.sessions() as s:
+            c = s.get(Chunk, chunk_id)
+            if c is None:
+                return "", "", -1
+            rows = s.execute(
+                select(Chunk.id, Chunk.start, Chunk.end, Chunk.text)
+                .where(Chunk.document_id == c.document_id, Chunk.heading == c.heading, Chunk.page.is_(c.page))
+                .order_by(Chunk.start)
+            ).all()
+            heading = c.heading
+        text, at, reached = "", -1, -1
+        for cid, a, b, t in rows:
+            if a < reached:  # overlapping windows: keep only what is new
+                t = t[reached - a :] if len(t) == b - a else t
+            elif text:
+                text += "\n"
+            if cid == chunk_id:
+                at = max(0, len(text) - max(0, reached - a))
+            text += t
+            reached = max(reached, b)
+            if len(text) > max_chars and at >= 0:
+                break
+        return text, heading, at
+
+    def original(self, collection: str, name: str) -> Path | None:
+        """The stored original file of a document (None when it was never kept or is gone)."""
+        doc = next((d for d in self.documents(collection) if d.name == name), None)
+        if doc is None:
+            return None
+        return next((self.home / "files").glob(f"{doc.sha256}*"), None)
+
     def sample_texts(self, n: int) -> list[str]:
         """Up to n chunk texts spread over the workspace (for measuring the encoder on real text)."""
         with self.sessions() as s:

@@ -82,10 +82,10 @@ with battle_tab:
             with col, st.container(border=True):
                 st.subheader(f"Assistant {label}" + (f": {side.name}" if revealed else ""))
                 show_answer(side.text, side.details)
-                show_quotes(
-                    side.details.get("quotes", []), key=f"arena-{battle.id}-{label}", expanded=quotes_open(side.details)
-                )
-                show_citations(side.citations, key=f"arena-{battle.id}-{label}")
+                quotes = side.details.get("quotes", [])
+                k = f"arena-{battle.id}-{label}"
+                show_quotes(quotes, key=k, expanded=quotes_open(side.details), citations=side.citations)
+                show_citations(side.citations, key=k, quotes=quotes)
         if not revealed:
             st.markdown("**Which answer is better?**")
             buttons = st.columns(4)

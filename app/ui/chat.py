@@ -95,8 +95,9 @@ for m in messages:
             show_tools(m.details.get("tools", []))
             show_answer(m.text, m.details)
             run_buttons(m.text, f"a{m.id}", assistant, trusted=False, show_code=False)
-            show_quotes(m.details.get("quotes", []), key=f"q{m.id}", expanded=quotes_open(m.details))
-            show_citations(m.citations, key=f"m{m.id}")
+            quotes = m.details.get("quotes", [])
+            show_quotes(quotes, key=f"q{m.id}", expanded=quotes_open(m.details), citations=m.citations)
+            show_citations(m.citations, key=f"m{m.id}", quotes=quotes)
             vote = st.feedback("thumbs", key=f"fb-{m.id}")  # on the answer it rates
             if vote is not None and (1 if vote == 1 else -1) != m.feedback:
                 svc.conversations.feedback(m.id, 1 if vote == 1 else -1)
@@ -132,7 +133,8 @@ if question:
             # any click ends this run; Stop is the one meant for it (what was written is kept, marked)
             st.button("Stop writing", key="stop-answer", icon=":material/stop_circle:", help="stop writing this answer")
             answer_area = st.container()
-            show_quotes([q.to_json(context=True) for q in stream.quotes], key="live", expanded=True)
+            # closed while the answer is written: the view follows the answer, not the quotes under it
+            show_quotes([q.to_json(context=True) for q in stream.quotes], key="live")
             with answer_area:
                 judged = judged_first(assistant.thinking, assistant.fallback, assistant.grounding)
                 if judged and assistant.answer_mode == "generate":

@@ -120,15 +120,43 @@ def highlight(text: str, start: int | None = None, end: int | None = None) -> st
     return _esc(text[:start]) + ":orange-background[**" + _esc(marked) + "**]" + _esc(text[end:])
 
 
-def passage_markdown(text: str) -> str:
-    """A passage as Markdown (never raw HTML), with each sentence that gives a model orders marked,
-    so a user who opens the passage sees what was kept from the prompt and the quotes."""
+MARKDOWN_SOURCES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm", ".xhtml")
+
+
+def _esc_lines(s: str) -> str:
+    """Plain text as Markdown that reads the same: escaped, line breaks kept, indentation kept."""
+    lines = []
+    for line in s.split("\n"):
+        body = line.lstrip(" ")
+        lines.append("\u00a0" * (len(line) - len(body)) + _esc(body))
+    return "  \n".join(lines)
+
+
+def passage_markdown(text: str, document: str = "", spans: Iterable[tuple[int, int]] = ()) -> str:
+    """A passage as formatted text: Markdown and HTML sources keep their headings, lists and code
+    (made safe: no images, no live links); other text reads as written, line breaks and code
+    indentation kept. Pilcrows of HTML headings are dropped, `spans` (offsets) are highlighted, and
+    each sentence that gives a model orders is marked, so a user sees what was kept from the prompt."""
     from retriever.context import rewrite_injections
+
+    markdown = document.lower().endswith(MARKDOWN_SOURCES)
+    keep = (lambda t: t) if markdown else _esc_lines
 
     def flag(sentence: str, kind: str) -> str:
         return f":red-background[⚠ {kind}, never given to the model: {_esc(' '.join(sentence.split()))}]"
 
-    return rewrite_injections(text, flag, _esc)
+    def part(t: str) -> str:
+        return rewrite_injections(t, flag, keep)
+
+    out, last = [], 0
+    for a, b in sorted(spans):
+        if a < last or not (0 <= a < b <= len(text)):
+            continue
+        out.append(part(text[last:a]) + ":orange-background[**" + _esc(" ".join(text[a:b].split())) + "**]")
+        last = b
+    out.append(part(text[last:]))
+    done = "".join(out).replace("\u00b6", "")
+    return safe_markdown(done) if markdown else done
 
 
 def show_answer(text: str, details: dict[str, Any]) -> None:
@@ -206,38 +234,67 @@ def quotes_open(details: dict[str, Any]) -> bool:
     return any(not s.get("supported", True) for s in details.get("sentences", []))
 
 
-def show_quotes(quotes: list[dict[str, Any]], key: str, expanded: bool = False) -> None:
-    """What the documents say: each supporting sentence highlighted inside its passage."""
+def show_quotes(
+    quotes: list[dict[str, Any]], key: str, expanded: bool = False, citations: list[dict[str, Any]] | None = None
+) -> None:
+    """What the documents say: each passage once, with every quote taken from it highlighted in
+    place, and a button that opens the document there."""
     if not quotes:
         return
+    by_passage: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
+    for q in quotes:
+        by_passage.setdefault((q["passage"], q["document"], q.get("page")), []).append(q)
     with st.expander("What the documents say", expanded=expanded):
-        for i, q in enumerate(quotes):
-            page = f", page {q['page']}" if q.get("page") is not None else ""
-            st.markdown(f"**[{q['passage']}] {_esc(q['document'])}{page}**")
-            context, c0 = q.get("context"), int(q.get("context_start", 0))
-            if context:
-                st.markdown(highlight(context, int(q["start"]) - c0, int(q["end"]) - c0))
+        for i, ((n, document, page), group) in enumerate(by_passage.items()):
+            where = f", page {page}" if page is not None else ""
+            st.markdown(f"**[{n}] {_esc(document)}{where}**")
+            context, c0 = group[0].get("context"), int(group[0].get("context_start", 0))
+            if context and all(q.get("context") == context for q in group):
+                spans = [(int(q["start"]) - c0, int(q["end"]) - c0) for q in group]
+                st.markdown(passage_markdown(context, document, spans))
             else:
-                st.markdown(highlight(q["text"], 0, len(q["text"])))
-            if i < len(quotes) - 1:
+                for q in group:
+                    st.markdown(highlight(q["text"], 0, len(q["text"])))
+            cited = next((c for c in citations or [] if c["n"] == n and c["collection"] not in ("web", "tools")), None)
+            if cited is not None and st.button(
+                "Show in the document", key=f"evq-{key}-{n}", icon=":material/find_in_page:"
+            ):
+                from app.ui.evidence import show_evidence
+
+                show_evidence(cited, [q["text"] for q in group])
+            if i < len(by_passage) - 1:
                 st.divider()
 
 
-def show_citations(citations: list[dict[str, Any]], key: str) -> None:
-    """Each citation as an expander with its passage, document and page, and the original file."""
+def relevance_words(similarity: float) -> str:
+    """One score a person reads: how closely the passage matches the question."""
+    pct = max(0, min(100, round(100 * similarity)))
+    word = "close match" if similarity >= 0.6 else "related" if similarity >= 0.4 else "loose match"
+    return f"{word} ({pct}%)"
+
+
+def show_citations(citations: list[dict[str, Any]], key: str, quotes: list[dict[str, Any]] | None = None) -> None:
+    """Each citation (most relevant first, numbered as the answer cites them) with its passage as
+    formatted text, a button that opens the document at the page with the quotes outlined, and the
+    original file."""
     svc = services()
-    for c in citations:
+    for c in sorted(citations, key=lambda c: int(c["n"])):
         page = f", page {c['page']}" if c.get("page") else ""
-        label = f"[{c['n']}] {plain(c['document'])}{page} · relevance {float(c.get('similarity', c['score'])):.2f}"
+        label = f"[{c['n']}] {plain(c['document'])}{page} · {relevance_words(float(c.get('similarity', c['score'])))}"
         with st.expander(label):
-            st.markdown(passage_markdown(str(c["text"])))
+            st.markdown(passage_markdown(str(c["text"]), c["document"]))
             if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file
                 continue
-            doc = next((d for d in svc.store.documents(c["collection"]) if d.name == c["document"]), None)
-            original = next((svc.home / "files").glob(f"{doc.sha256}*"), None) if doc else None
+            b1, b2 = st.columns(2)
+            if b1.button("Show in the document", key=f"ev-{key}-{c['n']}", icon=":material/find_in_page:"):
+                from app.ui.evidence import show_evidence
+
+                mine = [q["text"] for q in quotes or [] if q.get("passage") == c["n"]]
+                show_evidence(c, mine)
+            original = svc.store.original(c["collection"], c["document"])
             if original is not None:
-                st.download_button(
-                    f"Open {plain(c['document'])}",
+                b2.download_button(
+                    f"Download {plain(c['document'])}",
                     original.read_bytes(),
                     file_name=c["document"],
                     key=f"dl-{key}-{c['n']}",

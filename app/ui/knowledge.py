@@ -99,4 +99,4 @@ if docs:
         for i, h in enumerate(search(svc.store, svc.embedder, [name], q, 5, mode=mode), start=1):  # type: ignore[arg-type]
             page = f", page {h.page}" if h.page else ""
             with st.expander(f"[{i}] {plain(h.document)}{page} · score {h.score:.3f} · similarity {h.similarity:.2f}"):
-                st.markdown(passage_markdown(h.text))
+                st.markdown(passage_markdown(h.text, h.document))

@@ -1,0 +1,157 @@
+"""Evidence in place: a citation or quote opens its document at the cited page inside the app, the
+quoted words outlined on the page (PDF, drawn by streamlit-pdf-viewer from PDFium's text boxes), or
+the passage inside its section as formatted text (HTML, Markdown, DOCX, text). PDFs show the page
+label the book prints ("p. 28") beside the physical page where they have page labels."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+_WS = re.compile(r"\s+")
+OUTLINE = "#e8590c"  # the highlight's colour, readable on white and dark pages
+
+
+def _collapsed(text: str) -> tuple[str, list[int]]:
+    """`text` with runs of whitespace as one space (case folded), and each kept character's index."""
+    out: list[str] = []
+    where: list[int] = []
+    space = False
+    for i, ch in enumerate(text):
+        if ch.isspace() or ch in "\ufffe\u00ad":  # PDFium writes soft hyphens at line ends
+            space = bool(out)
+            continue
+        if space:
+            out.append(" ")
+            where.append(i)
+            space = False
+        out.append(ch.lower())
+        where.append(i)
+    return "".join(out), where
+
+
+def find_span(page_text: str, quote: str) -> tuple[int, int] | None:
+    """Where `quote` is in `page_text`, whatever the line breaks and spacing; a long quote that is
+    not found whole is found by its first words."""
+    hay, where = _collapsed(page_text)
+    needle = _WS.sub(" ", quote.strip()).lower()
+    for attempt in (needle, " ".join(needle.split()[:8])):
+        if len(attempt) < 8:
+            continue
+        i = hay.find(attempt)
+        if i >= 0:
+            return where[i], where[i + len(attempt) - 1] + 1
+    return None
+
+
+def page_label(path: str, page: int) -> str | None:
+    """The label the PDF gives its page (1-based `page`) when it differs from the page number."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(path)
+        try:
+            label = pdf.get_page_label(page - 1)
+        finally:
+            pdf.close()
+    except Exception:  # pdfium raises its own error type on a damaged file; no label then
+        return None
+    return label if label and label != str(page) else None
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def pdf_page(path: str, page: int, quotes: tuple[str, ...]) -> tuple[bytes, list[dict[str, Any]], int]:
+    """The cited page as a one-page PDF (quick to send), boxes around each quote's lines in the
+    viewer's coordinates (points from the top left), and how many quotes were found on it."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(path)
+    try:
+        p = pdf[page - 1]
+        _, height = p.get_size()
+        tp = p.get_textpage()
+        text = tp.get_text_range()
+        boxes: list[dict[str, Any]] = []
+        found = 0
+        for q in quotes:
+            span = find_span(text, q)
+            if span is None:
+                continue
+            found += 1
+            for i in range(tp.count_rects(span[0], span[1] - span[0])):
+                left, bottom, right, top = tp.get_rect(i)
+                boxes.append(
+                    {
+                        "page": 1,
+                        "x": left - 1,
+                        "y": height - top - 1,
+                        "width": right - left + 2,
+                        "height": top - bottom + 2,
+                        "color": OUTLINE,
+                    }
+                )
+        single = pdfium.PdfDocument.new()
+        single.import_pages(pdf, [page - 1])
+        buf = io.BytesIO()
+        single.save(buf)
+        single.close()
+    finally:
+        pdf.close()
+    return buf.getvalue(), boxes, found
+
+
+def section_markdown(text: str, spans: list[tuple[int, int]]) -> str:
+    """A section as formatted text with the quoted spans highlighted (Markdown kept as Markdown,
+    made safe; pilcrows from HTML headings dropped)."""
+    from app.ui.common import safe_markdown
+
+    out, last = [], 0
+    for a, b in sorted(spans):
+        if a < last:
+            continue
+        inner = " ".join(text[a:b].split()).replace("[", "\\[").replace("]", "\\]")
+        out.append(text[last:a] + ":orange-background[" + inner + "]")
+        last = b
+    out.append(text[last:])
+    return safe_markdown("".join(out).replace("\u00b6", ""))
+
+
+@st.dialog("In the document", width="large")
+def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
+    """The cited page with the quotes outlined, or the passage in its section."""
+    from app.ui.common import passage_markdown, services
+
+    svc = services()
+    path: Path | None = None
+    if c.get("collection") not in ("web", "tools"):
+        path = svc.store.original(c["collection"], c["document"])
+    page = c.get("page")
+    st.markdown(f"**{_esc(c['document'])}**")
+    if path is not None and path.suffix.lower() == ".pdf" and page:
+        from streamlit_pdf_viewer import pdf_viewer
+
+        label = page_label(str(path), int(page))
+        st.caption(f"Page {page}" + (f" (printed p. {label})" if label else "") + " · the quoted words are outlined")
+        data, boxes, found = pdf_page(str(path), int(page), tuple(quotes or [c["text"][:200]]))
+        if quotes and not found:
+            st.caption("The quote could not be located on the page image; it is below.")
+        pdf_viewer(data, annotations=boxes, annotation_outline_size=2, key=f"pdf-{c['chunk_id']}")
+        with st.expander("The passage as text"):
+            st.markdown(passage_markdown(str(c["text"])))
+        return
+    text, heading, _ = svc.store.section(int(c["chunk_id"])) if c.get("chunk_id") else ("", "", -1)
+    text = text or str(c["text"])
+    if heading:
+        st.caption(f"Section: {_esc(heading)}")
+    spans = [s for q in (quotes or [c["text"][:200]]) if (s := find_span(text, q)) is not None]
+    st.markdown(section_markdown(text, spans))
+
+
+def _esc(s: str) -> str:
+    from app.ui.common import plain
+
+    return plain(s)
