@@ -323,6 +323,10 @@ def test_stop_ends_the_answer_within_a_second_and_keeps_it(harbor, app_url: str)
             timeout=240_000,
         )
         written = len(answer.inner_text())
+        # the view follows the answer: the quotes under it stay closed while it is written
+        quotes = answer.locator("details", has_text="What the documents say")
+        if quotes.count():
+            assert quotes.first.get_attribute("open") is None
         page.get_by_role("button", name="Stop writing").click()
         clicked = time.time()
         expect(page.get_by_text("Stopped: the answer as it stood")).to_be_visible(timeout=10_000)
@@ -396,6 +400,14 @@ def test_the_models_page_downloads_a_served_gguf_with_progress_and_the_builder_p
                 page.get_by_role("button", name="Save assistant").click()
                 expect(page.get_by_text("Saved qwen-notes", exact=False).first).to_be_visible(timeout=60_000)
                 page.screenshot(path=str(OUTPUT / "builder-picked-model.png"), full_page=True)
+                # a second save of an edit persists too (the builder now edits the saved assistant)
+                expect(page.get_by_role("combobox", name="Edit an assistant")).to_contain_text("qwen-notes")
+                page.get_by_label("Description").fill("Answers from the guide")
+                page.get_by_label("Description").press("Enter")
+                page.wait_for_timeout(1000)
+                page.get_by_role("button", name="Save assistant").click()
+                expect(page.get_by_text("Saved qwen-notes", exact=False).first).to_be_visible(timeout=60_000)
+                page.wait_for_timeout(500)
                 browser.close()
         finally:
             app.close()
@@ -403,3 +415,39 @@ def test_the_models_page_downloads_a_served_gguf_with_progress_and_the_builder_p
     assert hub_path(home / "models", pick.repo, pick.filename).read_bytes() == gguf
     saved = yaml.safe_load((home / "assistants" / "qwen-notes.yaml").read_text())
     assert saved["model"]["path"] == pick.spec and saved["knowledge"]["collections"] == ["archivist-docs"]
+    assert saved["description"] == "Answers from the guide"
+
+
+@pytest.mark.slow
+def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from playwright.sync_api import expect, sync_playwright
+
+    svc, _ = harbor
+    (svc.home / "assistants").mkdir(parents=True, exist_ok=True)
+    spec = {"name": "guide-bot", "knowledge": {"collections": ["harbor"]}, "answer_mode": "extractive"}
+    (svc.home / "assistants" / "guide-bot.yaml").write_text(yaml.safe_dump(spec))
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url + "/?assistant=guide-bot")
+        box = page.get_by_placeholder("Ask a question about the documents")
+        expect(box).to_be_visible(timeout=240_000)
+        expect(page.get_by_role("heading", name="guide-bot")).to_be_visible(timeout=60_000)
+        box.fill("How often is the lens of the Greywater lighthouse cleaned?")
+        box.press("Enter")
+        citation = page.locator("summary", has_text="[1] harbor.pdf, page 2").last  # the citation, not the quote
+        expect(citation).to_be_visible(timeout=120_000)
+        citation.click()
+        opened = page.locator("details", has=page.locator("summary", has_text="[1] harbor.pdf, page 2")).last
+        opened.get_by_role("button", name="Show in the document").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text("Page 2", exact=False).first).to_be_visible(timeout=60_000)
+        viewer = dialog.frame_locator("iframe").first
+        outline = viewer.locator('[id^="annotation-"]').first
+        expect(outline).to_be_attached(timeout=60_000)  # the quoted lines, outlined on the page
+        expect(viewer.locator("canvas").first).to_be_visible(timeout=60_000)  # the page itself, drawn
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(OUTPUT / "citation-page.png"))
+        browser.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from app.ui.common import passage_markdown, relevance_words
-from app.ui.evidence import find_span, page_label, pdf_page
+from app.ui.evidence import find_span, page_label, page_words, pdf_page
 from tests.conftest import PAGES, make_pdf
 
 
@@ -22,6 +22,7 @@ def test_a_quote_is_found_across_line_breaks_and_outlined_on_its_page(tmp_path: 
     one = pdfium.PdfDocument(data)
     assert len(one) == 1 and "Greywater" in one[0].get_textpage().get_text_range()  # only the cited page is sent
     width, height = one[0].get_size()
+    one.close()
     assert boxes and all(b["page"] == 1 and 0 <= b["x"] < width and 0 <= b["y"] < height for b in boxes)
     top_of_text = min(b["y"] for b in boxes)
     assert top_of_text < height / 3  # fpdf writes from the top: the box is near the top (y counts from the top)
@@ -41,6 +42,16 @@ def test_page_labels_the_book_prints_are_read(tmp_path: Path) -> None:
     assert page_label(str(tmp_path / "labelled.pdf"), 2) == "ii"
     assert page_label(str(tmp_path / "labelled.pdf"), 3) == "1"
     assert page_label(str(pdf), 3) is None  # no labels: only the page number is shown
+
+    class Svc:  # the store's one accessor page_words uses
+        class store:
+            @staticmethod
+            def original(collection: str, name: str) -> Path:
+                return tmp_path / name
+
+    cite = {"document": "labelled.pdf", "collection": "c", "page": 3}
+    assert page_words(Svc, cite) == ", page 3 (p. 1)"
+    assert page_words(Svc, {**cite, "document": "book.pdf"}) == ", page 3"
 
 
 def test_passages_read_as_formatted_text() -> None:

@@ -277,9 +277,11 @@ def show_citations(citations: list[dict[str, Any]], key: str, quotes: list[dict[
     """Each citation (most relevant first, numbered as the answer cites them) with its passage as
     formatted text, a button that opens the document at the page with the quotes outlined, and the
     original file."""
+    from app.ui.evidence import page_words
+
     svc = services()
     for c in sorted(citations, key=lambda c: int(c["n"])):
-        page = f", page {c['page']}" if c.get("page") else ""
+        page = page_words(svc, c)
         label = f"[{c['n']}] {plain(c['document'])}{page} · {relevance_words(float(c.get('similarity', c['score'])))}"
         with st.expander(label):
             st.markdown(passage_markdown(str(c["text"]), c["document"]))

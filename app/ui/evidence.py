@@ -48,6 +48,7 @@ def find_span(page_text: str, quote: str) -> tuple[int, int] | None:
     return None
 
 
+@st.cache_data(max_entries=2048, show_spinner=False)
 def page_label(path: str, page: int) -> str | None:
     """The label the PDF gives its page (1-based `page`) when it differs from the page number."""
     import pypdfium2 as pdfium
@@ -149,6 +150,18 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
         st.caption(f"Section: {_esc(heading)}")
     spans = [s for q in (quotes or [c["text"][:200]]) if (s := find_span(text, q)) is not None]
     st.markdown(section_markdown(text, spans))
+
+
+def page_words(svc: Any, c: dict[str, Any]) -> str:
+    """ ", page 30 (p. 24)": the physical page, and the label the book prints when it has one."""
+    if not c.get("page"):
+        return ""
+    words = f", page {c['page']}"
+    if c.get("collection") in ("web", "tools") or not str(c.get("document", "")).lower().endswith(".pdf"):
+        return words
+    path = svc.store.original(c["collection"], c["document"])
+    label = page_label(str(path), int(c["page"])) if path is not None else None
+    return words + (f" (p. {label})" if label else "")
 
 
 def _esc(s: str) -> str:
