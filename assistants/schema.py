@@ -149,6 +149,9 @@ class Assistant(_Strict):
     """A custom assistant: instructions, knowledge, model and retrieval settings."""
 
     name: str = Field(pattern=NAME_PATTERN, description="identifier used by the CLI, API and UI")
+    display_name: str = Field(
+        "", max_length=80, description="the name people see in the app (the name when empty); may hold spaces"
+    )
     description: str = Field("", max_length=500, description="one line shown in lists")
     instructions: str = Field("", max_length=20000, description="what the assistant should do and how")
     model: ModelSettings = Field(default_factory=ModelSettings)

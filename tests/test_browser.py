@@ -226,7 +226,10 @@ def test_an_ingest_goes_on_when_you_leave_the_page_and_reload(app_url: str, home
         page.get_by_role("option", name="(new collection)").click()
         page.get_by_label("New collection name").fill("logs")
         page.get_by_label("New collection name").press("Enter")
+        expect(page.get_by_text("Add documents (PDF", exact=False)).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(1000)  # the rerun for the name has settled
         page.locator('input[type="file"]').set_input_files(str(pdf))
+        expect(page.get_by_role("button", name="Ingest 1 file(s) into logs")).to_be_visible(timeout=60_000)
         page.get_by_role("button", name="Ingest 1 file(s) into logs").click()
         expect(page.get_by_text("Ingesting in the background", exact=False)).to_be_visible(timeout=60_000)
         page.screenshot(path=str(OUTPUT / "knowledge-ingesting.png"), full_page=True)

@@ -68,6 +68,14 @@ def essentials(d: dict[str, Any], collections: list[str], svc: Any) -> dict[str,
         "'-', '_' and '.'.",
     ).strip()
     field_errors("name")
+    out["display_name"] = st.text_input(
+        "Display name",
+        d.get("display_name", ""),
+        key="f-display-name",
+        placeholder="Lighthouse Guide",
+        help="The name people see in the app's chat and gallery; spaces allowed. Empty: the name above.",
+    ).strip()
+    field_errors("display_name")
     out["description"] = st.text_input(
         "Description", d.get("description", ""), key="f-description", help="One line, shown in the gallery and chat."
     )

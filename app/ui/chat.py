@@ -84,7 +84,7 @@ if picked is not None:
             st.session_state[conv_key] = None
             st.rerun()
 
-st.title(assistant.name)
+st.title(assistant.display_name or assistant.name)
 if assistant.description:
     st.caption(safe_markdown(assistant.description))
 
