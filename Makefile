@@ -38,6 +38,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# the layers (app -> assistants -> retriever -> ingest -> runtime) and the CLI's direction, from .importlinter
+	$(VENV)/bin/lint-imports
 
 test: setup lint
 	$(PY) -m pytest

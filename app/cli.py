@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.services import Services
 from ingest.chunk import ChunkSettings
 from runtime.errors import ArchivistError
 
@@ -234,10 +233,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--host", default="127.0.0.1")
     c.set_defaults(func=commands.ui)
     return p
-
-
-def services(args: argparse.Namespace) -> Services:
-    return Services.create(args.home)
 
 
 if __name__ == "__main__":

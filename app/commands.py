@@ -11,11 +11,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from app.cli import services
+from app.services import Services
 from ingest.chunk import ChunkSettings
 from ingest.pipeline import IngestLimits, IngestReport, Progress, ingest_paths
 from ingest.precision import ENV
 from runtime.errors import ArchivistError
+
+
+def services(args: argparse.Namespace) -> Services:
+    """The workspace's services for a command (`--home`, else $ARCHIVIST_HOME, else ~/.archivist)."""
+    return Services.create(args.home)
 
 
 def ingest(args: argparse.Namespace) -> int:

@@ -357,3 +357,27 @@ def test_builder_picks_models_keeps_unshown_settings_and_clears_fixed_fields(hom
     assert [error_text(e) for e in at.error if error_text(e).startswith("name:")]
     at.text_input(key="f-name").set_value("quoter").run()
     assert not at.error, [error_text(e) for e in at.error]
+
+
+def test_models_page_says_what_to_do_offline_and_lists_users(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from runtime.hub import RECOMMENDED
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens: as good as offline
+    monkeypatch.setenv("HF_ENDPOINT", closed)
+    at = _app("ui/models.py")
+    assert any(unescape(c.value) == "Used by: archivist-guide" for c in at.caption)
+    at.button(key="md-get-0").click().run()
+    for _ in range(100):
+        time.sleep(0.1)
+        at.run()
+        if at.error:
+            break
+    message = " ".join(error_text(e) for e in at.error)
+    assert "can't be reached" in message and "Connect it to the internet" in message, message
+    assert f"{closed}/{RECOMMENDED[0].repo}/resolve/main/{RECOMMENDED[0].filename}" in message
+    assert "archivist " not in message  # app words, not a command line
+    assert at.button(key="md-get-0").label == "Download"  # and it can be tried again

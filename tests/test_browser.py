@@ -404,9 +404,9 @@ def test_the_models_page_downloads_a_served_gguf_with_progress_and_the_builder_p
                 expect(page.get_by_text("Saved qwen-notes", exact=False).first).to_be_visible(timeout=60_000)
                 page.screenshot(path=str(OUTPUT / "builder-picked-model.png"), full_page=True)
                 # a second save of an edit persists too (the builder now edits the saved assistant)
-                expect(page.get_by_role("combobox", name="Edit an assistant")).to_contain_text("qwen-notes")
-                page.get_by_label("Description").fill("Answers from the guide")
-                page.get_by_label("Description").press("Enter")
+                expect(page.get_by_role("combobox", name="Edit an assistant")).to_have_value("qwen-notes")
+                page.get_by_role("textbox", name="Description").fill("Answers from the guide")
+                page.get_by_role("textbox", name="Description").press("Enter")
                 page.wait_for_timeout(1000)
                 page.get_by_role("button", name="Save assistant").click()
                 expect(page.get_by_text("Saved qwen-notes", exact=False).first).to_be_visible(timeout=60_000)
@@ -442,6 +442,10 @@ def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: 
         box.press("Enter")
         citation = page.locator("summary", has_text="[1] harbor.pdf, page 2").last  # the citation, not the quote
         expect(citation).to_be_visible(timeout=120_000)
+        # the answer is stored and the page drawn again from the conversation: no Stop button any more
+        expect(page.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=60_000)
+        page.wait_for_timeout(1500)
+        citation = page.locator("summary", has_text="[1] harbor.pdf, page 2").last
         citation.click()
         opened = page.locator("details", has=page.locator("summary", has_text="[1] harbor.pdf, page 2")).last
         opened.get_by_role("button", name="Show in the document").click()

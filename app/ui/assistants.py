@@ -24,8 +24,8 @@ for err in errors:
 cols = st.columns(3)
 for i, e in enumerate(entries):
     with cols[i % 3].container(border=True):
-        shown = plain(e.assistant.display_name or e.assistant.name)
-        st.markdown(f"**{shown}**  \n{safe_markdown(e.assistant.description) or '(no description)'}")
+        title = plain(e.assistant.display_name or e.assistant.name)
+        st.markdown(f"**{title}**  \n{safe_markdown(e.assistant.description) or '(no description)'}")
         st.caption(plain(f"{e.source} · {', '.join(e.assistant.knowledge.collections)}"))
         if st.button("Edit", key=f"edit-{e.assistant.name}"):
             st.session_state["editing"] = e.assistant.name
