@@ -30,7 +30,7 @@ def export_bundle(assistant: Assistant, store: Store, out: Path) -> int:
             for doc in store.documents(collection):
                 if doc.status != "ready":
                     continue
-                original = next((store.home / "files").glob(f"{doc.sha256}*"), None)
+                original = store.original(collection, doc.name)
                 if original is None:
                     raise AssistantError(doc.name, [f"original file of {doc.name} is missing from the workspace"])
                 member = f"documents/{len(manifest):05d}{Path(doc.name).suffix.lower()}"
@@ -152,7 +152,7 @@ def import_bundle(
         results: list[FileResult] = []
         with store.writer():
             for entry in manifest:
-                name = PurePosixPath(str(entry["name"]).replace("\\", "/")).name or "document"
+                name = document_name(str(entry["name"]))
                 try:
                     content = _read(zf, str(entry["member"]), limit)
                     results.append(
@@ -161,6 +161,13 @@ def import_bundle(
                 except Exception as exc:
                     results.append(FileResult(name, "failed", error=str(exc)))
     return assistant, results
+
+
+def document_name(raw: str) -> str:
+    """A document's name from a manifest, as a relative path: folder ingests name files by their
+    path (`a/index.html`, `b/index.html`), so the folders stay; nothing climbs out or starts at /."""
+    parts = [p for p in PurePosixPath(raw.replace("\\", "/")).parts if p not in ("/", ".", "..")]
+    return "/".join(parts) or "document"
 
 
 def _read(zf: zipfile.ZipFile, member: str, budget: int) -> bytes:

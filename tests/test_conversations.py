@@ -68,6 +68,28 @@ def test_bundle_rebuilds_the_assistant_with_its_documents(home: Path, tmp_path: 
     assert [d.name for d in other.store.documents("birds")] == ["owls.txt"]
 
 
+def test_a_bundle_keeps_same_named_files_of_different_folders_apart(home: Path, tmp_path: Path) -> None:
+    from assistants.bundle import document_name, export_bundle, import_bundle
+
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    site = tmp_path / "site"
+    for folder, text in (("guide", "Owls hunt at night."), ("faq", "Puffins nest on cliffs.")):
+        (site / folder).mkdir(parents=True)
+        (site / folder / "index.html").write_text(f"<html><body><p>{text}</p></body></html>")
+    ingest_paths([site], "birds", svc.store, emb)
+    names = sorted(d.name for d in svc.store.documents("birds"))
+    assert names == ["site/faq/index.html", "site/guide/index.html"]
+    a = parse_assistant({"name": "birder", "knowledge": {"collections": ["birds"]}}, "t")
+    assert export_bundle(a, svc.store, tmp_path / "b.zip") == 2
+    other = Services.create(tmp_path / "other-machine", embedder=emb)
+    _, results = import_bundle(tmp_path / "b.zip", other.store, emb)
+    assert [r.status for r in results] == ["added", "added"]
+    assert sorted(d.name for d in other.store.documents("birds")) == names  # both, under their own paths
+    assert document_name("../../etc/passwd") == "etc/passwd" and document_name("/abs/x.pdf") == "abs/x.pdf"
+    assert document_name("..") == "document"
+
+
 def test_schema_command_writes_json_schema(home: Path, tmp_path: Path) -> None:
     env = dict(os.environ, ARCHIVIST_HOME=str(home))
     out = tmp_path / "schema.json"
