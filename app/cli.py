@@ -19,6 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from app.logs import configure
+    from app.services import workspace_home
+
+    configure(workspace_home(args.home), verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except ArchivistError as exc:
@@ -33,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="archivist", description="Private assistants that answer from your documents.")
     p.add_argument("--home", help="workspace folder (default: $ARCHIVIST_HOME or ~/.archivist)")
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="log what happens (model loads, requests) to stderr too"
+    )
     sub = p.add_subparsers(metavar="COMMAND")
 
     c = sub.add_parser("ingest", help="add files or folders to a collection")

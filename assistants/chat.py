@@ -37,7 +37,7 @@ from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sente
 from retriever.rerank import CrossEncoderReranker, Reranker
 from retriever.search import Hit, present_words, search
 from retriever.sentences import collapse
-from runtime.protocol import GenerationParams, GenerationStats, Message
+from runtime.protocol import GenerationParams, GenerationStats, Message, TextGenerator
 from runtime.registry import ModelPool
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
@@ -106,7 +106,8 @@ class ChatService:
             lead=lead,
         )
 
-    def model_for(self, assistant: Assistant) -> Any:
+    def model_for(self, assistant: Assistant) -> TextGenerator:
+        """The assistant's model, through the generation protocol only (any backend slots in)."""
         m = assistant.model
         return self.models.get(m.path, context_window=m.context_window, n_threads=m.threads, gpu_layers=m.gpu_layers)
 

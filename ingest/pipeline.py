@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import shutil
 import threading
@@ -26,6 +27,8 @@ T = TypeVar("T")
 
 EMBED_BATCH = 64
 EMBED_GROUP = 1024
+
+log = logging.getLogger("archivist.ingest")
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ def ingest_paths(
             except Exception as exc:  # a parser bug must not stop the batch
                 result = FileResult(str(path), "failed", error=f"{path.name}: {type(exc).__name__}: {exc}")
             notify(result.status if result.status in ("failed", "unchanged") else "done", result.chunks)
+            if result.status == "failed":
+                log.warning("ingest of %s into %s failed: %s", name, collection, result.error)
             report.results.append(result)
     return report
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,9 @@ from ingest.store import Store, StoredChunk
 from retriever.filters import SearchFilter
 from retriever.keyword import SqliteKeywordIndex
 from retriever.rerank import Reranker
+
+log = logging.getLogger("archivist.search")
+SLOW_SEARCH_S = 1.0  # a search slower than this is logged
 
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
@@ -71,6 +76,7 @@ def search(
     """The k best passages for `query` across `collections`."""
     if not query.strip() or not collections:
         return []
+    started = time.perf_counter()
     fusion = fusion or FusionSettings()
     n = max(k * 4, fusion.candidates) if (mode == "hybrid" or reranker) else k * 2
     # SQLite and torch both release the GIL: the keyword search runs while the query is embedded.
@@ -93,6 +99,16 @@ def search(
         scores = reranker.score(query, [h.text for h in pool])
         ranked_pool = sorted(zip(scores, pool, strict=True), key=lambda x: x[0], reverse=True)
         hits = [replace(h, score=float(s)) for s, h in ranked_pool]
+    spent = time.perf_counter() - started
+    if spent > SLOW_SEARCH_S:  # the query's words are the user's: only its size is logged
+        log.warning(
+            "slow search: %.2f s over %d collection(s), mode %s, k %d, %d-character query",
+            spent,
+            len(collections),
+            mode,
+            k,
+            len(query),
+        )
     return hits[:k]
 
 

@@ -84,6 +84,11 @@ class LlamaCppGenerator:
 
         return template_tool_support(self.chat_template, self.name)
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for this model now."""
+        return self.lock.waiting
+
     def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
         """The exact tokens the model evaluates for `messages`."""
         return list(self._llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True))

@@ -53,8 +53,18 @@ class TextGenerator(Protocol):
     @property
     def context_window(self) -> int: ...
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for this model now (answered one at a time, in arrival order)."""
+        ...
+
     def count_tokens(self, text: str) -> int:
         """Number of tokens `text` takes in this model's vocabulary."""
+        ...
+
+    def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt's tokens for `messages`, as the model will read them (the context budget
+        counts these); a backend without a tokenizer returns a stated safe over-estimate."""
         ...
 
     def render(self, messages: Sequence[Message]) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from runtime.cpu import physical_cores
 from runtime.errors import ArchivistError
 from runtime.llama import LlamaCppGenerator
 from runtime.spec import resolve_model
+
+log = logging.getLogger("archivist.models")
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,21 @@ class ModelPool:
         with self._lock:
             model = self._models.get(key)
             if model is None:
+                started = time.perf_counter()
                 try:
                     model = LlamaCppGenerator(
                         path, context_window=context_window, n_threads=key.n_threads, gpu_layers=gpu_layers
                     )
                 except ValueError as exc:  # llama-cpp-python raises ValueError on a bad file
                     raise ArchivistError(f"model {spec!r} ({path}) could not be loaded: {exc}") from exc
+                log.info(
+                    "loaded model %s (context %d, %d threads, %d GPU layers) in %.1f s",
+                    path.name,
+                    context_window,
+                    key.n_threads,
+                    gpu_layers,
+                    time.perf_counter() - started,
+                )
                 self._models[key] = model
             return model
 

@@ -297,17 +297,13 @@ def test_assistant_schema_describes_the_tools(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- model-driven calls
 
 
-class _Lock:
-    waiting = 0
-
-
 class ScriptedModel:
     """A chat model whose replies are scripted: `reply(messages, params)` gives the text."""
 
     def __init__(self, reply: Callable[[Sequence[dict], GenerationParams], str], template_tools: bool = True) -> None:
         self.reply, self.calls = reply, []  # type: ignore[var-annotated]
         self.tool_support = (True, "") if template_tools else (False, "the chat template has no tool support")
-        self.lock = _Lock()
+        self.waiting = 0  # requests queued for it: none
         self.context_window = 4096
 
     def count_tokens(self, text: str) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Request, UploadFile
@@ -35,6 +36,8 @@ from runtime.errors import ArchivistError, ContextOverflowError, ModelNotFoundEr
 from runtime.protocol import GenerationParams, GenerationStats, Message
 from runtime.toolcalls import parse_calls
 
+access = logging.getLogger("archivist.api.access")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_JSON_BODY = 8 * 2**20  # a chat or search request's body; uploads have their own limit
 MAX_MESSAGES = 1000  # messages in one chat request
 MAX_MESSAGE_CHARS = 2_000_000  # their text together (the prompt keeps what fits the context window)
@@ -209,6 +212,26 @@ def create_app(
     )
     admitted = Admission()
 
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Any) -> Any:
+        """One line per request with its id (the client's X-Request-ID when it is a plain token, else
+        a new one), also sent back as X-Request-ID; the path only: query strings and bodies may
+        hold what users asked, and keys are never logged."""
+        given = request.headers.get("x-request-id", "")
+        rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        access.info(
+            "%s %s %d %.0f ms rid=%s",
+            request.method,
+            request.url.path,
+            response.status_code,
+            1000 * (time.perf_counter() - started),
+            rid,
+        )
+        return response
+
     def collection_allowed(name: str, key: KeyInfo | None) -> bool:
         """A key limited to some assistants reaches only the collections those assistants search."""
         if key is None or not key.assistants:
@@ -279,7 +302,7 @@ def create_app(
         if model is not None:
             # a slot is taken on arrival (retrieval and quotes run before the model is reached) and
             # given back when the answer is done or its client goes away
-            slot = admitted.enter(id(model), max_queue) if model.lock.waiting < max_queue else None
+            slot = admitted.enter(id(model), max_queue) if model.waiting < max_queue else None
             if slot is None:
                 raise ApiError(
                     503,
@@ -412,7 +435,8 @@ def create_app(
         )
         stats = GenerationStats()
         try:
-            text = "".join(model.stream(messages, params, stats))
+            # tool-call turns carry more keys than Message names; the chat template reads them all
+            text = "".join(model.stream(cast("list[Message]", messages), params, stats))
         except ContextOverflowError as exc:
             raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
         names = {t["function"].get("name") for t in specs}

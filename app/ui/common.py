@@ -21,7 +21,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @st.cache_resource(show_spinner="Loading the embedder and indexing Archivist's docs (first start only)...")
 def services() -> Services:
     """One set of services (models, indexes) per process, shared by every session."""
+    from app.logs import configure
+
     svc = Services.create()
+    configure(svc.home)
     ensure_example_knowledge(svc)
     return svc
 
