@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ingest.chunk import ChunkSettings
+from retriever.search import MODES
 from runtime.errors import ArchivistError
 
 
@@ -54,15 +55,17 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep text a reader cannot see in the chunks (it is still reported)",
     )
-    c.add_argument("--max-mb", type=float, default=200, help="largest file accepted, in MB")
-    c.add_argument("--parse-timeout", type=float, default=600, help="seconds allowed to parse one file")
+    c.add_argument("--max-mb", type=float, help="largest file accepted, in MB (default 200, ARCHIVIST_MAX_FILE_MB)")
+    c.add_argument(
+        "--parse-timeout", type=float, help="seconds allowed to parse one file (default 600, ARCHIVIST_PARSE_TIMEOUT_S)"
+    )
     c.set_defaults(func=commands.ingest)
 
     c = sub.add_parser("search", help="show the passages a query retrieves")
     c.add_argument("collection")
     c.add_argument("query")
     c.add_argument("--k", type=int, default=5)
-    c.add_argument("--mode", choices=["dense", "keyword", "hybrid"], default="hybrid")
+    c.add_argument("--mode", choices=MODES, default="hybrid")
     c.add_argument("--document", action="append", default=[], help="only this document (repeatable)")
     c.add_argument("--pages", help="page range, e.g. 10-20")
     c.add_argument("--json", action="store_true")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -12,15 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from app.services import Services
+from app.settings import Settings
 from ingest.chunk import ChunkSettings
-from ingest.pipeline import IngestLimits, IngestReport, Progress, ingest_paths
+from ingest.pipeline import IngestReport, Progress, ingest_paths
 from ingest.precision import ENV
+from retriever.search import MODES
 from runtime.errors import ArchivistError
 
 
 def services(args: argparse.Namespace) -> Services:
-    """The workspace's services for a command (`--home`, else $ARCHIVIST_HOME, else ~/.archivist)."""
-    return Services.create(args.home)
+    """The workspace's services for a command: its settings from the environment, then the flags
+    (`--home`, and `--max-mb` / `--parse-timeout` where the command has them)."""
+    from app.services import workspace_home
+
+    settings = Settings.load(
+        home=workspace_home(args.home),
+        max_file_mb=getattr(args, "max_mb", None),
+        parse_timeout_s=getattr(args, "parse_timeout", None),
+    )
+    return Services.create(settings=settings)
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -55,9 +66,8 @@ def ingest(args: argparse.Namespace) -> int:
         svc.store,
         svc.embedder,
         chunking=ChunkSettings(args.chunk_tokens, args.overlap_tokens),
-        limits=IngestLimits(
-            max_file_bytes=int(args.max_mb * 2**20),
-            parse_timeout_s=args.parse_timeout,
+        limits=dataclasses.replace(
+            svc.settings.ingest_limits(),
             password=args.password,
             hidden_text="keep" if args.keep_hidden_text else "drop",
         ),
@@ -125,7 +135,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from runtime.errors import ArchivistError
 
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    bad = [m for m in modes if m not in ("dense", "keyword", "hybrid")]
+    bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise ArchivistError(f"--mode {args.mode!r}: choose from dense, keyword, hybrid")
     questions = [q for path in args.questions for q in load_questions(Path(path))]

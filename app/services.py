@@ -8,11 +8,12 @@ from functools import cached_property
 from pathlib import Path
 
 from app.ingest_jobs import IngestJobs
+from app.settings import Settings
 from assistants.arena import Arena, ArenaStore
 from assistants.chat import ChatService, ConversationService
 from assistants.conversations import ConversationStore
 from assistants.library import AssistantStore
-from ingest.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder, embedder_identity
+from ingest.embed import Embedder, SentenceTransformerEmbedder, embedder_identity
 from ingest.precision import FILE as CALIBRATION_FILE
 from ingest.store import Store
 from runtime.hub import Downloads
@@ -27,18 +28,40 @@ def workspace_home(explicit: str | Path | None = None) -> Path:
 
 @dataclass
 class Services:
-    """Everything a front end needs; expensive parts are built on first use."""
+    """Everything a front end needs; expensive parts are built on first use. The embedder and the
+    model pool can be given (tests, or a process that shares them); otherwise they are built from
+    the settings."""
 
-    home: Path
-    embedder_spec: str = DEFAULT_EMBEDDER
+    settings: Settings
     _embedder: Embedder | None = None
+    _models: ModelPool | None = None
 
     @classmethod
-    def create(cls, home: str | Path | None = None, *, embedder: Embedder | None = None) -> Services:
-        s = cls(workspace_home(home))
+    def create(
+        cls,
+        home: str | Path | None = None,
+        *,
+        embedder: Embedder | None = None,
+        models: ModelPool | None = None,
+        settings: Settings | None = None,
+    ) -> Services:
+        settings = settings or Settings.load(home=workspace_home(home))
+        s = cls(settings, embedder, models)
         s.home.mkdir(parents=True, exist_ok=True)
-        s._embedder = embedder
         return s
+
+    def using_models(self, models: ModelPool) -> Services:
+        """The same workspace and embedder answering with another model pool (a process that shares
+        loaded models, or a test's scripted ones); its services are built afresh."""
+        return Services(self.settings, self._embedder, models)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @property
+    def embedder_spec(self) -> str:
+        return self.settings.embedder
 
     @property
     def embedder(self) -> Embedder:
@@ -54,9 +77,11 @@ class Services:
         name, dim = ident if ident else (self.embedder.name, self.embedder.dim)
         return Store(self.home, name, dim)
 
-    @cached_property
+    @property
     def models(self) -> ModelPool:
-        return ModelPool(cache_dir=self.home / "models")
+        if self._models is None:
+            self._models = ModelPool(cache_dir=self.home / "models")
+        return self._models
 
     @cached_property
     def library(self) -> AssistantStore:
@@ -85,7 +110,7 @@ class Services:
     @cached_property
     def ingest_jobs(self) -> IngestJobs:
         """Background ingest of uploads (the app): jobs outlive the page that started them."""
-        return IngestJobs(self.store, lambda: self.embedder)
+        return IngestJobs(self.store, lambda: self.embedder, self.settings.ingest_limits())
 
     @cached_property
     def downloads(self) -> Downloads:

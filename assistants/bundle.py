@@ -13,6 +13,7 @@ import yaml
 from assistants.errors import AssistantError
 from assistants.loader import MAX_YAML_BYTES, dump_assistant, parse_assistant
 from assistants.schema import Assistant
+from ingest.catalog import DocumentStatus
 from ingest.embed import Embedder
 from ingest.pipeline import FileResult, IngestLimits, ingest_bytes
 from ingest.store import Store
@@ -28,7 +29,7 @@ def export_bundle(assistant: Assistant, store: Store, out: Path) -> int:
         zf.writestr("assistant.yaml", dump_assistant(assistant))
         for collection in assistant.knowledge.collections:
             for doc in store.documents(collection):
-                if doc.status != "ready":
+                if doc.status != DocumentStatus.READY:
                     continue
                 original = store.original(collection, doc.name)
                 if original is None:

@@ -6,9 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from retriever.search import Mode
 from runtime.spec import DEFAULT_MODEL
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+# The closed vocabularies of an assistant, named once: the API, the CLI and the app import these.
+CitationStyle = Literal["numbered", "document-page", "none"]
+AnswerMode = Literal["generate", "extractive"]
+Grounding = Literal["off", "mark", "retry"]
+ContextMode = Literal["passages", "quotes-first", "quotes-only"]
 
 
 class _Strict(BaseModel):
@@ -49,9 +56,7 @@ class KnowledgeSettings(_Strict):
 class RetrievalSettings(_Strict):
     """How passages are found."""
 
-    mode: Literal["dense", "keyword", "hybrid"] = Field(
-        "hybrid", description="dense (embeddings), keyword (BM25) or hybrid (both, fused)"
-    )
+    mode: Mode = Field("hybrid", description="dense (embeddings), keyword (BM25) or hybrid (both, fused)")
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     min_score: float | None = Field(
         None,
@@ -159,20 +164,20 @@ class Assistant(_Strict):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     starters: list[str] = Field(default_factory=list, max_length=8, description="suggested first questions")
     tools: ToolSettings = Field(default_factory=ToolSettings, description="calculator, code runner, web reader")
-    citation_style: Literal["numbered", "document-page", "none"] = Field(
+    citation_style: CitationStyle = Field(
         "numbered", description="how answers cite passages: [1], (file.pdf, p. 12), or not inline"
     )
-    answer_mode: Literal["generate", "extractive"] = Field(
+    answer_mode: AnswerMode = Field(
         "generate",
         description="generate: the model writes the answer; extractive: the supporting quotes only, no model "
         "(instant and exact)",
     )
-    grounding: Literal["off", "mark", "retry"] = Field(
+    grounding: Grounding = Field(
         "mark",
         description="check each answer sentence against the passages: off; mark the unsupported ones; retry: "
         "regenerate once more strictly when most lack support, then fall back to the quotes",
     )
-    context: Literal["passages", "quotes-first", "quotes-only"] = Field(
+    context: ContextMode = Field(
         "quotes-only",
         description="what the model reads: the passages; the supporting quotes first, then the passages; or the "
         "quotes only (short contexts keep small models on the documents)",

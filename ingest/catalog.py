@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ class Collection(Base):
     documents: Mapped[list[Document]] = relationship(back_populates="collection", cascade="all, delete-orphan")
 
 
+class DocumentStatus(StrEnum):
+    """Where a document is: being indexed, searchable, or failed (ingesting it again retries)."""
+
+    INDEXING = "indexing"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (UniqueConstraint("collection_id", "sha256"),)
@@ -51,7 +60,7 @@ class Document(Base):
     pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
     n_chunks: Mapped[int] = mapped_column(Integer, default=0)
     # indexing -> ready, or failed (retryable: ingesting the same file again redoes it)
-    status: Mapped[str] = mapped_column(String(20), default="indexing", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=DocumentStatus.INDEXING.value, index=True)
     warnings_json: Mapped[str] = mapped_column(Text, default="[]")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)

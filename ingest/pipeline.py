@@ -10,10 +10,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
+from ingest.catalog import DocumentStatus
 from ingest.chunk import ChunkSettings, chunk_document
 from ingest.embed import Embedder, Vectors
 from ingest.errors import IngestError
@@ -44,12 +45,15 @@ class IngestLimits:
     hidden_text: str = "drop"
 
 
+FileStatus = Literal["added", "replaced", "unchanged", "failed"]  # what one ingest did to one file
+
+
 @dataclass
 class FileResult:
     """What happened to one file."""
 
     path: str
-    status: str  # added | replaced | unchanged | failed
+    status: FileStatus
     chunks: int = 0
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)
@@ -200,7 +204,7 @@ def ingest_bytes(
     _check_size(size, name, limits)
     sha = hashlib.sha256(data).hexdigest()
     known = store.find(collection, sha)
-    if known is not None and known.status == "ready" and known.name == name:
+    if known is not None and known.status == DocumentStatus.READY and known.name == name:
         store.drop_failed_versions(collection, name, sha)  # an interrupted replacement is moot now
         return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings, name=name)
     parse = ParseLimits(

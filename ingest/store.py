@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest.catalog import Chunk, Collection, Document, make_engine
+from ingest.catalog import Chunk, Collection, Document, DocumentStatus, make_engine
 from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError, IngestError
 from ingest.types import ChunkDraft
@@ -99,7 +99,9 @@ class Store:
         with self.sessions() as s:
             rows = s.execute(
                 select(Collection.name, func.count(Document.id), func.coalesce(func.sum(Document.n_chunks), 0))
-                .outerjoin(Document, (Document.collection_id == Collection.id) & (Document.status == "ready"))
+                .outerjoin(
+                    Document, (Document.collection_id == Collection.id) & (Document.status == DocumentStatus.READY)
+                )
                 .group_by(Collection.id)
                 .order_by(Collection.name)
             ).all()
@@ -220,13 +222,15 @@ class Store:
         files a stopped writer had noted in its journal are recorded as failed."""
         self._recover_journal()
         with self.sessions.begin() as s:
-            stale = s.scalars(select(Document.id).where(Document.status == "indexing")).all()
+            stale = s.scalars(select(Document.id).where(Document.status == DocumentStatus.INDEXING)).all()
             if stale:
                 s.execute(delete(Chunk).where(Chunk.document_id.in_(stale)))
                 s.execute(
                     update(Document)
                     .where(Document.id.in_(stale))
-                    .values(status="failed", n_chunks=0, error="interrupted while indexing; ingest it again")
+                    .values(
+                        status=DocumentStatus.FAILED, n_chunks=0, error="interrupted while indexing; ingest it again"
+                    )
                 )
 
     def add_document(
@@ -266,7 +270,7 @@ class Store:
                 size=size,
                 pages=pages,
                 n_chunks=len(chunks),
-                status="indexing",
+                status=DocumentStatus.INDEXING,
                 warnings_json=json.dumps(list(warnings)),
             )
             s.add(doc)
@@ -324,7 +328,7 @@ class Store:
                 index.save()
                 with self.sessions.begin() as s:
                     for doc_id, old_ids, _ in docs:
-                        s.execute(update(Document).where(Document.id == doc_id).values(status="ready"))
+                        s.execute(update(Document).where(Document.id == doc_id).values(status=DocumentStatus.READY))
                         if old_ids:
                             s.execute(delete(Document).where(Document.id.in_(old_ids)))
                 if any(rebuild for _, _, rebuild in docs):
@@ -336,7 +340,7 @@ class Store:
             col = self._collection(s, collection, create=True)
             assert col is not None
             existing = s.scalar(select(Document).where(Document.collection_id == col.id, Document.sha256 == sha256))
-            if existing is not None and existing.status == "ready":
+            if existing is not None and existing.status == DocumentStatus.READY:
                 return
             if existing is None:
                 s.add(
@@ -346,12 +350,12 @@ class Store:
                         sha256=sha256,
                         format=fmt,
                         size=size,
-                        status="failed",
+                        status=DocumentStatus.FAILED,
                         error=error,
                     )
                 )
             else:
-                existing.status, existing.error = "failed", error
+                existing.status, existing.error = DocumentStatus.FAILED, error
 
     def drop_failed_versions(self, collection: str, name: str, keep_sha256: str) -> int:
         """Forget failed versions of `name` other than `keep_sha256` (e.g. an interrupted replacement,
@@ -364,7 +368,7 @@ class Store:
                 delete(Document).where(
                     Document.collection_id == col.id,
                     Document.name == name,
-                    Document.status == "failed",
+                    Document.status == DocumentStatus.FAILED,
                     Document.sha256 != keep_sha256,
                 )
             )
@@ -415,7 +419,7 @@ class Store:
                     select(Chunk.id)
                     .join(Document)
                     .join(Collection)
-                    .where(Collection.name == collection, Document.status == "ready")
+                    .where(Collection.name == collection, Document.status == DocumentStatus.READY)
                 )
             )
 
@@ -426,7 +430,7 @@ class Store:
                 select(Chunk.id, Chunk.embedding)
                 .join(Document)
                 .join(Collection)
-                .where(Collection.name == collection, Document.status == "ready")
+                .where(Collection.name == collection, Document.status == DocumentStatus.READY)
                 .execution_options(yield_per=10000)
             )
             for part in rows.partitions():
@@ -522,7 +526,7 @@ class Store:
                 .select_from(Chunk)
                 .join(Document, Chunk.document_id == Document.id)
                 .join(Collection, Document.collection_id == Collection.id)
-                .where(Chunk.id.in_(list(ids)), Document.status == "ready")
+                .where(Chunk.id.in_(list(ids)), Document.status == DocumentStatus.READY)
             ).all()
         return {
             c.id: StoredChunk(

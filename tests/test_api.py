@@ -62,8 +62,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, real_embedder, model_pool) -> 
     (home / "assistants").mkdir(parents=True)
     (home / "assistants" / "harbor-bot.yaml").write_text(BOT)
     (home / "assistants" / "other-bot.yaml").write_text(BOT.replace("harbor-bot", "other-bot"))
-    svc = Services.create(home, embedder=real_embedder)
-    svc.__dict__["models"] = model_pool
+    svc = Services.create(home, embedder=real_embedder, models=model_pool)  # the session's loaded model
     docs = tmp_path_factory.mktemp("docs")
     pdf = make_pdf(docs / "harbor.pdf", ["Intro to the harbor.", "The lighthouse lens is cleaned every Tuesday."])
     ingest_paths([pdf], "harbor", svc.store, svc.embedder)
@@ -230,8 +229,7 @@ def test_full_queue_answers_503_with_retry_after(tmp_path: Path, real_embedder, 
     home = tmp_path / "ws"
     (home / "assistants").mkdir(parents=True)
     (home / "assistants" / "harbor-bot.yaml").write_text(BOT)
-    svc = Services.create(home, embedder=real_embedder)
-    svc.__dict__["models"] = model_pool
+    svc = Services.create(home, embedder=real_embedder, models=model_pool)  # the session's loaded model
     (tmp_path / "a.txt").write_text("The lighthouse lens is cleaned every Tuesday.")
     ingest_paths([tmp_path / "a.txt"], "harbor", svc.store, svc.embedder)
     model = svc.chat.model_for(svc.library.get("harbor-bot"))

@@ -29,8 +29,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, real_embedder, model_pool) ->
     (home / "assistants" / "beta-bot.yaml").write_text(
         BOT.replace("harbor-bot", "beta-bot").replace("[harbor]", "[beta]")
     )
-    svc = Services.create(home, embedder=real_embedder)
-    svc.__dict__["models"] = model_pool
+    svc = Services.create(home, embedder=real_embedder, models=model_pool)  # the session's loaded model
     docs = tmp_path_factory.mktemp("abuse-docs")
     (docs / "a.txt").write_text("The alpha lighthouse lens is cleaned every Tuesday.")
     (docs / "b.txt").write_text("The beta harbor crane lifts twelve tonnes.")

@@ -132,8 +132,7 @@ def test_kv_snapshots_survive_interleaving_and_change_nothing() -> None:
 def test_conversation_turns_are_stored_and_follow_ups_are_cheap(
     home: Path, tmp_path: Path, real_embedder, model_pool
 ) -> None:  # type: ignore[no-untyped-def]
-    svc = Services.create(home, embedder=real_embedder)
-    svc.__dict__["models"] = model_pool
+    svc = Services.create(home, embedder=real_embedder, models=model_pool)  # the session's loaded model
     pdf = make_pdf(
         tmp_path / "garden.pdf", ["Tomatoes need six hours of sun a day.", "Basil should be watered every morning."]
     )

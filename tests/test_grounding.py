@@ -152,9 +152,9 @@ def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it(real_embedder
 # --- through a real store, the chat service and the CLI -------------------------------------------
 
 
-def use(svc: Services, pool: Any) -> None:
-    """Answer with `pool`'s models from now on."""
-    svc.__dict__["models"] = pool
+def use(svc: Services, pool: Any) -> Services:
+    """The same workspace, answering with `pool`'s models."""
+    return svc.using_models(pool)
     svc.chat.models = pool
 
 
@@ -183,7 +183,7 @@ def assistant(**extra: Any) -> Any:
 
 def test_extractive_mode_answers_from_the_pdf_without_loading_the_model(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, pdf = harbor
-    use(svc, NoModels())
+    svc = use(svc, NoModels())
     answer = svc.chat.ask(assistant(answer_mode="extractive"), "How often is the lighthouse lens cleaned?").result()
     assert answer.mode == "extractive" and not answer.refused
     q = answer.quotes[0]
@@ -233,7 +233,7 @@ GOOD = "The keeper cleans the Greywater lens every Tuesday [1]. The lamp runs on
 
 def test_mark_checks_the_answer_after_it_streams(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
-    use(svc, OnePool(ScriptedModel([BAD])))
+    svc = use(svc, OnePool(ScriptedModel([BAD])))
     stream = svc.chat.ask(assistant(grounding="mark"), "How often is the lighthouse lens cleaned?")
     assert stream.quotes and "Tuesday" in stream.quotes[0].text  # known before the first piece
     assert len(list(stream)) == 2
@@ -248,25 +248,25 @@ def test_mark_checks_the_answer_after_it_streams(harbor) -> None:  # type: ignor
 def test_retry_regenerates_more_strictly_then_falls_back_to_the_quotes(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
     model = ScriptedModel([BAD, GOOD])
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     a = svc.chat.ask(assistant(grounding="retry"), "How often is the lighthouse lens cleaned?").result()
     assert a.text == GOOD and a.action == "retried" and a.grounding is not None and not a.grounding.unsupported
     assert "Answer strictly from the passages" in model.prompts[1][0]["content"]
     assert "Answer strictly" not in model.prompts[0][0]["content"]
 
     model = ScriptedModel([BAD, BAD])
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     a = svc.chat.ask(assistant(grounding="retry"), "How often is the lighthouse lens cleaned?").result()
     assert a.action == "extractive-fallback" and "cleaned every Tuesday" in a.text and a.text.startswith("> ")
 
-    use(svc, OnePool(ScriptedModel([GOOD])))
+    svc = use(svc, OnePool(ScriptedModel([GOOD])))
     a = svc.chat.ask(assistant(grounding="retry"), "How often is the lighthouse lens cleaned?").result()
     assert a.text == GOOD and a.action == ""  # a supported first answer is kept, generated once
 
 
 def test_grounding_off_runs_no_check(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
-    use(svc, OnePool(ScriptedModel([BAD])))
+    svc = use(svc, OnePool(ScriptedModel([BAD])))
     a = svc.chat.ask(assistant(grounding="off"), "How often is the lighthouse lens cleaned?").result()
     assert a.grounding is None and a.details_json()["sentences"] == []
 
@@ -359,7 +359,7 @@ class MarkerEcho(ScriptedModel):
 
 def test_the_passage_marker_never_reaches_the_answer(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
-    use(svc, OnePool(MarkerEcho([])))
+    svc = use(svc, OnePool(MarkerEcho([])))
     stream = svc.chat.ask(assistant(grounding="off"), "How often is the lighthouse lens cleaned?")
     shown = "".join(stream)
     code = re.search(r"<<DOCS-([0-9a-f]+)>>", stream.result().user_content or "").group(1)  # type: ignore[union-attr]
@@ -477,7 +477,7 @@ def test_injected_instructions_never_reach_generated_answers(  # type: ignore[no
     context: str, home: Path, tmp_path: Path, real_embedder, model_pool
 ) -> None:
     svc = Services.create(home, embedder=real_embedder)
-    use(svc, model_pool)
+    svc = use(svc, model_pool)
     ingest_port_notes(svc, tmp_path)
     bot = assistant(
         name="port",

@@ -230,7 +230,7 @@ def _assistant(**tools: Any) -> Assistant:
 
 def test_calculator_card_and_result_in_the_prompt_on_the_bundled_model(harbor: Any, model_pool: Any) -> None:
     svc, _pdf = harbor
-    svc.__dict__["models"] = model_pool
+    svc = svc.using_models(model_pool)
     answer = svc.chat.ask(_assistant(calculator={}), "What is 12.5% of 3,840?").result()
     assert [t.card for t in answer.tools] == ["12.5% of 3,840 = 480"]
     assert "Calculator result: 12.5% of 3,840 = 480" in (answer.user_content or "")
@@ -365,7 +365,7 @@ def test_model_driven_calls_feed_the_answer_and_show_as_steps(harbor: Any) -> No
             return "I have what I need."
         return "The lens is cleaned every Tuesday [2]."
 
-    svc.__dict__["models"] = ScriptedPool(ScriptedModel(reply))
+    svc = svc.using_models(ScriptedPool(ScriptedModel(reply)))
     answer = svc.chat.ask(_assistant(calculator={}), "When is the lens cleaned?").result()
     assert [(s.tool, s.by) for s in answer.tools] == [("search_documents", "model"), ("calculator", "model")]
     assert answer.tools[1].output == "42"
@@ -416,7 +416,7 @@ def tools_api(
     (home / "assistants" / "caller.yaml").write_text(
         "name: caller\nknowledge: {collections: [harbor]}\nmodel: {path: scripted}\n"
     )
-    svc.__dict__["models"] = Pool()
+    svc = svc.using_models(Pool())
     with Server(create_app(svc), _free_port()) as server:
         yield {"url": server.url}
 

@@ -26,12 +26,12 @@ from app.api.keys import KeyInfo, KeyStore
 from app.services import Services
 from assistants.answer import Answer
 from assistants.errors import AssistantError
-from assistants.schema import Assistant
+from assistants.schema import AnswerMode, Assistant, Grounding
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.pipeline import IngestLimits, ingest_bytes
 from ingest.store import check_collection_name
 from retriever.context import system_prompt
-from retriever.search import search
+from retriever.search import Mode, search
 from runtime.errors import ArchivistError, ContextOverflowError, ModelNotFoundError
 from runtime.protocol import GenerationParams, GenerationStats, Message
 from runtime.toolcalls import parse_calls
@@ -68,8 +68,8 @@ class ChatRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     # Archivist extensions (OpenAI clients pass them with extra_body)
-    answer_mode: Literal["generate", "extractive"] | None = None
-    grounding: Literal["off", "mark", "retry"] | None = None
+    answer_mode: AnswerMode | None = None
+    grounding: Grounding | None = None
 
     @model_validator(mode="after")
     def _total_text(self) -> ChatRequest:
@@ -89,7 +89,7 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1)
     k: int = Field(5, ge=1, le=100)
-    mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+    mode: Mode = "hybrid"
 
 
 def forced_schema(choice: str | dict[str, Any] | None, specs: list[dict[str, Any]]) -> str | None:
@@ -196,7 +196,7 @@ def create_app(
     it closed). `bound_host` and `allowed_hosts` are the names a request's Host may carry (see
     `app.api.guard`); `max_queue` is how many answers may wait for each model before 503."""
     keys = KeyStore(services.store.engine)
-    limits = limits or IngestLimits()
+    limits = limits or services.settings.ingest_limits()
     app = FastAPI(title="Archivist", version="0.1.0", description="OpenAI-compatible API over Archivist assistants.")
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)

@@ -10,7 +10,7 @@ import streamlit as st
 from app.ui.common import passage_markdown, plain, services
 from ingest import IngestError
 from ingest.store import check_collection_name
-from retriever import search
+from retriever import MODES, search
 
 svc = services()
 st.title("Knowledge")
@@ -94,7 +94,7 @@ if docs:
 
     st.subheader("What does a question retrieve?")
     q = st.text_input("Query", key="kn-query")
-    mode = st.radio("Mode", ["hybrid", "dense", "keyword"], horizontal=True, key="kn-mode")
+    mode = st.radio("Mode", sorted(MODES, key=lambda m: m != "hybrid"), horizontal=True, key="kn-mode")
     if q.strip():
         for i, h in enumerate(search(svc.store, svc.embedder, [name], q, 5, mode=mode), start=1):  # type: ignore[arg-type]
             page = f", page {h.page}" if h.page else ""

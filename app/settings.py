@@ -1,0 +1,55 @@
+"""Every setting of a workspace's services in one object. Environment variables (ARCHIVIST_*) and
+the CLI's flags map onto it; docs/settings.md lists them all in one table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ingest.embed import DEFAULT_EMBEDDER
+from ingest.pipeline import IngestLimits
+from runtime.errors import ArchivistError
+
+# setting -> environment variable (the CLI's --home, --max-mb, --parse-timeout, --verbose override them)
+ENV: dict[str, str] = {
+    "home": "ARCHIVIST_HOME",
+    "embedder": "ARCHIVIST_EMBEDDER",
+    "max_file_mb": "ARCHIVIST_MAX_FILE_MB",
+    "parse_timeout_s": "ARCHIVIST_PARSE_TIMEOUT_S",
+    "log_level": "ARCHIVIST_LOG_LEVEL",
+}
+
+
+class Settings(BaseModel):
+    """What the services of one workspace run with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".archivist", description="the workspace folder")
+    embedder: str = Field(DEFAULT_EMBEDDER, description="sentence-transformers model (name or folder)")
+    max_file_mb: float = Field(200.0, gt=0, le=10_000, description="largest file ingested, every way in")
+    parse_timeout_s: float = Field(600.0, gt=0, le=86_400, description="seconds one file may take to parse")
+    log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR)$", description="log file level")
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then the environment, then explicit values (flags); None means 'not given'."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {k: env[v] for k, v in ENV.items() if env.get(v)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            settings = cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for e in exc.errors():
+                field = str(e["loc"][0]) if e["loc"] else "?"
+                problems.append(f"{field} ({ENV.get(field, 'flag')}={values.get(field)!r}): {e['msg']}")
+            raise ArchivistError("bad setting: " + "; ".join(problems)) from None
+        return settings.model_copy(update={"home": Path(settings.home).expanduser().resolve()})
+
+    def ingest_limits(self) -> IngestLimits:
+        """The limits every way in (CLI, API, app) applies to a file."""
+        return IngestLimits(max_file_bytes=int(self.max_file_mb * 2**20), parse_timeout_s=self.parse_timeout_s)
