@@ -11,7 +11,7 @@ TORCH_PIP_ARGS ?=
 PYODIDE_HOME ?= $(HOME)/.cache/archivist/pyodide
 PYODIDE_VERSION := 0.28.3
 
-.PHONY: setup run test check lint bench clean
+.PHONY: setup run test test-fast check lint bench clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ lint: setup
 
 test: setup lint
 	$(PY) -m pytest
+
+# while working: everything but the tests marked slow (real model answers, browser); CI runs `make test`, all of it
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
 
 bench: setup
 	$(PY) bench/generation.py

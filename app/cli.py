@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ingest.chunk import ChunkSettings
 from retriever.search import MODES
@@ -42,7 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", help="log what happens (model loads, requests) to stderr too"
     )
     sub = p.add_subparsers(metavar="COMMAND")
+    for add in (_knowledge_commands, _answer_commands, _assistant_commands, _system_commands):
+        add(sub, commands)
+    return p
 
+
+def _knowledge_commands(sub: Any, commands: Any) -> None:
+    """ingest, search, eval, documents, delete, reindex, collections"""
     c = sub.add_parser("ingest", help="add files or folders to a collection")
     c.add_argument("paths", nargs="+", metavar="PATH")
     c.add_argument("--collection", "-c", required=True)
@@ -91,6 +98,26 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.evaluate)
 
+    c = sub.add_parser("documents", help="list documents with status and warnings")
+    c.add_argument("collection", nargs="?")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.documents)
+
+    c = sub.add_parser("delete", help="delete a document from a collection")
+    c.add_argument("collection")
+    c.add_argument("document", help="file name as listed by `archivist documents`")
+    c.set_defaults(func=commands.delete)
+
+    c = sub.add_parser("reindex", help="rebuild a collection's vector index from the catalog")
+    c.add_argument("collection")
+    c.set_defaults(func=commands.reindex)
+
+    c = sub.add_parser("collections", help="list collections")
+    c.set_defaults(func=commands.collections)
+
+
+def _answer_commands(sub: Any, commands: Any) -> None:
+    """ask, run, chat, conversations, feedback"""
     c = sub.add_parser("ask", help="ask an assistant one question")
     c.add_argument("assistant", help="assistant name or YAML file")
     c.add_argument("question")
@@ -112,23 +139,38 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--sandbox-only", action="store_true", help="refuse to run it outside the Pyodide sandbox")
     c.set_defaults(func=commands.run)
 
-    c = sub.add_parser("documents", help="list documents with status and warnings")
-    c.add_argument("collection", nargs="?")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=commands.documents)
+    c = sub.add_parser("chat", help="interactive chat with an assistant (/new, /history, /exit)")
+    c.add_argument("assistant")
+    c.add_argument("--conversation", type=int, help="resume this conversation")
+    c.set_defaults(func=commands.chat)
 
-    c = sub.add_parser("delete", help="delete a document from a collection")
-    c.add_argument("collection")
-    c.add_argument("document", help="file name as listed by `archivist documents`")
-    c.set_defaults(func=commands.delete)
+    v = sub.add_parser("conversations", help="list, rename, delete and export conversations").add_subparsers(
+        metavar="ACTION"
+    )
+    c = v.add_parser("list")
+    c.add_argument("--assistant")
+    c.set_defaults(func=commands.conversations_list)
+    c = v.add_parser("rename")
+    c.add_argument("id", type=int)
+    c.add_argument("title")
+    c.set_defaults(func=commands.conversations_rename)
+    c = v.add_parser("delete")
+    c.add_argument("id", type=int)
+    c.set_defaults(func=commands.conversations_delete)
+    c = v.add_parser("export", help="Markdown with citations")
+    c.add_argument("id", type=int)
+    c.add_argument("-o", "--output")
+    c.set_defaults(func=commands.conversations_export)
 
-    c = sub.add_parser("reindex", help="rebuild a collection's vector index from the catalog")
-    c.add_argument("collection")
-    c.set_defaults(func=commands.reindex)
+    c = sub.add_parser("feedback", help="thumbs up or down on an answer")
+    c.add_argument("message_id", type=int)
+    c.add_argument("vote", choices=["up", "down"])
+    c.add_argument("--comment")
+    c.set_defaults(func=commands.feedback)
 
-    c = sub.add_parser("collections", help="list collections")
-    c.set_defaults(func=commands.collections)
 
+def _assistant_commands(sub: Any, commands: Any) -> None:
+    """assistants list, new, import, export, schema, duplicate, delete"""
     a = sub.add_parser("assistants", help="manage assistants").add_subparsers(metavar="ACTION")
     c = a.add_parser("list", help="list assistants")
     c.add_argument("--json", action="store_true")
@@ -165,35 +207,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("name")
     c.set_defaults(func=commands.assistants_delete)
 
-    c = sub.add_parser("chat", help="interactive chat with an assistant (/new, /history, /exit)")
-    c.add_argument("assistant")
-    c.add_argument("--conversation", type=int, help="resume this conversation")
-    c.set_defaults(func=commands.chat)
 
-    v = sub.add_parser("conversations", help="list, rename, delete and export conversations").add_subparsers(
-        metavar="ACTION"
-    )
-    c = v.add_parser("list")
-    c.add_argument("--assistant")
-    c.set_defaults(func=commands.conversations_list)
-    c = v.add_parser("rename")
-    c.add_argument("id", type=int)
-    c.add_argument("title")
-    c.set_defaults(func=commands.conversations_rename)
-    c = v.add_parser("delete")
-    c.add_argument("id", type=int)
-    c.set_defaults(func=commands.conversations_delete)
-    c = v.add_parser("export", help="Markdown with citations")
-    c.add_argument("id", type=int)
-    c.add_argument("-o", "--output")
-    c.set_defaults(func=commands.conversations_export)
-
-    c = sub.add_parser("feedback", help="thumbs up or down on an answer")
-    c.add_argument("message_id", type=int)
-    c.add_argument("vote", choices=["up", "down"])
-    c.add_argument("--comment")
-    c.set_defaults(func=commands.feedback)
-
+def _system_commands(sub: Any, commands: Any) -> None:
+    """serve, keys, arena, doctor, ui"""
     c = sub.add_parser("serve", help="start the OpenAI-compatible HTTP API")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, default=8000)
@@ -242,7 +258,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=8501)
     c.add_argument("--host", default="127.0.0.1")
     c.set_defaults(func=commands.ui)
-    return p
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ingest import IngestLimits, ingest_bytes
-from ingest.embed import Embedder
+from ingest.pipeline import FileResult
 from ingest.store import Store, check_collection_name
 from runtime.errors import ArchivistError
 
@@ -65,11 +64,15 @@ class IngestJob:
         return self.finished is None
 
 
+AddDocument = Callable[[str, str, bytes, Callable[..., None] | None], FileResult]
+
+
 class IngestJobs:
     """Background ingest jobs of one app process, newest first."""
 
-    def __init__(self, store: Store, embedder: Callable[[], Embedder], limits: IngestLimits | None = None) -> None:
-        self.store, self._embedder, self.limits = store, embedder, limits or IngestLimits()
+    def __init__(self, store: Store, add: AddDocument) -> None:
+        """`add(collection, name, data, notify)` ingests one file: the services' one way in."""
+        self.store, self._add = store, add
         self._jobs: list[IngestJob] = []
         self._lock = threading.Lock()
 
@@ -105,11 +108,10 @@ class IngestJobs:
 
     def _run(self, job: IngestJob, files: list[tuple[str, bytes]]) -> None:
         try:
-            embedder = self._embedder()
             with self.store.writer():
                 journal = self.store.journal(job.collection, [(n, d) for n, d in files])
                 for progress, (name, data) in zip(job.files, files, strict=True):
-                    self._one(job, progress, name, data, embedder)
+                    self._one(job, progress, name, data)
                     self.store.journal_done(journal, name)
         except Exception as exc:  # the job's own failure is shown on its files, never lost in a thread
             job.error = f"{type(exc).__name__}: {exc}"
@@ -119,14 +121,14 @@ class IngestJobs:
         finally:
             job.finished = time.time()
 
-    def _one(self, job: IngestJob, progress: FileProgress, name: str, data: bytes, embedder: Embedder) -> None:
+    def _one(self, job: IngestJob, progress: FileProgress, name: str, data: bytes) -> None:
         def notify(stage: str, chunks: int = 0, pages: int = 0) -> None:
             if stage in ("reading", "embedding"):
                 progress.stage, progress.chunks, progress.pages = stage, chunks, pages
 
         progress.stage = "reading"
         try:
-            r = ingest_bytes(data, name, job.collection, self.store, embedder, limits=self.limits, notify=notify)
+            r = self._add(job.collection, name, data, notify)
         except ArchivistError as exc:
             progress.stage, progress.error = "failed", str(exc)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,8 +15,11 @@ from assistants.chat import ChatService, ConversationService
 from assistants.conversations import ConversationStore
 from assistants.library import AssistantStore
 from ingest.embed import Embedder, SentenceTransformerEmbedder, embedder_identity
+from ingest.pipeline import FileResult, ingest_bytes
 from ingest.precision import FILE as CALIBRATION_FILE
-from ingest.store import Store
+from ingest.store import Store, check_collection_name
+from retriever.filters import SearchFilter
+from retriever.search import Hit, Mode, search
 from runtime.hub import Downloads
 from runtime.registry import ModelPool
 
@@ -110,7 +114,28 @@ class Services:
     @cached_property
     def ingest_jobs(self) -> IngestJobs:
         """Background ingest of uploads (the app): jobs outlive the page that started them."""
-        return IngestJobs(self.store, lambda: self.embedder, self.settings.ingest_limits())
+        return IngestJobs(self.store, self.add_document)
+
+    def add_document(
+        self, collection: str, name: str, data: bytes, notify: Callable[..., None] | None = None
+    ) -> FileResult:
+        """One uploaded file into a collection: the one way in for the API's uploads and the app's
+        background jobs. The collection name is checked before any work, and the workspace's
+        limits (size, parse time) apply. The caller holds the store's writer."""
+        check_collection_name(collection)
+        limits = self.settings.ingest_limits()
+        return ingest_bytes(data, name, collection, self.store, self.embedder, limits=limits, notify=notify)
+
+    def search(
+        self,
+        collections: Sequence[str],
+        query: str,
+        k: int = 5,
+        mode: Mode = "hybrid",
+        where: SearchFilter | None = None,
+    ) -> list[Hit]:
+        """The k best passages for `query`: the one search of the CLI, the API and the app."""
+        return search(self.store, self.embedder, collections, query, k, mode=mode, where=where)
 
     @cached_property
     def downloads(self) -> Downloads:

@@ -159,7 +159,7 @@ def test_queue_slots_are_taken_on_arrival_and_freed_when_clients_leave(site: dic
 
 
 def test_upload_names_lose_bidi_controls() -> None:
-    from app.api.server import safe_name
+    from app.api.deps import safe_name
 
     assert safe_name("invoice\u202egpj.exe") == "invoicegpj.exe"
     assert safe_name("../../etc/\u2066passwd\u2069\n") == "passwd"

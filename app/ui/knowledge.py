@@ -10,7 +10,7 @@ import streamlit as st
 from app.ui.common import passage_markdown, plain, services
 from ingest import IngestError
 from ingest.store import check_collection_name
-from retriever import MODES, search
+from retriever import MODES
 
 svc = services()
 st.title("Knowledge")
@@ -96,7 +96,7 @@ if docs:
     q = st.text_input("Query", key="kn-query")
     mode = st.radio("Mode", sorted(MODES, key=lambda m: m != "hybrid"), horizontal=True, key="kn-mode")
     if q.strip():
-        for i, h in enumerate(search(svc.store, svc.embedder, [name], q, 5, mode=mode), start=1):  # type: ignore[arg-type]
+        for i, h in enumerate(svc.search([name], q, 5, mode=mode), start=1):  # type: ignore[arg-type]
             page = f", page {h.page}" if h.page else ""
             with st.expander(f"[{i}] {plain(h.document)}{page} · score {h.score:.3f} · similarity {h.similarity:.2f}"):
                 st.markdown(passage_markdown(h.text, h.document))

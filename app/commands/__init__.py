@@ -1,0 +1,67 @@
+"""CLI command bodies: parse nothing, compute nothing; call services and print. One module per
+group of commands; `app.cli` maps each subcommand to one of these functions."""
+
+from __future__ import annotations
+
+from app.commands.answers import (
+    ask,
+    chat,
+    conversations_delete,
+    conversations_export,
+    conversations_list,
+    conversations_rename,
+    feedback,
+    print_details,
+    print_quotes,
+    print_tools,
+    run,
+)
+from app.commands.assistants import (
+    assistants_delete,
+    assistants_duplicate,
+    assistants_export,
+    assistants_import,
+    assistants_list,
+    assistants_new,
+    assistants_schema,
+)
+from app.commands.base import services
+from app.commands.knowledge import collections, delete, documents, evaluate, ingest, reindex, search
+from app.commands.system import arena, calibration_texts, doctor, keys_create, keys_list, keys_revoke, serve, ui
+
+__all__ = [
+    "arena",
+    "ask",
+    "assistants_delete",
+    "assistants_duplicate",
+    "assistants_export",
+    "assistants_import",
+    "assistants_list",
+    "assistants_new",
+    "assistants_schema",
+    "calibration_texts",
+    "chat",
+    "collections",
+    "conversations_delete",
+    "conversations_export",
+    "conversations_list",
+    "conversations_rename",
+    "delete",
+    "doctor",
+    "documents",
+    "evaluate",
+    "feedback",
+    "ingest",
+    "keys_create",
+    "keys_list",
+    "keys_revoke",
+    "print_details",
+    "print_quotes",
+    "print_tools",
+    "reindex",
+    "run",
+    "search",
+    "serve",
+    "services",
+    "ui",
+]

@@ -1,0 +1,31 @@
+"""What every command shares: the workspace's services from its settings and flags, and writing to a file or stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.services import Services
+from app.settings import Settings
+
+
+def services(args: argparse.Namespace) -> Services:
+    """The workspace's services for a command: its settings from the environment, then the flags
+    (`--home`, and `--max-mb` / `--parse-timeout` where the command has them)."""
+    from app.services import workspace_home
+
+    settings = Settings.load(
+        home=workspace_home(args.home),
+        max_file_mb=getattr(args, "max_mb", None),
+        parse_timeout_s=getattr(args, "parse_timeout", None),
+    )
+    return Services.create(settings=settings)
+
+
+def write_out(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
