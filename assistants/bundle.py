@@ -7,6 +7,7 @@ import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -128,26 +129,7 @@ def import_bundle(
                 f"name: an assistant named {assistant.name!r} exists; import with --overwrite to replace it"
             )
         limit = IngestLimits().max_file_bytes
-        existing = set(store.collection_names())
-        for n, entry in enumerate(manifest if isinstance(manifest, list) else []):
-            collection, member = str(entry.get("collection", "")), str(entry.get("member", ""))
-            if collection not in assistant.knowledge.collections:
-                problems.append(
-                    f"manifest.json: document {n}: collection {collection!r} is not one the assistant searches"
-                )
-            elif collection in existing and not overwrite:
-                problems.append(
-                    f"manifest.json: collection {collection!r} exists in this workspace; import with --overwrite to "
-                    "add to it (same-named documents are replaced)"
-                )
-                existing.discard(collection)  # once per collection
-            found = members.get(member)
-            if found is None:
-                problems.append(f"manifest.json: document {n}: member {member!r} is missing from the bundle")
-            elif found.file_size > limit:
-                problems.append(
-                    f"{member}: {found.file_size / 2**20:,.0f} MB; the file limit is {limit / 2**20:,.0f} MB"
-                )
+        problems += _manifest_problems(manifest, members, assistant, set(store.collection_names()), overwrite, limit)
         if problems:
             raise AssistantError(str(path), problems)
         results: list[FileResult] = []
@@ -162,6 +144,35 @@ def import_bundle(
                 except Exception as exc:
                     results.append(FileResult(name, "failed", error=str(exc)))
     return assistant, results
+
+
+def _manifest_problems(
+    manifest: Any,
+    members: dict[str, zipfile.ZipInfo],
+    assistant: Assistant,
+    existing: set[str],
+    overwrite: bool,
+    limit: int,
+) -> list[str]:
+    """What is wrong with a bundle's list of documents: collections the assistant does not search,
+    collections that exist here (unless `overwrite`), members missing or over the file limit."""
+    problems: list[str] = []
+    for n, entry in enumerate(manifest if isinstance(manifest, list) else []):
+        collection, member = str(entry.get("collection", "")), str(entry.get("member", ""))
+        if collection not in assistant.knowledge.collections:
+            problems.append(f"manifest.json: document {n}: collection {collection!r} is not one the assistant searches")
+        elif collection in existing and not overwrite:
+            problems.append(
+                f"manifest.json: collection {collection!r} exists in this workspace; import with --overwrite to "
+                "add to it (same-named documents are replaced)"
+            )
+            existing.discard(collection)  # once per collection
+        found = members.get(member)
+        if found is None:
+            problems.append(f"manifest.json: document {n}: member {member!r} is missing from the bundle")
+        elif found.file_size > limit:
+            problems.append(f"{member}: {found.file_size / 2**20:,.0f} MB; the file limit is {limit / 2**20:,.0f} MB")
+    return problems
 
 
 def document_name(raw: str) -> str:

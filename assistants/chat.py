@@ -140,32 +140,8 @@ class ChatService:
         Sampling arguments, `answer_mode` and `grounding` override the assistant's settings for this
         request only. With best of N, a quotes fallback or grounding: retry the answer is judged
         before it is shown, so it arrives in one piece after the quotes."""
-        t0 = time.perf_counter()
-        steps, tool_hits = before_answer(assistant, question, self.embedder) if assistant.tools.names else ([], [])
-        known = (
-            self.answerability(assistant, query or question) if assistant.retrieval.unknown_terms == "refuse" else None
-        )
-        if tool_hits and len(content_words(_without_tool_inputs(question, steps))) <= 1:
-            hits: list[Hit]
-            hits, why = [], "the question is only what the tools answered"  # "What is 12.5% of 3,840?"
-        elif known is not None and not known.answerable(assistant.retrieval.min_coverage):
-            hits, why = [], known.reason()
-        else:
-            hits = self.retrieve(assistant, query or question)
-            floor = assistant.retrieval.min_score
-            why = f"no passage reached the relevance floor {floor}" if floor is not None else "no document was found"
         mode = answer_mode or assistant.answer_mode
-        if mode != "extractive" and assistant.tools.calls != "off" and (hits or tool_hits):
-            called = self.model_calls(assistant, question, history)
-            if called is not None:
-                steps += called.steps
-                tool_hits += called.found
-        if hits and not any(s.tool == "calculator" for s in steps):
-            found_steps, found_hits = from_passages(assistant, question, hits)
-            steps += found_steps
-            tool_hits += found_hits
-        hits = _unique([*tool_hits, *hits])
-        retrieval_time = time.perf_counter() - t0
+        hits, steps, why, retrieval_time = self._gather(assistant, question, history, query, mode)
         if not hits:
             refusal = assistant.refusal
             return AnswerStream(
@@ -178,23 +154,13 @@ class ChatService:
         check_mode = grounding or assistant.grounding
         if mode == "extractive":
             return self._extractive(assistant, question, hits, retrieval_time, steps)
-        m = assistant.model
-        params = GenerationParams(
-            max_tokens=max_tokens if max_tokens is not None else m.max_tokens,
-            temperature=temperature if temperature is not None else m.temperature,
-            top_p=top_p if top_p is not None else m.top_p,
+        sampling = GenerationParams(
+            max_tokens=max_tokens if max_tokens is not None else assistant.model.max_tokens,
+            temperature=temperature if temperature is not None else assistant.model.temperature,
+            top_p=top_p if top_p is not None else assistant.model.top_p,
             stop=(*stop, *ECHO_STOPS),
         )
-        plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
-        ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
-        # what the model reads; the citations keep the whole passages of `plan`
-        prompt = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
-        if assistant.anchor != "off" and quotes:
-            lead = opening(quotes[0], assistant.citation_style, with_quote=assistant.anchor == "quote")
-            params = dataclasses.replace(params, prefix=lead)
-        if assistant.decoding == "faithful":
-            sources = [prompt.messages[0]["content"], question, *(text for _, text in ps.contexts)]
-            params = dataclasses.replace(params, sources="\n".join(sources))
+        params, plan, ps, quotes, quote_time, prompt = self._prepare(assistant, question, hits, history, sampling)
         stats = GenerationStats()
         state: dict[str, Any] = {}
         if check_mode == "retry":
@@ -231,6 +197,60 @@ class ChatService:
             )
 
         return AnswerStream(pieces, finish, quotes, steps)
+
+    def _prepare(
+        self,
+        assistant: Assistant,
+        question: str,
+        hits: Sequence[Hit],
+        history: Sequence[Message],
+        params: GenerationParams,
+    ) -> tuple[GenerationParams, PromptPlan, PassageSentences, list[Quote], float, PromptPlan]:
+        """The prompt within the context budget, the supporting quotes, what the model reads, and the
+        generation settings with the answer's opening and the faithful-decoding sources."""
+        plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
+        ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
+        # what the model reads; the citations keep the whole passages of `plan`
+        prompt = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
+        if assistant.anchor != "off" and quotes:
+            lead = opening(quotes[0], assistant.citation_style, with_quote=assistant.anchor == "quote")
+            params = dataclasses.replace(params, prefix=lead)
+        if assistant.decoding == "faithful":
+            sources = [prompt.messages[0]["content"], question, *(text for _, text in ps.contexts)]
+            params = dataclasses.replace(params, sources="\n".join(sources))
+        return params, plan, ps, quotes, quote_time, prompt
+
+    def _gather(
+        self, assistant: Assistant, question: str, history: Sequence[Message], query: str | None, mode: str
+    ) -> tuple[list[Hit], list[ToolStep], str, float]:
+        """What the answer is built from: the tools' results and the passages (or why there are none,
+        for the refusal), and the seconds it took."""
+        t0 = time.perf_counter()
+        steps, tool_hits = before_answer(assistant, question, self.embedder) if assistant.tools.names else ([], [])
+        known = (
+            self.answerability(assistant, query or question) if assistant.retrieval.unknown_terms == "refuse" else None
+        )
+        if tool_hits and len(content_words(_without_tool_inputs(question, steps))) <= 1:
+            hits: list[Hit]
+            hits, why = [], "the question is only what the tools answered"  # "What is 12.5% of 3,840?"
+        elif known is not None and not known.answerable(assistant.retrieval.min_coverage):
+            hits, why = [], known.reason()
+        else:
+            hits = self.retrieve(assistant, query or question)
+            floor = assistant.retrieval.min_score
+            why = f"no passage reached the relevance floor {floor}" if floor is not None else "no document was found"
+        if mode != "extractive" and assistant.tools.calls != "off" and (hits or tool_hits):
+            called = self.model_calls(assistant, question, history)
+            if called is not None:
+                steps += called.steps
+                tool_hits += called.found
+        if hits and not any(s.tool == "calculator" for s in steps):
+            found_steps, found_hits = from_passages(assistant, question, hits)
+            steps += found_steps
+            tool_hits += found_hits
+        hits = _unique([*tool_hits, *hits])
+        retrieval_time = time.perf_counter() - t0
+        return hits, steps, why, retrieval_time
 
     def model_calls(self, assistant: Assistant, question: str, history: Sequence[Message] = ()) -> LoopResult | None:
         """Let the model call tools (calls: auto, where its template supports tools; calls: forced, one

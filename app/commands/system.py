@@ -17,7 +17,7 @@ from runtime.errors import ArchivistError
 
 
 def ui(args: argparse.Namespace) -> int:
-    main = Path(__file__).with_name("main.py")
+    main = Path(__file__).resolve().parent.parent / "main.py"  # app/main.py
     cmd = [
         sys.executable,
         "-m",
