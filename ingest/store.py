@@ -16,12 +16,13 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.catalog import Chunk, Collection, Document, DocumentStatus, make_engine
 from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError, IngestError
+from ingest.filters import SearchFilter
 from ingest.types import ChunkDraft
 from ingest.vectors import VectorIndex
 
@@ -500,6 +501,32 @@ class Store:
             if len(text) > max_chars and at >= 0:
                 break
         return text, heading, at
+
+    def chunk_ids(self, collection: str, where: SearchFilter) -> list[int]:
+        """The ready chunks of a collection that pass a filter (documents, pages)."""
+        params: dict[str, object] = {"col": collection}
+        sql = (
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
+            "ON col.id = d.collection_id WHERE col.name = :col AND d.status = 'ready'" + where.sql(params)
+        )
+        with self.engine.connect() as conn:
+            return [int(r[0]) for r in conn.execute(text(sql), params)]
+
+    def count_chunks(self, collection: str, document: str, pages: Sequence[int] = ()) -> int:
+        """Ready chunks of a document that overlap any of `pages` (all of them when none are given)."""
+        sql = (
+            "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
+            "ON col.id = d.collection_id WHERE col.name = :col AND d.name = :doc AND d.status = 'ready'"
+        )
+        if pages:  # a document without pages: every passage of it is relevant
+            overlaps = " OR ".join(
+                f"(c.page <= :p{i} AND COALESCE(c.page_end, c.page) >= :p{i})" for i in range(len(pages))
+            )
+            sql += f" AND ({overlaps})"
+        params: dict[str, object] = {"col": collection, "doc": document}
+        params.update({f"p{i}": p for i, p in enumerate(pages)})
+        with self.engine.connect() as conn:
+            return int(conn.execute(text(sql), params).scalar() or 0)
 
     def original(self, collection: str, name: str) -> Path | None:
         """The stored original file of a document (None when it was never kept or is gone)."""

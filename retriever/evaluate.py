@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.search import FusionSettings, Hit, Mode, search
@@ -92,20 +90,7 @@ def is_hit(h: Hit, q: Question) -> bool:
 
 
 def _relevant_count(store: Store, collection: str, q: Question) -> int:
-    sql = (
-        "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
-        "ON col.id = d.collection_id WHERE col.name = :col AND d.name = :doc AND d.status = 'ready'"
-    )
-    if q.pages:  # a document without pages: every passage of it is relevant
-        sql += (
-            " AND ("
-            + " OR ".join(f"(c.page <= :p{i} AND COALESCE(c.page_end, c.page) >= :p{i})" for i in range(len(q.pages)))
-            + ")"
-        )
-    params: dict[str, object] = {"col": collection, "doc": q.document}
-    params.update({f"p{i}": p for i, p in enumerate(q.pages)})
-    with store.engine.connect() as conn:
-        return int(conn.execute(text(sql), params).scalar() or 0)
+    return store.count_chunks(collection, q.document, q.pages)
 
 
 def evaluate(

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import text
 
 from ingest.embed import Embedder
 from ingest.store import Store, StoredChunk
@@ -129,7 +128,7 @@ def _dense(
     for name in collections:
         if name not in known:
             continue
-        allowed = _allowed_ids(store, name, where) if where is not None and where.active else None
+        allowed = store.chunk_ids(name, where) if where is not None and where.active else None
         scores, ids = store.index(name).search(qv, n, allowed)
         found.extend((int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0)
     found.sort(key=lambda x: x[1], reverse=True)
@@ -152,16 +151,6 @@ def _keyword(store: Store) -> SqliteKeywordIndex:
 def present_words(store: Store, collections: Sequence[str], words: Sequence[str]) -> set[str]:
     """The words some ready document of `collections` contains (as the keyword index stems them)."""
     return _keyword(store).present(collections, words)
-
-
-def _allowed_ids(store: Store, collection: str, where: SearchFilter) -> list[int]:
-    params: dict[str, object] = {"col": collection}
-    sql = (
-        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
-        "ON col.id = d.collection_id WHERE col.name = :col AND d.status = 'ready'" + where.sql(params)
-    )
-    with store.engine.connect() as conn:
-        return [int(r[0]) for r in conn.execute(text(sql), params)]
 
 
 def _hit(c: StoredChunk, score: float, qv: Any) -> Hit:
