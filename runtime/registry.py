@@ -1,4 +1,7 @@
-"""Loaded models, shared by every assistant that names the same spec and settings."""
+"""Loaded models, shared by every assistant that names the same model and settings, resolved
+through a registry of backends: a backend claims the specs it serves (llama.cpp claims bundled
+models, GGUF paths and `hf:` specs) and loads a `TextGenerator`; another backend (a remote server,
+another runtime) registers itself and slots in without the chat code knowing."""
 
 from __future__ import annotations
 
@@ -6,12 +9,13 @@ import atexit
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.cpu import physical_cores
 from runtime.errors import ArchivistError
-from runtime.llama import LlamaCppGenerator
+from runtime.protocol import TextGenerator
 from runtime.spec import resolve_model
 
 log = logging.getLogger("archivist.models")
@@ -19,7 +23,8 @@ log = logging.getLogger("archivist.models")
 
 @dataclass(frozen=True)
 class ModelKey:
-    """What makes two loaded models the same one."""
+    """What makes two loaded models the same one: the backend's name for the model (for llama.cpp
+    the resolved file, so two specs naming one file share it) and the settings."""
 
     path: Path
     context_window: int
@@ -27,34 +32,63 @@ class ModelKey:
     gpu_layers: int
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A way to run models: which specs it serves, what names one model, and how to load it."""
+
+    name: str
+    claims: Callable[[str], bool]
+    identity: Callable[[str, Path | None], Path]  # spec, models folder -> what names the model
+    load: Callable[[Path, int, int, int], TextGenerator]  # identity, context, threads, GPU layers
+
+
+def _load_llama(path: Path, context_window: int, n_threads: int, gpu_layers: int) -> TextGenerator:
+    from runtime.llama import LlamaCppGenerator
+
+    try:
+        return LlamaCppGenerator(path, context_window=context_window, n_threads=n_threads, gpu_layers=gpu_layers)
+    except ValueError as exc:  # llama-cpp-python raises ValueError on a bad file
+        raise ArchivistError(f"model {path} could not be loaded: {exc}") from exc
+
+
+LLAMA = Backend("llama.cpp", lambda spec: True, lambda spec, d: resolve_model(spec, d).resolve(), _load_llama)
+BACKENDS: list[Backend] = [LLAMA]
+
+
+def register_backend(backend: Backend) -> None:
+    """Serve the specs `backend` claims (before the backends registered earlier)."""
+    BACKENDS.insert(0, backend)
+
+
+def backend_for(spec: str) -> Backend:
+    return next(b for b in BACKENDS if b.claims(spec))
+
+
 class ModelPool:
     """Loads each model once per process and hands the same instance to every caller."""
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
-        self._models: dict[ModelKey, LlamaCppGenerator] = {}
+        self._models: dict[ModelKey, TextGenerator] = {}
         self._lock = threading.Lock()
-        atexit.register(self.close)  # free llama.cpp contexts before the interpreter tears modules down
+        atexit.register(self.close)  # free model contexts before the interpreter tears modules down
 
     def get(
         self, spec: str, *, context_window: int = 4096, n_threads: int | None = None, gpu_layers: int = 0
-    ) -> LlamaCppGenerator:
+    ) -> TextGenerator:
         """The loaded model for `spec` with these settings, loading it on first use."""
-        path = resolve_model(spec, self.cache_dir).resolve()
-        key = ModelKey(path, context_window, n_threads or physical_cores(), gpu_layers)
+        backend = backend_for(spec)
+        key = ModelKey(
+            backend.identity(spec, self.cache_dir), context_window, n_threads or physical_cores(), gpu_layers
+        )
         with self._lock:
             model = self._models.get(key)
             if model is None:
                 started = time.perf_counter()
-                try:
-                    model = LlamaCppGenerator(
-                        path, context_window=context_window, n_threads=key.n_threads, gpu_layers=gpu_layers
-                    )
-                except ValueError as exc:  # llama-cpp-python raises ValueError on a bad file
-                    raise ArchivistError(f"model {spec!r} ({path}) could not be loaded: {exc}") from exc
+                model = backend.load(key.path, context_window, key.n_threads, gpu_layers)
                 log.info(
                     "loaded model %s (context %d, %d threads, %d GPU layers) in %.1f s",
-                    path.name,
+                    key.path.name,
                     context_window,
                     key.n_threads,
                     gpu_layers,
@@ -67,7 +101,9 @@ class ModelPool:
         """Free every loaded model."""
         with self._lock:
             for model in self._models.values():
-                model.close()
+                close = getattr(model, "close", None)
+                if close is not None:
+                    close()
             self._models.clear()
 
     def loaded(self) -> list[ModelKey]:

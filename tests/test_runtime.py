@@ -108,3 +108,61 @@ def test_hf_spec_uses_the_workspace_model_cache(tmp_path: Path) -> None:
     (repo / "refs" / "main").write_text("a" * 40)
     path = resolve_model("hf:acme/tiny/tiny.gguf", cache)
     assert path.resolve() == gguf.resolve()
+
+
+def test_another_backend_slots_in_through_the_registry(harbor) -> None:  # type: ignore[no-untyped-def]
+    """A backend that claims `echo:` specs: the pool loads it once, and an assistant naming such a
+    model answers through it (prompt budget, quotes and citations included), no llama.cpp involved."""
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+    from assistants import parse_assistant
+    from runtime.protocol import Message
+    from runtime.registry import BACKENDS, Backend, ModelPool, register_backend
+
+    class Echo:
+        context_window, waiting = 2048, 0
+        loads = 0
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+        def tokenize_prompt(self, messages: Sequence[Message]) -> list[int]:
+            return list(range(sum(len(m["content"].split()) for m in messages)))
+
+        def render(self, messages: Sequence[Message]) -> str:
+            return "\n".join(m["content"] for m in messages)
+
+        def stream(
+            self, messages: Sequence[Message], params: GenerationParams, stats: GenerationStats | None = None
+        ) -> Iterator[str]:
+            yield "The lens is cleaned every Tuesday [1]."
+
+    def load(name: Path, context: int, threads: int, gpu: int) -> Echo:
+        Echo.loads += 1
+        return Echo()
+
+    backend = Backend("echo", lambda s: s.startswith("echo:"), lambda s, d: Path(s.removeprefix("echo:")), load)
+    register_backend(backend)
+    try:
+        pool = ModelPool()
+        assert pool.get("echo:one", context_window=2048) is pool.get("echo:one", context_window=2048)
+        assert Echo.loads == 1
+        svc, _ = harbor
+        svc = svc.using_models(pool)
+        bot = parse_assistant(
+            {
+                "name": "echo-bot",
+                "model": {"path": "echo:one", "context_window": 2048},
+                "anchor": "off",
+                "thinking": "off",
+                "fallback": "off",
+                "knowledge": {"collections": ["harbor"]},
+            },
+            "t",
+        )
+        answer = svc.chat.ask(bot, "When is the lens of the lighthouse cleaned?").result()
+        assert answer.text == "The lens is cleaned every Tuesday [1]." and Echo.loads == 1
+        assert answer.citations and answer.citations[0].document == "harbor.pdf"
+    finally:
+        BACKENDS.remove(backend)
