@@ -158,3 +158,25 @@ def test_eval_works_on_documents_without_pages(home: Path, tmp_path: Path, fake_
     )
     r = evaluate(store, fake_embedder, "animals", load_questions(qa), "keyword")
     assert r.questions == 2 and r.hit_at_1 == 1.0 and r.misses == [] and r.ndcg_at_10 > 0
+
+
+def test_dense_hybrid_filters_and_floor_on_the_real_embedder(harbor) -> None:  # type: ignore[no-untyped-def]
+    """The same checks as above on all-MiniLM-L6-v2 over a real PDF, not the hashing fake."""
+    from assistants import parse_assistant
+    from ingest.filters import SearchFilter
+
+    svc, _ = harbor
+    for mode in ("dense", "hybrid"):
+        hits = svc.search(
+            ["harbor"], "When do the seabirds breed on the cliffs?", 3, mode=mode
+        )  # "puffins nest" asked in other words
+        assert hits[0].page == 4, (mode, [(h.page, h.score) for h in hits])
+    only_two = svc.search(["harbor"], "lighthouse", 5, mode="hybrid", where=SearchFilter(page_from=2, page_to=2))
+    assert only_two and {h.page for h in only_two} == {2}
+    bot = {"name": "b", "knowledge": {"collections": ["harbor"]}, "answer_mode": "extractive"}
+    strict = parse_assistant({**bot, "retrieval": {"min_score": 0.95, "unknown_terms": "answer"}}, "t")
+    answer = svc.chat.ask(strict, "When is the lens of the Greywater lighthouse cleaned?").result()
+    assert answer.refused and "relevance floor 0.95" in answer.refusal_reason
+    usual = parse_assistant({**bot, "retrieval": {"min_score": 0.2}}, "t")
+    answer = svc.chat.ask(usual, "When is the lens of the Greywater lighthouse cleaned?").result()
+    assert not answer.refused and "Tuesday" in answer.text
