@@ -276,21 +276,7 @@ class Store:
             )
             s.add(doc)
             s.flush()
-            rows = [
-                Chunk(
-                    document_id=doc.id,
-                    ordinal=i,
-                    page=c.page,
-                    page_end=c.page_end,
-                    heading=c.heading,
-                    start=c.start,
-                    end=c.end,
-                    n_tokens=c.n_tokens,
-                    text=c.text,
-                    embedding=v.tobytes(),
-                )
-                for i, (c, v) in enumerate(zip(chunks, vectors, strict=True))
-            ]
+            rows = _chunk_rows(doc.id, chunks, vectors)
             s.add_all(rows)
             s.flush()
             ids = np.array([r.id for r in rows], dtype=np.int64)
@@ -572,6 +558,25 @@ class Store:
             )
             for c, dname, cname in rows
         }
+
+
+def _chunk_rows(document_id: int, chunks: Sequence[ChunkDraft], vectors: Vectors) -> list[Chunk]:
+    """A document's chunks as catalog rows, each with its vector."""
+    return [
+        Chunk(
+            document_id=document_id,
+            ordinal=i,
+            page=c.page,
+            page_end=c.page_end,
+            heading=c.heading,
+            start=c.start,
+            end=c.end,
+            n_tokens=c.n_tokens,
+            text=c.text,
+            embedding=v.tobytes(),
+        )
+        for i, (c, v) in enumerate(zip(chunks, vectors, strict=True))
+    ]
 
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -121,18 +121,10 @@ def build_prompt(
             context_window,
             f"instructions and rules {sys_tokens:,}, question {bare - sys_tokens:,}, answer reserve {reserve:,}",
         )
-    past = list(history)
     room = (budget - bare) * history_share
-    # first by each message's own token count (linear in the history), then exactly: rendering the
-    # whole history once per dropped turn is quadratic on a long one (10,000 messages took minutes)
-    costs = [count_tokens(m["content"]) + 4 for m in past]
-    total, start = sum(costs), 0
-    while start < len(past) and total > room:
-        total -= sum(costs[start : start + 2])
-        start += 2
-    past = past[start:]
-    while past and render_tokens(compose([], past)) + lead_cost - bare > room:
-        past = past[2:] if len(past) >= 2 else []  # drop the oldest question and its answer together
+    past = _recent_history(
+        list(history), room, count_tokens, lambda p: render_tokens(compose([], p)) + lead_cost - bare
+    )
     base = render_tokens(compose([], past)) + lead_cost
     chosen: list[Hit] = []
     used = base
@@ -149,6 +141,24 @@ def build_prompt(
         messages = compose(chosen, past)
         total = render_tokens(messages)
     return PromptPlan(messages, chosen, total, marker, len(past))
+
+
+def _recent_history(
+    past: list[Message], room: float, count_tokens: Callable[[str], int], cost: Callable[[list[Message]], int]
+) -> list[Message]:
+    """The most recent turns that fit `room` tokens, dropping the oldest question and its answer
+    together. First by each message's own token count (linear in the history), then exactly:
+    rendering the whole history once per dropped turn is quadratic on a long one (10,000 messages
+    took minutes)."""
+    costs = [count_tokens(m["content"]) + 4 for m in past]
+    total, start = sum(costs), 0
+    while start < len(past) and total > room:
+        total -= sum(costs[start : start + 2])
+        start += 2
+    past = past[start:]
+    while past and cost(past) > room:
+        past = past[2:] if len(past) >= 2 else []
+    return past
 
 
 REMOVED = "[a sentence addressed to an AI was removed here]"
