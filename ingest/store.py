@@ -3,69 +3,32 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
-import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.catalog import Chunk, Collection, Document, DocumentStatus, make_engine
 from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError, IngestError
-from ingest.filters import SearchFilter
+from ingest.journal import Journal
+from ingest.records import COLLECTION_NAME, DocumentInfo, StoredChunk, _info, check_collection_name
+from ingest.store_reads import StoreReads
 from ingest.types import ChunkDraft
 from ingest.vectors import VectorIndex
+
+__all__ = ["COLLECTION_NAME", "DocumentInfo", "Store", "StoredChunk", "check_collection_name"]
 
 FLUSH_S = 2.0  # documents added within this long share one index write (and become searchable together)
 
 
-@dataclass(frozen=True)
-class DocumentInfo:
-    """What `archivist documents` lists."""
-
-    id: int
-    collection: str
-    name: str
-    sha256: str
-    format: str
-    size: int
-    pages: int | None
-    chunks: int
-    status: str
-    warnings: list[str]
-    error: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk as search returns it."""
-
-    id: int
-    document: str
-    document_id: int
-    collection: str
-    page: int | None
-    page_end: int | None
-    heading: str
-    start: int
-    end: int
-    text: str
-    n_tokens: int
-    embedding: bytes = b""
-
-
-class Store:
+class Store(StoreReads, Journal):
     """Collections, documents and chunks of one workspace."""
 
     def __init__(self, home: Path, embedder: str, dim: int) -> None:
@@ -120,6 +83,13 @@ class Store:
                 q = q.where(Collection.name == collection)
             return [_info(d, c) for d, c in s.execute(q).all()]
 
+    def original(self, collection: str, name: str) -> Path | None:
+        """The stored original file of a document (None when it was never kept or is gone)."""
+        doc = next((d for d in self.documents(collection) if d.name == name), None)
+        if doc is None:
+            return None
+        return next((self.home / "files").glob(f"{doc.sha256}*"), None)
+
     def find(self, collection: str, sha256: str) -> DocumentInfo | None:
         with self.sessions() as s:
             row = s.execute(
@@ -144,45 +114,6 @@ class Store:
                     self.flush()
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def journal(self, collection: str, files: Sequence[tuple[str, bytes]]) -> Path:
-        """Note files about to be ingested into `collection` (name, content), inside `writer()`. A file
-        still noted when its writer stops (the process was killed or the app stopped) is recorded as
-        failed, with that reason, by the next writer: an ingest never vanishes. Returns the note."""
-        folder = self.home / "journal"
-        folder.mkdir(parents=True, exist_ok=True)
-        entries = [{"name": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files]
-        path = folder / f"{uuid.uuid4().hex}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"collection": collection, "files": entries}))
-        tmp.replace(path)
-        return path
-
-    def journal_done(self, path: Path, name: str) -> None:
-        """`name` of the note at `path` was ingested or recorded as failed: forget it."""
-        try:
-            note = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        note["files"] = [f for f in note["files"] if f["name"] != name]
-        if not note["files"]:
-            path.unlink(missing_ok=True)
-            return
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(note))
-        tmp.replace(path)
-
-    def in_progress(self, collection: str | None = None) -> list[tuple[str, str, int]]:
-        """(collection, name, size) of the files a running writer has noted and not finished."""
-        out: list[tuple[str, str, int]] = []
-        for path in sorted((self.home / "journal").glob("*.json")):
-            try:
-                note = json.loads(path.read_text())
-                if collection is None or note["collection"] == collection:
-                    out.extend((note["collection"], f["name"], int(f["size"])) for f in note["files"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        return out
 
     def recover_if_idle(self) -> bool:
         """Record what a stopped writer left (interrupted ingests) when no writer holds the workspace
@@ -435,130 +366,6 @@ class Store:
             self._indexes[collection] = idx
             return idx.size
 
-    def page_texts(self, ids: Sequence[int]) -> dict[int, str]:
-        """For each chunk id, its page's text rebuilt from the page's chunks (each chunk is a slice
-        of the page text at its offsets; whitespace between chunks becomes newlines)."""
-        if not ids:
-            return {}
-        with self.sessions() as s:
-            keys = s.execute(select(Chunk.id, Chunk.document_id, Chunk.page).where(Chunk.id.in_(list(ids)))).all()
-            wanted = {(d, p) for _, d, p in keys}
-            docs = {d for d, _ in wanted}
-            rows = s.execute(
-                select(Chunk.document_id, Chunk.page, Chunk.start, Chunk.end, Chunk.text).where(
-                    Chunk.document_id.in_(list(docs)), Chunk.page.in_([p for _, p in wanted])
-                )
-            ).all()
-        slices: dict[tuple[int, int | None], list[tuple[int, int, str]]] = {}
-        for d, p, a, b, t in rows:
-            if (d, p) in wanted:
-                slices.setdefault((d, p), []).append((a, b, t))
-        pages: dict[tuple[int, int | None], str] = {}
-        for key, parts in slices.items():
-            buf = ["\n"] * max(b for _, b, _ in parts)
-            for a, b, t in parts:
-                buf[a:b] = list(t) if len(t) == b - a else list(t[: b - a].ljust(b - a))
-            pages[key] = "".join(buf)
-        return {cid: pages[(d, p)] for cid, d, p in keys if (d, p) in pages}
-
-    def section(self, chunk_id: int, max_chars: int = 6000) -> tuple[str, str, int]:
-        """The text of a chunk's section (its document's chunks under the same heading, in order;
-        overlaps merged), the heading, and where the chunk starts in that text (-1: not found)."""
-        with self.sessions() as s:
-            c = s.get(Chunk, chunk_id)
-            if c is None:
-                return "", "", -1
-            rows = s.execute(
-                select(Chunk.id, Chunk.start, Chunk.end, Chunk.text)
-                .where(Chunk.document_id == c.document_id, Chunk.heading == c.heading, Chunk.page.is_(c.page))
-                .order_by(Chunk.start)
-            ).all()
-            heading = c.heading
-        text, at, reached = "", -1, -1
-        for cid, a, b, t in rows:
-            if a < reached:  # overlapping windows: keep only what is new
-                t = t[reached - a :] if len(t) == b - a else t
-            elif text:
-                text += "\n"
-            if cid == chunk_id:
-                at = max(0, len(text) - max(0, reached - a))
-            text += t
-            reached = max(reached, b)
-            if len(text) > max_chars and at >= 0:
-                break
-        return text, heading, at
-
-    def chunk_ids(self, collection: str, where: SearchFilter) -> list[int]:
-        """The ready chunks of a collection that pass a filter (documents, pages)."""
-        params: dict[str, object] = {"col": collection}
-        sql = (
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
-            "ON col.id = d.collection_id WHERE col.name = :col AND d.status = 'ready'" + where.sql(params)
-        )
-        with self.engine.connect() as conn:
-            return [int(r[0]) for r in conn.execute(text(sql), params)]
-
-    def count_chunks(self, collection: str, document: str, pages: Sequence[int] = ()) -> int:
-        """Ready chunks of a document that overlap any of `pages` (all of them when none are given)."""
-        sql = (
-            "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
-            "ON col.id = d.collection_id WHERE col.name = :col AND d.name = :doc AND d.status = 'ready'"
-        )
-        if pages:  # a document without pages: every passage of it is relevant
-            overlaps = " OR ".join(
-                f"(c.page <= :p{i} AND COALESCE(c.page_end, c.page) >= :p{i})" for i in range(len(pages))
-            )
-            sql += f" AND ({overlaps})"
-        params: dict[str, object] = {"col": collection, "doc": document}
-        params.update({f"p{i}": p for i, p in enumerate(pages)})
-        with self.engine.connect() as conn:
-            return int(conn.execute(text(sql), params).scalar() or 0)
-
-    def original(self, collection: str, name: str) -> Path | None:
-        """The stored original file of a document (None when it was never kept or is gone)."""
-        doc = next((d for d in self.documents(collection) if d.name == name), None)
-        if doc is None:
-            return None
-        return next((self.home / "files").glob(f"{doc.sha256}*"), None)
-
-    def sample_texts(self, n: int) -> list[str]:
-        """Up to n chunk texts spread over the workspace (for measuring the encoder on real text)."""
-        with self.sessions() as s:
-            total = s.scalar(select(func.count(Chunk.id))) or 0
-            step = max(1, total // max(n, 1))
-            rows = s.execute(select(Chunk.text).where(Chunk.id % step == 0).order_by(Chunk.id).limit(n))
-            return [r[0] for r in rows]
-
-    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
-        """Ready chunks by id (chunks of documents not ready are left out)."""
-        if not ids:
-            return {}
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Chunk, Document.name, Collection.name)
-                .select_from(Chunk)
-                .join(Document, Chunk.document_id == Document.id)
-                .join(Collection, Document.collection_id == Collection.id)
-                .where(Chunk.id.in_(list(ids)), Document.status == DocumentStatus.READY)
-            ).all()
-        return {
-            c.id: StoredChunk(
-                c.id,
-                dname,
-                c.document_id,
-                cname,
-                c.page,
-                c.page_end,
-                c.heading,
-                c.start,
-                c.end,
-                c.text,
-                c.n_tokens,
-                c.embedding,
-            )
-            for c, dname, cname in rows
-        }
-
 
 def _chunk_rows(document_id: int, chunks: Sequence[ChunkDraft], vectors: Vectors) -> list[Chunk]:
     """A document's chunks as catalog rows, each with its vector."""
@@ -577,31 +384,3 @@ def _chunk_rows(document_id: int, chunks: Sequence[ChunkDraft], vectors: Vectors
         )
         for i, (c, v) in enumerate(zip(chunks, vectors, strict=True))
     ]
-
-
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def check_collection_name(name: str) -> None:
-    """Collection names become folder names: letters, digits, '_', '-', '.'; at most 64."""
-    if not COLLECTION_NAME.fullmatch(name) or ".." in name:  # fullmatch: "$" lets a final newline through
-        raise IngestError(
-            f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
-        )
-
-
-def _info(d: Document, collection: str) -> DocumentInfo:
-    return DocumentInfo(
-        d.id,
-        collection,
-        d.name,
-        d.sha256,
-        d.format,
-        d.size,
-        d.pages,
-        d.n_chunks,
-        d.status,
-        d.warnings,
-        d.error,
-        d.created_at,
-    )
