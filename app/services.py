@@ -11,7 +11,8 @@ from pathlib import Path
 from app.ingest_jobs import IngestJobs
 from app.settings import Settings
 from assistants.arena import Arena, ArenaStore
-from assistants.chat import ChatService, ConversationService
+from assistants.chat import ChatService
+from assistants.conversation_service import ConversationService
 from assistants.conversations import ConversationStore
 from assistants.library import AssistantStore
 from ingest.embed import Embedder, SentenceTransformerEmbedder, embedder_identity

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from assistants.answer import Answer, AnswerStream, Citation, extractive_text
-from assistants.conversations import ConversationStore
+from assistants.judging import checked, judged
 from assistants.schema import Assistant
 from assistants.system2 import (
-    FALLBACK_NOTE,
-    good_enough,
-    judge,
     judged_first,
     lead_text,
     opening,
     quote_passages,
-    without,
-    without_repeats,
 )
 from assistants.tools import ToolStep
 from assistants.tools.calls import LoopResult, ToolLoop
@@ -36,15 +30,10 @@ from retriever.keyword import content_words
 from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sentences
 from retriever.rerank import CrossEncoderReranker, Reranker
 from retriever.search import Hit, present_words, search
-from retriever.sentences import collapse
 from runtime.protocol import GenerationParams, GenerationStats, Message, TextGenerator
 from runtime.registry import ModelPool
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
-STRICT_RULE = (
-    "Answer strictly from the passages: state only what they say, in their words where you can, and cite a "
-    "passage for every sentence. If they do not answer the question, say so."
-)
 
 
 class ChatService:
@@ -164,9 +153,9 @@ class ChatService:
         stats = GenerationStats()
         state: dict[str, Any] = {}
         if check_mode == "retry":
-            pieces = self._checked(assistant, question, history, params, prompt, ps, quotes, stats, state)
+            pieces = checked(self, assistant, question, history, params, prompt, ps, quotes, stats, state)
         elif judged_first(assistant.thinking, assistant.fallback, check_mode):
-            pieces = self._judged(assistant, params, prompt, ps, quotes, stats, state)
+            pieces = judged(self, assistant, params, prompt, ps, quotes, stats, state)
         else:
             pieces = self.model_for(assistant).stream(prompt.messages, params, stats)
         pieces = without_marker(pieces, prompt.marker)
@@ -286,60 +275,6 @@ class ChatService:
         lead = lead_text(quotes) if assistant.context == "quotes-first" else ""
         return self.plan(assistant, question, passages, history, reserve, lead=lead, marker=plan.marker)
 
-    def _judged(
-        self,
-        assistant: Assistant,
-        params: GenerationParams,
-        plan: PromptPlan,
-        ps: PassageSentences,
-        quotes: list[Quote],
-        stats: GenerationStats,
-        state: dict[str, Any],
-    ) -> Iterator[str]:
-        """Write up to N candidates (one without best of N) and keep the one the check and the quotes
-        judge best, stopping early at a fully supported one that carries the best quote. When the best
-        is still mostly unsupported the quotes are the answer, saying so (fallback: quotes or trim);
-        with trim, the unsupported sentences of a kept answer are left out and listed."""
-        t0 = time.perf_counter()
-        model = self.model_for(assistant)
-        n = assistant.candidates if assistant.thinking == "best_of_n" else 1
-        best: tuple[float, str, GroundingReport] | None = None
-        made = 0
-        for i in range(n):
-            p = params if i == 0 else dataclasses.replace(params, temperature=max(params.temperature, 0.7), seed=i)
-            one = GenerationStats()
-            parts: list[str] = []
-            state["partial"] = parts  # what a Stop now would keep
-            for piece in model.stream(plan.messages, p, one):
-                parts.append(piece)
-                yield ""  # no text yet, but a reader can stop the candidate between any two tokens
-            text = without_repeats("".join(parts), p.prefix if assistant.anchor == "quote" else "")
-            if made:
-                _add_stats(stats, one)
-            else:
-                _copy_stats(stats, one)
-            made += 1
-            report = check(text, ps, self.embedder)
-            score = judge(report, text, quotes)
-            if best is None or score > best[0]:
-                best = (score, text, report)
-            if good_enough(report, text, quotes):
-                break
-        assert best is not None
-        _, text, report = best
-        shown = "best-of-n" if n > 1 else "generated"
-        if assistant.fallback != "off" and quotes and (report.mostly_unsupported or not report.claims):
-            body = extractive_text(quotes, assistant.citation_style)
-            report, shown = check(body, ps, self.embedder), "quotes"
-            text = f"{FALLBACK_NOTE}\n\n{body}"
-        elif assistant.fallback == "trim" and report.unsupported:
-            state["left_out"] = [collapse(s.text) for s in report.unsupported]
-            text = without(text, [s.text for s in report.unsupported])
-            report = check(text, ps, self.embedder)
-        state.update(report=report, shown=shown, candidates=made, judge_time=time.perf_counter() - t0)
-        state.pop("partial", None)
-        yield text
-
     def _citations(self, passages: Sequence[Hit], cited: set[int]) -> list[Citation]:
         return [
             Citation(
@@ -375,45 +310,6 @@ class ChatService:
         )
         return AnswerStream(iter([text]), lambda _text: answer, quotes, steps)
 
-    def _checked(
-        self,
-        assistant: Assistant,
-        question: str,
-        history: Sequence[Message],
-        params: GenerationParams,
-        plan: PromptPlan,
-        ps: PassageSentences,
-        quotes: list[Quote],
-        stats: GenerationStats,
-        state: dict[str, Any],
-    ) -> Iterator[str]:
-        """grounding: retry. The answer is checked before it is shown: when most of its sentences lack
-        support it is written again under a stricter rule, and if that fails too the quotes are the answer."""
-        model = self.model_for(assistant)
-        text = "".join(model.stream(plan.messages, params, stats))
-        report = check(text, ps, self.embedder)
-        if report.mostly_unsupported:
-            strict = assistant.model_copy(
-                update={"instructions": (assistant.instructions + "\n\n" + STRICT_RULE).strip()}
-            )
-            plan2 = self.plan(strict, question, plan.passages, history, reserve=params.max_tokens, marker=plan.marker)
-            second = GenerationStats()
-            text2 = "".join(model.stream(plan2.messages, params, second))
-            _add_stats(stats, second)
-            report2 = check(text2, ps, self.embedder)
-            spent = report.seconds + report2.seconds
-            if not report2.mostly_unsupported:
-                text, report, state["action"], state["user_content"] = text2, report2, "retried", plan2.user_content
-            elif quotes:
-                text = extractive_text(quotes, assistant.citation_style)
-                report, state["action"] = check(text, ps, self.embedder), "extractive-fallback"
-            else:
-                text, report, state["action"] = assistant.refusal, GroundingReport(), "extractive-fallback"
-            state["shown"] = "quotes" if state.get("action") == "extractive-fallback" else "generated"
-            report.seconds += spent
-        state["report"] = report
-        yield text
-
 
 def _without_tool_inputs(question: str, steps: Sequence[ToolStep]) -> str:
     """The question less the expressions and URLs the tools took from it."""
@@ -431,99 +327,3 @@ def _unique(hits: Sequence[Hit]) -> list[Hit]:
             seen.add(h.chunk_id)
             out.append(h)
     return out
-
-
-def _copy_stats(total: GenerationStats, first: GenerationStats) -> None:
-    for f in dataclasses.fields(first):
-        setattr(total, f.name, getattr(first, f.name))
-
-
-def _add_stats(total: GenerationStats, more: GenerationStats) -> None:
-    """Fold a second generation into the first's figures (the prompt is the larger of the two)."""
-    total.prompt_tokens = max(total.prompt_tokens, more.prompt_tokens)
-    total.evaluated_tokens += more.evaluated_tokens
-    total.completion_tokens += more.completion_tokens
-    total.total_time += more.total_time
-    total.finish_reason = more.finish_reason or total.finish_reason
-
-
-_ANAPHORA = frozenset(
-    [
-        "it",
-        "its",
-        "it's",
-        "this",
-        "that",
-        "these",
-        "those",
-        "they",
-        "them",
-        "their",
-        "there",
-        "he",
-        "she",
-        "his",
-        "her",
-        "such",
-        "same",
-        "one",
-        "ones",
-    ]
-)
-
-
-def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:
-    """The search query for a turn: the question, plus the previous question when this one leans
-    on it ("and what about its default?") or is too short to search on its own."""
-    if not previous_questions:
-        return question
-    words = re.findall(r"[\w']+", question.lower())
-    if _ANAPHORA.intersection(words) or len(content_words(question)) <= 1:
-        return f"{previous_questions[-1]} {question}"
-    return question
-
-
-class ConversationService:
-    """Multi-turn chat: history from the store, follow-up aware retrieval, every turn stored."""
-
-    def __init__(self, chat: ChatService, conversations: ConversationStore) -> None:
-        self.chat, self.conversations = chat, conversations
-
-    def history(self, conversation_id: int) -> tuple[list[Message], list[str]]:
-        """Earlier turns as the model saw them, and the user's earlier questions."""
-        past: list[Message] = []
-        questions: list[str] = []
-        for m in self.conversations.messages(conversation_id):
-            if m.role == "user":
-                past.append({"role": "user", "content": m.prompt_text or m.text})
-                questions.append(m.text)
-            else:
-                past.append({"role": "assistant", "content": m.text})
-        return past, questions
-
-    def ask(self, assistant: Assistant, conversation_id: int, question: str, **overrides: Any) -> AnswerStream:
-        """Answer the next question of a conversation; the turn is stored once the answer is complete.
-        `overrides` (answer_mode, grounding, sampling) apply to this turn only."""
-        past, questions = self.history(conversation_id)
-        stream = self.chat.ask(assistant, question, past, query=retrieval_query(question, questions), **overrides)
-        settings = assistant.model_dump(
-            mode="json", include={"model", "retrieval", "citation_style", "answer_mode", "grounding"}
-        )
-
-        def store(answer: Answer) -> None:
-            s = answer.stats
-            user = {"text": question, "prompt_text": answer.user_content or question}
-            reply = {
-                "text": answer.text,
-                "citations_json": json.dumps([c.to_json() for c in answer.citations]),
-                "prompt_tokens": s.prompt_tokens,
-                "evaluated_tokens": s.evaluated_tokens,
-                "completion_tokens": s.completion_tokens,
-                "time_to_first_token": s.time_to_first_token,
-                "total_time": s.total_time + answer.retrieval_time,
-                "settings_json": json.dumps(settings),
-                "details_json": json.dumps(answer.details_json(context=True)),
-            }
-            _, answer.message_id = self.conversations.add_turn(conversation_id, user, reply)
-
-        return stream.then(store)

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.services import Services
 from assistants import parse_assistant
-from assistants.chat import ChatService, ConversationService
+from assistants.chat import ChatService
+from assistants.conversation_service import ConversationService
 from ingest import ingest_paths
 from runtime import LlamaCppGenerator, resolve_model
 

@@ -12,7 +12,7 @@ import pytest
 
 from app.services import Services
 from assistants import AssistantError, parse_assistant
-from assistants.chat import retrieval_query
+from assistants.conversation_service import retrieval_query
 from ingest import ingest_paths
 from runtime import GenerationParams, GenerationStats, LlamaCppGenerator, resolve_model
 from tests.conftest import FakeEmbedder, make_pdf

@@ -68,7 +68,7 @@ def test_faithful_decoding_cannot_write_a_number_no_passage_holds(small_model) -
 def test_best_of_n_shows_the_candidate_the_check_supports(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
     model = ScriptedModel([BAD, GOOD, BAD])
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     a = svc.chat.ask(assistant(thinking="best_of_n", candidates=3), "How often is the lighthouse lens cleaned?")
     answer = a.result()
     assert answer.text == GOOD and answer.shown == "best-of-n"
@@ -78,7 +78,7 @@ def test_best_of_n_shows_the_candidate_the_check_supports(harbor) -> None:  # ty
 
     half = "The keeper cleans the Greywater lens every Tuesday [1]. The lamp uses 240 volts [1]."
     model = ScriptedModel([BAD, half, BAD])
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     answer = svc.chat.ask(assistant(thinking="best_of_n", candidates=3), "How often is the lens cleaned?").result()
     assert answer.candidates == 3 and answer.text == half  # none fully supported: all three judged, the best shown
     assert answer.grounding is not None and len(answer.grounding.unsupported) == 1
@@ -86,7 +86,7 @@ def test_best_of_n_shows_the_candidate_the_check_supports(harbor) -> None:  # ty
 
 def test_fallback_shows_the_quotes_and_says_the_answer_was_unsupported(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
-    use(svc, OnePool(ScriptedModel([BAD])))
+    svc = use(svc, OnePool(ScriptedModel([BAD])))
     stream = svc.chat.ask(assistant(fallback="quotes"), "How often is the lighthouse lens cleaned?")
     assert len([p for p in stream if p]) == 1  # judged before it is shown: one piece of text (the rest heartbeats)
     a = stream.result()
@@ -96,7 +96,7 @@ def test_fallback_shows_the_quotes_and_says_the_answer_was_unsupported(harbor) -
     details = a.details_json()
     assert details["shown"] == "quotes" and details["refused"] is False
 
-    use(svc, OnePool(ScriptedModel([GOOD])))
+    svc = use(svc, OnePool(ScriptedModel([GOOD])))
     a = svc.chat.ask(assistant(fallback="quotes"), "How often is the lighthouse lens cleaned?").result()
     assert a.text == GOOD and a.shown == "generated"
 
@@ -107,7 +107,7 @@ def test_context_can_lead_with_the_quotes_or_give_only_them(harbor) -> None:  # 
     prompts = {}
     for context in ("passages", "quotes-first", "quotes-only"):
         model = ScriptedModel([GOOD])
-        use(svc, OnePool(model))
+        svc = use(svc, OnePool(model))
         answer = svc.chat.ask(assistant(context=context, grounding="off"), question).result()
         prompts[context] = model.prompts[0][-1]["content"]
         assert "Spare bulbs" in answer.citations[0].text  # citations keep the whole passage, whatever the model read
@@ -204,7 +204,7 @@ def test_cli_eval_generate_reports_answers_and_unanswerable(harbor, tmp_path: Pa
     from app import cli, commands
 
     svc, _ = harbor
-    use(svc, OnePool(ScriptedModel([GOOD, GOOD, BAD])))
+    svc = use(svc, OnePool(ScriptedModel([GOOD, GOOD, BAD])))
     monkeypatch.setattr(commands, "services", lambda args: svc)  # the CLI answers with the scripted model
     svc.library.save(assistant(retrieval={"top_k": 3, "min_score": 0.3}, fallback="quotes"))
     qa = tmp_path / "qa.jsonl"
@@ -285,7 +285,7 @@ def test_refusal_through_the_real_keyword_index(harbor, capsys) -> None:  # type
     from app import cli
 
     svc, _ = harbor
-    use(svc, OnePool(ScriptedModel([GOOD])))
+    svc = use(svc, OnePool(ScriptedModel([GOOD])))
     svc.library.save(assistant())
     assert cli.main(["ask", "harbor", "Can I pay for parking with PayPal?", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -298,14 +298,14 @@ def test_refusal_through_the_real_keyword_index(harbor, capsys) -> None:  # type
 def test_trim_leaves_out_the_unsupported_sentences_and_lists_them(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
     half = "The keeper cleans the Greywater lens every Tuesday [1]. The lamp uses 240 volts from a windmill [1]."
-    use(svc, OnePool(ScriptedModel([half])))
+    svc = use(svc, OnePool(ScriptedModel([half])))
     a = svc.chat.ask(assistant(fallback="trim"), "How often is the lighthouse lens cleaned?").result()
     assert a.text == "The keeper cleans the Greywater lens every Tuesday [1]." and a.shown == "generated"
     assert a.left_out == ["The lamp uses 240 volts from a windmill [1]."]
     assert a.grounding is not None and not a.grounding.unsupported and a.citations[0].cited
     assert a.details_json()["left_out"] == a.left_out
 
-    use(svc, OnePool(ScriptedModel([BAD])))  # nothing supported: the quotes, not an empty answer
+    svc = use(svc, OnePool(ScriptedModel([BAD])))  # nothing supported: the quotes, not an empty answer
     a = svc.chat.ask(assistant(fallback="trim"), "How often is the lighthouse lens cleaned?").result()
     assert a.shown == "quotes" and a.text.startswith(FALLBACK_NOTE) and not a.left_out
 
@@ -314,7 +314,7 @@ def test_faithful_assistants_give_the_model_their_passages_and_question_as_sourc
     svc, _ = harbor
     for decoding, expected in (("free", False), ("faithful", True)):
         model = ScriptedModel([GOOD])
-        use(svc, OnePool(model))
+        svc = use(svc, OnePool(model))
         svc.chat.ask(assistant(decoding=decoding), "How often is the lighthouse lens cleaned?").result()
         sources = model.params[0].sources
         assert (sources is not None) is expected
@@ -325,17 +325,17 @@ def test_faithful_assistants_give_the_model_their_passages_and_question_as_sourc
 def test_anchored_answers_open_with_the_best_quotes_passage(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
     model = ScriptedModel([GOOD])
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     svc.chat.ask(assistant(anchor="best-quote"), "How often is the lighthouse lens cleaned?").result()
     assert model.params[0].prefix == "According to [1], "
     model = ScriptedModel([GOOD])
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     svc.chat.ask(
         assistant(anchor="best-quote", citation_style="document-page"), "How often is the lens cleaned?"
     ).result()
     assert model.params[0].prefix == "According to harbor.pdf (p. 2), "
     model = ScriptedModel([GOOD])  # anchor: quote - the best quote itself opens the answer, cited
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     a = svc.chat.ask(assistant(anchor="quote"), "How often is the lighthouse lens cleaned?").result()
     best = " ".join(a.quotes[0].text.split()).rstrip(".")
     assert "Tuesday" in best and model.params[0].prefix == f'According to [{a.quotes[0].passage}]: "{best}." '
@@ -361,7 +361,7 @@ def test_a_quote_copied_again_after_the_opening_is_left_out() -> None:
 def test_stop_keeps_what_was_written_marked_stopped_and_stores_it(harbor) -> None:  # type: ignore[no-untyped-def]
     svc, _ = harbor
     model = ScriptedModel([GOOD, GOOD, GOOD])
-    use(svc, OnePool(model))
+    svc = use(svc, OnePool(model))
     conv = svc.conversations.create("harbor")
     stream = svc.conversation.ask(assistant(thinking="best_of_n"), conv.id, "How often is the lighthouse lens cleaned?")
     pieces = iter(stream)
@@ -381,7 +381,7 @@ def test_the_shipped_default_opens_with_the_best_quote_on_the_real_model(harbor,
     from assistants.schema import Assistant
 
     svc, _ = harbor
-    use(svc, model_pool)
+    svc = use(svc, model_pool)
     bot = Assistant.model_validate({"name": "harbor", "knowledge": {"collections": ["harbor"]}})
     assert bot.anchor == "quote" and bot.thinking == "best_of_n"
     a = svc.chat.ask(bot, "How often is the lighthouse lens cleaned?").result()
