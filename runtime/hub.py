@@ -192,9 +192,7 @@ def download(
         if head.status_code in (401, 403, 404):
             raise ModelNotFoundError(f"{repo}/{filename} is not on the model hub at {base} (HTTP {head.status_code})")
         if head.status_code >= 400:
-            raise ArchivistError(  # reached, but it failed: not an offline computer
-                f"the model hub at {base} answered HTTP {head.status_code} for {repo}/{filename}; try again later"
-            )
+            raise HubUnreachableError(base, url, f"HTTP {head.status_code}")
         total = int(head.headers.get("X-Linked-Size") or head.headers.get("Content-Length") or 0) or None
         expected = _checksum_of(head.headers.get("X-Linked-Etag") or head.headers.get("ETag") or "")
         if expected is None:

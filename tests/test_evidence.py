@@ -43,10 +43,15 @@ def test_page_labels_the_book_prints_are_read(tmp_path: Path) -> None:
     assert page_label(str(tmp_path / "labelled.pdf"), 3) == "1"
     assert page_label(str(pdf), 3) is None  # no labels: only the page number is shown
 
+    class Svc:  # the store's one accessor page_words uses
+        class store:
+            @staticmethod
+            def original(collection: str, name: str) -> Path:
+                return tmp_path / name
+
     cite = {"document": "labelled.pdf", "collection": "c", "page": 3}
-    assert page_words(cite, tmp_path / "labelled.pdf") == ", page 3 (p. 1)"
-    assert page_words(cite, pdf) == ", page 3"  # no labels
-    assert page_words(cite, None) == ", page 3"  # no original file kept
+    assert page_words(Svc, cite) == ", page 3 (p. 1)"
+    assert page_words(Svc, {**cite, "document": "book.pdf"}) == ", page 3"
 
 
 def test_passages_read_as_formatted_text() -> None:

@@ -284,13 +284,11 @@ def show_citations(citations: list[dict[str, Any]], key: str, quotes: list[dict[
 
     svc = services()
     for c in sorted(citations, key=lambda c: int(c["n"])):
-        no_file = c["collection"] in ("web", "tools")  # a page the web reader read, a tool's result
-        original = None if no_file else svc.store.original(c["collection"], c["document"])  # looked up once
-        page = page_words(c, original)
+        page = page_words(svc, c)
         label = f"[{c['n']}] {plain(c['document'])}{page} · {relevance_words(float(c.get('similarity', c['score'])))}"
         with st.expander(label):
             st.markdown(passage_markdown(str(c["text"]), c["document"]))
-            if no_file:
+            if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file
                 continue
             b1, b2 = st.columns(2)
             if b1.button("Show in the document", key=f"ev-{key}-{c['n']}", icon=":material/find_in_page:"):
@@ -298,6 +296,7 @@ def show_citations(citations: list[dict[str, Any]], key: str, quotes: list[dict[
 
                 mine = [q["text"] for q in quotes or [] if q.get("passage") == c["n"]]
                 show_evidence(c, mine)
+            original = svc.store.original(c["collection"], c["document"])
             if original is not None:
                 b2.download_button(
                     f"Download {plain(c['document'])}",

@@ -152,15 +152,15 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
     st.markdown(section_markdown(text, spans))
 
 
-def page_words(c: dict[str, Any], original: Path | None) -> str:
-    """The page as a citation names it, e.g. ", page 30 (p. 24)": the physical page, and the label
-    the book prints when its original file (a PDF) has one."""
+def page_words(svc: Any, c: dict[str, Any]) -> str:
+    """ ", page 30 (p. 24)": the physical page, and the label the book prints when it has one."""
     if not c.get("page"):
         return ""
     words = f", page {c['page']}"
-    if original is None or original.suffix.lower() != ".pdf":
+    if c.get("collection") in ("web", "tools") or not str(c.get("document", "")).lower().endswith(".pdf"):
         return words
-    label = page_label(str(original), int(c["page"]))
+    path = svc.store.original(c["collection"], c["document"])
+    label = page_label(str(path), int(c["page"])) if path is not None else None
     return words + (f" (p. {label})" if label else "")
 
 

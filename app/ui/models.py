@@ -111,9 +111,7 @@ def download_row(spec: str, key: str) -> None:
             st.rerun()
         return
     if job is not None and job.stage == "failed":
-        st.error(
-            offline_help(job) if job.offline else f"The download failed: {job.error}. Press Download to try again."
-        )
+        st.error(offline_help(job) if job.offline else f"The download failed: {job.error}")
     elif job is not None and job.stage == "cancelled":
         st.info("Download cancelled. What was downloaded is kept: Download goes on from there.")
     kept = svc.downloads.partial(spec)
