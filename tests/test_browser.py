@@ -343,7 +343,8 @@ def test_stop_ends_the_answer_within_a_second_and_keeps_it(harbor, app_url: str)
         browser.close()
     conv = svc.conversations.all("long-bot")[0]
     stored = svc.conversations.messages(conv.id)[-1]
-    assert stored.details["stopped"] is True and stored.text.strip() and stored.text.strip()[:40] in kept
+    said = " ".join(stored.text.split())[:40]  # the page shows line breaks inside a paragraph as spaces
+    assert stored.details["stopped"] is True and said and said in " ".join(kept.split())
     assert stored.completion_tokens < 1500, stored.completion_tokens  # it did not run on to the end
     print(f"Stop click to the stopped answer on screen: {shown_after:.2f} s; {len(kept) - written} characters after it")
 
