@@ -13,7 +13,7 @@ from ingest.injection import find_injections
 from ingest.types import LoadedDocument, Page
 
 if TYPE_CHECKING:
-    from ingest.pdf import Layers
+    from ingest.pdf_layers import Layers
 
 SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text"
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
@@ -164,7 +164,8 @@ def _load_markdown(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -
 def _pdf_pages(
     data: bytes, name: str, max_pages: int, drop_hidden: bool, password: str | None, warnings: list[str]
 ) -> Iterator[Page]:
-    from ingest.pdf import Layers, open_pdf
+    from ingest.pdf import open_pdf
+    from ingest.pdf_layers import Layers
 
     doc = open_pdf(data, name, password)
     n = len(doc)
