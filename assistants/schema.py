@@ -25,7 +25,9 @@ class _Strict(BaseModel):
 class ModelSettings(_Strict):
     """Which model answers, and how."""
 
-    path: str = Field(DEFAULT_MODEL, description="bundled:NAME, a GGUF file path, or hf:org/repo/file.gguf")
+    path: str = Field(
+        DEFAULT_MODEL, description="bundled:NAME, a GGUF file path, hf:org/repo/file.gguf, or openai:URL[,URL...]"
+    )
     context_window: int = Field(4096, ge=512, le=262144, description="tokens the model sees at once")
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="sampling temperature; 0 = greedy")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass")

@@ -6,10 +6,11 @@ windows per page, exact cosine search, Okapi BM25 (k1 1.5, b 0.75), plain recipr
 (k 60). A question counts as found at rank r when the r-th passage is from its document and
 overlaps its pages (any passage of the document, for documents without pages).
 
-    python bench/retrieval_quality.py --set ../shared/eval/r-manuals-dev.jsonl --set bench/eval/r-data-lang.jsonl \
-        [--docs /usr/share/R/doc/manual] [--json FILE]
+    python bench/retrieval_quality.py --set ../shared/eval/r-manuals-dev.jsonl --set bench/eval/second-dev.jsonl \
+        [--docs FOLDER ...] [--json FILE]
 
-Each set's documents are looked up by name under --docs. Tune on one set, confirm on another.
+Each set's documents are looked up by name in the --docs folders (default: the R manuals of
+r-doc-pdf and the Python tutorial and HOWTOs of python3.11-doc). Tune on one set, confirm on another.
 """
 
 from __future__ import annotations
@@ -103,13 +104,29 @@ class Naive:
         return {"hit@1": h1 / n, "hit@5": h5 / n, "mrr": rr / n, "passages": len(self.rows)}
 
 
-def run_set(path: Path, docs_dir: Path, embedder: SentenceTransformerEmbedder) -> dict[str, object]:
+DOC_DIRS = [
+    "/usr/share/R/doc/manual",  # r-doc-pdf
+    "/usr/share/doc/python3.11/html/tutorial",  # python3.11-doc
+    "/usr/share/doc/python3.11/html/howto",
+]
+
+
+def find_docs(names: list[str], folders: list[Path]) -> list[Path]:
+    """Each document by name in the first folder that has it."""
+    found = {n: next((f / n for f in folders if (f / n).exists()), None) for n in names}
+    missing = [n for n, p in found.items() if p is None]
+    if missing:
+        where = ", ".join(str(f) for f in folders)
+        raise SystemExit(
+            f"documents not found in {where}: {', '.join(missing)} (install r-doc-pdf, python3.11-doc or pass --docs)"
+        )
+    return [p for p in found.values() if p is not None]
+
+
+def run_set(path: Path, folders: list[Path], embedder: SentenceTransformerEmbedder) -> dict[str, object]:
     questions = [q for q in load_questions(path) if not q.unanswerable]
     names = sorted({q.document for q in questions})
-    docs = [docs_dir / n for n in names]
-    missing = [str(d) for d in docs if not d.exists()]
-    if missing:
-        raise SystemExit(f"{path}: documents not found: {', '.join(missing)} (install r-doc-pdf or pass --docs)")
+    docs = find_docs(names, folders)
     with tempfile.TemporaryDirectory() as home:
         store = Store(Path(home), embedder.name, embedder.dim)
         t0 = time.perf_counter()
@@ -138,11 +155,14 @@ def run_set(path: Path, docs_dir: Path, embedder: SentenceTransformerEmbedder) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", action="append", required=True, help="JSONL question set (repeatable)")
-    ap.add_argument("--docs", default="/usr/share/R/doc/manual", help="folder holding the sets' documents")
+    ap.add_argument(
+        "--docs", action="append", help=f"a folder holding the sets' documents (repeatable; default {DOC_DIRS})"
+    )
     ap.add_argument("--json", help="write the figures to this file")
     args = ap.parse_args()
     embedder = SentenceTransformerEmbedder()
-    results = [run_set(Path(s), Path(args.docs), embedder) for s in args.set]
+    folders = [Path(d) for d in args.docs or DOC_DIRS]
+    results = [run_set(Path(s), folders, embedder) for s in args.set]
     for res in results:
         print(f"\n{res['set']} ({res['questions']} questions; {', '.join(res['documents'])})")  # type: ignore[arg-type]
         print(f"  {'':28} {'hit@1':>6} {'hit@5':>6} {'MRR':>6} {'passages':>9}")

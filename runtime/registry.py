@@ -1,7 +1,8 @@
 """Loaded models, shared by every assistant that names the same model and settings, resolved
-through a registry of backends: a backend claims the specs it serves (llama.cpp claims bundled
-models, GGUF paths and `hf:` specs) and loads a `TextGenerator`; another backend (a remote server,
-another runtime) registers itself and slots in without the chat code knowing."""
+through a registry of backends: a backend claims the specs it serves (OpenAI-compatible servers
+claim `openai:` specs, llama.cpp everything else: bundled models, GGUF paths and `hf:` specs) and
+loads a `TextGenerator`; another backend registers itself and slots in without the chat code
+knowing."""
 
 from __future__ import annotations
 
@@ -24,12 +25,19 @@ log = logging.getLogger("archivist.models")
 @dataclass(frozen=True)
 class ModelKey:
     """What makes two loaded models the same one: the backend's name for the model (for llama.cpp
-    the resolved file, so two specs naming one file share it) and the settings."""
+    the resolved file, so two specs naming one file share it; for a remote model its servers and
+    model name) and the settings."""
 
-    path: Path
+    ident: str
     context_window: int
     n_threads: int
     gpu_layers: int
+    backend: str = "llama.cpp"
+
+    @property
+    def label(self) -> str:
+        """How a person reads which model it is: the file's name, or the servers."""
+        return Path(self.ident).name if self.backend == "llama.cpp" else self.ident
 
 
 @dataclass(frozen=True)
@@ -38,21 +46,35 @@ class Backend:
 
     name: str
     claims: Callable[[str], bool]
-    identity: Callable[[str, Path | None], Path]  # spec, models folder -> what names the model
-    load: Callable[[Path, int, int, int], TextGenerator]  # identity, context, threads, GPU layers
+    identity: Callable[[str, Path | None], str]  # spec, models folder -> what names the model
+    load: Callable[[str, int, int, int], TextGenerator]  # identity, context, threads, GPU layers
 
 
-def _load_llama(path: Path, context_window: int, n_threads: int, gpu_layers: int) -> TextGenerator:
+def _load_llama(ident: str, context_window: int, n_threads: int, gpu_layers: int) -> TextGenerator:
     from runtime.llama import LlamaCppGenerator
 
+    path = Path(ident)
     try:
         return LlamaCppGenerator(path, context_window=context_window, n_threads=n_threads, gpu_layers=gpu_layers)
     except ValueError as exc:  # llama-cpp-python raises ValueError on a bad file
         raise ArchivistError(f"model {path} could not be loaded: {exc}") from exc
 
 
-LLAMA = Backend("llama.cpp", lambda spec: True, lambda spec, d: resolve_model(spec, d).resolve(), _load_llama)
-BACKENDS: list[Backend] = [LLAMA]
+def _load_remote(ident: str, context_window: int, n_threads: int, gpu_layers: int) -> TextGenerator:
+    from runtime.remote import RemoteGenerator, parse_remote
+
+    return RemoteGenerator(parse_remote(ident), context_window=context_window)
+
+
+def _remote_identity(spec: str, models_dir: Path | None) -> str:
+    from runtime.remote import parse_remote
+
+    return parse_remote(spec).ident  # a malformed spec fails here, before anything is loaded
+
+
+LLAMA = Backend("llama.cpp", lambda spec: True, lambda spec, d: str(resolve_model(spec, d).resolve()), _load_llama)
+REMOTE = Backend("openai", lambda spec: spec.startswith("openai:"), _remote_identity, _load_remote)
+BACKENDS: list[Backend] = [REMOTE, LLAMA]
 
 
 def register_backend(backend: Backend) -> None:
@@ -79,16 +101,20 @@ class ModelPool:
         """The loaded model for `spec` with these settings, loading it on first use."""
         backend = backend_for(spec)
         key = ModelKey(
-            backend.identity(spec, self.cache_dir), context_window, n_threads or physical_cores(), gpu_layers
+            backend.identity(spec, self.cache_dir),
+            context_window,
+            n_threads or physical_cores(),
+            gpu_layers,
+            backend.name,
         )
         with self._lock:
             model = self._models.get(key)
             if model is None:
                 started = time.perf_counter()
-                model = backend.load(key.path, context_window, key.n_threads, gpu_layers)
+                model = backend.load(key.ident, context_window, key.n_threads, gpu_layers)
                 log.info(
                     "loaded model %s (context %d, %d threads, %d GPU layers) in %.1f s",
-                    key.path.name,
+                    key.label,
                     context_window,
                     key.n_threads,
                     gpu_layers,

@@ -99,6 +99,11 @@ def model_tool_support(spec: str, models_dir: Path | None = None) -> tuple[bool,
     from runtime.hub import hub_path, split_spec
     from runtime.spec import resolve_model
 
+    if spec.startswith("openai:"):
+        return (
+            False,
+            "a model on a remote server is not given tools to call; the tools Archivist runs itself still work",
+        )
     try:
         if spec.startswith("hf:"):  # never downloads: only a file the Models page fetched is read
             path = hub_path(models_dir, *split_spec(spec)) if models_dir else None

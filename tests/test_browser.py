@@ -101,9 +101,10 @@ def test_starter_question_streams_an_answer_with_a_citation(app_url: str) -> Non
         starter.click()
         answer = page.locator('[data-testid="stChatMessage"]').nth(1)
         expect(answer).to_be_visible(timeout=240_000)
-        citation = page.get_by_text("[1] ", exact=False).first
+        # the citation's own line (the quotes' passage headings, "[1] ...", sit in a closed expander)
+        citation = page.locator('[data-testid="stExpander"] summary', has_text="[1] ").first
         expect(citation).to_be_visible(timeout=240_000)
-        expect(page.get_by_text("models.md", exact=False).first).to_be_visible()
+        expect(page.get_by_text("models.md", exact=False).filter(visible=True).first).to_be_visible()
         assert answer.inner_text().strip()
         page.screenshot(path=str(OUTPUT / "chat.png"), full_page=True)
         browser.close()

@@ -114,7 +114,6 @@ def test_another_backend_slots_in_through_the_registry(harbor) -> None:  # type:
     """A backend that claims `echo:` specs: the pool loads it once, and an assistant naming such a
     model answers through it (prompt budget, quotes and citations included), no llama.cpp involved."""
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
     from assistants import parse_assistant
     from runtime.protocol import Message
@@ -138,11 +137,11 @@ def test_another_backend_slots_in_through_the_registry(harbor) -> None:  # type:
         ) -> Iterator[str]:
             yield "The lens is cleaned every Tuesday [1]."
 
-    def load(name: Path, context: int, threads: int, gpu: int) -> Echo:
+    def load(name: str, context: int, threads: int, gpu: int) -> Echo:
         Echo.loads += 1
         return Echo()
 
-    backend = Backend("echo", lambda s: s.startswith("echo:"), lambda s, d: Path(s.removeprefix("echo:")), load)
+    backend = Backend("echo", lambda s: s.startswith("echo:"), lambda s, d: s.removeprefix("echo:"), load)
     register_backend(backend)
     try:
         pool = ModelPool()

@@ -45,7 +45,7 @@ if loaded:
     st.dataframe(
         [
             {
-                "file": k.path.name,
+                "model": k.label,
                 "context window": k.context_window,
                 "threads": k.n_threads,
                 "GPU layers": k.gpu_layers,
