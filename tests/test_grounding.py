@@ -15,7 +15,7 @@ from app.services import Services
 from assistants import parse_assistant
 from ingest.loaders import load_bytes
 from retriever.grounding import check, facts, strip_citations
-from retriever.quotes import find_quotes, passage_sentences
+from retriever.quotes import QuoteSettings, find_quotes, passage_sentences
 from retriever.search import Hit
 from retriever.sentences import collapse, split_sentences
 from runtime.protocol import GenerationParams, GenerationStats, Message
@@ -147,6 +147,24 @@ def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it(real_embedder
     ps = passage_sentences(None, real_embedder, [hit(1, text)])
     quotes = find_quotes("How do I get out of a repeat loop?", ps, real_embedder)
     assert quotes[0].text == text
+
+
+def test_a_sentence_that_refers_back_to_a_quote_comes_with_it(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    """The answer often follows the sentence that matches the question ("To read such files ...")."""
+    setup = (
+        "It is quite common for a file exported from a spreadsheet to have all trailing empty fields "
+        "(and their separators) omitted."
+    )
+    text = (
+        "Exported rows from a spreadsheet may quote their fields. Empty fields in the middle of a row read as NA. "
+        f"{setup} To read such files set fill = TRUE. Files compressed with gzip are read directly."
+    )
+    ps = passage_sentences(None, real_embedder, [hit(1, text)])
+    question = "My spreadsheet export drops the empty fields at the end of rows. How do I read it?"
+    quotes = find_quotes(question, ps, real_embedder)
+    assert f"{setup} To read such files set fill = TRUE." in quotes[0].text
+    alone = find_quotes(question, ps, real_embedder, settings=QuoteSettings(follow_on=False))
+    assert setup in alone[0].text and not any("fill = TRUE" in q.text for q in alone)  # what the rule adds
 
 
 # --- through a real store, the chat service and the CLI -------------------------------------------
