@@ -81,8 +81,8 @@ def model_fields(d: dict[str, Any], svc: Any) -> dict[str, Any]:
         "" if spec != OTHER else current,
         key="f-model-typed",
         disabled=spec != OTHER,
-        placeholder="/path/to/model.gguf or hf:org/repo/file.gguf",
-        help="With 'Another model': a GGUF file's path, bundled:NAME, or hf:org/repo/file.gguf.",
+        placeholder="/path/to/model.gguf, hf:org/repo/file.gguf or openai:http://host:8080/v1",
+        help="With 'Another model': a GGUF file's path, bundled:NAME, hf:org/repo/file.gguf, or openai:URL[,URL...] for OpenAI-compatible servers (see docs/models.md).",
     )
     path = typed.strip() if spec == OTHER else spec
     c1, c2 = st.columns(2)
