@@ -249,7 +249,9 @@ def test_an_ingest_goes_on_when_you_leave_the_page_and_reload(app_url: str, home
         expect(picker).to_be_visible(timeout=60_000)
         picker.click()
         page.get_by_role("option", name="logs", exact=True).click()
-        expect(page.get_by_text("Documents in logs")).to_be_visible(timeout=120_000)
+        # the documents section: its picker names the stored file (its "Documents in logs" heading was once
+        # missing from the page in CI while the table below it was drawn; the picker is what a user acts on)
+        expect(page.get_by_role("combobox", name="Document")).to_have_value("logbook.pdf", timeout=120_000)
         expect(page.get_by_text("logbook.pdf: added", exact=False).first).to_be_visible(timeout=60_000)
         page.wait_for_timeout(2000)  # the table is drawn on a canvas: let the rerun finish before the picture
         page.screenshot(path=str(OUTPUT / "knowledge-after-reload.png"), full_page=True)
@@ -344,8 +346,11 @@ def test_stop_ends_the_answer_within_a_second_and_keeps_it(harbor, app_url: str)
         browser.close()
     conv = svc.conversations.all("long-bot")[0]
     stored = svc.conversations.messages(conv.id)[-1]
-    said = " ".join(stored.text.split())[:40]  # the page shows line breaks inside a paragraph as spaces
-    assert stored.details["stopped"] is True and said and said in " ".join(kept.split())
+    # the page shows line breaks inside a paragraph as spaces, and may mark a sentence the documents
+    # do not support with a warning sign inside it
+    said = " ".join(stored.text.split())[:40]
+    shown = " ".join(kept.replace("\u26a0\ufe0f", " ").replace("\u26a0", " ").split())
+    assert stored.details["stopped"] is True and said and said in shown
     assert stored.completion_tokens < 1500, stored.completion_tokens  # it did not run on to the end
     print(f"Stop click to the stopped answer on screen: {shown_after:.2f} s; {len(kept) - written} characters after it")
 
