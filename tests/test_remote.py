@@ -4,7 +4,6 @@ tested against llama.cpp's own server (`llama_cpp.server`) serving the bundled G
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,7 @@ from runtime.errors import ArchivistError
 from runtime.protocol import GenerationParams, GenerationStats
 from runtime.remote import RemoteGenerator, parse_remote
 from runtime.spec import resolve_model
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.test_api import _free_port
 
 
 class LlamaServer:
