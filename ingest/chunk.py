@@ -19,6 +19,7 @@ MAX_WORD_CHARS = 64
 MAX_CHARS_PER_TOKEN = 12  # real text averages 4-6; more means words the tokenizer collapsed
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.M)
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 
@@ -51,7 +52,7 @@ def chunk_document(
     heading_stack: list[tuple[int, str]] = []
     chunks: list[ChunkDraft] = []
     for page in doc.pages:
-        units = _units(page.text, doc.format in ("markdown", "html", "docx"), heading_stack)
+        units = _units(page.text, doc.format, heading_stack)
         units = _split_long(page.text, units, count, limit)
         for start, end, heading, estimate in _pack(units, limit, settings.overlap_tokens):
             text = page.text[start:end]
@@ -78,12 +79,45 @@ def chunk_document(
     return [c for c in out if c.text.strip()]
 
 
-def _units(text: str, markdown: bool, stack: list[tuple[int, str]]) -> list[_Unit]:
+def _headings(text: str, fmt: str) -> list[re.Match[str]]:
+    """The heading lines of a Markdown, HTML or DOCX text; none for other formats.
+
+    A `#` line inside fenced code is a comment, not a heading. HTML and DOCX text is written by the
+    loaders with a blank line around each heading, while the code of a <pre> block runs line after
+    line: "# create logger" followed by code is a comment (it used to start a section, cut chunks
+    apart and name sections after comments in the Python HOWTOs)."""
+    if fmt not in ("markdown", "html", "docx"):
+        return []
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    out = []
+    for m in _HEADING.finditer(text):
+        if sum(f < m.start() for f in fences) % 2:
+            continue  # inside a fenced code block
+        if fmt != "markdown" and not (_blank_before(text, m.start()) and _blank_after(text, m.start())):
+            continue
+        out.append(m)
+    return out
+
+
+def _blank_before(text: str, at: int) -> bool:
+    """The line starting at `at` opens the text or follows a blank line."""
+    before = text[max(0, at - 64) : at]
+    return (at <= 64 and not before.strip()) or bool(re.search(r"\n[ \t]*\n[ \t]*$", before))
+
+
+def _blank_after(text: str, at: int) -> bool:
+    """The line starting at `at` ends the text or a blank line follows it."""
+    end = text.find("\n", at)
+    after = text[end : end + 64] if end >= 0 else ""
+    return end < 0 or (end + 64 >= len(text) and not after.strip()) or bool(re.match(r"\n[ \t]*\n", after))
+
+
+def _units(text: str, fmt: str, stack: list[tuple[int, str]]) -> list[_Unit]:
     """Sentences with their offsets, each tagged with the heading path in force."""
     sections: list[tuple[int, int, str, bool]] = []
-    if markdown:
+    if fmt in ("markdown", "html", "docx"):
         pos = 0
-        for m in _HEADING.finditer(text):
+        for m in _headings(text, fmt):
             if m.start() > pos:
                 sections.append((pos, m.start(), _path(stack), pos > 0))
             level = len(m.group(1))

@@ -76,6 +76,25 @@ def test_markdown_headings_start_chunks_and_are_recorded() -> None:
     assert "Run make." not in by_heading["Guide > Use"]
 
 
+def test_comment_lines_in_code_are_not_headings() -> None:
+    """`# create logger` in a <pre> block or a fenced Markdown block is a code comment: it neither
+    names a section nor cuts the code from the sentence that introduces it."""
+    emb = FakeEmbedder()
+    html = (
+        b"<html><body><h1>Logging HOWTO</h1><p>Configure a logger in code:</p>"
+        b'<pre>import logging\n\n# create logger\nlogger = logging.getLogger("simple")\n</pre>'
+        b"<h2>Handlers</h2><p>Handlers send records.</p></body></html>"
+    )
+    md = "# Guide\n\nConfigure a logger in code:\n\n```python\n# create logger\n\nlogger = make()\n```\n\n## Handlers\n\nThey send records.\n"
+    for doc in (load_bytes(html, "logging.html"), load_bytes(md.encode(), "guide.md")):
+        chunks = chunk_document(doc, emb.count_tokens, emb.max_tokens)
+        headings = {c.heading for c in chunks}
+        assert not any("create logger" in h for h in headings), (doc.name, headings)
+        code = next(c for c in chunks if "create logger" in c.text)
+        assert "Configure a logger in code:" in code.text and code.heading in ("Logging HOWTO", "Guide")
+        assert any(c.heading.endswith("Handlers") and "send records" in c.text for c in chunks)
+
+
 def test_a_line_longer_than_the_limit_is_cut_not_truncated() -> None:
     emb = FakeEmbedder()
     text = "word " * 2000
