@@ -159,7 +159,14 @@ def _hit(c: StoredChunk, score: float, qv: Any) -> Hit:
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
-    """Collapse overlapping chunks of the same page: keep the better-ranked one."""
+    """Collapse overlapping chunks of the same page (keep the better-ranked one), then list one
+    passage per PDF page first and a page's further passages after every page's first.
+
+    A citation names a page: five passages from three pages cite three places. Measured with hybrid
+    search (MRR): R-intro + R-FAQ 0.885 -> 0.893 in a workspace ingested earlier, 0.910 -> 0.910
+    freshly ingested by bench/retrieval_quality.py; bench/eval/second-dev.jsonl 0.862 -> 0.866
+    (two per page: 0.885, 0.864); hit@5 unchanged on both. Passages without pages (HTML, Markdown)
+    are left in order: there the whole file is one "page"."""
     kept: list[Hit] = []
     for h in hits:
         if any(
@@ -172,4 +179,14 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
         ):
             continue
         kept.append(h)
-    return kept
+    seen: set[tuple[str, str, int]] = set()
+    first: list[Hit] = []
+    later: list[Hit] = []
+    for h in kept:
+        if h.page is None:
+            first.append(h)
+            continue
+        key = (h.collection, h.document, h.page)
+        (later if key in seen else first).append(h)
+        seen.add(key)
+    return first + later

@@ -60,6 +60,20 @@ def test_overlapping_chunks_of_a_page_are_collapsed(home: Path, tmp_path: Path, 
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
 
 
+def test_each_page_is_cited_once_before_any_page_twice(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    """Page 1 has many passages about otters, page 2 one: the second hit is page 2's, not page 1's again."""
+    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    page1 = " ".join(f"Otters hold hands while sleeping, note {i}, in the kelp beds of the bay." for i in range(30))
+    page2 = "Otters sleeping in zoos hold hands less often. " + "Keepers feed seals at noon. " * 5
+    pdf = make_pdf(tmp_path / "otters.pdf", [page1, page2, "Seals bask on the rocks at low tide."])
+    ingest_paths([pdf], "c", s, fake_embedder, chunking=ChunkSettings(40, 0))
+    per_page = {p: sum(h.page == p for h in search(s, fake_embedder, ["c"], "otters sleeping hold hands", 50)) for p in (1, 2)}
+    assert per_page[1] >= 3 and per_page[2] >= 1  # page 1 alone has more matching passages than k
+    hits = search(s, fake_embedder, ["c"], "otters sleeping hold hands", 5, mode="hybrid")
+    # every page's best passage first, in rank order; a page's further passages after them
+    assert [h.page for h in hits] == [1, 2, 3, 1, 1], [(h.page, h.text[:40]) for h in hits]
+
+
 HARBOR_QUESTIONS = [  # (question, the page of the harbor guide that answers it)
     ("How often is the lens cleaned?", 2),
     ("What voltage does the lamp use?", 2),
