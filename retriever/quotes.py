@@ -24,7 +24,7 @@ from ingest.injection import injection_kind
 from ingest.store import Store
 from retriever.keyword import STOPWORDS
 from retriever.rerank import Reranker
-from retriever.search import Hit
+from retriever.search import LEADER, Hit
 from retriever.sentences import split_sentences
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
@@ -157,10 +157,9 @@ def _quotable(text: str) -> bool:
     t = text.rstrip()
     if len(_words(t)) < MIN_QUOTE_WORDS or t.endswith("?") or injection_kind(t):
         return False
-    return not _LEADER.search(t)
+    return not LEADER.search(t)
 
 
-_LEADER = re.compile(r"(?:\.\s?){4,}")  # ". . . ." or "....." leaders of contents pages
 _CONNECTIVE = re.compile(
     r"^(?:this|these|that|those|it|its|they|their|such|he|she|here|there|however|thus|hence|therefore|"
     r"but|also|so|then|otherwise|instead|similarly)\b",

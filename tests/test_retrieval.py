@@ -67,11 +67,30 @@ def test_each_page_is_cited_once_before_any_page_twice(home: Path, tmp_path: Pat
     page2 = "Otters sleeping in zoos hold hands less often. " + "Keepers feed seals at noon. " * 5
     pdf = make_pdf(tmp_path / "otters.pdf", [page1, page2, "Seals bask on the rocks at low tide."])
     ingest_paths([pdf], "c", s, fake_embedder, chunking=ChunkSettings(40, 0))
-    per_page = {p: sum(h.page == p for h in search(s, fake_embedder, ["c"], "otters sleeping hold hands", 50)) for p in (1, 2)}
+    per_page = {
+        p: sum(h.page == p for h in search(s, fake_embedder, ["c"], "otters sleeping hold hands", 50)) for p in (1, 2)
+    }
     assert per_page[1] >= 3 and per_page[2] >= 1  # page 1 alone has more matching passages than k
     hits = search(s, fake_embedder, ["c"], "otters sleeping hold hands", 5, mode="hybrid")
     # every page's best passage first, in rank order; a page's further passages after them
     assert [h.page for h in hits] == [1, 2, 3, 1, 1], [(h.page, h.text[:40]) for h in hits]
+
+
+def test_a_contents_page_comes_after_the_pages_it_points_to(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    contents = (
+        "Contents\n1 Otters and their habits . . . . . . . . 2\n1.1 Otters sleeping in kelp . . . . . . 2\n"
+        "1.2 Otters hold hands . . . . . . . . 2\n2 Seals . . . . . . . . . . 3"
+    )
+    answer = "Sea otters wrap themselves in kelp and hold paws so they do not drift apart."
+    pdf = make_pdf(tmp_path / "guide.pdf", [contents, answer, "Seals bask on the rocks at low tide."])
+    ingest_paths([pdf], "c", s, fake_embedder)
+    for mode in ("keyword", "hybrid"):
+        hits = search(s, fake_embedder, ["c"], "otters sleeping kelp hold hands", 3, mode=mode)
+        pages = [h.page for h in hits]
+        assert 1 in pages and pages.index(2) < pages.index(1), (mode, pages)  # found, but listed after
 
 
 HARBOR_QUESTIONS = [  # (question, the page of the harbor guide that answers it)
