@@ -8,6 +8,7 @@ chunk never crosses a page, so its citation is exact; its text is a slice of the
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def _headings(text: str, fmt: str) -> list[re.Match[str]]:
     fences = [m.start() for m in _FENCE.finditer(text)]
     out = []
     for m in _HEADING.finditer(text):
-        if sum(f < m.start() for f in fences) % 2:
+        if bisect.bisect_left(fences, m.start()) % 2:
             continue  # inside a fenced code block
         if fmt != "markdown" and not (_blank_before(text, m.start()) and _blank_after(text, m.start())):
             continue
@@ -115,19 +116,16 @@ def _blank_after(text: str, at: int) -> bool:
 def _units(text: str, fmt: str, stack: list[tuple[int, str]]) -> list[_Unit]:
     """Sentences with their offsets, each tagged with the heading path in force."""
     sections: list[tuple[int, int, str, bool]] = []
-    if fmt in ("markdown", "html", "docx"):
-        pos = 0
-        for m in _headings(text, fmt):
-            if m.start() > pos:
-                sections.append((pos, m.start(), _path(stack), pos > 0))
-            level = len(m.group(1))
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, m.group(2)))
-            pos = m.start()
-        sections.append((pos, len(text), _path(stack), pos > 0))
-    else:
-        sections.append((0, len(text), _path(stack), False))
+    pos = 0
+    for m in _headings(text, fmt):
+        if m.start() > pos:
+            sections.append((pos, m.start(), _path(stack), pos > 0))
+        level = len(m.group(1))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, m.group(2)))
+        pos = m.start()
+    sections.append((pos, len(text), _path(stack), pos > 0))
     units: list[_Unit] = []
     for s_start, s_end, heading, brk in sections:
         first = True

@@ -24,8 +24,8 @@ from ingest.injection import injection_kind
 from ingest.store import Store
 from retriever.keyword import STOPWORDS
 from retriever.rerank import Reranker
-from retriever.search import LEADER, Hit
-from retriever.sentences import split_sentences
+from retriever.search import Hit
+from retriever.sentences import LEADER, split_sentences
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
 MIN_QUOTE_WORDS = 3  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
@@ -254,12 +254,13 @@ def find_quotes(
         ):
             chosen[c.previous] = float(score[j])
         after = i + 1
+        pair = s.pair_best and len(chosen) == 1  # the best sentence, alone so far
         if (
-            (s.follow_on or (s.pair_best and len(chosen) == 1))
+            (s.follow_on or pair)
             and after < len(ps.sentences)
             and ps.sentences[after].previous == i
             and after not in chosen
-            and _joins(ps.sentences[after].text, pair=s.pair_best and len(chosen) == 1)
+            and _joins(ps.sentences[after].text, pair)
             and len(chosen) < s.max_sentences
         ):
             chosen[after] = float(score[j])
@@ -286,9 +287,9 @@ def _refers_back(text: str) -> bool:
 def _joins(text: str, pair: bool) -> bool:
     """May this sentence join the chosen one before it? Never an instruction addressed to a model;
     as the best sentence's pair, any quotable sentence; otherwise one that refers back."""
-    if injection_kind(text):
-        return False
-    return _quotable(text) if pair and not _refers_back(text) else _refers_back(text)
+    if _refers_back(text):
+        return not injection_kind(text)
+    return pair and _quotable(text)  # _quotable refuses instructions too
 
 
 def _quote(ps: PassageSentences, group: list[int], score: float) -> Quote:

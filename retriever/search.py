@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import weakref
@@ -19,6 +18,7 @@ from ingest.store import Store, StoredChunk
 from retriever.filters import SearchFilter
 from retriever.keyword import SqliteKeywordIndex
 from retriever.rerank import Reranker
+from retriever.sentences import LEADER
 
 log = logging.getLogger("archivist.search")
 SLOW_SEARCH_S = 1.0  # a search slower than this is logged
@@ -97,7 +97,7 @@ def search(
         dense = _dense(store, collections, qv, n, where)
         ranked = rrf([dense, keyword.result()], [fusion.dense_weight, fusion.keyword_weight], fusion.rrf_k)
     rows = store.chunks([cid for cid, _ in ranked])  # ready chunks only
-    hits = _dedupe([_hit(rows[cid], score, qv[0]) for cid, score in ranked if cid in rows])
+    hits = _citation_order(_dedupe([_hit(rows[cid], score, qv[0]) for cid, score in ranked if cid in rows]))
     if reranker is not None and hits:
         pool = hits[: max(k * 3, 20)]
         scores = reranker.score(query, [h.text for h in pool])
@@ -163,9 +163,6 @@ def _hit(c: StoredChunk, score: float, qv: Any) -> Hit:
     return Hit(c.id, c.document, c.collection, c.page, c.page_end, c.heading, c.text, score, c.start, c.end, sim)
 
 
-LEADER = re.compile(r"(?:\.\s?){4,}")  # ". . . ." or "....." leaders of contents and index pages
-
-
 def is_contents(text: str) -> bool:
     """A passage of a table of contents or an index ("1.12 S4 objects . . . . . 19"): it names every
     topic and answers none. Listed after the other passages, measured with hybrid search (hit@5 /
@@ -175,15 +172,7 @@ def is_contents(text: str) -> bool:
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
-    """Collapse overlapping chunks of the same page (keep the better-ranked one), list one
-    passage per PDF page first and a page's further passages after every page's first.
-
-    A citation names a page: five passages from three pages cite three places. Measured with hybrid
-    search (MRR): R-intro + R-FAQ 0.885 -> 0.893 in a workspace ingested earlier, 0.910 -> 0.910
-    freshly ingested by bench/retrieval_quality.py; bench/eval/second-dev.jsonl 0.862 -> 0.866
-    (two per page: 0.885, 0.864); hit@5 unchanged on both. Passages without pages (HTML, Markdown)
-    are left in order: there the whole file is one "page". Contents and index passages
-    (`is_contents`) come last."""
+    """Collapse overlapping chunks of the same page: keep the better-ranked one."""
     kept: list[Hit] = []
     for h in hits:
         if any(
@@ -196,15 +185,30 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
         ):
             continue
         kept.append(h)
+    return kept
+
+
+def _citation_order(hits: list[Hit]) -> list[Hit]:
+    """One passage per PDF page first and a page's further passages after every page's first;
+    contents and index passages (`is_contents`) last.
+
+    A citation names a page: five passages from three pages cite three places. Measured with hybrid
+    search (MRR): R-intro + R-FAQ 0.885 -> 0.893 in a workspace ingested earlier, 0.910 -> 0.910
+    freshly ingested by bench/retrieval_quality.py; bench/eval/second-dev.jsonl 0.862 -> 0.866
+    (two per page: 0.885, 0.864); hit@5 unchanged on both. Passages without pages (HTML, Markdown)
+    are left in order: there the whole file is one "page"."""
     seen: set[tuple[str, str, int]] = set()
     first: list[Hit] = []
     later: list[Hit] = []
-    for h in kept:
+    for h in hits:
         if h.page is None:
             first.append(h)
             continue
         key = (h.collection, h.document, h.page)
         (later if key in seen else first).append(h)
         seen.add(key)
-    ordered = first + later
-    return [h for h in ordered if not is_contents(h.text)] + [h for h in ordered if is_contents(h.text)]
+    answers: list[Hit] = []
+    contents: list[Hit] = []
+    for h in first + later:
+        (contents if is_contents(h.text) else answers).append(h)
+    return answers + contents

@@ -21,6 +21,7 @@ _ABBREVIATIONS = frozenset(
 _END = re.compile(r"[.!?][\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z0-9])")
 _BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*•◦▪]|\d{1,3}[.)])[ \t])")
 MAX_SENTENCE_CHARS = 600  # longer runs (tables, code) are cut at line ends
+LEADER = re.compile(r"(?:\.\s?){4,}")  # ". . . ." or "....." leaders of contents and index pages
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
