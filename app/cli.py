@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archivist", description="Private assistants that answer from your documents.")
     p.add_argument("--home", help="workspace folder (default: $ARCHIVIST_HOME or ~/.archivist)")
     p.add_argument(
+        "--database-url",
+        help="PostgreSQL server (with pgvector) that holds the documents, vectors and full text, "
+        "e.g. postgresql+psycopg://user:password@host/archivist (default: $ARCHIVIST_DATABASE_URL, "
+        "else the SQLite file in the workspace); needs `pip install archivist[server]`",
+    )
+    p.add_argument(
         "--verbose", "-v", action="store_true", help="log what happens (model loads, requests) to stderr too"
     )
     sub = p.add_subparsers(metavar="COMMAND")

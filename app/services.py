@@ -80,7 +80,7 @@ class Services:
         # so commands that don't embed (keys, documents, delete) start without loading the model.
         ident = None if self._embedder is not None else embedder_identity(self.embedder_spec)
         name, dim = ident if ident else (self.embedder.name, self.embedder.dim)
-        return Store(self.home, name, dim)
+        return Store(self.home, name, dim, self.settings.database_url)
 
     @property
     def models(self) -> ModelPool:

@@ -4,6 +4,7 @@ the CLI's flags map onto it; docs/settings.md lists them all in one table."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +21,7 @@ ENV: dict[str, str] = {
     "max_file_mb": "ARCHIVIST_MAX_FILE_MB",
     "parse_timeout_s": "ARCHIVIST_PARSE_TIMEOUT_S",
     "log_level": "ARCHIVIST_LOG_LEVEL",
+    "database_url": "ARCHIVIST_DATABASE_URL",
 }
 
 
@@ -33,6 +35,12 @@ class Settings(BaseModel):
     max_file_mb: float = Field(200.0, gt=0, le=10_000, description="largest file ingested, every way in")
     parse_timeout_s: float = Field(600.0, gt=0, le=86_400, description="seconds one file may take to parse")
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR)$", description="log file level")
+    database_url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?(\+psycopg)?://",
+        description="a PostgreSQL server (with pgvector) holding the catalog, vectors and full text, "
+        "e.g. postgresql+psycopg://user:password@host:5432/archivist (default: the SQLite file in the workspace)",
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -46,10 +54,16 @@ class Settings(BaseModel):
             problems = []
             for e in exc.errors():
                 field = str(e["loc"][0]) if e["loc"] else "?"
-                problems.append(f"{field} ({ENV.get(field, 'flag')}={values.get(field)!r}): {e['msg']}")
+                shown = _without_password(str(values.get(field)))
+                problems.append(f"{field} ({ENV.get(field, 'flag')}={shown!r}): {e['msg']}")
             raise ArchivistError("bad setting: " + "; ".join(problems)) from None
         return settings.model_copy(update={"home": Path(settings.home).expanduser().resolve()})
 
     def ingest_limits(self) -> IngestLimits:
         """The limits every way in (CLI, API, app) applies to a file."""
         return IngestLimits(max_file_bytes=int(self.max_file_mb * 2**20), parse_timeout_s=self.parse_timeout_s)
+
+
+def _without_password(value: str) -> str:
+    """A setting as an error may show it: a URL's password starred out."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)

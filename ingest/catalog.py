@@ -8,7 +8,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
+    Dialect,
     Engine,
     ForeignKey,
     Integer,
@@ -18,12 +20,44 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def is_server_url(url: str | None) -> bool:
+    """Whether a database URL names a PostgreSQL server (the shared backend) rather than a file."""
+    return bool(url) and str(url).startswith(("postgresql", "postgres://"))
+
+
+class Embedding(TypeDecorator[bytes]):
+    """A chunk's vector: float32 bytes in SQLite, a pgvector `vector` in PostgreSQL (searched there);
+    Python code sees float32 bytes on both."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import Vector
+
+            return dialect.type_descriptor(Vector())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql" and value is not None:
+            return np.frombuffer(value, dtype=np.float32)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        if dialect.name == "postgresql" and value is not None:
+            return np.asarray(value, dtype=np.float32).tobytes()
+        return value  # type: ignore[no-any-return]
 
 
 class Base(DeclarativeBase):
@@ -85,12 +119,15 @@ class Chunk(Base):
     end: Mapped[int] = mapped_column(Integer)
     n_tokens: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedding: Mapped[bytes] = mapped_column(Embedding)
     document: Mapped[Document] = relationship(back_populates="chunks")
 
 
-def make_engine(path: Path) -> Engine:
-    """A SQLite engine in WAL mode with foreign keys enforced; tables created if missing."""
+def make_engine(path: Path, url: str | None = None) -> Engine:
+    """The catalog's engine, tables created if missing: the SQLite file at `path` (WAL mode, foreign
+    keys enforced), or the PostgreSQL server `url` names (pgvector and full text set up there)."""
+    if is_server_url(url):
+        return _server_engine(str(url))
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -117,4 +154,31 @@ _FTS_DDL = [
     "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
     "CREATE TRIGGER IF NOT EXISTS chunks_fts_ad AFTER DELETE ON chunks BEGIN "
     "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+]
+
+
+def _server_engine(url: str) -> Engine:
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    with engine.begin() as conn:
+        # processes starting together on one database set it up one at a time
+        conn.execute(text("SELECT pg_advisory_xact_lock(4242017)"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(4242017)"))
+        for ddl in _PG_DDL:
+            conn.execute(text(ddl))
+    return engine
+
+
+# PostgreSQL's full text: a generated tsvector column (English stemming, as FTS5's porter) under a
+# GIN index, so it can never drift from the chunks' text.
+_PG_DDL = [
+    "ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv tsvector "
+    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
+    "CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv)",
 ]

@@ -113,6 +113,59 @@ class SqliteKeywordIndex:
             return [(int(r[0]), float(r[1])) for r in rows]
 
 
+class PgKeywordIndex:
+    """Full-text search on the PostgreSQL backend: the chunks' generated `tsv` column (English
+    stemming) under a GIN index, ranked by `ts_rank_cd` with length normalization. The query ORs the
+    question's content words, as the SQLite index does."""
+
+    def __init__(self, engine: Engine, normalization: int = 1) -> None:
+        self.engine, self.normalization = engine, normalization
+
+    @staticmethod
+    def _tsquery(words: Sequence[str]) -> str:
+        # each word as a quoted lexeme: nothing of the user's text is read as tsquery syntax
+        return " | ".join("'" + w.replace("'", "").replace("\\", "") + "'" for w in words if w.strip("'\\"))
+
+    def present(self, collections: Sequence[str], words: Sequence[str]) -> set[str]:
+        """The words (stemmed as the index stems them) that some ready chunk of `collections` contains."""
+        if not collections or not words:
+            return set()
+        sql = text(
+            "SELECT 1 FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
+            "ON col.id = d.collection_id WHERE c.tsv @@ to_tsquery('english', :q) AND d.status = 'ready' "
+            "AND col.name = ANY(:cols) LIMIT 1"
+        )
+        out = set()
+        with self.engine.connect() as conn:
+            for w in words:
+                q = self._tsquery([w])
+                if q and conn.execute(sql, {"q": q, "cols": list(collections)}).first():
+                    out.add(w)
+        return out
+
+    def search(
+        self, collections: Sequence[str], query: str, k: int, where: SearchFilter | None = None
+    ) -> list[tuple[int, float]]:
+        match = self._tsquery(content_words(query))
+        if not collections or not match:
+            return []
+        params: dict[str, object] = {"q": match, "k": k, "cols": list(collections)}
+        extra = where.sql(params) if where else ""
+        sql = text(
+            f"SELECT c.id, ts_rank_cd(c.tsv, q, {int(self.normalization)}) AS score "
+            "FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col ON col.id = d.collection_id, "
+            "to_tsquery('english', :q) q "
+            f"WHERE c.tsv @@ q AND d.status = 'ready' AND col.name = ANY(:cols){extra} ORDER BY score DESC, c.id LIMIT :k"
+        )
+        with self.engine.connect() as conn:
+            return [(int(r[0]), float(r[1])) for r in conn.execute(sql, params)]
+
+
+def keyword_index(engine: Engine) -> SqliteKeywordIndex | PgKeywordIndex:
+    """The full-text index of the catalog's backend."""
+    return PgKeywordIndex(engine) if engine.dialect.name == "postgresql" else SqliteKeywordIndex(engine)
+
+
 _RANKED = (
     "SELECT rowid AS id, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH :q ORDER BY bm25(chunks_fts)"
 )

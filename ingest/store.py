@@ -9,15 +9,18 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest.catalog import Chunk, Collection, Document, DocumentStatus, make_engine
+from ingest.catalog import Chunk, Collection, Document, DocumentStatus, is_server_url, make_engine
 from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError, IngestError
 from ingest.journal import Journal
+from ingest.pg_vectors import PgVectorIndex, ensure_hnsw
 from ingest.records import COLLECTION_NAME, DocumentInfo, StoredChunk, _info, check_collection_name
 from ingest.store_reads import StoreReads
 from ingest.types import ChunkDraft
@@ -29,12 +32,20 @@ FLUSH_S = 2.0  # documents added within this long share one index write (and bec
 
 
 class Store(StoreReads, Journal):
-    """Collections, documents and chunks of one workspace."""
+    """Collections, documents and chunks of one workspace.
 
-    def __init__(self, home: Path, embedder: str, dim: int) -> None:
+    Two backends: the SQLite file in the workspace with a FAISS index per collection (the default,
+    one writer per workspace), or a PostgreSQL server (`url`) that holds the vectors (pgvector) and
+    the full text itself, where a document is stored and made searchable in one transaction, so any
+    number of processes on any number of machines write at once."""
+
+    def __init__(self, home: Path, embedder: str, dim: int, url: str | None = None) -> None:
         self.home = home
         self.embedder, self.dim = embedder, dim
-        self.engine = make_engine(home / "archivist.db")
+        self.server = is_server_url(url)
+        self.engine = make_engine(home / "archivist.db", url)
+        if self.server:
+            ensure_hnsw(self.engine, dim)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._indexes: dict[str, VectorIndex] = {}
         self._lock = threading.RLock()
@@ -153,6 +164,8 @@ class Store(StoreReads, Journal):
         """Documents left 'indexing' by a killed writer become 'failed' (retryable), their chunks dropped;
         files a stopped writer had noted in its journal are recorded as failed."""
         self._recover_journal()
+        if self.server:
+            return  # a document is stored in one transaction there: none is left half-written
         with self.sessions.begin() as s:
             stale = s.scalars(select(Document.id).where(Document.status == DocumentStatus.INDEXING)).all()
             if stale:
@@ -184,6 +197,9 @@ class Store(StoreReads, Journal):
         """
         if len(chunks) != len(vectors):
             raise IngestError(f"{name}: {len(chunks)} chunks but {len(vectors)} vectors")
+        if self.server:
+            fields = dict(name=name, sha256=sha256, fmt=fmt, size=size, pages=pages, warnings=warnings)
+            return self._add_on_server(collection, fields, chunks, vectors)
         if {(collection, name), (collection, sha256)} & self._pending_keys:
             self.flush()  # the same name or content again within one flush: settle the first one
         with self.sessions.begin() as s:
@@ -232,6 +248,47 @@ class Store(StoreReads, Journal):
         if time.monotonic() - self._last_flush >= FLUSH_S:
             self.flush()
         return doc_id, [name for _ in old_ids]
+
+    def _add_on_server(
+        self, collection: str, doc: dict[str, Any], chunks: Sequence[ChunkDraft], vectors: Vectors
+    ) -> tuple[int, list[str]]:
+        """PostgreSQL: the document, its chunks and vectors, and the end of the versions it replaces,
+        in one transaction; writers of the same name wait for each other (an advisory lock)."""
+        for attempt in range(3):
+            try:
+                with self.sessions.begin() as s:
+                    s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{collection}/{doc['name']}"})
+                    col = self._collection(s, collection, create=True)
+                    assert col is not None
+                    mine = (Document.sha256 == doc["sha256"]) | (Document.name == doc["name"])
+                    found = s.execute(
+                        select(Document.id, Document.sha256).where(Document.collection_id == col.id, mine)
+                    )
+                    old, replaced = [], []
+                    for doc_id, sha in found:
+                        old.append(doc_id)
+                        if sha != doc["sha256"]:
+                            replaced.append(doc["name"])
+                    s.execute(delete(Document).where(Document.id.in_(old)))
+                    row = Document(
+                        collection_id=col.id,
+                        name=doc["name"],
+                        sha256=doc["sha256"],
+                        format=doc["fmt"],
+                        size=doc["size"],
+                        pages=doc["pages"],
+                        n_chunks=len(chunks),
+                        status=DocumentStatus.READY,
+                        warnings_json=json.dumps(list(doc["warnings"])),
+                    )
+                    s.add(row)
+                    s.flush()
+                    s.add_all(_chunk_rows(row.id, chunks, vectors))
+                    return row.id, replaced
+            except IntegrityError:
+                if attempt == 2:
+                    raise  # another writer created the collection at the same moment: try again
+        raise AssertionError("unreachable")
 
     def flush(self) -> None:
         """Write the indexes that changed, then mark their new documents ready and drop the versions
@@ -301,6 +358,9 @@ class Store(StoreReads, Journal):
             docs = list(s.scalars(select(Document.id).where(Document.collection_id == col.id, Document.name == name)))
             if not docs:
                 raise IngestError(f"no document named {name!r} in collection {collection!r}")
+            if self.server:
+                s.execute(delete(Document).where(Document.id.in_(docs)))
+                return len(docs)
             chunk_ids = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs))))
             index = self._live_index(collection)
             removed = index.remove(chunk_ids)
@@ -311,14 +371,22 @@ class Store(StoreReads, Journal):
         return len(docs)
 
     # ---- indexes -------------------------------------------------------------------
-    def _live_index(self, collection: str) -> VectorIndex:
+    def _live_index(self, collection: str) -> VectorIndex:  # the SQLite backend's
         """With changes not yet written, the index held here is the truth (never reloaded over them)."""
         with self._lock:
-            return self._indexes[collection] if collection in self._pending else self.index(collection)
+            return self._indexes[collection] if collection in self._pending else self._faiss(collection)
 
-    def index(self, collection: str) -> VectorIndex:
-        """The collection's FAISS index, checked against the catalog (rebuilt when they disagree)."""
+    def index(self, collection: str) -> VectorIndex | PgVectorIndex:
+        """The collection's vector index: FAISS, checked against the catalog (rebuilt when they
+        disagree), or on the PostgreSQL backend the server's own."""
         check_collection_name(collection)
+        if self.server:
+            with self.sessions() as s:
+                self._collection(s, collection)  # refuses another embedder's collection
+            return PgVectorIndex(self.engine, collection, self.dim)
+        return self._faiss(collection)
+
+    def _faiss(self, collection: str) -> VectorIndex:
         with self._lock:
             idx = self._indexes.get(collection)
             if idx is not None and not idx.changed_on_disk():
@@ -359,6 +427,10 @@ class Store(StoreReads, Journal):
 
     def reindex(self, collection: str) -> int:
         """Rebuild a collection's index from the catalog; returns its size."""
+        if self.server:
+            with self.engine.begin() as conn:
+                conn.execute(text(f"REINDEX INDEX chunks_embedding_hnsw_{self.dim}"))
+            return PgVectorIndex(self.engine, collection, self.dim).size
         self.flush()
         with self._lock:
             idx = VectorIndex(self.home / "indexes" / collection, self.embedder, self.dim)

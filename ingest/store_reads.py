@@ -56,7 +56,11 @@ class StoreReads:
                 return "", "", -1
             rows = s.execute(
                 select(Chunk.id, Chunk.start, Chunk.end, Chunk.text)
-                .where(Chunk.document_id == c.document_id, Chunk.heading == c.heading, Chunk.page.is_(c.page))
+                .where(
+                    Chunk.document_id == c.document_id,
+                    Chunk.heading == c.heading,
+                    Chunk.page.is_not_distinct_from(c.page),
+                )
                 .order_by(Chunk.start)
             ).all()
             heading = c.heading

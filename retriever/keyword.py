@@ -8,9 +8,17 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ingest.filters import SearchFilter
-from ingest.fulltext import STOPWORDS, SqliteKeywordIndex, content_words, fts_query
+from ingest.fulltext import STOPWORDS, PgKeywordIndex, SqliteKeywordIndex, content_words, fts_query, keyword_index
 
-__all__ = ["STOPWORDS", "KeywordIndex", "SqliteKeywordIndex", "content_words", "fts_query"]
+__all__ = [
+    "STOPWORDS",
+    "KeywordIndex",
+    "PgKeywordIndex",
+    "SqliteKeywordIndex",
+    "content_words",
+    "fts_query",
+    "keyword_index",
+]
 
 
 class KeywordIndex(Protocol):

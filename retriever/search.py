@@ -16,7 +16,7 @@ import numpy as np
 from ingest.embed import Embedder
 from ingest.store import Store, StoredChunk
 from retriever.filters import SearchFilter
-from retriever.keyword import SqliteKeywordIndex
+from retriever.keyword import KeywordIndex, keyword_index
 from retriever.rerank import Reranker
 from retriever.sentences import LEADER
 
@@ -141,15 +141,15 @@ def _dense(
 
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="archivist-keyword")
-_KEYWORD: weakref.WeakKeyDictionary[Store, SqliteKeywordIndex] = weakref.WeakKeyDictionary()
+_KEYWORD: weakref.WeakKeyDictionary[Store, KeywordIndex] = weakref.WeakKeyDictionary()
 _KEYWORD_LOCK = threading.Lock()
 
 
-def _keyword(store: Store) -> SqliteKeywordIndex:
+def _keyword(store: Store) -> KeywordIndex:
     """One keyword index per store, so its term statistics are cached across searches."""
     with _KEYWORD_LOCK:
         if store not in _KEYWORD:
-            _KEYWORD[store] = SqliteKeywordIndex(store.engine)
+            _KEYWORD[store] = keyword_index(store.engine)
         return _KEYWORD[store]
 
 

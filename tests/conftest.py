@@ -42,6 +42,29 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return h
 
 
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL with pgvector on a free loopback port for the whole session (tests/pg.py)."""
+    from tests.pg import PgServer
+
+    server = PgServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Each backend in turn: None (the SQLite file in the workspace) or a fresh PostgreSQL database,
+    dropped afterwards with whatever connections the test left open."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.database()
+    yield url
+    server.drop(url)
+
+
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()

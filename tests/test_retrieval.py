@@ -26,8 +26,8 @@ def test_fts_query_quotes_words_and_drops_stopwords() -> None:
 
 
 @pytest.fixture
-def store(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> Store:
-    s = Store(home, fake_embedder.name, fake_embedder.dim)
+def store(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None) -> Store:
+    s = Store(home, fake_embedder.name, fake_embedder.dim, database_url)
     make_pdf(tmp_path / "zoo.pdf", ["Penguins eat krill.", "Lions sleep twenty hours.", "Krill are tiny shrimp."])
     (tmp_path / "notes.txt").write_text("Krill oil is sold as a supplement. Zebra stripes confuse flies.")
     ingest_paths([tmp_path / "zoo.pdf", tmp_path / "notes.txt"], "c", s, fake_embedder)
@@ -49,9 +49,11 @@ def test_filters_by_document_and_pages(store: Store, fake_embedder: FakeEmbedder
         assert none == [], mode
 
 
-def test_overlapping_chunks_of_a_page_are_collapsed(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+def test_overlapping_chunks_of_a_page_are_collapsed(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
+) -> None:
 
-    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    s = Store(home, fake_embedder.name, fake_embedder.dim, database_url)
     text = " ".join(f"Otters hold hands while sleeping number {i}." for i in range(40))
     (tmp_path / "o.txt").write_text(text)
     ingest_paths([tmp_path / "o.txt"], "c", s, fake_embedder, chunking=ChunkSettings(40, 20))
@@ -60,9 +62,11 @@ def test_overlapping_chunks_of_a_page_are_collapsed(home: Path, tmp_path: Path, 
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
 
 
-def test_each_page_is_cited_once_before_any_page_twice(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+def test_each_page_is_cited_once_before_any_page_twice(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
+) -> None:
     """Page 1 has many passages about otters, page 2 one: the second hit is page 2's, not page 1's again."""
-    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    s = Store(home, fake_embedder.name, fake_embedder.dim, database_url)
     page1 = " ".join(f"Otters hold hands while sleeping, note {i}, in the kelp beds of the bay." for i in range(30))
     page2 = "Otters sleeping in zoos hold hands less often. " + "Keepers feed seals at noon. " * 5
     pdf = make_pdf(tmp_path / "otters.pdf", [page1, page2, "Seals bask on the rocks at low tide."])
@@ -77,9 +81,9 @@ def test_each_page_is_cited_once_before_any_page_twice(home: Path, tmp_path: Pat
 
 
 def test_a_contents_page_comes_after_the_pages_it_points_to(
-    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
 ) -> None:
-    s = Store(home, fake_embedder.name, fake_embedder.dim)
+    s = Store(home, fake_embedder.name, fake_embedder.dim, database_url)
     contents = (
         "Contents\n1 Otters and their habits . . . . . . . . 2\n1.1 Otters sleeping in kelp . . . . . . 2\n"
         "1.2 Otters hold hands . . . . . . . . 2\n2 Seals . . . . . . . . . . 3"
@@ -210,12 +214,14 @@ def test_relevance_floor_gives_the_refusal_without_calling_the_model(store: Stor
     assert answer.refused and answer.text == "Not in my documents." and answer.citations == []
 
 
-def test_eval_works_on_documents_without_pages(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+def test_eval_works_on_documents_without_pages(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
+) -> None:
     """HTML and Markdown have no pages: a question names the document with `pages: []`, and any of
     its passages counts (this raised `near ")"` from an empty page clause)."""
     (tmp_path / "zebras.md").write_text("# Zebras\n\nZebras have black and white stripes that confuse biting flies.\n")
     (tmp_path / "owls.md").write_text("# Owls\n\nOwls hunt at night and turn their heads far around.\n")
-    store = Store(home, fake_embedder.name, fake_embedder.dim)
+    store = Store(home, fake_embedder.name, fake_embedder.dim, database_url)
     ingest_paths([tmp_path / "zebras.md", tmp_path / "owls.md"], "animals", store, fake_embedder)
     qa = tmp_path / "qa.jsonl"
     qa.write_text(

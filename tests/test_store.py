@@ -11,16 +11,20 @@ from retriever import search
 from tests.conftest import FakeEmbedder
 
 
-def _store(home: Path, emb: FakeEmbedder) -> Store:
-    return Store(home, emb.name, emb.dim)
+def _store(home: Path, emb: FakeEmbedder, url: str | None = None) -> Store:
+    return Store(home, emb.name, emb.dim, url)
 
 
-def test_ingest_search_unchanged_replace_delete(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    store = _store(home, fake_embedder)
+def test_ingest_search_unchanged_replace_delete(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
+) -> None:
+    store = _store(home, fake_embedder, database_url)
     f = tmp_path / "notes.md"
     f.write_text("# Pets\n\nThe cat sleeps on the red sofa.\n\n# Plants\n\nThe fern needs shade.\n")
     r = ingest_paths([f], "c", store, fake_embedder)
     assert [x.status for x in r.results] == ["added"]
+    # the server backend keeps vectors in PostgreSQL: no FAISS file in the workspace
+    assert (home / "indexes" / "c" / "dense.faiss").exists() == (database_url is None)
     assert "The cat sleeps" in search(store, fake_embedder, ["c"], "red sofa cat", 1)[0].text
     assert ingest_paths([f], "c", store, fake_embedder).results[0].status == "unchanged"
 
@@ -46,11 +50,13 @@ def test_index_out_of_step_with_catalog_is_rebuilt(home: Path, tmp_path: Path, f
     assert search(fresh, fake_embedder, ["c"], "bananas", 1)[0].document == "a.txt"
 
 
-def test_other_embedder_is_refused_with_how_to_reindex(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    store = _store(home, fake_embedder)
+def test_other_embedder_is_refused_with_how_to_reindex(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
+) -> None:
+    store = _store(home, fake_embedder, database_url)
     (tmp_path / "a.txt").write_text("apples are red.")
     ingest_paths([tmp_path / "a.txt"], "c", store, fake_embedder)
-    other = Store(home, "other-model", fake_embedder.dim)
+    other = Store(home, "other-model", fake_embedder.dim, database_url)
     with pytest.raises(IndexMismatchError, match="archivist reindex"):
         other.index("c")
 
@@ -92,8 +98,10 @@ def test_interrupted_replacement_is_forgotten_when_the_old_content_comes_back(
     assert [h.document for h in search(store, fake_embedder, ["c"], "apples", 5)] == ["a.txt"]
 
 
-def test_bad_files_fail_alone(home: Path, tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    store = _store(home, fake_embedder)
+def test_bad_files_fail_alone(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
+) -> None:
+    store = _store(home, fake_embedder, database_url)
     (tmp_path / "good.txt").write_text("good text about owls.")
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "junk.txt").write_bytes(bytes(range(256)) * 4)
@@ -183,33 +191,33 @@ def test_a_batch_writes_the_index_once_and_its_documents_become_searchable_toget
 
 
 def test_replacing_within_one_batch_keeps_only_the_last_version(
-    home: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+    home: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, database_url: str | None
 ) -> None:
     from ingest import store as store_module
     from ingest.pipeline import ingest_bytes
 
     monkeypatch.setattr(store_module, "FLUSH_S", 3600.0)
-    store = _store(home, fake_embedder)
+    store = _store(home, fake_embedder, database_url)
     with store.writer():
         ingest_bytes(b"Version one mentions walruses.", "w.txt", "c", store, fake_embedder)
         ingest_bytes(b"Version two mentions narwhals.", "w.txt", "c", store, fake_embedder)
         ingest_bytes(b"Version one mentions walruses.", "copy.txt", "c", store, fake_embedder)  # same bytes, new name
     docs = {d.name: d.status for d in store.documents("c")}
     assert docs == {"w.txt": "ready", "copy.txt": "ready"}
-    hits = search(_store(home, fake_embedder), fake_embedder, ["c"], "walruses narwhals", 10)
+    hits = search(_store(home, fake_embedder, database_url), fake_embedder, ["c"], "walruses narwhals", 10)
     assert sorted(h.document for h in hits) == ["copy.txt", "w.txt"]
-    assert _store(home, fake_embedder).index("c").size == 2
+    assert _store(home, fake_embedder, database_url).index("c").size == 2
 
 
 def test_files_of_the_same_name_in_different_folders_stay_separate_documents(
-    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
 ) -> None:
     docs = tmp_path / "docs"
     for sub, animal in (("howto", "beavers"), ("faq", "otters")):
         (docs / sub).mkdir(parents=True)
         (docs / sub / "index.html").write_text(f"<html><body><p>All about {animal} building dams.</p></body></html>")
     (docs / "readme.md").write_text("# Readme\n\nMoles dig tunnels.\n")
-    store = _store(home, fake_embedder)
+    store = _store(home, fake_embedder, database_url)
     r = ingest_paths([docs], "c", store, fake_embedder)
     assert sorted((x.name, x.status) for x in r.results) == [
         ("docs/faq/index.html", "added"),
@@ -229,11 +237,13 @@ def test_files_of_the_same_name_in_different_folders_stay_separate_documents(
     assert "Moles" in search(store, fake_embedder, ["c"], "moles tunnels", 1)[0].text
 
 
-def test_an_interrupted_ingest_is_recorded_as_failed_never_lost(home: Path, fake_embedder: FakeEmbedder) -> None:
+def test_an_interrupted_ingest_is_recorded_as_failed_never_lost(
+    home: Path, fake_embedder: FakeEmbedder, database_url: str | None
+) -> None:
     """Files a writer noted in its journal and never finished (the process stopped) are listed as
     failed with the reason by the next writer or listing; a running writer's files are in progress."""
-    store = _store(home, fake_embedder)
-    other = _store(home, fake_embedder)  # what another process sees
+    store = _store(home, fake_embedder, database_url)
+    other = _store(home, fake_embedder, database_url)  # what another process sees
     with store.writer():
         note = store.journal("c", [("a.txt", b"alpha"), ("b.txt", b"bravo!")])
         assert other.recover_if_idle() is False  # a writer is at work: nothing is recovered from under it

@@ -12,13 +12,14 @@ from app.settings import Settings
 
 def services(args: argparse.Namespace) -> Services:
     """The workspace's services for a command: its settings from the environment, then the flags
-    (`--home`, and `--max-mb` / `--parse-timeout` where the command has them)."""
+    (`--home`, `--database-url`, and `--max-mb` / `--parse-timeout` where the command has them)."""
     from app.services import workspace_home
 
     settings = Settings.load(
         home=workspace_home(args.home),
         max_file_mb=getattr(args, "max_mb", None),
         parse_timeout_s=getattr(args, "parse_timeout", None),
+        database_url=getattr(args, "database_url", None),
     )
     return Services.create(settings=settings)
 

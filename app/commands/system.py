@@ -38,6 +38,8 @@ def ui(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.home:
         env["ARCHIVIST_HOME"] = str(Path(args.home).resolve())
+    if getattr(args, "database_url", None):
+        env["ARCHIVIST_DATABASE_URL"] = args.database_url
     sys.stdout.flush()
     sys.stderr.flush()
     # this process becomes Streamlit (same PID): stopping `archivist ui` stops the app server, where

@@ -1,0 +1,95 @@
+"""Vector search of one collection on the PostgreSQL backend (pgvector): the chunks' own
+`embedding` column, exact below a size threshold, an HNSW index above it.
+
+The HNSW index is built on the expression `embedding::vector(DIM)` (the column itself has no fixed
+size), so only queries written on that expression use it: the exact query orders by the column and
+reads every ready vector of the collection; the approximate one orders by the expression, with
+pgvector 0.8's iterative scan on, so the collection and search filters never cut the answer short
+(without it a filtered HNSW scan returns only the neighbours its first `ef_search` candidates hold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, text
+
+EXACT_BELOW = 50_000  # ready chunks of a collection; from here on the HNSW index answers
+HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
+HNSW_EF_SEARCH = 100
+
+_READY = (
+    "c.document_id IN (SELECT d.id FROM documents d JOIN collections col ON col.id = d.collection_id "
+    "WHERE col.name = :col AND d.status = 'ready')"
+)
+
+
+def ensure_hnsw(engine: Engine, dim: int) -> None:
+    """The HNSW index over vectors of `dim` dimensions (created once, then kept by every insert)."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(4242017)"))
+        conn.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_{dim} ON chunks USING hnsw "
+                f"((embedding::vector({dim})) vector_ip_ops) WITH (m = {HNSW_M}, "
+                f"ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE vector_dims(embedding) = {dim}"
+            )
+        )
+
+
+def vector_literal(v: Any) -> str:
+    """A vector as pgvector's text form ("[0.1,0.2]"): exact for float32 values."""
+    return "[" + ",".join(repr(float(x)) for x in np.asarray(v, dtype=np.float32).ravel()) + "]"
+
+
+class PgVectorIndex:
+    """Inner-product search over the ready chunks of one collection; ids are chunk ids."""
+
+    def __init__(self, engine: Engine, collection: str, dim: int, threshold: int = EXACT_BELOW) -> None:
+        self.engine, self.collection, self.dim, self.threshold = engine, collection, dim, threshold
+
+    @property
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(text(f"SELECT COUNT(*) FROM chunks c WHERE {_READY}"), {"col": self.collection}).scalar()
+                or 0
+            )
+
+    @property
+    def approximate(self) -> bool:
+        return self.size >= self.threshold
+
+    def search(self, queries: Any, k: int, allowed: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's shape: (scores, ids), one row per query vector; a row may hold fewer than k."""
+        qs = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        ids = None if allowed is None else sorted(int(i) for i in allowed)
+        if ids is not None and not ids:
+            return np.zeros((len(qs), 0), dtype=np.float32), np.zeros((len(qs), 0), dtype=np.int64)
+        approximate = self.approximate and (ids is None or len(ids) >= self.threshold)
+        where = _READY + (" AND c.id = ANY(:ids)" if ids is not None else "")
+        if approximate:
+            dist = f"(c.embedding::vector({self.dim})) <#> CAST(:q AS vector({self.dim}))"
+            where += f" AND vector_dims(c.embedding) = {self.dim}"
+        else:
+            dist = "c.embedding <#> CAST(:q AS vector)"
+        sql = text(f"SELECT c.id, -({dist}) AS score FROM chunks c WHERE {where} ORDER BY {dist} LIMIT :k")
+        rows_out: list[list[tuple[int, float]]] = []
+        with self.engine.begin() as conn:
+            if approximate:
+                conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, k)}"))
+                conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
+            for q in qs:
+                params: dict[str, object] = {"col": self.collection, "q": vector_literal(q), "k": k}
+                if ids is not None:
+                    params["ids"] = ids
+                rows_out.append([(int(r[0]), float(r[1])) for r in conn.execute(sql, params)])
+        width = max((len(r) for r in rows_out), default=0)
+        scores = np.full((len(qs), width), -np.inf, dtype=np.float32)
+        found = np.full((len(qs), width), -1, dtype=np.int64)
+        for i, row in enumerate(rows_out):
+            for j, (cid, score) in enumerate(row):
+                found[i, j], scores[i, j] = cid, score
+        return scores, found
