@@ -118,6 +118,13 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
     c.add_argument("collection")
     c.set_defaults(func=commands.reindex)
 
+    c = sub.add_parser("migrate", help="copy this workspace's documents, vectors, conversations and keys to PostgreSQL")
+    c.add_argument(
+        "--to", required=True, metavar="URL", help="an empty database: postgresql+psycopg://user:password@host/name"
+    )
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    c.set_defaults(func=commands.migrate)
+
     c = sub.add_parser("collections", help="list collections")
     c.set_defaults(func=commands.collections)
 

@@ -26,7 +26,7 @@ from app.commands.assistants import (
     assistants_schema,
 )
 from app.commands.base import services
-from app.commands.knowledge import collections, delete, documents, evaluate, ingest, reindex, search
+from app.commands.knowledge import collections, delete, documents, evaluate, ingest, migrate, reindex, search
 from app.commands.system import arena, calibration_texts, doctor, keys_create, keys_list, keys_revoke, serve, ui
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "keys_create",
     "keys_list",
     "keys_revoke",
+    "migrate",
     "print_details",
     "print_quotes",
     "print_tools",

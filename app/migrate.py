@@ -1,0 +1,134 @@
+"""Copy a workspace's database into a PostgreSQL server: `archivist migrate --to URL`.
+
+Every table of every part (the catalog with its chunks and vectors, conversations, arena battles,
+API keys) is copied row by row with its ids, in one transaction per table group, into a server
+database that holds none of them yet; then the counts are compared and one search per collection
+must return the same first passage on both sides. Assistants (YAML files) and original files stay
+in the workspace folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, MetaData, Table, func, inspect, select, text
+
+from app.api.keys import KeyStore
+from app.api.keys import _Base as KeysBase
+from assistants.arena import ArenaStore
+from assistants.arena import _Base as ArenaBase
+from assistants.conversations import ConversationStore
+from assistants.conversations import _Base as ConversationsBase
+from ingest.catalog import Base as CatalogBase
+from ingest.store import Store
+from runtime.errors import ArchivistError
+
+BATCH = 2000  # rows per INSERT
+
+
+@dataclass
+class MigrationReport:
+    """Rows copied per table, and what the check after the copy found."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    searches: list[str] = field(default_factory=list)
+
+
+def _metadatas() -> list[MetaData]:
+    return [CatalogBase.metadata, ConversationsBase.metadata, ArenaBase.metadata, KeysBase.metadata]
+
+
+def migrate(
+    source: Store,
+    target: Store,
+    check: Callable[[Store, str], int | None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> MigrationReport:
+    """Copy every row of `source`'s database into `target`'s (a server backend with no rows yet).
+
+    `check(store, collection)` runs a search and gives its first passage's id (None: no passage); it
+    must give the same on both sides. Raises ArchivistError, naming the table, when the target is
+    not empty or the counts differ after the copy."""
+    if not target.server:
+        raise ArchivistError("--to must name a PostgreSQL database (postgresql+psycopg://user:password@host/name)")
+    src, dst = source.engine, target.engine
+    # the other parts' tables exist once their stores have been opened on each side
+    for engine in (src, dst):
+        ConversationStore(engine), ArenaStore(engine), KeyStore(engine)
+    report = MigrationReport()
+    tables = [t for md in _metadatas() for t in md.sorted_tables]
+    with dst.connect() as conn:
+        for t in tables:
+            n = conn.execute(select(func.count()).select_from(t)).scalar() or 0
+            if n:
+                raise ArchivistError(
+                    f"the target database already holds {n} row(s) in table {t.name!r}: migrate into an empty database"
+                )
+    have = set(inspect(src).get_table_names())
+    with dst.begin() as out:
+        for t in tables:
+            if t.name not in have:
+                report.rows[t.name] = 0
+                continue
+            copied = 0
+            with src.connect() as inp:
+                result = inp.execution_options(yield_per=BATCH).execute(select(t).order_by(*t.primary_key.columns))
+                for part in result.partitions():
+                    out.execute(t.insert(), [dict(r._mapping) for r in part])
+                    copied += len(part)
+                    if progress:
+                        progress(t.name, copied)
+            report.rows[t.name] = copied
+            _advance_sequences(out, t.name, [c.name for c in t.primary_key.columns])
+    _verify(dst, tables, report)
+    if check is not None:
+        for name in sorted(source.collection_names()):
+            a, b = check(source, name), check(target, name)
+            if a != b:
+                raise ArchivistError(
+                    f"collection {name!r}: a search's first passage differs after the copy ({a} vs {b})"
+                )
+            report.searches.append(name)
+    return report
+
+
+def _advance_sequences(conn: Connection, table: str, keys: list[str]) -> None:
+    """Ids were copied as they were: the server's id sequences continue after the largest."""
+    if len(keys) != 1:
+        return
+    col = keys[0]
+    seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": col}).scalar()
+    if seq:
+        conn.execute(
+            text(f'SELECT setval(:s, COALESCE((SELECT MAX("{col}") FROM "{table}"), 0) + 1, false)'), {"s": seq}
+        )
+
+
+def _verify(dst: Engine, tables: list[Table], report: MigrationReport) -> None:
+    with dst.connect() as conn:
+        for t in tables:
+            n = int(conn.execute(select(func.count()).select_from(t)).scalar() or 0)
+            if n != report.rows[t.name]:
+                raise ArchivistError(f"table {t.name!r}: {report.rows[t.name]} rows copied but {n} found afterwards")
+
+
+def first_passage(embedder: object) -> Callable[[Store, str], int | None]:
+    """The check `migrate` runs on both sides: a dense search for the start of the collection's
+    first passage (exact search on both backends at these sizes: the same first passage)."""
+    from retriever.search import search
+
+    def check(store: Store, collection: str) -> int | None:
+        with store.sessions() as s:
+            row = s.execute(
+                text(
+                    "SELECT c.text FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
+                    "ON col.id = d.collection_id WHERE col.name = :n AND d.status = 'ready' ORDER BY c.id LIMIT 1"
+                ),
+                {"n": collection},
+            ).first()
+        if row is None:
+            return None
+        hits = search(store, embedder, [collection], " ".join(row[0].split()[:30]), 1, mode="dense")  # type: ignore[arg-type]
+        return hits[0].chunk_id if hits else None
+
+    return check
