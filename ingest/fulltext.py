@@ -4,6 +4,7 @@ collections. The SQL on the catalog's tables stays in ingest; the retriever uses
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Sequence
@@ -115,16 +116,48 @@ class SqliteKeywordIndex:
 
 class PgKeywordIndex:
     """Full-text search on the PostgreSQL backend: the chunks' generated `tsv` column (English
-    stemming) under a GIN index, ranked by `ts_rank_cd` with length normalization. The query ORs the
-    question's content words, as the SQLite index does."""
+    stemming, as FTS5's porter) under a GIN index, ranked by Okapi BM25 as FTS5 ranks (k1 1.2,
+    b 0.75; document frequencies over the whole table, lengths in tokens). PostgreSQL's own
+    `ts_rank` / `ts_rank_cd` know no document frequency: measured on the dev set (hybrid MRR, same
+    chunks and vectors), ts_rank_cd gave 0.876 against FTS5's 0.915. Common terms are left out as
+    in `SqliteKeywordIndex`."""
 
-    def __init__(self, engine: Engine, normalization: int = 1) -> None:
-        self.engine, self.normalization = engine, normalization
+    K1, B = 1.2, 0.75
+
+    def __init__(self, engine: Engine, common_share: float = 0.02, min_rows: int = 1000, keep: int = 3) -> None:
+        self.engine = engine
+        self.common_share, self.min_rows, self.keep = common_share, min_rows, keep
+        self._df: dict[str, int] = {}
+        self._version: tuple[int, int, float] | None = None
+        self._lock = threading.Lock()
 
     @staticmethod
-    def _tsquery(words: Sequence[str]) -> str:
-        # each word as a quoted lexeme: nothing of the user's text is read as tsquery syntax
-        return " | ".join("'" + w.replace("'", "").replace("\\", "") + "'" for w in words if w.strip("'\\"))
+    def _quoted(lexeme: str) -> str:
+        """One lexeme as tsquery text (taken as it is: already stemmed)."""
+        return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def _lexemes(self, conn: Connection, words: Sequence[str]) -> list[str]:
+        if not words:
+            return []
+        rows = conn.execute(
+            text("SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :t)) ORDER BY lexeme"),
+            {"t": " ".join(words)},
+        )
+        return [r[0] for r in rows]
+
+    def _stats(self, conn: Connection, lexemes: Sequence[str]) -> tuple[dict[str, int], int, float]:
+        """Document frequency of each lexeme, the number of chunks and their mean length (cached
+        until the chunks change)."""
+        with self._lock:
+            top = int(conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM chunks")).scalar() or 0)
+            if self._version is None or self._version[0] != top:
+                n, avg = conn.execute(text("SELECT COUNT(*), COALESCE(AVG(n_tokens), 1) FROM chunks")).one()
+                self._version, self._df = (top, int(n), float(avg)), {}
+            for lex in lexemes:
+                if lex not in self._df:
+                    q = text("SELECT COUNT(*) FROM chunks WHERE tsv @@ CAST(:q AS tsquery)")
+                    self._df[lex] = int(conn.execute(q, {"q": self._quoted(lex)}).scalar() or 0)
+            return {lex: self._df[lex] for lex in lexemes}, self._version[1], self._version[2]
 
     def present(self, collections: Sequence[str], words: Sequence[str]) -> set[str]:
         """The words (stemmed as the index stems them) that some ready chunk of `collections` contains."""
@@ -132,13 +165,14 @@ class PgKeywordIndex:
             return set()
         sql = text(
             "SELECT 1 FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col "
-            "ON col.id = d.collection_id WHERE c.tsv @@ to_tsquery('english', :q) AND d.status = 'ready' "
+            "ON col.id = d.collection_id WHERE c.tsv @@ CAST(:q AS tsquery) AND d.status = 'ready' "
             "AND col.name = ANY(:cols) LIMIT 1"
         )
         out = set()
         with self.engine.connect() as conn:
             for w in words:
-                q = self._tsquery([w])
+                lexemes = self._lexemes(conn, [w])
+                q = " & ".join(self._quoted(x) for x in lexemes)
                 if q and conn.execute(sql, {"q": q, "cols": list(collections)}).first():
                     out.add(w)
         return out
@@ -146,18 +180,40 @@ class PgKeywordIndex:
     def search(
         self, collections: Sequence[str], query: str, k: int, where: SearchFilter | None = None
     ) -> list[tuple[int, float]]:
-        match = self._tsquery(content_words(query))
-        if not collections or not match:
+        if not collections:
             return []
-        params: dict[str, object] = {"q": match, "k": k, "cols": list(collections)}
-        extra = where.sql(params) if where else ""
-        sql = text(
-            f"SELECT c.id, ts_rank_cd(c.tsv, q, {int(self.normalization)}) AS score "
-            "FROM chunks c JOIN documents d ON d.id = c.document_id JOIN collections col ON col.id = d.collection_id, "
-            "to_tsquery('english', :q) q "
-            f"WHERE c.tsv @@ q AND d.status = 'ready' AND col.name = ANY(:cols){extra} ORDER BY score DESC, c.id LIMIT :k"
-        )
         with self.engine.connect() as conn:
+            lexemes = self._lexemes(conn, content_words(query))
+            if not lexemes:
+                return []
+            df, total, avg = self._stats(conn, lexemes)
+            present = [x for x in lexemes if df[x] > 0]
+            if len(present) > self.keep and total > self.min_rows:
+                limit = max(self.common_share * total, self.min_rows)
+                rare = [x for x in present if df[x] <= limit]
+                present = rare if len(rare) >= self.keep else sorted(present, key=df.__getitem__)[: self.keep]
+            if not present:
+                return []
+            idf = [math.log(1 + (total - df[x] + 0.5) / (df[x] + 0.5)) for x in present]
+            params: dict[str, object] = {
+                "q": " | ".join(self._quoted(x) for x in present),
+                "lex": present,
+                "idf": idf,
+                "cols": list(collections),
+                "avg": avg,
+                "k": k,
+            }
+            extra = where.sql(params) if where else ""
+            sql = text(
+                "WITH t AS (SELECT unnest(CAST(:lex AS text[])) AS lexeme, unnest(CAST(:idf AS float8[])) AS idf), "
+                "m AS (SELECT c.id, c.tsv, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.document_id "
+                "JOIN collections col ON col.id = d.collection_id "
+                f"WHERE c.tsv @@ CAST(:q AS tsquery) AND d.status = 'ready' AND col.name = ANY(:cols){extra}) "
+                "SELECT m.id, SUM(t.idf * u.tf * "
+                f"{self.K1 + 1} / (u.tf + {self.K1} * (1 - {self.B} + {self.B} * m.n_tokens / :avg))) AS score "
+                "FROM m CROSS JOIN LATERAL (SELECT lexeme, array_length(positions, 1) AS tf FROM unnest(m.tsv)) u "
+                "JOIN t ON t.lexeme = u.lexeme GROUP BY m.id ORDER BY score DESC, m.id LIMIT :k"
+            )
             return [(int(r[0]), float(r[1])) for r in conn.execute(sql, params)]
 
 
