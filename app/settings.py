@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.embed import DEFAULT_EMBEDDER
 from ingest.pipeline import IngestLimits
@@ -37,10 +37,16 @@ class Settings(BaseModel):
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR)$", description="log file level")
     database_url: str | None = Field(
         None,
-        pattern=r"^postgres(ql)?(\+psycopg)?://",
         description="a PostgreSQL server (with pgvector) holding the catalog, vectors and full text, "
         "e.g. postgresql+psycopg://user:password@host:5432/archivist (default: the SQLite file in the workspace)",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^postgres(ql)?(\+psycopg)?://", v):
+            raise ValueError("must be a PostgreSQL URL such as postgresql+psycopg://user:password@host:5432/archivist")
+        return v
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from runtime.errors import ArchivistError
+
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -158,11 +160,32 @@ _FTS_DDL = [
 
 
 def _server_engine(url: str) -> Engine:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
     elif url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    try:
+        where = make_url(url)
+        shown = f"{where.host or 'localhost'}:{where.port or 5432}/{where.database or ''}"
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except (ArgumentError, ValueError) as exc:
+        raise ArchivistError(f"ARCHIVIST_DATABASE_URL / --database-url is not a database URL: {exc}") from None
+    except ModuleNotFoundError as exc:
+        raise ArchivistError(
+            f"the server database needs {exc.name}: install the server extra (pip install -e '.[server]')"
+        ) from None
+    try:
+        _set_up_server(engine)
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise ArchivistError(f"cannot use the database at {shown}: {reason}") from None
+    return engine
+
+
+def _set_up_server(engine: Engine) -> None:
     with engine.begin() as conn:
         # processes starting together on one database set it up one at a time
         conn.execute(text("SELECT pg_advisory_xact_lock(4242017)"))
@@ -172,7 +195,6 @@ def _server_engine(url: str) -> Engine:
         conn.execute(text("SELECT pg_advisory_xact_lock(4242017)"))
         for ddl in _PG_DDL:
             conn.execute(text(ddl))
-    return engine
 
 
 # PostgreSQL's full text: a generated tsvector column (English stemming, as FTS5's porter) under a

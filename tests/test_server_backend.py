@@ -63,6 +63,22 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
         pg_server.drop(url)
 
 
+def test_an_unreachable_or_unusable_database_is_a_clear_error_without_the_password(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+
+    port = _free_port()  # nothing listens there
+    url = f"postgresql+psycopg://team:s3cret-pw@127.0.0.1:{port}/archivist"
+    assert main(["--home", str(home), "--database-url", url, "collections"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot use the database at 127.0.0.1:{port}/archivist" in err and "s3cret-pw" not in err
+    assert main(["--home", str(home), "--database-url", "mysql://root:pw@db/x", "collections"]) == 1
+    err = capsys.readouterr().err
+    assert "database_url (ARCHIVIST_DATABASE_URL='mysql://root:***@db/x')" in err
+    assert "must be a PostgreSQL URL such as postgresql+psycopg://" in err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
