@@ -1,7 +1,7 @@
 """Copy a workspace's database into a PostgreSQL server: `archivist migrate --to URL`.
 
 Every table of every part (the catalog with its chunks and vectors, conversations, arena battles,
-API keys) is copied row by row with its ids, in one transaction per table group, into a server
+API keys) is copied row by row with its ids, in one transaction (all or nothing), into a server
 database that holds none of them yet; then the counts are compared and one search per collection
 must return the same first passage on both sides. Assistants (YAML files) and original files stay
 in the workspace folder."""

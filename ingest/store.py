@@ -54,6 +54,13 @@ class Store(StoreReads, Journal):
         self._pending_keys: set[tuple[str, str]] = set()  # (collection, name or sha256) of those
         self._last_flush = time.monotonic()
 
+    def describe(self) -> str:
+        """Where the catalog is, as a user may be shown it (never a password)."""
+        if self.server:
+            u = self.engine.url
+            return f"PostgreSQL at {u.host or 'localhost'}:{u.port or 5432}/{u.database} (pgvector, shared)"
+        return f"SQLite file {self.home / 'archivist.db'} with a FAISS index per collection"
+
     # ---- collections and documents -------------------------------------------------
     def _collection(self, s: Session, name: str, create: bool = False) -> Collection | None:
         check_collection_name(name)
@@ -285,9 +292,9 @@ class Store(StoreReads, Journal):
                     s.flush()
                     s.add_all(_chunk_rows(row.id, chunks, vectors))
                     return row.id, replaced
-            except IntegrityError:
+            except IntegrityError:  # another writer created the collection at the same moment: try again
                 if attempt == 2:
-                    raise  # another writer created the collection at the same moment: try again
+                    raise
         raise AssertionError("unreachable")
 
     def flush(self) -> None:
@@ -371,8 +378,8 @@ class Store(StoreReads, Journal):
         return len(docs)
 
     # ---- indexes -------------------------------------------------------------------
-    def _live_index(self, collection: str) -> VectorIndex:  # the SQLite backend's
-        """With changes not yet written, the index held here is the truth (never reloaded over them)."""
+    def _live_index(self, collection: str) -> VectorIndex:
+        """(SQLite backend) With changes not yet written, the index held here is the truth (never reloaded over them)."""
         with self._lock:
             return self._indexes[collection] if collection in self._pending else self._faiss(collection)
 

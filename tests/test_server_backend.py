@@ -38,6 +38,7 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
     url = pg_server.database()
     try:
         target = Store(home, fake_embedder.name, fake_embedder.dim, url)
+        assert target.describe().startswith(f"PostgreSQL at 127.0.0.1:{pg_server.port}/")
         report = migrate(source, target, check=first_passage(fake_embedder))
         assert report.rows["chunks"] == sum(d.chunks for d in source.documents("zoo")) > 0
         assert report.rows["messages"] == 2 and report.rows["api_keys"] == 1 and report.searches == ["zoo"]

@@ -117,6 +117,7 @@ def doctor(args: argparse.Namespace) -> int:
     chosen = setting()
     report: dict[str, Any] = {
         "workspace": str(svc.home),
+        "database": svc.store.describe(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "physical_cores": physical_cores(),
@@ -130,6 +131,7 @@ def doctor(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"workspace    {report['workspace']}")
+    print(f"database     {report['database']}")
     print(f"CPU          {report['cpu']}, {report['cores']} logical / {report['physical_cores']} physical cores")
     print("libraries    " + ", ".join(f"{k} {v}" for k, v in report["libraries"].items()))
     print(f"embedder     {report['embedder']}")

@@ -24,6 +24,7 @@ def precision_line(svc) -> str:  # type: ignore[no-untyped-def]
 
 st.title("Settings")
 st.markdown(f"**Workspace:** `{svc.home}` (set `ARCHIVIST_HOME` or `--home` to move it)")
+st.markdown(f"**Database:** {svc.store.describe()} (set `ARCHIVIST_DATABASE_URL` to share one PostgreSQL server)")
 
 
 def size(path) -> int:  # type: ignore[no-untyped-def]
@@ -31,7 +32,10 @@ def size(path) -> int:  # type: ignore[no-untyped-def]
 
 
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Catalog", f"{size(svc.home) and (svc.home / 'archivist.db').stat().st_size / 2**20:,.1f} MB")
+catalog = svc.home / "archivist.db"
+c1.metric(
+    "Catalog", f"{catalog.stat().st_size / 2**20:,.1f} MB" if catalog.exists() and not svc.store.server else "on server"
+)
 c2.metric("Indexes", f"{size(svc.home / 'indexes') / 2**20:,.1f} MB")
 c3.metric("Originals", f"{size(svc.home / 'files') / 2**20:,.1f} MB")
 c4.metric("Models", f"{size(svc.home / 'models') / 2**20:,.1f} MB")
