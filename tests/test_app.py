@@ -195,6 +195,7 @@ def test_settings_shows_workspace_and_models(home: Path) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert str(home) in text and "bundled:smollm2-135m" in text
     assert "Encoder precision:" in text and "ARCHIVIST_EMBED_PRECISION" in text
+    assert f"**Database:** SQLite file {home / 'archivist.db'}" in text and "ARCHIVIST_DATABASE_URL" in text
 
 
 def test_model_text_cannot_fetch_images_or_render_links() -> None:
