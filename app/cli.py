@@ -125,6 +125,15 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
     c.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     c.set_defaults(func=commands.migrate)
 
+    c = sub.add_parser("worker", help="take ingest jobs from the server database (run one or more per machine)")
+    c.add_argument("--lease", type=float, default=60.0, help="seconds a job stays this worker's without a renewal")
+    c.add_argument("--poll", type=float, default=1.0, help="seconds between looks for a job when there is none")
+    c.set_defaults(func=commands.worker)
+
+    c = sub.add_parser("jobs", help="list the server database's newest ingest jobs")
+    c.add_argument("--limit", type=int, default=50)
+    c.set_defaults(func=commands.jobs)
+
     c = sub.add_parser("collections", help="list collections")
     c.set_defaults(func=commands.collections)
 
@@ -234,6 +243,12 @@ def _system_commands(sub: Any, commands: Any) -> None:
         metavar="NAME",
         help="a host name clients may use besides the bound address and localhost (repeatable; "
         "also ARCHIVIST_ALLOWED_HOSTS, comma-separated)",
+    )
+    c.add_argument(
+        "--no-worker",
+        dest="worker",
+        action="store_false",
+        help="on a server database, leave queued ingest jobs to `archivist worker` processes",
     )
     c.set_defaults(func=commands.serve)
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ingest.jobs import JobQueue, worker_name
 from ingest.pipeline import FileResult
 from ingest.store import Store, check_collection_name
 from runtime.errors import ArchivistError
@@ -70,9 +71,11 @@ AddDocument = Callable[[str, str, bytes, Callable[..., None] | None], FileResult
 class IngestJobs:
     """Background ingest jobs of one app process, newest first."""
 
-    def __init__(self, store: Store, add: AddDocument) -> None:
-        """`add(collection, name, data, notify)` ingests one file: the services' one way in."""
-        self.store, self._add = store, add
+    def __init__(self, store: Store, add: AddDocument, queue: JobQueue | None = None) -> None:
+        """`add(collection, name, data, notify)` ingests one file: the services' one way in. With a
+        `queue` (the server backend) each file goes through the database's job queue, where a
+        worker on another machine may take it."""
+        self.store, self._add, self.queue = store, add, queue
         self._jobs: list[IngestJob] = []
         self._lock = threading.Lock()
 
@@ -127,6 +130,9 @@ class IngestJobs:
                 progress.stage, progress.chunks, progress.pages = stage, chunks, pages
 
         progress.stage = "reading"
+        if self.queue is not None:
+            self._queued(job, progress, name, data, notify)
+            return
         try:
             r = self._add(job.collection, name, data, notify)
         except ArchivistError as exc:
@@ -141,3 +147,20 @@ class IngestJobs:
             r.pages or 0,
             r.warnings,
         )
+
+    def _queued(
+        self, job: IngestJob, progress: FileProgress, name: str, data: bytes, notify: Callable[..., None]
+    ) -> None:
+        assert self.queue is not None
+
+        def add(collection: str, doc: str, content: bytes, record: Callable[..., None] | None) -> FileResult:
+            def both(stage: str, chunks: int = 0, pages: int = 0) -> None:
+                if record:
+                    record(stage, chunks, pages)
+                notify(stage, chunks, pages)
+
+            return self._add(collection, doc, content, both)
+
+        state = self.queue.ingest(job.collection, [(name, data)], worker_name(), add)[0]
+        progress.stage, progress.error = state.stage, state.error
+        progress.chunks, progress.pages, progress.warnings = state.chunks, state.pages, state.warnings

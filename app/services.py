@@ -16,6 +16,7 @@ from assistants.conversation_service import ConversationService
 from assistants.conversations import ConversationStore
 from assistants.library import AssistantStore
 from ingest.embed import Embedder, SentenceTransformerEmbedder, embedder_identity
+from ingest.jobs import JobQueue
 from ingest.pipeline import FileResult, ingest_bytes
 from ingest.precision import FILE as CALIBRATION_FILE
 from ingest.store import Store, check_collection_name
@@ -115,7 +116,12 @@ class Services:
     @cached_property
     def ingest_jobs(self) -> IngestJobs:
         """Background ingest of uploads (the app): jobs outlive the page that started them."""
-        return IngestJobs(self.store, self.add_document)
+        return IngestJobs(self.store, self.add_document, self.jobs if self.store.server else None)
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        """The server database's ingest job queue (workers on any machine take its jobs)."""
+        return JobQueue(self.store)
 
     def add_document(
         self, collection: str, name: str, data: bytes, notify: Callable[..., None] | None = None

@@ -125,6 +125,30 @@ class Chunk(Base):
     document: Mapped[Document] = relationship(back_populates="chunks")
 
 
+class IngestJob(Base):
+    """An uploaded file waiting for, or under, an ingest worker (the server backend; ingest/jobs.py)."""
+
+    __tablename__ = "ingest_jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), index=True)  # queued | running | done | failed
+    stage: Mapped[str] = mapped_column(String(20))
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    error_kind: Mapped[str] = mapped_column(String(20), default="")
+    warnings_json: Mapped[str] = mapped_column(Text, default="[]")
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
 def make_engine(path: Path, url: str | None = None) -> Engine:
     """The catalog's engine, tables created if missing: the SQLite file at `path` (WAL mode, foreign
     keys enforced), or the PostgreSQL server `url` names (pgvector and full text set up there)."""

@@ -154,7 +154,7 @@ def test_two_api_servers_share_one_database(two_servers: tuple[list[str], str], 
         files={"files": ("harbor.pdf", pdf.read_bytes(), "application/pdf")},
         timeout=120,
     )
-    assert r.status_code == 201 and r.json()["data"][0]["status"] == "added"
+    assert r.status_code == 201 and r.json()["data"][0]["status"] == "added" and r.json()["data"][0]["job"] > 0
 
     # the other server sees the document at once and finds its page
     docs = httpx.get(b + "/v1/collections/harbor/documents", headers=h, timeout=30).json()["data"]
@@ -175,6 +175,173 @@ def test_two_api_servers_share_one_database(two_servers: tuple[list[str], str], 
     cited = [(c["document"], c["page"]) for c in chat["citations"]]
     assert ("harbor.pdf", 2) in cited
 
+    # an upload that does not wait: a job, whose progress either server shows, worked by a replica
+    r = httpx.post(
+        a + "/v1/collections/harbor/documents?wait=false",
+        headers=h,
+        files={"files": ("ferry.txt", b"The ferry leaves the harbor at noon.", "text/plain")},
+        timeout=60,
+    )
+    assert r.status_code == 202 and r.json()["data"][0]["status"] in ("queued", "running", "done")
+    job = r.json()["data"][0]["id"]
+    deadline = time.time() + 120
+    while (state := httpx.get(f"{b}/v1/jobs/{job}", headers=h, timeout=30).json())["status"] != "done":
+        assert state["status"] in ("queued", "running") and time.time() < deadline, state
+        time.sleep(0.3)
+    assert state["stage"] == "added" and state["chunks"] == 1
+    assert httpx.get(f"{b}/v1/jobs/999999", headers=h, timeout=30).status_code == 404
+    assert httpx.delete(b + "/v1/collections/harbor/documents/ferry.txt", headers=h, timeout=30).status_code == 200
+
     # deleting through the second server removes it for the first
     assert httpx.delete(b + "/v1/collections/harbor/documents/harbor.pdf", headers=h, timeout=30).status_code == 200
     assert httpx.get(a + "/v1/collections/harbor/documents", headers=h, timeout=30).json()["data"] == []
+
+
+def test_jobs_are_claimed_once_and_taken_over_when_a_lease_expires(
+    home: Path, fake_embedder: FakeEmbedder, pg_server
+) -> None:  # type: ignore[no-untyped-def]
+    from ingest import jobs as jobs_module
+    from ingest.jobs import JobQueue
+    from ingest.pipeline import ingest_bytes
+
+    url = pg_server.database()
+    try:
+        store = Store(home, fake_embedder.name, fake_embedder.dim, url)
+        queue = JobQueue(store, lease_s=1.0)
+
+        def add(collection, name, data, notify):  # type: ignore[no-untyped-def]
+            return ingest_bytes(data, name, collection, store, fake_embedder, notify=notify)
+
+        ids = queue.enqueue("c", [("a.txt", b"Herons wade in shallow water."), ("b.txt", b"Owls hunt at night.")])
+        first = queue.claim("worker-a")  # worker a takes the oldest job and then dies (never works it)
+        second = queue.claim("worker-b")
+        assert first is not None and second is not None and (first[0], second[0]) == tuple(ids)
+        assert queue.claim("worker-b") is None  # both are held: nothing for a third claim
+        queue.work("worker-b", second, add)
+        time.sleep(1.2)  # a's lease expires
+        again = queue.claim("worker-b")
+        assert again is not None and again[0] == ids[0]
+        assert not queue._update(ids[0], "worker-a", "stage = 'late'", {})  # a's late word changes nothing
+        queue.work("worker-b", again, add)
+        states = queue.jobs(ids)
+        assert sorted((s.name, s.status, s.stage, s.attempts, s.worker) for s in states) == [
+            ("a.txt", "done", "added", 2, "worker-b"),
+            ("b.txt", "done", "added", 1, "worker-b"),
+        ]
+        assert {d.name: d.status for d in store.documents("c")} == {"a.txt": "ready", "b.txt": "ready"}
+
+        # a file that kills every worker that takes it: failed after MAX_ATTEMPTS, and listed as failed
+        (bad,) = queue.enqueue("c", [("bomb.pdf", b"%PDF-1.4 never finishes")])
+        for _ in range(jobs_module.MAX_ATTEMPTS):
+            assert queue.claim("doomed") is not None
+            time.sleep(1.1)
+        assert queue.claim("worker-b") is None
+        (state,) = queue.jobs([bad])
+        assert state.status == "failed" and "the worker stopped 3 times while ingesting it" in state.error
+        assert {d.name: d.status for d in store.documents("c")}["bomb.pdf"] == "failed"
+    finally:
+        pg_server.drop(url)
+
+
+def _pdf_pages(n: int, seed: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    words = [
+        "harbor",
+        "lighthouse",
+        "tide",
+        "ferry",
+        "anchor",
+        "rope",
+        "sail",
+        "keel",
+        "mast",
+        "dock",
+        "crane",
+        "cargo",
+        "pilot",
+        "buoy",
+        "signal",
+    ]
+    return [" ".join(rng.choice(words) for _ in range(160)) + f". Page {i} of part {seed}." for i in range(n)]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_nothing_another_finishes_its_job(tmp_path: Path, pg_server) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    from ingest.embed import DEFAULT_EMBEDDER, embedder_identity
+    from ingest.jobs import JobQueue
+
+    url = pg_server.database()
+    env = {**os.environ, "ARCHIVIST_DATABASE_URL": url, "HF_HUB_OFFLINE": "1"}
+    exe = str(Path(sys.executable).with_name("archivist"))
+    ident = embedder_identity(DEFAULT_EMBEDDER)
+    assert ident is not None
+    store = Store(tmp_path / "user", ident[0], ident[1], url)
+    queue = JobQueue(store)
+    files = [(f"part{i}.pdf", make_pdf(tmp_path / f"part{i}.pdf", _pdf_pages(120, i)).read_bytes()) for i in range(3)]
+    ids = queue.enqueue("harbor", files)
+    workers = []
+    try:
+        for w in ("a", "b"):
+            cmd = [exe, "--home", str(tmp_path / w), "worker", "--lease", "4", "--poll", "0.2"]
+            workers.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        victim = f":{workers[0].pid}"
+        deadline = time.time() + 240
+        while not any(s.worker.endswith(victim) and s.stage == "embedding" for s in queue.jobs(ids)):
+            assert time.time() < deadline, [s.to_json() for s in queue.jobs(ids)]
+            time.sleep(0.1)
+        killed = next(s.id for s in queue.jobs(ids) if s.worker.endswith(victim) and not s.done)
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(10)
+        while not all(s.done for s in queue.jobs(ids)):
+            assert time.time() < deadline, [s.to_json() for s in queue.jobs(ids)]
+            # never half-visible: a document listed ready has every one of its chunks
+            for d in store.documents("harbor"):
+                assert d.status == "ready" and store.count_chunks("harbor", d.name) == d.chunks > 0
+            time.sleep(0.5)
+    finally:
+        for p in workers:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(30)
+    states = {s.id: s for s in queue.jobs(ids)}
+    assert {s.status for s in states.values()} == {"done"}
+    assert states[killed].attempts == 2 and states[killed].worker.endswith(f":{workers[1].pid}")
+    docs = store.documents("harbor")
+    assert sorted(d.name for d in docs) == ["part0.pdf", "part1.pdf", "part2.pdf"]
+    assert all(d.status == "ready" and store.count_chunks("harbor", d.name) == d.chunks > 0 for d in docs)
+    pg_server.drop(url)
+
+
+def test_the_apps_uploads_go_through_the_job_queue_on_a_server_database(
+    home: Path, fake_embedder: FakeEmbedder, pg_server
+) -> None:  # type: ignore[no-untyped-def]
+    from app.ingest_jobs import IngestJobs
+    from ingest.jobs import JobQueue
+    from ingest.pipeline import ingest_bytes
+
+    url = pg_server.database()
+    try:
+        store = Store(home, fake_embedder.name, fake_embedder.dim, url)
+        queue = JobQueue(store)
+
+        def add(collection, name, data, notify):  # type: ignore[no-untyped-def]
+            return ingest_bytes(data, name, collection, store, fake_embedder, notify=notify)
+
+        app_jobs = IngestJobs(store, add, queue)
+        job = app_jobs.submit(
+            "c", [("gulls.txt", b"Gulls follow the ferry."), ("pic.txt", b"\x89PNG\r\n\x1a\n" + bytes(64))]
+        )
+        assert app_jobs.wait(60)
+        assert [(f.name, f.stage) for f in job.files] == [("gulls.txt", "added"), ("pic.txt", "failed")]
+        assert "unsupported file type" in job.files[1].error
+        assert sorted((j.name, j.status, j.error_kind) for j in queue.jobs()) == [
+            ("gulls.txt", "done", ""),
+            ("pic.txt", "failed", "unsupported"),
+        ]
+        assert {d.name: d.status for d in store.documents("c")} == {"gulls.txt": "ready", "pic.txt": "failed"}
+    finally:
+        pg_server.drop(url)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, UploadFile
+from fastapi.responses import JSONResponse
 
-from app.api.deps import Auth, Ctx, collection_allowed, reach, safe_name
+from app.api.deps import ApiContext, Auth, Ctx, collection_allowed, reach, safe_name
 from app.api.errors import ApiError
 from app.api.schemas import EmbeddingRequest, SearchRequest
 from ingest.errors import IngestError, UnsupportedFileError
+from ingest.jobs import JobQueue, worker_name
 
 router = APIRouter()
 
@@ -49,11 +51,17 @@ def documents(collection: str, key: Auth, ctx: Ctx) -> dict[str, Any]:
     return {"data": [{**d.__dict__, "created_at": d.created_at.isoformat()} for d in docs]}
 
 
-@router.post("/v1/collections/{collection}/documents", status_code=201)
-def upload(collection: str, files: list[UploadFile], key: Auth, ctx: Ctx) -> dict[str, Any]:
+@router.post("/v1/collections/{collection}/documents", status_code=201, response_model=None)
+def upload(
+    collection: str, files: list[UploadFile], key: Auth, ctx: Ctx, wait: bool = True
+) -> dict[str, Any] | JSONResponse:
+    """Ingest the files and answer with how each ended. On a server database each file is an
+    ingest job (any worker may take it); `wait=false` answers at once (202) with the job ids,
+    whose progress `GET /v1/jobs/{id}` shows."""
     reach(ctx, collection, key)
     limits, services = ctx.limits, ctx.services
     results = []
+    uploads = []
     for f in files:
         name = safe_name(f.filename)
         data = f.file.read(limits.max_file_bytes + 1)
@@ -61,6 +69,16 @@ def upload(collection: str, files: list[UploadFile], key: Auth, ctx: Ctx) -> dic
             raise ApiError(
                 413, f"{name}: file is over the limit of {limits.max_file_bytes / 2**20:,.0f} MB", param="files"
             )
+        uploads.append((name, data))
+    if services.store.server:
+        return _queued(ctx, collection, uploads, wait)
+    if not wait:
+        raise ApiError(
+            400,
+            "wait=false needs a server database (ARCHIVIST_DATABASE_URL); here uploads are ingested at once",
+            param="wait",
+        )
+    for name, data in uploads:
         try:
             with services.store.writer():
                 r = services.add_document(collection, name, data)
@@ -72,6 +90,52 @@ def upload(collection: str, files: list[UploadFile], key: Auth, ctx: Ctx) -> dic
             {"document": name, "status": r.status, "chunks": r.chunks, "pages": r.pages, "warnings": r.warnings}
         )
     return {"data": results}
+
+
+def _queued(
+    ctx: ApiContext, collection: str, uploads: list[tuple[str, bytes]], wait: bool
+) -> dict[str, Any] | JSONResponse:
+    jobs = ctx.services.jobs
+    if not wait:
+        ids = jobs.enqueue(collection, uploads)
+        return JSONResponse({"data": [j.to_json() for j in jobs.jobs(ids)][::-1]}, status_code=202)
+    results = []
+    for name, data in uploads:
+        state = jobs.ingest(collection, [(name, data)], worker_name(), ctx.services.add_document)[0]
+        if state.status == "failed":
+            raise ApiError(415 if state.error_kind == "unsupported" else 400, state.error, param="files")
+        results.append(
+            {
+                "document": name,
+                "status": state.stage,
+                "chunks": state.chunks,
+                "pages": state.pages or None,
+                "warnings": state.warnings,
+                "job": state.id,
+            }
+        )
+    return {"data": results}
+
+
+@router.get("/v1/jobs")
+def list_jobs(key: Auth, ctx: Ctx) -> dict[str, Any]:
+    """The newest ingest jobs of the server database (the collections this key may use)."""
+    states = _jobs(ctx).jobs()
+    return {"data": [j.to_json() for j in states if collection_allowed(ctx, j.collection, key)]}
+
+
+@router.get("/v1/jobs/{job_id}")
+def get_job(job_id: int, key: Auth, ctx: Ctx) -> dict[str, Any]:
+    found = [j for j in _jobs(ctx).jobs([job_id]) if collection_allowed(ctx, j.collection, key)]
+    if not found:
+        raise ApiError(404, f"no ingest job {job_id}", param="job_id")
+    return found[0].to_json()
+
+
+def _jobs(ctx: ApiContext) -> JobQueue:
+    if not ctx.services.store.server:
+        raise ApiError(404, "ingest jobs exist on a server database only (ARCHIVIST_DATABASE_URL)")
+    return ctx.services.jobs
 
 
 @router.delete("/v1/collections/{collection}/documents/{document:path}")

@@ -26,7 +26,18 @@ from app.commands.assistants import (
     assistants_schema,
 )
 from app.commands.base import services
-from app.commands.knowledge import collections, delete, documents, evaluate, ingest, migrate, reindex, search
+from app.commands.knowledge import (
+    collections,
+    delete,
+    documents,
+    evaluate,
+    ingest,
+    jobs,
+    migrate,
+    reindex,
+    search,
+    worker,
+)
 from app.commands.system import arena, calibration_texts, doctor, keys_create, keys_list, keys_revoke, serve, ui
 
 __all__ = [
@@ -52,6 +63,7 @@ __all__ = [
     "evaluate",
     "feedback",
     "ingest",
+    "jobs",
     "keys_create",
     "keys_list",
     "keys_revoke",
@@ -65,4 +77,5 @@ __all__ = [
     "serve",
     "services",
     "ui",
+    "worker",
 ]

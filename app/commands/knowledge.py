@@ -249,6 +249,35 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker(args: argparse.Namespace) -> int:
+    """Take ingest jobs from the server database until stopped (Ctrl-C or SIGTERM: the job under way is finished)."""
+    import signal
+    import threading
+
+    from ingest.jobs import worker_name
+
+    svc = services(args)
+    queue = svc.jobs
+    queue.lease_s = args.lease
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    name = worker_name()
+    svc.embedder  # noqa: B018  (loaded before the first job, so a job's lease never waits on it)
+    print(f"worker {name}: taking ingest jobs from {svc.store.describe()}", file=sys.stderr, flush=True)
+    done = queue.run(name, svc.add_document, stop, poll_s=args.poll, on_job=lambda line: print(line, flush=True))
+    print(f"worker {name}: stopped after {done} job(s)", file=sys.stderr)
+    return 0
+
+
+def jobs(args: argparse.Namespace) -> int:
+    """The newest ingest jobs of the server database."""
+    for j in services(args).jobs.jobs(limit=args.limit):
+        detail = j.error if j.status == "failed" else f"{j.chunks} chunks" + (f", {j.pages} pages" if j.pages else "")
+        print(f"{j.id}\t{j.status}\t{j.stage}\t{j.collection}\t{j.name}\t{detail}\t{j.worker}")
+    return 0
+
+
 def collections(args: argparse.Namespace) -> int:
     for name, docs, chunks in services(args).store.collections():
         print(f"{name}\t{docs} documents\t{chunks} chunks")

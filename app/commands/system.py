@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -69,7 +70,23 @@ def serve(args: argparse.Namespace) -> int:
         print("no API keys configured: the API is open to local clients only (127.0.0.1)", file=sys.stderr)
     allowed = [*args.allowed_host, *filter(None, os.environ.get("ARCHIVIST_ALLOWED_HOSTS", "").split(","))]
     app = create_app(svc, max_queue=args.max_queue, bound_host=args.host, allowed_hosts=allowed)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    stop = threading.Event()
+    if svc.store.server and args.worker:
+        # each replica also takes queued ingest jobs (uploads sent with wait=false, the app's, other replicas')
+        from ingest.jobs import worker_name
+
+        name = f"{worker_name()}/serve"
+        threading.Thread(
+            target=svc.jobs.run, args=(name, svc.add_document, stop), daemon=True, name="archivist-worker"
+        ).start()
+        print(
+            f"this server also works ingest jobs as {name} (--no-worker to leave them to `archivist worker`)",
+            file=sys.stderr,
+        )
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        stop.set()
     return 0
 
 
