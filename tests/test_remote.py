@@ -134,3 +134,31 @@ def test_an_assistant_answers_through_a_remote_server_with_citations(harbor, ser
     assert answer.stats.prompt_tokens > 0 and answer.stats.completion_tokens > 0
     loaded = [k for k in svc.models.loaded() if k.backend == "openai"]
     assert loaded and servers[0].url in loaded[0].label
+
+
+def test_a_server_killed_mid_conversation_leaves_the_next_answers_to_the_other(tmp_path: Path) -> None:
+    a, b = (LlamaServer(tmp_path / f"own-{i}.log") for i in range(2))
+    try:
+        model = RemoteGenerator(parse_remote(f"openai:{a.url},{b.url}"), context_window=2048)
+        params = GenerationParams(max_tokens=6, temperature=0)
+        messages: list[dict[str, str]] = []
+        replies = []
+        for turn, question in enumerate(["Hi, who are you?", "Name a colour.", "Name a fruit.", "Name a city."]):
+            if turn == 2:
+                a.proc.kill()  # a is gone for good, between two turns of one conversation
+                a.proc.wait(10)
+            messages.append({"role": "user", "content": question})
+            reply = "".join(model.stream(messages, params)).strip()
+            assert reply, f"turn {turn} got no answer"
+            replies.append(reply)
+            messages.append({"role": "assistant", "content": reply})
+        time.sleep(0.5)  # the access log is written after the response
+        # turn 0 went to a, turn 1 to b; after the kill, turns 2 (a's turn in the rotation) and 3 went to b
+        assert a.completions_served() == 1 and b.completions_served() == 3
+        model.close()
+    finally:
+        for s in (a, b):
+            if s.proc.poll() is None:
+                s.proc.terminate()
+                s.proc.wait(10)
+            s._out.close()
