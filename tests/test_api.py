@@ -56,13 +56,21 @@ class Server:
         self.thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, real_embedder, model_pool) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, real_embedder, model_pool
+) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    """The API on each backend in turn: the workspace's SQLite file, then a PostgreSQL database."""
+    from app.settings import Settings
+
     home = tmp_path_factory.mktemp("api") / "ws"
     (home / "assistants").mkdir(parents=True)
     (home / "assistants" / "harbor-bot.yaml").write_text(BOT)
     (home / "assistants" / "other-bot.yaml").write_text(BOT.replace("harbor-bot", "other-bot"))
-    svc = Services.create(home, embedder=real_embedder, models=model_pool)  # the session's loaded model
+    pg = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    url = pg.database() if pg else None
+    settings = Settings.load(home=home, database_url=url)
+    svc = Services.create(embedder=real_embedder, models=model_pool, settings=settings)  # the session's loaded model
     docs = tmp_path_factory.mktemp("docs")
     pdf = make_pdf(docs / "harbor.pdf", ["Intro to the harbor.", "The lighthouse lens is cleaned every Tuesday."])
     ingest_paths([pdf], "harbor", svc.store, svc.embedder)
@@ -71,6 +79,9 @@ def api(tmp_path_factory: pytest.TempPathFactory, real_embedder, model_pool) -> 
     app = create_app(svc, max_queue=64, limits=IngestLimits(max_file_bytes=200_000))
     with Server(app, _free_port()) as server:
         yield {"url": server.url, "key": full, "limited": limited, "svc": svc}
+    if pg:
+        svc.store.engine.dispose()
+        pg.drop(url)
 
 
 def client(api: dict, key: str | None = None) -> openai.OpenAI:

@@ -130,9 +130,12 @@ def test_kv_snapshots_survive_interleaving_and_change_nothing() -> None:
 
 @pytest.mark.slow
 def test_conversation_turns_are_stored_and_follow_ups_are_cheap(
-    home: Path, tmp_path: Path, real_embedder, model_pool
+    home: Path, tmp_path: Path, real_embedder, model_pool, database_url: str | None
 ) -> None:  # type: ignore[no-untyped-def]
-    svc = Services.create(home, embedder=real_embedder, models=model_pool)  # the session's loaded model
+    from app.settings import Settings
+
+    settings = Settings.load(home=home, database_url=database_url)  # each backend in turn
+    svc = Services.create(embedder=real_embedder, models=model_pool, settings=settings)  # the session's loaded model
     pdf = make_pdf(
         tmp_path / "garden.pdf", ["Tomatoes need six hours of sun a day.", "Basil should be watered every morning."]
     )
@@ -157,6 +160,7 @@ def test_conversation_turns_are_stored_and_follow_ups_are_cheap(
     assert msgs[0].prompt_text is not None and "Question: How much sun" in msgs[0].prompt_text
     svc.conversations.feedback(a2.message_id, -1, "too short")
     assert svc.conversations.messages(conv.id)[3].feedback == -1
+    assert [c.id for c in svc.conversations.search("gardener", "basil")] == [conv.id]
     svc.conversations.rename(conv.id, "Garden help")
     md = svc.conversations.export_markdown(conv.id)
     assert md.startswith("# Garden help") and "garden.pdf, page 2" in md
