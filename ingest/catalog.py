@@ -20,11 +20,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from ingest.schema import upgrade
 from runtime.errors import ArchivistError
 
 
@@ -150,8 +150,9 @@ class IngestJob(Base):
 
 
 def make_engine(path: Path, url: str | None = None) -> Engine:
-    """The catalog's engine, tables created if missing: the SQLite file at `path` (WAL mode, foreign
-    keys enforced), or the PostgreSQL server `url` names (pgvector and full text set up there)."""
+    """The catalog's engine, its schema brought to the newest migration (ingest/schema.py): the
+    SQLite file at `path` (WAL mode, foreign keys enforced), or the PostgreSQL server `url` names
+    (pgvector and full text set up there)."""
     if is_server_url(url):
         return _server_engine(str(url))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,22 +166,8 @@ def make_engine(path: Path, url: str | None = None) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        for ddl in _FTS_DDL:
-            conn.exec_driver_sql(ddl)
+    upgrade(engine)
     return engine
-
-
-# The full-text index (BM25) is derived from chunks by triggers, so it can never drift from them.
-_FTS_DDL = [
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
-    "text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER IF NOT EXISTS chunks_fts_ai AFTER INSERT ON chunks BEGIN "
-    "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
-    "CREATE TRIGGER IF NOT EXISTS chunks_fts_ad AFTER DELETE ON chunks BEGIN "
-    "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-]
 
 
 def _server_engine(url: str) -> Engine:
@@ -202,29 +189,8 @@ def _server_engine(url: str) -> Engine:
             f"the server database needs {exc.name}: install the server extra (pip install -e '.[server]')"
         ) from None
     try:
-        _set_up_server(engine)
+        upgrade(engine)
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         raise ArchivistError(f"cannot use the database at {shown}: {reason}") from None
     return engine
-
-
-def _set_up_server(engine: Engine) -> None:
-    with engine.begin() as conn:
-        # processes starting together on one database set it up one at a time
-        conn.execute(text("SELECT pg_advisory_xact_lock(4242017)"))
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(4242017)"))
-        for ddl in _PG_DDL:
-            conn.execute(text(ddl))
-
-
-# PostgreSQL's full text: a generated tsvector column (English stemming, as FTS5's porter) under a
-# GIN index, so it can never drift from the chunks' text.
-_PG_DDL = [
-    "ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
-    "CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv)",
-]

@@ -18,6 +18,7 @@ from app.api.keys import KeyStore
 from app.migrate import first_passage, migrate
 from assistants.conversations import ConversationStore
 from ingest import Store, ingest_paths
+from ingest.schema import current, head
 from retriever import search
 from runtime.errors import ArchivistError
 from tests.conftest import FakeEmbedder, make_pdf
@@ -39,6 +40,7 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
     try:
         target = Store(home, fake_embedder.name, fake_embedder.dim, url)
         assert target.describe().startswith(f"PostgreSQL at 127.0.0.1:{pg_server.port}/")
+        assert current(target.engine) == head()  # the server's schema comes from the same migrations
         report = migrate(source, target, check=first_passage(fake_embedder))
         assert report.rows["chunks"] == sum(d.chunks for d in source.documents("zoo")) > 0
         assert report.rows["messages"] == 2 and report.rows["api_keys"] == 1 and report.searches == ["zoo"]

@@ -255,3 +255,40 @@ def test_an_interrupted_ingest_is_recorded_as_failed_never_lost(
     assert list(docs) == ["b.txt"] and docs["b.txt"].status == "failed"
     assert "interrupted while it was being ingested" in (docs["b.txt"].error or "")
     assert other.in_progress() == []
+
+
+def test_a_workspace_made_before_migrations_is_upgraded_in_place(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    from sqlalchemy import inspect, text
+
+    from assistants.conversations import ConversationStore
+    from ingest.schema import current, head
+
+    store = _store(home, fake_embedder)
+    (tmp_path / "a.txt").write_text("Apples are red and crisp.")
+    ingest_paths([tmp_path / "a.txt"], "c", store, fake_embedder)
+    conv = ConversationStore(store.engine).create("bot", "Fruit")
+    assert current(store.engine) == head()
+    with store.engine.begin() as conn:  # as an earlier version left it: no migrations, no jobs, no details
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("DROP TABLE ingest_jobs"))
+        conn.execute(text("ALTER TABLE messages DROP COLUMN details_json"))
+        conn.execute(
+            text(
+                "INSERT INTO messages (conversation_id, role, text, citations_json, prompt_tokens, "
+                "evaluated_tokens, completion_tokens, total_time, settings_json, created_at) "
+                f"VALUES ({conv.id}, 'user', 'Which apples?', '[]', 0, 0, 0, 0, '{{}}', '2026-01-01')"
+            )
+        )
+    store.engine.dispose()
+
+    reopened = _store(home, fake_embedder)
+    assert current(reopened.engine) == head()
+    tables = set(inspect(reopened.engine).get_table_names())
+    assert {"ingest_jobs", "chunks_fts", "documents", "messages"} <= tables
+    assert [(d.name, d.status) for d in reopened.documents("c")] == [("a.txt", "ready")]
+    for mode in ("dense", "keyword"):
+        assert search(reopened, fake_embedder, ["c"], "apples crisp", 1, mode=mode)[0].document == "a.txt"
+    (message,) = ConversationStore(reopened.engine).messages(conv.id)
+    assert message.text == "Which apples?"
