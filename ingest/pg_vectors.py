@@ -21,8 +21,8 @@ HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 HNSW_EF_SEARCH = 100
 
 _READY = (
-    "c.document_id IN (SELECT d.id FROM documents d JOIN collections col ON col.id = d.collection_id "
-    "WHERE col.name = :col AND d.status = 'ready')"
+    "c.document_id = ANY(ARRAY(SELECT d.id FROM documents d JOIN collections col ON col.id = d.collection_id "
+    "WHERE col.name = :col AND d.status = 'ready'))"
 )
 
 
@@ -47,8 +47,11 @@ def vector_literal(v: Any) -> str:
 class PgVectorIndex:
     """Inner-product search over the ready chunks of one collection; ids are chunk ids."""
 
-    def __init__(self, engine: Engine, collection: str, dim: int, threshold: int = EXACT_BELOW) -> None:
+    def __init__(
+        self, engine: Engine, collection: str, dim: int, threshold: int = EXACT_BELOW, ef_search: int = HNSW_EF_SEARCH
+    ) -> None:
         self.engine, self.collection, self.dim, self.threshold = engine, collection, dim, threshold
+        self.ef_search = ef_search
 
     @property
     def size(self) -> int:
@@ -69,22 +72,12 @@ class PgVectorIndex:
         if ids is not None and not ids:
             return np.zeros((len(qs), 0), dtype=np.float32), np.zeros((len(qs), 0), dtype=np.int64)
         approximate = self.approximate and (ids is None or len(ids) >= self.threshold)
-        where = _READY + (" AND c.id = ANY(:ids)" if ids is not None else "")
-        if approximate:
-            dist = f"(c.embedding::vector({self.dim})) <#> CAST(:q AS vector({self.dim}))"
-            where += f" AND vector_dims(c.embedding) = {self.dim}"
-        else:
-            dist = "c.embedding <#> CAST(:q AS vector)"
-        sql = text(f"SELECT c.id, -({dist}) AS score FROM chunks c WHERE {where} ORDER BY {dist} LIMIT :k")
+        sql = self._sql(approximate, ids is not None, "")
         rows_out: list[list[tuple[int, float]]] = []
         with self.engine.begin() as conn:
-            if approximate:
-                conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, k)}"))
-                conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
+            self._tune(conn, approximate, k)
             for q in qs:
-                params: dict[str, object] = {"col": self.collection, "q": vector_literal(q), "k": k}
-                if ids is not None:
-                    params["ids"] = ids
+                params = self._params(q, k, ids)
                 rows_out.append([(int(r[0]), float(r[1])) for r in conn.execute(sql, params)])
         width = max((len(r) for r in rows_out), default=0)
         scores = np.full((len(qs), width), -np.inf, dtype=np.float32)
@@ -93,3 +86,31 @@ class PgVectorIndex:
             for j, (cid, score) in enumerate(row):
                 found[i, j], scores[i, j] = cid, score
         return scores, found
+
+    def _sql(self, approximate: bool, filtered: bool, prefix: str) -> Any:
+        where = _READY + (" AND c.id = ANY(:ids)" if filtered else "")
+        if approximate:
+            dist = f"(c.embedding::vector({self.dim})) <#> CAST(:q AS vector({self.dim}))"
+            where += f" AND vector_dims(c.embedding) = {self.dim}"
+        else:
+            dist = "c.embedding <#> CAST(:q AS vector)"
+        return text(f"{prefix}SELECT c.id, -({dist}) AS score FROM chunks c WHERE {where} ORDER BY {dist} LIMIT :k")
+
+    def _tune(self, conn: Any, approximate: bool, k: int) -> None:
+        if approximate:
+            conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, k)}"))
+            conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
+
+    def _params(self, q: Any, k: int, ids: list[int] | None) -> dict[str, object]:
+        params: dict[str, object] = {"col": self.collection, "q": vector_literal(q), "k": k}
+        if ids is not None:
+            params["ids"] = ids
+        return params
+
+    def plan(self, query: Any, k: int, allowed: Iterable[int] | None = None) -> str:
+        """PostgreSQL's plan for the approximate query (EXPLAIN): whether the HNSW index answers it."""
+        ids = None if allowed is None else sorted(int(i) for i in allowed)
+        with self.engine.begin() as conn:
+            self._tune(conn, True, k)
+            rows = conn.execute(self._sql(True, ids is not None, "EXPLAIN "), self._params(query, k, ids))
+            return "\n".join(str(r[0]) for r in rows)

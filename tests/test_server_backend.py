@@ -347,3 +347,53 @@ def test_the_apps_uploads_go_through_the_job_queue_on_a_server_database(
         assert {d.name: d.status for d in store.documents("c")} == {"gulls.txt": "ready", "pic.txt": "failed"}
     finally:
         pg_server.drop(url)
+
+
+def test_a_filtered_hnsw_search_still_returns_every_neighbour(home: Path, pg_server) -> None:  # type: ignore[no-untyped-def]
+    """A small collection in a table shared with a large one: the HNSW index answers, and pgvector's
+    iterative scan keeps going until k rows pass the collection filter (without it, the first
+    ef_search candidates are nearly all of the other collection and few or none come back)."""
+    import numpy as np
+    from sqlalchemy import text
+
+    from ingest.pg_vectors import PgVectorIndex
+    from ingest.types import ChunkDraft
+
+    url = pg_server.database()
+    try:
+        store = Store(home, "random-64", 64, url)
+        rng = np.random.default_rng(0)
+        vectors: dict[str, np.ndarray] = {}
+        for collection, docs, n in (("big", 6, 1000), ("small", 1, 120)):
+            for d in range(docs):
+                v = rng.standard_normal((n, 64)).astype(np.float32)
+                v /= np.linalg.norm(v, axis=1, keepdims=True)
+                drafts = [ChunkDraft(f"{collection} {d} {i}", None, None, "", 0, 1, 1) for i in range(n)]
+                store.add_document(
+                    collection,
+                    name=f"{d}.txt",
+                    sha256=f"{collection}{d}".ljust(64, "0"),
+                    fmt="text",
+                    size=0,
+                    pages=None,
+                    warnings=[],
+                    chunks=drafts,
+                    vectors=v,
+                )
+                vectors[collection] = np.vstack([vectors[collection], v]) if collection in vectors else v
+        with store.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+        q = rng.standard_normal(64).astype(np.float32)
+        index = PgVectorIndex(store.engine, "small", 64, threshold=0)  # the shipped ef_search
+        assert "Index Scan using chunks_embedding_hnsw_64" in index.plan(q, 10)
+        scores, ids = index.search(q[None, :], 10)
+        assert ids.shape[1] == 10
+        exact = np.sort(vectors["small"] @ q)[::-1][:10]
+        found = sum(bool(np.isclose(s, exact, atol=1e-5).any()) for s in scores[0])
+        assert found >= 9, found  # recall@10 against exact search (random vectors: the hard case)
+        with store.engine.begin() as conn:  # the trap: the same query without the iterative scan
+            conn.execute(text("SET LOCAL hnsw.ef_search = 20"))
+            plain = conn.execute(index._sql(True, False, ""), index._params(q, 10, None)).all()
+        assert len(plain) < 10
+    finally:
+        pg_server.drop(url)
