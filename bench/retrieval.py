@@ -41,7 +41,7 @@ from retriever import MODES, SearchFilter, search
 ROOT = Path(__file__).resolve().parent.parent
 SETS = [ROOT.parent / "shared" / "eval" / "r-manuals-dev.jsonl", ROOT / "bench" / "eval" / "second-dev.jsonl"]
 FAISS_EF = (16, 32, 64, 128, 256)
-PG_EF = (20, 40, 60, 100, 200)
+PG_EF = (40, 100, 200, 300, 400)
 
 
 def queries(n: int, corpus: dict[str, np.ndarray]) -> list[str]:
