@@ -3,11 +3,12 @@
 Every table of every part (the catalog with its chunks and vectors, conversations, arena battles,
 API keys) is copied row by row with its ids, in one transaction (all or nothing), into a server
 database that holds none of them yet; then the counts are compared and one search per collection
-must return the same first passage on both sides. Assistants (YAML files) and original files stay
-in the workspace folder."""
+must return the same first passage on both sides. The workspace's assistant files become rows of
+the server's `assistants` table. Original files stay in the workspace folder."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,6 +59,11 @@ def migrate(
     report = MigrationReport()
     tables = [t for md in _metadatas() for t in md.sorted_tables]
     with dst.connect() as conn:
+        held = conn.execute(text("SELECT COUNT(*) FROM assistants")).scalar() or 0
+        if held:
+            raise ArchivistError(
+                f"the target database already holds {held} row(s) in table 'assistants': migrate into an empty database"
+            )
         for t in tables:
             n = conn.execute(select(func.count()).select_from(t)).scalar() or 0
             if n:
@@ -81,6 +87,7 @@ def migrate(
             report.rows[t.name] = copied
             _advance_sequences(out, t.name, [c.name for c in t.primary_key.columns])
     _verify(dst, tables, report)
+    report.rows["assistants"] = _copy_assistants(source, dst)
     if check is not None:
         for name in sorted(source.collection_names()):
             a, b = check(source, name), check(target, name)
@@ -90,6 +97,21 @@ def migrate(
                 )
             report.searches.append(name)
     return report
+
+
+def _copy_assistants(source: Store, dst: Engine) -> int:
+    """The workspace's assistant files become rows of the server's `assistants` table (every
+    machine shares them there); a file that does not validate is left out and named."""
+    from assistants.library import AssistantLibrary, AssistantStore
+
+    entries, errors = AssistantLibrary(source.home / "assistants").entries()
+    shared = AssistantStore(source.home / "assistants", engine=dst)
+    mine = [e for e in entries if e.source == "workspace"]
+    for e in mine:
+        shared.save(e.assistant)
+    for err in errors:
+        print(f"not copied: {err}", file=sys.stderr)
+    return len(mine)
 
 
 def _advance_sequences(conn: Connection, table: str, keys: list[str]) -> None:

@@ -91,7 +91,8 @@ class Services:
 
     @cached_property
     def library(self) -> AssistantStore:
-        return AssistantStore(self.home / "assistants")
+        # on a server database the workspace's assistants are its rows, shared by every machine
+        return AssistantStore(self.home / "assistants", engine=self.store.engine if self.store.server else None)
 
     @cached_property
     def chat(self) -> ChatService:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+import yaml
+from sqlalchemy import Engine, text
 
 from assistants.errors import AssistantError
 from assistants.loader import dump_assistant, load_assistant, parse_assistant
@@ -22,19 +27,34 @@ class Entry:
 
 
 class AssistantLibrary:
-    """Assistants by name; workspace files win over examples of the same name."""
+    """Assistants by name; the workspace's win over examples of the same name. The workspace's
+    are YAML files in its folder, or, with an `engine` (a server database), rows of its
+    `assistants` table that every machine shares."""
 
-    def __init__(self, folder: Path, examples: Path = EXAMPLES_DIR) -> None:
-        self.folder, self.examples = folder, examples
+    def __init__(self, folder: Path, examples: Path = EXAMPLES_DIR, engine: Engine | None = None) -> None:
+        self.folder, self.examples, self.engine = folder, examples, engine
 
     def entries(self) -> tuple[list[Entry], list[AssistantError]]:
         """Every valid assistant, and the errors of the files that are not."""
         found: dict[str, Entry] = {}
         errors: list[AssistantError] = []
-        for source, folder in (("example", self.examples), ("workspace", self.folder)):
-            for entry in _load_folder(folder, source, errors):
-                found[entry.assistant.name] = entry
+        for entry in _load_folder(self.examples, "example", errors):
+            found[entry.assistant.name] = entry
+        mine = (
+            _load_rows(self.engine, self.path_for, errors)
+            if self.engine
+            else _load_folder(self.folder, "workspace", errors)
+        )
+        for entry in mine:
+            found[entry.assistant.name] = entry
         return sorted(found.values(), key=lambda e: e.assistant.name), errors
+
+    def path_for(self, name: str) -> Path:
+        """Where the workspace's assistant of this name is (shown to users; on a server database,
+        a name for its row)."""
+        if self.engine is not None:
+            return Path(f"database:{self.engine.url.database}") / "assistants" / f"{name}.yaml"
+        return self.folder / f"{name}.yaml"
 
     def get_by_name(self, name: str) -> Assistant:
         """An assistant by name only (never a path: safe for names from the network)."""
@@ -56,17 +76,22 @@ class AssistantLibrary:
 class AssistantStore(AssistantLibrary):
     """The library with its write operations: create, update, duplicate, delete, import, export."""
 
-    def path_for(self, name: str) -> Path:
-        return self.folder / f"{name}.yaml"
-
     def save(self, assistant: Assistant, *, overwrite: bool = False) -> Path:
         """Write an assistant to the workspace (create, or update with overwrite=True)."""
         path = self.path_for(assistant.name)
-        if path.exists() and not overwrite:
+        if self.taken(assistant.name) and not overwrite:
             raise AssistantError(
                 assistant.name,
                 [f"name: an assistant named {assistant.name!r} already exists; pick another name, or edit that one"],
             )
+        if self.engine is not None:
+            with self.engine.begin() as conn:
+                conn.execute(text("DELETE FROM assistants WHERE name = :n"), {"n": assistant.name})
+                conn.execute(
+                    text("INSERT INTO assistants (name, yaml, updated_at) VALUES (:n, :y, :t)"),
+                    {"n": assistant.name, "y": dump_assistant(assistant), "t": datetime.now(UTC).replace(tzinfo=None)},
+                )
+            return path
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".yaml.tmp")
         tmp.write_text(dump_assistant(assistant), encoding="utf-8")
@@ -81,11 +106,15 @@ class AssistantStore(AssistantLibrary):
 
     def delete(self, name: str) -> None:
         path = self.path_for(name)
-        if not path.exists():
+        if not self.taken(name):
             entries, _ = self.entries()
             if any(e.assistant.name == name for e in entries):
                 raise AssistantError(name, ["this is a shipped example; duplicate it to make your own copy"])
             raise AssistantError(name, ["no assistant of that name in the workspace"])
+        if self.engine is not None:
+            with self.engine.begin() as conn:
+                conn.execute(text("DELETE FROM assistants WHERE name = :n"), {"n": name})
+            return
         path.unlink()
 
     def import_yaml(
@@ -108,6 +137,9 @@ class AssistantStore(AssistantLibrary):
         return any(e.assistant.name == name for e in _load_folder(self.examples, "example", []))
 
     def taken(self, name: str) -> bool:
+        if self.engine is not None:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT 1 FROM assistants WHERE name = :n"), {"n": name}).first() is not None
         return self.path_for(name).exists()
 
     def export_yaml(self, name: str) -> str:
@@ -122,4 +154,19 @@ def _load_folder(folder: Path, source: str, errors: list[AssistantError]) -> lis
             out.append(Entry(load_assistant(path), path, source))
         except AssistantError as exc:
             errors.append(exc)
+    return out
+
+
+def _load_rows(engine: Engine, where: Callable[[str], Path], errors: list[AssistantError]) -> list[Entry]:
+    """The valid assistants of a server database's `assistants` table; the rows that are not go to `errors`."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, yaml FROM assistants ORDER BY name")).all()
+    out = []
+    for name, body in rows:
+        try:
+            out.append(Entry(parse_assistant(yaml.safe_load(body), str(where(name))), where(name), "workspace"))
+        except AssistantError as exc:
+            errors.append(exc)
+        except yaml.YAMLError as exc:
+            errors.append(AssistantError(str(where(name)), [f"not valid YAML: {exc}"]))
     return out

@@ -35,6 +35,8 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
     conv = conversations.create("zoo-bot", "About krill")
     conversations.add_turn(conv.id, {"text": "What do penguins eat?"}, {"text": "Krill [1]."})
     secret = KeyStore(source.engine).create("team")
+    (home / "assistants").mkdir(parents=True, exist_ok=True)
+    (home / "assistants" / "zoo-bot.yaml").write_text("name: zoo-bot\nknowledge: {collections: [zoo]}\n")
 
     url = pg_server.database()
     try:
@@ -44,6 +46,7 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
         report = migrate(source, target, check=first_passage(fake_embedder))
         assert report.rows["chunks"] == sum(d.chunks for d in source.documents("zoo")) > 0
         assert report.rows["messages"] == 2 and report.rows["api_keys"] == 1 and report.searches == ["zoo"]
+        assert report.rows["assistants"] == 1
 
         # what a user of the server database sees: the same documents, search, conversation and key
         assert [(d.name, d.status, d.pages) for d in target.documents("zoo")] == [
@@ -55,12 +58,16 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
         moved = ConversationStore(target.engine)
         assert [m.text for m in moved.messages(conv.id)] == ["What do penguins eat?", "Krill [1]."]
         assert KeyStore(target.engine).check(secret) is not None
+        from assistants.library import AssistantStore
+
+        shared = AssistantStore(tmp_path / "elsewhere" / "assistants", engine=target.engine)  # another machine
+        assert shared.get_by_name("zoo-bot").knowledge.collections == ["zoo"]
 
         # new rows continue after the copied ids; the copy is refused a second time, naming a table
         (tmp_path / "more.txt").write_text("Walruses use their tusks to climb onto ice.")
         assert ingest_paths([tmp_path / "more.txt"], "zoo", target, fake_embedder).results[0].status == "added"
         assert search(target, fake_embedder, ["zoo"], "walruses tusks", 1)[0].document == "more.txt"
-        with pytest.raises(ArchivistError, match="already holds .* table 'collections'"):
+        with pytest.raises(ArchivistError, match=r"already holds 1 row\(s\) in table 'assistants'"):
             migrate(source, Store(home, fake_embedder.name, fake_embedder.dim, url))
     finally:
         pg_server.drop(url)
@@ -100,14 +107,22 @@ retrieval: {top_k: 2}
 @pytest.fixture
 def two_servers(tmp_path: Path, pg_server) -> Iterator[tuple[list[str], str]]:  # type: ignore[no-untyped-def]
     """Two `archivist serve` processes, each with its own workspace folder (as on two machines),
-    on one PostgreSQL database; a key created once serves both."""
+    on one PostgreSQL database; an assistant imported and a key created once serve both."""
     url = pg_server.database()
     env = {**os.environ, "ARCHIVIST_DATABASE_URL": url, "HF_HUB_OFFLINE": "1"}
     exe = str(Path(sys.executable).with_name("archivist"))
     homes = [tmp_path / "a", tmp_path / "b"]
+    (tmp_path / "harbor-bot.yaml").write_text(BOT)
     for h in homes:
-        (h / "assistants").mkdir(parents=True)
-        (h / "assistants" / "harbor-bot.yaml").write_text(BOT)
+        h.mkdir(parents=True)
+    # the assistant is imported once, on machine a, into the database both servers read
+    subprocess.run(
+        [exe, "--home", str(homes[0]), "assistants", "import", str(tmp_path / "harbor-bot.yaml")],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    assert not (homes[1] / "assistants").exists()
     key = subprocess.run(
         [exe, "--home", str(homes[0]), "keys", "create", "team"], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
