@@ -4,7 +4,7 @@ Every table of every part (the catalog with its chunks and vectors, conversation
 API keys) is copied row by row with its ids, in one transaction (all or nothing), into a server
 database that holds none of them yet; then the counts are compared and one search per collection
 must return the same first passage on both sides. The workspace's assistant files become rows of
-the server's `assistants` table. Original files stay in the workspace folder."""
+the server's `assistants` table, its original files rows of `originals`."""
 
 from __future__ import annotations
 
@@ -59,11 +59,12 @@ def migrate(
     report = MigrationReport()
     tables = [t for md in _metadatas() for t in md.sorted_tables]
     with dst.connect() as conn:
-        held = conn.execute(text("SELECT COUNT(*) FROM assistants")).scalar() or 0
-        if held:
-            raise ArchivistError(
-                f"the target database already holds {held} row(s) in table 'assistants': migrate into an empty database"
-            )
+        for table in ("assistants", "originals"):
+            held = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() or 0
+            if held:
+                raise ArchivistError(
+                    f"the target database already holds {held} row(s) in table {table!r}: migrate into an empty database"
+                )
         for t in tables:
             n = conn.execute(select(func.count()).select_from(t)).scalar() or 0
             if n:
@@ -88,6 +89,7 @@ def migrate(
             _advance_sequences(out, t.name, [c.name for c in t.primary_key.columns])
     _verify(dst, tables, report)
     report.rows["assistants"] = _copy_assistants(source, dst)
+    report.rows["originals"] = _copy_originals(source, target)
     if check is not None:
         for name in sorted(source.collection_names()):
             a, b = check(source, name), check(target, name)
@@ -112,6 +114,17 @@ def _copy_assistants(source: Store, dst: Engine) -> int:
     for err in errors:
         print(f"not copied: {err}", file=sys.stderr)
     return len(mine)
+
+
+def _copy_originals(source: Store, target: Store) -> int:
+    """The workspace's original files, into the server's `originals` table."""
+    n = 0
+    for f in sorted((source.home / "files").glob("*")) if (source.home / "files").is_dir() else []:
+        sha, _, suffix = f.name.partition(".")
+        if f.is_file() and len(sha) == 64 and not f.name.endswith((".tmp", ".part")):
+            target.share_original(sha, f".{suffix}" if suffix else "", f.read_bytes())
+            n += 1
+    return n
 
 
 def _advance_sequences(conn: Connection, table: str, keys: list[str]) -> None:

@@ -217,6 +217,7 @@ def ingest_bytes(
         store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=size, error=str(exc))
         raise
     _keep_original(store.home, data, sha, Path(name).suffix)
+    store.share_original(sha, _safe_suffix(Path(name).suffix), data)
     pages = len(doc.pages) if doc.format == "pdf" else None
     _, replaced = store.add_document(
         collection,
@@ -371,10 +372,14 @@ class ReadAhead(Generic[T]):
         self._thread.join(timeout=10)
 
 
+def _safe_suffix(suffix: str) -> str:
+    """A file name's suffix as originals are stored under (a supported one, or none)."""
+    return suffix.lower() if suffix.lower() in SUPPORTED_SUFFIXES else ""
+
+
 def _keep_original(home: Path, data: bytes, sha: str, suffix: str) -> None:
     """Originals are stored by content hash, never by the name they came with."""
-    safe_suffix = suffix.lower() if suffix.lower() in SUPPORTED_SUFFIXES else ""
-    target = home / "files" / f"{sha}{safe_suffix}"
+    target = home / "files" / f"{sha}{_safe_suffix(suffix)}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")

@@ -102,11 +102,38 @@ class Store(StoreReads, Journal):
             return [_info(d, c) for d, c in s.execute(q).all()]
 
     def original(self, collection: str, name: str) -> Path | None:
-        """The stored original file of a document (None when it was never kept or is gone)."""
+        """The stored original file of a document (None when it was never kept or is gone). On a
+        server database a document ingested on another machine is fetched into this workspace's
+        `files/` folder first."""
         doc = next((d for d in self.documents(collection) if d.name == name), None)
         if doc is None:
             return None
-        return next((self.home / "files").glob(f"{doc.sha256}*"), None)
+        here = next((self.home / "files").glob(f"{doc.sha256}*"), None)
+        if here is not None or not self.server:
+            return here
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT suffix, data FROM originals WHERE sha256 = :h"), {"h": doc.sha256}).first()
+        if row is None:
+            return None
+        target = self.home / "files" / f"{doc.sha256}{row[0]}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(bytes(row[1]))
+        tmp.replace(target)
+        return target
+
+    def share_original(self, sha256: str, suffix: str, data: bytes) -> None:
+        """On a server database, keep an original file where every machine can read it."""
+        if not self.server:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO originals (sha256, suffix, data, created_at) VALUES (:h, :s, :d, now()) "
+                    "ON CONFLICT (sha256) DO NOTHING"
+                ),
+                {"h": sha256, "s": suffix, "d": data},
+            )
 
     def find(self, collection: str, sha256: str) -> DocumentInfo | None:
         with self.sessions() as s:

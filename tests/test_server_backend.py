@@ -46,7 +46,7 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
         report = migrate(source, target, check=first_passage(fake_embedder))
         assert report.rows["chunks"] == sum(d.chunks for d in source.documents("zoo")) > 0
         assert report.rows["messages"] == 2 and report.rows["api_keys"] == 1 and report.searches == ["zoo"]
-        assert report.rows["assistants"] == 1
+        assert report.rows["assistants"] == 1 and report.rows["originals"] == 2
 
         # what a user of the server database sees: the same documents, search, conversation and key
         assert [(d.name, d.status, d.pages) for d in target.documents("zoo")] == [
@@ -62,11 +62,22 @@ def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
 
         shared = AssistantStore(tmp_path / "elsewhere" / "assistants", engine=target.engine)  # another machine
         assert shared.get_by_name("zoo-bot").knowledge.collections == ["zoo"]
+        # a cited document opens on a machine that never ingested it
+        there = Store(tmp_path / "elsewhere", fake_embedder.name, fake_embedder.dim, url).original("zoo", "zoo.pdf")
+        assert (
+            there is not None
+            and there.is_relative_to(tmp_path / "elsewhere")
+            and there.read_bytes() == pdf.read_bytes()
+        )
 
         # new rows continue after the copied ids; the copy is refused a second time, naming a table
         (tmp_path / "more.txt").write_text("Walruses use their tusks to climb onto ice.")
         assert ingest_paths([tmp_path / "more.txt"], "zoo", target, fake_embedder).results[0].status == "added"
         assert search(target, fake_embedder, ["zoo"], "walruses tusks", 1)[0].document == "more.txt"
+        elsewhere = Store(tmp_path / "third", fake_embedder.name, fake_embedder.dim, url)
+        assert (
+            elsewhere.original("zoo", "more.txt") or Path("/nonexistent")
+        ).read_bytes() == b"Walruses use their tusks to climb onto ice."
         with pytest.raises(ArchivistError, match=r"already holds 1 row\(s\) in table 'assistants'"):
             migrate(source, Store(home, fake_embedder.name, fake_embedder.dim, url))
     finally:
