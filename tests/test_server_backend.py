@@ -423,3 +423,42 @@ def test_a_filtered_hnsw_search_still_returns_every_neighbour(home: Path, pg_ser
         assert len(plain) < 10
     finally:
         pg_server.drop(url)
+
+
+def test_writers_of_a_server_database_do_not_wait_for_each_other(
+    home: Path, fake_embedder: FakeEmbedder, pg_server
+) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from ingest.pipeline import ingest_bytes
+
+    url = pg_server.database()
+    try:
+        first, second = (Store(home, fake_embedder.name, fake_embedder.dim, url) for _ in range(2))
+        inside, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with first.writer():
+                inside.set()
+                release.wait(30)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        assert inside.wait(10)
+        done = threading.Event()
+
+        def write() -> None:  # another writer of the same workspace, while the first one holds it
+            with second.writer():
+                ingest_bytes(b"Puffins nest on cliffs.", "p.txt", "c", second, fake_embedder)
+            done.set()
+
+        w = threading.Thread(target=write)
+        w.start()
+        assert done.wait(20), "the second writer waited for the first"
+        assert second.recover_if_idle() is False  # a writer is at work: its journal is not taken
+        release.set()
+        t.join(10)
+        w.join(10)
+        assert [d.name for d in first.documents("c")] == ["p.txt"]
+    finally:
+        pg_server.drop(url)
