@@ -36,6 +36,17 @@ def fts_query(query: str, words: Sequence[str] | None = None) -> str:
     return " OR ".join(f'"{w}"' for w in (content_words(query) if words is None else words))
 
 
+def worth_scoring(
+    terms: Sequence[str], df: dict[str, int], total: int, common_share: float, min_rows: int, keep: int
+) -> list[str]:
+    """The terms some chunk holds, less those in more than `common_share` of the `total` chunks
+    (and more than `min_rows`), keeping at least the `keep` rarest."""
+    present = [t for t in terms if df[t] > 0]
+    limit = max(common_share * total, min_rows)
+    rare = [t for t in present if df[t] <= limit]
+    return rare if len(rare) >= keep else sorted(present, key=df.__getitem__)[:keep]
+
+
 class SqliteKeywordIndex:
     """BM25 over the catalog's FTS5 table.
 
@@ -68,10 +79,7 @@ class SqliteKeywordIndex:
                     q = text("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH :q")
                     self._df[w] = int(conn.execute(q, {"q": f'"{w}"'}).scalar() or 0)
             df, total = dict(self._df), self._version[1]
-        present = [w for w in words if df[w] > 0]
-        limit = max(self.common_share * total, self.min_rows)
-        rare = [w for w in present if df[w] <= limit]
-        return rare if len(rare) >= self.keep else sorted(present, key=df.__getitem__)[: self.keep]
+        return worth_scoring(words, df, total, self.common_share, self.min_rows, self.keep)
 
     def present(self, collections: Sequence[str], words: Sequence[str]) -> set[str]:
         """The words (stemmed as the index stems them) that some ready chunk of `collections` contains."""
@@ -189,9 +197,7 @@ class PgKeywordIndex:
             df, total, avg = self._stats(conn, lexemes)
             present = [x for x in lexemes if df[x] > 0]
             if len(present) > self.keep and total > self.min_rows:
-                limit = max(self.common_share * total, self.min_rows)
-                rare = [x for x in present if df[x] <= limit]
-                present = rare if len(rare) >= self.keep else sorted(present, key=df.__getitem__)[: self.keep]
+                present = worth_scoring(present, df, total, self.common_share, self.min_rows, self.keep)
             if not present:
                 return []
             idf = [math.log(1 + (total - df[x] + 0.5) / (df[x] + 0.5)) for x in present]

@@ -4,7 +4,6 @@ pgvector), and two `archivist serve` processes sharing one database."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from ingest.schema import current, head
 from retriever import search
 from runtime.errors import ArchivistError
 from tests.conftest import FakeEmbedder, make_pdf
+from tests.pg import _free_port
 
 
 def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
@@ -98,12 +98,6 @@ def test_an_unreachable_or_unusable_database_is_a_clear_error_without_the_passwo
     err = capsys.readouterr().err
     assert "database_url (ARCHIVIST_DATABASE_URL='mysql://root:***@db/x')" in err
     assert "must be a PostgreSQL URL such as postgresql+psycopg://" in err
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 BOT = """
