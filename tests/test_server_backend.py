@@ -456,3 +456,23 @@ def test_writers_of_a_server_database_do_not_wait_for_each_other(
         assert [d.name for d in first.documents("c")] == ["p.txt"]
     finally:
         pg_server.drop(url)
+
+
+def test_arena_votes_are_kept_on_either_backend(home: Path, fake_embedder: FakeEmbedder, database_url) -> None:  # type: ignore[no-untyped-def]
+    from assistants.arena import ArenaStore, Side, leaderboard
+
+    store = Store(home, fake_embedder.name, fake_embedder.dim, database_url)
+    arena = ArenaStore(store.engine)
+
+    def side(name: str) -> Side:
+        return Side(name, name[:12], f"answer of {name}", {}, [], False, 0.5, 1.0, 0.1)
+
+    first = arena.add("human", "How often is the lens cleaned?", side("bot-a"), side("bot-b"))
+    assert arena.vote(first.id, "a").vote == "a"
+    with pytest.raises(ArchivistError, match="already has a vote"):
+        arena.vote(first.id, "b")
+    arena.add("human", "Who keeps the light?", side("bot-b"), side("bot-a"), vote="b")
+    rows = leaderboard(
+        ArenaStore(Store(home, fake_embedder.name, fake_embedder.dim, database_url).engine).battles("human")
+    )
+    assert (rows[0].name, rows[0].votes) == ("bot-a", 2) and {r.name for r in rows} == {"bot-a", "bot-b"}
