@@ -212,6 +212,7 @@ def test_two_api_servers_share_one_database(two_servers: tuple[list[str], str], 
         time.sleep(0.3)
     assert state["stage"] == "added" and state["chunks"] == 1
     assert httpx.get(f"{b}/v1/jobs/999999", headers=h, timeout=30).status_code == 404
+    assert httpx.get(f"{b}/v1/jobs/{2**40}", headers=h, timeout=30).status_code == 404
     assert httpx.delete(b + "/v1/collections/harbor/documents/ferry.txt", headers=h, timeout=30).status_code == 200
 
     # deleting through the second server removes it for the first

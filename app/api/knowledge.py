@@ -126,7 +126,10 @@ def list_jobs(key: Auth, ctx: Ctx) -> dict[str, Any]:
 
 @router.get("/v1/jobs/{job_id}")
 def get_job(job_id: int, key: Auth, ctx: Ctx) -> dict[str, Any]:
-    found = [j for j in _jobs(ctx).jobs([job_id]) if collection_allowed(ctx, j.collection, key)]
+    queue = _jobs(ctx)
+    found = (
+        [j for j in queue.jobs([job_id]) if collection_allowed(ctx, j.collection, key)] if 0 < job_id < 2**31 else []
+    )
     if not found:
         raise ApiError(404, f"no ingest job {job_id}", param="job_id")
     return found[0].to_json()
