@@ -24,6 +24,7 @@ class Entry:
     assistant: Assistant
     path: Path
     source: str  # workspace | example
+    modified: float = 0.0  # when it was last saved (seconds since the epoch)
 
 
 class AssistantLibrary:
@@ -151,7 +152,7 @@ def _load_folder(folder: Path, source: str, errors: list[AssistantError]) -> lis
     out = []
     for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
         try:
-            out.append(Entry(load_assistant(path), path, source))
+            out.append(Entry(load_assistant(path), path, source, path.stat().st_mtime))
         except AssistantError as exc:
             errors.append(exc)
     return out
@@ -160,11 +161,12 @@ def _load_folder(folder: Path, source: str, errors: list[AssistantError]) -> lis
 def _load_rows(engine: Engine, where: Callable[[str], Path], errors: list[AssistantError]) -> list[Entry]:
     """The valid assistants of a server database's `assistants` table; the rows that are not go to `errors`."""
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT name, yaml FROM assistants ORDER BY name")).all()
+        rows = conn.execute(text("SELECT name, yaml, updated_at FROM assistants ORDER BY name")).all()
     out = []
-    for name, body in rows:
+    for name, body, updated in rows:
         try:
-            out.append(Entry(parse_assistant(yaml.safe_load(body), str(where(name))), where(name), "workspace"))
+            assistant = parse_assistant(yaml.safe_load(body), str(where(name)))
+            out.append(Entry(assistant, where(name), "workspace", updated.replace(tzinfo=UTC).timestamp()))
         except AssistantError as exc:
             errors.append(exc)
         except yaml.YAMLError as exc:

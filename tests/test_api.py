@@ -71,6 +71,9 @@ def api(
     url = pg.database() if pg else None
     settings = Settings.load(home=home, database_url=url)
     svc = Services.create(embedder=real_embedder, models=model_pool, settings=settings)  # the session's loaded model
+    if pg:  # on a server database the assistants are its rows: import the files there
+        for f in sorted((home / "assistants").glob("*.yaml")):
+            svc.library.import_yaml(f)
     docs = tmp_path_factory.mktemp("docs")
     pdf = make_pdf(docs / "harbor.pdf", ["Intro to the harbor.", "The lighthouse lens is cleaned every Tuesday."])
     ingest_paths([pdf], "harbor", svc.store, svc.embedder)

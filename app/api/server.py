@@ -97,7 +97,7 @@ def models(key: Auth, ctx: Ctx) -> dict[str, Any]:
         {
             "id": e.assistant.name,
             "object": "model",
-            "created": int(e.path.stat().st_mtime),
+            "created": int(e.modified),
             "owned_by": "archivist",
             "description": e.assistant.description,
         }
