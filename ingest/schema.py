@@ -4,6 +4,7 @@ lacks (a workspace made before migrations existed is adopted as it is by the fir
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -20,8 +21,10 @@ def _config(conn: Connection):  # type: ignore[no-untyped-def]
     return cfg
 
 
+@functools.cache
 def head() -> str:
-    """The newest revision."""
+    """The newest revision (read from the migration scripts once per process: every store that
+    opens asks)."""
     from alembic.script import ScriptDirectory
 
     cfg = _config(None)  # type: ignore[arg-type]
