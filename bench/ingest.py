@@ -239,7 +239,7 @@ def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dic
         print("failed:", a0["failed"])
     walls = {k: [r[k]["wall"] for r in rounds] for k in rounds[0]}
     print(
-        f"{'':28}{'dtype:batch':>12}{'seconds':>9}{'pages/s':>9}{'chunks':>8}{'chunks/s':>10}{'peak RSS MB':>13}{'rounds':>22}"
+        f"{'':28}{'dtype:batch':>12}{'seconds':>9}{'pages/s':>9}{'chunks':>8}{'chunks/s':>10}{'peak RSS MB':>13}  rounds"
     )
     for k, label in (
         ("archivist", "archivist end to end"),
@@ -253,12 +253,12 @@ def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dic
         per = " / ".join(f"{v:.0f}" for v in walls[k])
         print(
             f"{label:28}{x.get('dtype', 'float32:64'):>12}{w:>9.1f}{pages}{x['chunks']:>8}{x['chunks'] / w:>10.1f}"
-            f"{max(r[k]['rss'] for r in rounds):>13.0f}{per:>22}"
+            f"{max(r[k]['rss'] for r in rounds):>13.0f}  {per}"
         )
     per_bare = [r["bare"]["wall"] / r["archivist"]["wall"] for r in rounds]
     print(
         f"archivist / bare encoder chunks/s: {median(walls['bare']) / median(walls['archivist']):.2f} "
-        f"(per round {' / '.join(f'{v:.2f}' for v in per_bare)})"
+        f"(per round {' / '.join(f'{v:.2f}' for v in per_bare)}; their median {median(per_bare):.2f})"
     )
     if args.folder:
         print(f"files/s end to end: {a0['files'] / median(walls['archivist']):.1f}")
@@ -268,7 +268,7 @@ def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dic
         print(
             f"archivist / langchain: {median(walls['langchain']) / median(walls['archivist']):.2f}x faster end to end on the same "
             f"PDFs ({(a0['pages'] / median(walls['archivist'])) / (c0['pages'] / median(walls['langchain'])):.2f}x pages/s; "
-            f"per round {' / '.join(f'{v:.2f}' for v in per_lc)})"
+            f"per round {' / '.join(f'{v:.2f}' for v in per_lc)}; their median {median(per_lc):.2f})"
         )
     for k, v in walls.items():
         if spread(v) > 0.10:
