@@ -212,6 +212,30 @@ def test_a_sentence_is_read_with_the_one_before_it(real_embedder) -> None:  # ty
         assert any("returns None" in q.text for q in quotes) is found, (weight, quotes)
 
 
+def test_a_sentence_ending_in_a_colon_and_the_one_it_introduces_are_quoted_together() -> None:
+    """ "For example, here is a case-insensitive comparison:" means little without the code after
+    it, and the code little without it; whichever is chosen brings the other. With a bag-of-words
+    embedder the scores are plain word overlap."""
+    from tests.conftest import FakeEmbedder
+
+    emb = FakeEmbedder()
+    emb.dim = 4096  # words seldom share a dimension
+    intro = "Here is how to do exactly that in one call:"
+    code = "sorted(words, key=str.lower)"
+    text = (
+        "Sorting is stable across every release of the language. Tuples compare element by element. "
+        f"{intro}\n\n{code}\n\nLists also have a reverse method for flipping their order."
+    )
+    rules_off = QuoteSettings(follow_on=False, pair_best=False, context_weight=0)
+    for question, best in (("sorted words key str lower", code), ("exactly one call", intro)):
+        on = find_quotes(question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=rules_off)
+        off = find_quotes(
+            question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=replace(rules_off, introduced=False)
+        )
+        assert f"{intro}\n\n{code}" in on[0].text, on
+        assert best in off[0].text and not any(intro in q.text and code in q.text for q in off), off
+
+
 # --- through a real store, the chat service and the CLI -------------------------------------------
 
 
