@@ -2,7 +2,8 @@
 
 Each passage is widened to whole sentences from its neighbours on the same page (chunks
 start at packing units, which may fall inside a sentence), every sentence is scored by the
-embedder (cosine with the question), by keyword overlap (question words weighted by how rare
+embedder (cosine with the question; the best candidates also as read after the sentence before
+them), by keyword overlap (question words weighted by how rare
 they are among the candidates) and by the passage's rank, plus the reranker when the
 assistant has one, and the best one to three are returned with document, page and their
 character offsets in the page text.
