@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -82,9 +82,6 @@ class PassageSentences:
     vectors: npt.NDArray[np.float32]  # one unit vector per sentence
     contexts: list[tuple[int, str]]  # per hit: (page offset, text) of the passage with its context
     passage_vectors: npt.NDArray[np.float32] | None = None  # one per hit: the stored chunk embedding
-    # Sentence index -> the sentence embedded after the one before it in its passage ("It modifies
-    # the list in-place" means little alone); filled by `find_quotes` for its best candidates only.
-    windows: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -273,14 +270,13 @@ def find_quotes(
             chosen[c.previous] = float(score[j])
         after = i + 1
         pair = s.pair_best and len(chosen) == 1  # the best sentence, alone so far
+        leads = s.introduced and _introduces(c.text)
         if (
-            after < len(ps.sentences)
+            (s.follow_on or pair or leads)
+            and after < len(ps.sentences)
             and ps.sentences[after].previous == i
             and after not in chosen
-            and (
-                ((s.follow_on or pair) and _joins(ps.sentences[after].text, pair))
-                or (s.introduced and _introduces(c.text) and not injection_kind(ps.sentences[after].text))
-            )
+            and _joins(ps.sentences[after].text, pair, leads)
             and len(chosen) < s.max_sentences
         ):
             chosen[after] = float(score[j])
@@ -306,16 +302,14 @@ def _with_context(
     s: QuoteSettings,
 ) -> npt.NDArray[np.intp]:
     """The best candidates rescored with `context_weight` of their dense score read from the
-    sentence together with the one before it (in `score`, in place), best first, then the rest."""
+    sentence together with the one before it (in `score`, in place), best first, then the rest.
+    A sentence that opens its passage keeps its score."""
     top = order[: s.context_candidates]
-    todo = [i for i in (idx[j] for j in top) if ps.sentences[i].previous is not None and i not in ps.windows]
-    if todo:
-        texts = [f"{ps.sentences[ps.sentences[i].previous].text} {ps.sentences[i].text}" for i in todo]  # type: ignore[index]
-        ps.windows.update(zip(todo, embedder.embed(texts, batch_size=8), strict=True))
-    for j in top:
-        w = ps.windows.get(idx[j])
-        if w is not None:
-            score[j] += s.dense_weight * s.context_weight * (float(w @ qv) - float(dense[j]))
+    read = [j for j in top if ps.sentences[idx[j]].previous is not None]
+    if read:
+        texts = [f"{ps.sentences[ps.sentences[idx[j]].previous].text} {ps.sentences[idx[j]].text}" for j in read]  # type: ignore[index]
+        windows = embedder.embed(texts, batch_size=8) @ qv
+        score[read] += s.dense_weight * s.context_weight * (windows - dense[read])
     return np.concatenate([top[np.argsort(-score[top], kind="stable")], order[s.context_candidates :]])
 
 
@@ -333,10 +327,11 @@ def _refers_back(text: str) -> bool:
     return bool(_CONNECTIVE.match(text)) or bool(_REFERS_BACK.search(" ".join(text.split()[:4])))
 
 
-def _joins(text: str, pair: bool) -> bool:
+def _joins(text: str, pair: bool, introduced: bool) -> bool:
     """May this sentence join the chosen one before it? Never an instruction addressed to a model;
-    as the best sentence's pair, any quotable sentence; otherwise one that refers back."""
-    if _refers_back(text):
+    after a sentence that introduces it (ends in a colon), any other sentence, code included; as
+    the best sentence's pair, any quotable sentence; otherwise one that refers back."""
+    if introduced or _refers_back(text):
         return not injection_kind(text)
     return pair and _quotable(text)  # _quotable refuses instructions too
 
