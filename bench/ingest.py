@@ -51,7 +51,9 @@ def peak_mb() -> float:
 
 def run_archivist(pdfs: list[str], out: str) -> None:
     from ingest import SentenceTransformerEmbedder, Store, ingest_paths
+    from ingest.worker import prestart
 
+    prestart()  # as `archivist ingest` does: the parser process starts while the embedder loads
     home = Path(tempfile.mkdtemp(prefix="archivist-ingest-"))
     # A fresh workspace on a machine Archivist has measured before: round 1 runs the calibration
     # on its first chunks (once per machine) and later rounds reuse what it measured.

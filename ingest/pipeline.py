@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import queue
@@ -21,7 +22,7 @@ from ingest.errors import IngestError
 from ingest.loaders import SUPPORTED_SUFFIXES, sniff
 from ingest.store import Store, check_collection_name
 from ingest.types import ChunkDraft, LoadedDocument, Page
-from ingest.worker import ParseLimits, parse_in_worker
+from ingest.worker import ParseLimits, ParseStream, parse_in_worker
 from runtime.errors import ArchivistError
 
 T = TypeVar("T")
@@ -116,32 +117,72 @@ def ingest_paths(
     """Ingest every file (folders are searched for supported files) into `collection`.
 
     A collection name the store refuses is an error before any file is read (not one per file
-    after each was parsed and embedded)."""
+    after each was parsed and embedded). Once a file's parse has finished, the next file is read
+    and its parse started while this one is still embedded, so the encoder never waits for a
+    file's first pages (the parser process is free by then; one runs at a time)."""
     check_collection_name(collection)
     limits = limits or IngestLimits()
     files = named_files(paths)
     report = IngestReport()
     named: dict[str, Path] = {}
+    staged: dict[int, tuple[bool, Any]] = {}  # file index -> (True, _Staged | FileResult) or (False, error)
+
+    def stage(j: int) -> None:
+        """Check file j and start its parse; what fails is kept for its turn (files are reported in order)."""
+        if j >= len(files) or j in staged:
+            return
+        path, name = files[j]
+        try:
+            first = named.setdefault(name, path)
+            if first != path:
+                raise IngestError(
+                    f"{path}: {first} in this batch has the same document name {name!r}; ingest one of "
+                    "them into another collection, or both from a folder that holds them both"
+                )
+            staged[j] = (True, _stage_path(path, name, collection, store, embedder, chunking, limits))
+        except Exception as exc:  # reported at its turn, like any failure of that file
+            staged[j] = (False, exc)
+
+    def stage_ahead(j: int) -> None:
+        """Stage the files from j on until one's parse is under way (those before it failed or are unchanged)."""
+        while j < len(files):
+            stage(j)
+            ok, s = staged[j]
+            if ok and isinstance(s, _Staged):
+                return
+            j += 1
+
+    def parsing_ahead() -> bool:
+        return any(ok and isinstance(s, _Staged) and not s.pages.finished for ok, s in staged.values())
+
     with store.writer():
-        for i, (path, name) in enumerate(files):
-            notify = _notifier(progress, i, len(files), name)
-            notify("reading")
-            try:
-                first = named.setdefault(name, path)
-                if first != path:
-                    raise IngestError(
-                        f"{path}: {first} in this batch has the same document name {name!r}; ingest one of "
-                        "them into another collection, or both from a folder that holds them both"
-                    )
-                result = _ingest_one(path, name, collection, store, embedder, chunking, limits, notify)
-            except ArchivistError as exc:
-                result = FileResult(str(path), "failed", error=str(exc))
-            except Exception as exc:  # a parser bug must not stop the batch
-                result = FileResult(str(path), "failed", error=f"{path.name}: {type(exc).__name__}: {exc}")
-            notify(result.status if result.status in ("failed", "unchanged") else "done", result.chunks)
-            if result.status == "failed":
-                log.warning("ingest of %s into %s failed: %s", name, collection, result.error)
-            report.results.append(result)
+        try:
+            for i, (path, name) in enumerate(files):
+                notify = _notifier(progress, i, len(files), name)
+                notify("reading")
+                try:
+                    stage(i)
+                    ok, got = staged.pop(i)
+                    if not ok:
+                        raise got
+                    if isinstance(got, FileResult):
+                        result = got
+                    else:
+                        result = _finish(
+                            got, collection, store, embedder, notify, functools.partial(stage_ahead, i + 1), parsing_ahead
+                        )
+                except ArchivistError as exc:
+                    result = FileResult(str(path), "failed", error=str(exc))
+                except Exception as exc:  # a parser bug must not stop the batch
+                    result = FileResult(str(path), "failed", error=f"{path.name}: {type(exc).__name__}: {exc}")
+                notify(result.status if result.status in ("failed", "unchanged") else "done", result.chunks)
+                if result.status == "failed":
+                    log.warning("ingest of %s into %s failed: %s", name, collection, result.error)
+                report.results.append(result)
+        finally:
+            for ok, s in staged.values():  # stopped early (an interrupt): end the parse started ahead
+                if ok and isinstance(s, _Staged):
+                    s.pages.close()
     return report
 
 
@@ -153,7 +194,7 @@ def _notifier(progress: ProgressCallback | None, i: int, n: int, name: str) -> C
     return notify
 
 
-def _ingest_one(
+def _stage_path(
     path: Path,
     name: str,
     collection: str,
@@ -161,24 +202,13 @@ def _ingest_one(
     embedder: Embedder,
     chunking: ChunkSettings | None,
     limits: IngestLimits,
-    notify: Callable[..., None],
-) -> FileResult:
+) -> _Staged | FileResult:
     if not path.exists():
         raise IngestError(f"{path}: no such file")
     if not path.is_file():
         raise IngestError(f"{path}: not a regular file")
     _check_size(path.stat().st_size, path.name, limits)  # before reading it into memory
-    return ingest_bytes(
-        path.read_bytes(),
-        name,
-        collection,
-        store,
-        embedder,
-        chunking=chunking,
-        limits=limits,
-        notify=notify,
-        label=str(path),
-    )
+    return _stage(path.read_bytes(), name, collection, store, embedder, chunking, limits, str(path))
 
 
 def ingest_bytes(
@@ -197,11 +227,38 @@ def ingest_bytes(
 
     Call inside `store.writer()`; raises IngestError for a bad file (recorded as failed)."""
     check_collection_name(collection)  # before the file is parsed and embedded
-    limits = limits or IngestLimits()
-    notify = notify or (lambda *_a, **_k: None)
+    staged = _stage(data, name, collection, store, embedder, chunking, limits or IngestLimits(), label)
+    if isinstance(staged, FileResult):
+        return staged
+    return _finish(staged, collection, store, embedder, notify or (lambda *_a, **_k: None))
+
+
+@dataclass
+class _Staged:
+    """A file checked, with its parse under way in the parser process."""
+
+    data: bytes
+    name: str
+    label: str
+    sha: str
+    info: ParseStream
+    pages: ReadAhead[tuple[list[Page], list[ChunkDraft]]]
+
+
+def _stage(
+    data: bytes,
+    name: str,
+    collection: str,
+    store: Store,
+    embedder: Embedder,
+    chunking: ChunkSettings | None,
+    limits: IngestLimits,
+    label: str | None,
+) -> _Staged | FileResult:
+    """An unchanged file's result, or the file with its parse started; IngestError (recorded as a
+    failed version) for a file refused before parsing."""
     path = Path(label or name)
-    size = len(data)
-    _check_size(size, name, limits)
+    _check_size(len(data), name, limits)
     sha = hashlib.sha256(data).hexdigest()
     known = store.find(collection, sha)
     if known is not None and known.status == DocumentStatus.READY and known.name == name:
@@ -212,25 +269,53 @@ def ingest_bytes(
     )
     try:
         sniff(data, name)  # an empty or unsupported file is refused before a parser process is started
-        doc, drafts, vectors = _parse_chunk_embed(data, name, embedder, chunking, parse, notify)
+        info, batches = parse_in_worker(data, name, parse)
     except IngestError as exc:
-        store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=size, error=str(exc))
+        store.mark_failed(collection, name=name, sha256=sha, fmt="unknown", size=len(data), error=str(exc))
         raise
-    _keep_original(store.home, data, sha, Path(name).suffix)
-    store.share_original(sha, _safe_suffix(Path(name).suffix), data)
+
+    def chunked() -> Iterator[tuple[list[Page], list[ChunkDraft]]]:
+        # Chunking (0.6 s of 11.4 s for three R manuals, profiled) runs in the read-ahead thread,
+        # beside the encoder rather than between its batches.
+        for batch in batches:
+            loaded = LoadedDocument(name, info.format, batch)
+            yield batch, chunk_document(loaded, embedder.count_tokens, embedder.max_tokens, chunking)
+
+    return _Staged(data, name, str(path), sha, info, ReadAhead(chunked()))
+
+
+def _finish(
+    staged: _Staged,
+    collection: str,
+    store: Store,
+    embedder: Embedder,
+    notify: Callable[..., None],
+    parsed: Callable[[], None] | None = None,
+    parsing_ahead: Callable[[], bool] | None = None,
+) -> FileResult:
+    """Embed and store a staged file; `parsed` is called once its parse has finished."""
+    name, data = staged.name, staged.data
+    try:
+        doc, drafts, vectors = _embed(staged, embedder, notify, parsed, parsing_ahead or (lambda: False))
+    except IngestError as exc:
+        store.mark_failed(collection, name=name, sha256=staged.sha, fmt="unknown", size=len(data), error=str(exc))
+        raise
+    _keep_original(store.home, data, staged.sha, Path(name).suffix)
+    store.share_original(staged.sha, _safe_suffix(Path(name).suffix), data)
     pages = len(doc.pages) if doc.format == "pdf" else None
     _, replaced = store.add_document(
         collection,
         name=name,
-        sha256=sha,
+        sha256=staged.sha,
         fmt=doc.format,
-        size=size,
+        size=len(data),
         pages=pages,
         warnings=doc.warnings,
         chunks=drafts,
         vectors=vectors,
     )
-    return FileResult(str(path), "replaced" if replaced else "added", len(drafts), pages, doc.warnings, name=name)
+    status: FileStatus = "replaced" if replaced else "added"
+    return FileResult(staged.label, status, len(drafts), pages, doc.warnings, name=name)
 
 
 def _check_size(size: int, name: str, limits: IngestLimits) -> None:
@@ -240,31 +325,21 @@ def _check_size(size: int, name: str, limits: IngestLimits) -> None:
         )
 
 
-def _parse_chunk_embed(
-    data: bytes,
-    name: str,
+def _embed(
+    staged: _Staged,
     embedder: Embedder,
-    chunking: ChunkSettings | None,
-    parse: ParseLimits,
     notify: Callable[..., None],
+    parsed: Callable[[], None] | None,
+    parsing_ahead: Callable[[], bool],
 ) -> tuple[LoadedDocument, list[ChunkDraft], Vectors]:
     """Pages stream in from the parser process; a thread drains it as fast as it parses (it never
-    waits for the encoder), and the main thread chunks what has arrived and embeds it, leaving the
+    waits for the encoder) and chunks them, and this thread embeds what has arrived, leaving the
     parser a core while it runs. Parsing overlaps embedding.
 
     Chunks are embedded in groups of up to EMBED_GROUP sorted by length, so each batch of
     EMBED_BATCH pads to a length close to its own texts' (measured on the R manuals: batches in
     document order pad to 1.26x the tokens the texts have; groups of 1024 sorted, 1.04x)."""
-    info, batches = parse_in_worker(data, name, parse)
-
-    def chunked() -> Iterator[tuple[list[Page], list[ChunkDraft]]]:
-        # Chunking (0.6 s of 11.4 s for three R manuals, profiled) runs in the read-ahead thread,
-        # beside the encoder rather than between its batches.
-        for batch in batches:
-            loaded = LoadedDocument(name, info.format, batch)
-            yield batch, chunk_document(loaded, embedder.count_tokens, embedder.max_tokens, chunking)
-
-    pages = ReadAhead(chunked())
+    name, info, pages = staged.name, staged.info, staged.pages
     share = getattr(embedder, "share_cpu", None)
     doc = LoadedDocument(name, info.format, [])
     drafts: list[ChunkDraft] = []
@@ -273,13 +348,17 @@ def _parse_chunk_embed(
 
     def take_pages() -> None:
         # everything the parser has ready; wait for more only while there is too little to embed
+        nonlocal parsed
         while not pages.exhausted:
             ready = pages.ready(wait=len(drafts) - embedded < EMBED_BATCH)
             if not ready:
-                return
+                break
             for batch, chunks in ready:
                 doc.pages.extend(batch)
                 drafts.extend(chunks)
+        if parsed is not None and pages.finished:
+            start_next, parsed = parsed, None
+            start_next()
 
     try:
         while True:
@@ -290,8 +369,10 @@ def _parse_chunk_embed(
             order = sorted(range(len(group)), key=lambda i: -group[i].n_tokens)
             vectors = np.empty((len(group), embedder.dim), dtype=np.float32)
             for at in range(0, len(order), EMBED_BATCH):
+                if parsed is not None and pages.finished:
+                    take_pages()  # starts the next file's parse
                 if share is not None:
-                    share(not pages.finished)
+                    share(not pages.finished or parsing_ahead())
                 picked = order[at : at + EMBED_BATCH]
                 vectors[picked] = embedder.embed([group[i].text for i in picked])
                 notify("embedding", embedded + at + len(picked), len(doc.pages))

@@ -178,6 +178,15 @@ def _take_worker() -> ParseWorker:
     return ParseWorker()
 
 
+def prestart() -> None:
+    """Start a parser process now, to import its parsers while the caller does other work (the CLI
+    loads the embedder meanwhile), so the first file does not wait for it."""
+    with _idle_lock:
+        if _idle:
+            return
+    _give_back(ParseWorker())
+
+
 def _give_back(w: ParseWorker) -> None:
     if not w.alive:
         w.kill()

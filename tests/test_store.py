@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest import IndexMismatchError, Store, ingest_paths
+from ingest.chunk import ChunkSettings
 from retriever import search
 from tests.conftest import FakeEmbedder
 
@@ -116,6 +117,48 @@ def test_bad_files_fail_alone(
     assert "empty.txt: file is empty" in (r.results[1].error or "")
     assert "junk.txt: unsupported file type" in (r.results[2].error or "")
     assert search(store, fake_embedder, ["c"], "owls", 1)[0].document == "good.txt"
+
+
+def test_the_next_file_is_parsed_while_this_one_is_embedded_and_results_stay_in_order(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a file's parse is done, the next file's parse starts before this file's last batch is
+    embedded; a bad file staged ahead fails alone, reported at its own turn."""
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    events: list[str] = []
+    parse, embed = pipeline.parse_in_worker, fake_embedder.embed
+
+    def parsing(data, name, limits):  # type: ignore[no-untyped-def]
+        events.append(f"parse {name}")
+        return parse(data, name, limits)
+
+    def embedding(texts, batch_size=None):  # type: ignore[no-untyped-def]
+        events.append("embed " + texts[0].split()[1])
+        return embed(texts, batch_size)
+
+    monkeypatch.setattr(pipeline, "parse_in_worker", parsing)
+    monkeypatch.setattr(fake_embedder, "embed", embedding)
+    for stem in ("alpha", "beta"):
+        (tmp_path / f"{stem}.md").write_text("\n".join(f"# {stem} {i}\n\n{stem} text {i}.\n" for i in range(30)))
+    (tmp_path / "empty.md").write_text("")
+    files = [tmp_path / "alpha.md", tmp_path / "empty.md", tmp_path / "beta.md"]
+    store = _store(home, fake_embedder)
+    r = ingest_paths(files, "c", store, fake_embedder, chunking=ChunkSettings(8, 0))
+
+    assert [x.status for x in r.results] == ["added", "failed", "added"]
+    assert "empty.md: file is empty" in (r.results[1].error or "")
+    alpha_embeds = [n for n, e in enumerate(events) if e == "embed alpha"]
+    assert len(alpha_embeds) > 2, events
+    # beta.md (after the empty file, which failed when staged) was parsed while alpha.md was embedded
+    assert events.index("parse beta.md") < alpha_embeds[-1], " | ".join(events)
+    assert search(store, fake_embedder, ["c"], "beta text 7", 1)[0].document == "beta.md"
+    assert {d.name: d.status for d in store.documents("c")} == {
+        "alpha.md": "ready",
+        "beta.md": "ready",
+        "empty.md": "failed",
+    }
 
 
 def test_chunks_embedded_in_length_sorted_batches_keep_their_own_vectors(

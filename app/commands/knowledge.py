@@ -17,6 +17,9 @@ from runtime.errors import ArchivistError
 
 
 def ingest(args: argparse.Namespace) -> int:
+    from ingest.worker import prestart
+
+    prestart()  # the parser process starts while the embedder loads
     svc = services(args)
     bar: Any = None
     if not args.quiet and sys.stderr.isatty():
