@@ -13,7 +13,7 @@ With --folder it ingests folders instead (e.g. the Python docs from python3.11-d
 HTML files, where per-file costs show) and compares with the bare encoder only.
 
     pip install -e '.[bench]'     # LangChain, for the comparison
-    python bench/ingest.py [--pdf ...] [--rounds 3] [--skip-langchain] [--json FILE]
+    python bench/ingest.py [--pdf ...] [--rounds 3] [--skip-langchain] [--precision float32] [--json FILE]
     python bench/ingest.py --folder /usr/share/doc/python3.11/html/tutorial --folder /usr/share/doc/python3.11/html/howto
 """
 
@@ -179,6 +179,12 @@ def main() -> None:
     ap.add_argument("--skip-langchain", action="store_true")
     ap.add_argument("--folder", action="append", help="ingest these folders instead of the PDFs (no LangChain run)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every contender (default 3)")
+    ap.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        help="run archivist and the bare encoder at this precision instead of the faster one (what a machine "
+        "where it is the faster one would get); batch 64 for both",
+    )
     ap.add_argument("--json", help="also write every round's figures to this file")
     ap.add_argument("--from-json", help="print the report of a run saved with --json, without running")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -201,6 +207,9 @@ def main() -> None:
     texts = tempfile.mktemp(suffix=".json")
     os.environ["BENCH_CALIBRATION"] = tempfile.mktemp(suffix="-calibration.json")
     bare_dtype = "pick"
+    if args.precision:
+        os.environ["ARCHIVIST_EMBED_PRECISION"] = args.precision  # the archivist child reads it
+        bare_dtype = f"{args.precision}:64"
     rounds: list[dict[str, dict]] = []
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.rounds} rounds, contenders interleaved", flush=True)
     for r in range(args.rounds):
