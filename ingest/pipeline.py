@@ -169,7 +169,13 @@ def ingest_paths(
                         result = got
                     else:
                         result = _finish(
-                            got, collection, store, embedder, notify, functools.partial(stage_ahead, i + 1), parsing_ahead
+                            got,
+                            collection,
+                            store,
+                            embedder,
+                            notify,
+                            functools.partial(stage_ahead, i + 1),
+                            parsing_ahead,
                         )
                 except ArchivistError as exc:
                     result = FileResult(str(path), "failed", error=str(exc))

@@ -70,6 +70,45 @@ def test_a_faster_precision_whose_vectors_drift_is_refused() -> None:
     assert "drift" in cal.reason
 
 
+def test_the_fastest_of_three_contenders_is_chosen_unless_its_vectors_drift() -> None:
+    onnx = precision.ONNX
+    cal = measure({"float32": fake_encoder(0.004), "bfloat16": fake_encoder(0.002), onnx: fake_encoder(0.001)}, TEXTS)
+    assert cal.chosen == onnx and set(cal.speeds) == {"float32", "bfloat16", onnx}
+    assert cal.speeds[onnx] > cal.speeds["bfloat16"] > cal.speeds["float32"]
+    assert f"{onnx} " in cal.reason and "faster than float32" in cal.reason and "bfloat16" in cal.reason
+    drifting = measure(
+        {"float32": fake_encoder(0.004), "bfloat16": fake_encoder(0.002), onnx: fake_encoder(0.001, noise=0.3)},
+        TEXTS,
+    )
+    assert drifting.chosen == "bfloat16"
+    assert drifting.cosine[onnx] < precision.MIN_COSINE
+    # a clear loser among three is dropped after the first round; the others race on
+    calls: list[int] = []
+    cal = measure(
+        {"float32": fake_encoder(0.002), "bfloat16": fake_encoder(0.012, calls=calls), onnx: fake_encoder(0.0021)},
+        TEXTS,
+    )
+    assert calls == [2, 4] and cal.chosen == "float32" and cal.chunks == sum(size for size, _ in precision.ROUNDS)
+
+
+def test_a_workspace_calibrated_to_onnx_runtime_embeds_with_it_and_float32_vectors(tmp_path: Path) -> None:
+    """What the calibration chose on a machine where ONNX Runtime was fastest is what the next
+    process runs; its vectors are float32's."""
+    from ingest.embed import SentenceTransformerEmbedder
+
+    reference = SentenceTransformerEmbedder(dtype="float32")
+    file = CalibrationFile(tmp_path / "calibration.json")
+    here = precision.fingerprint(reference.name, reference._threads)
+    speeds = {"float32": 50.0, "bfloat16": 30.0, precision.ONNX: 90.0}
+    file.save(Calibration(here, speeds, dict.fromkeys(speeds, 1.0), precision.ONNX, "measured", 32, 1.0))
+    emb = SentenceTransformerEmbedder(calibration=tmp_path / "calibration.json")
+    assert emb.dtype == precision.ONNX and emb.precision_source == "calibrated"
+    assert list((tmp_path / "onnx").glob("*.onnx"))  # exported once into the workspace
+    texts = [f"The lm function fits linear model number {i}. " * (1 + i % 7) for i in range(40)]
+    cos = np.sum(emb.embed(texts) * reference.embed(texts), axis=1)
+    assert cos.min() > 0.9999, cos.min()
+
+
 def test_calibrations_are_kept_per_machine_and_damage_is_harmless(tmp_path: Path) -> None:
     f = CalibrationFile(tmp_path / "calibration.json")
     here = precision.fingerprint("all-MiniLM-L6-v2", 2)
@@ -115,7 +154,7 @@ def test_the_real_encoder_calibrates_once_per_machine_and_a_setting_overrides(
     vecs = first.embed(chunks)
     cal = first.calibration
     assert cal is not None and file.exists()
-    assert cal.chosen == first.dtype and set(cal.speeds) == {"float32", "bfloat16"}
+    assert cal.chosen == first.dtype and set(cal.speeds) == set(precision.PRECISIONS)
     assert first.batch_size == cal.batch_size in precision.BATCHES
     assert set(cal.batch_speeds) == {str(b) for b in precision.BATCHES}
     assert cal.fingerprint["cpu"] == precision.cpu_model()

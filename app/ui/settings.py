@@ -19,7 +19,7 @@ def precision_line(svc) -> str:  # type: ignore[no-untyped-def]
     cal = for_this_machine(svc.home, svc.store.embedder)
     if cal is None:
         return "not measured on this machine yet; the first ingest measures both precisions (a few seconds)"
-    return cal.summary() + f"; override with `{ENV}=float32|bfloat16`"
+    return cal.summary() + f"; override with `{ENV}=float32|bfloat16|float32-onnx`"
 
 
 st.title("Settings")
