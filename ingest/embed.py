@@ -306,14 +306,18 @@ class SentenceTransformerEmbedder:
         contenders = [*models, *([precision.ONNX] if onnx is not None else [])]
         cal = precision.measure({p: encoder(p) for p in contenders}, texts)
         cal.fingerprint = self._fingerprint()
+        vectors = None
+        if len(texts) >= max(precision.BATCHES):  # the finalists race again at full batches
+
+            def at(p: str) -> Callable[[Sequence[str], int], np.ndarray]:
+                return lambda batch, size: encoder(p, size)(batch)
+
+            speeds, runs = precision.race_batches({p: at(p) for p in precision.finalists(cal)}, texts)
+            precision.decide(cal, speeds)
+            vectors = runs[cal.chosen]
         self.dtype = cal.chosen
         self._onnx = onnx if cal.chosen == precision.ONNX else None
         self._model = models["float32" if cal.chosen == precision.ONNX else cal.chosen]
-        vectors = None
-        if len(texts) >= max(precision.BATCHES):
-            batches, vectors = precision.measure_batches(lambda b, size: encoder(cal.chosen, size)(b), texts)
-            cal.batch_speeds = {str(b): v for b, v in batches.items()}
-            cal.batch_size = precision.choose_batch(batches)
         self.batch_size = cal.batch_size
         self.calibration, self.precision_source = cal, "calibrated"
         if self._calibrations is not None:

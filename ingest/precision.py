@@ -176,19 +176,56 @@ def measure(encoders: dict[str, Callable[[Sequence[str]], np.ndarray]], texts: S
     )
 
 
+def finalists(cal: Calibration) -> list[str]:
+    """The contenders that beat float32 by the margin with interchangeable vectors, fastest first;
+    [float32] when none does. Their race at full batches decides (small samples at batch 64 can
+    rank them otherwise: 79 against 77 chunks/s on 20 chunks, 95 against 145 at batch 16)."""
+    f32 = cal.speeds.get("float32", 0.0)
+    fit = [
+        p
+        for p in PRECISIONS[1:]
+        if p in cal.speeds and cal.cosine.get(p, 0.0) >= MIN_COSINE and f32 > 0 and cal.speeds[p] >= f32 * MARGIN
+    ]
+    return sorted(fit, key=lambda p: -cal.speeds[p]) or ["float32"]
+
+
+def race_batches(
+    encoders: dict[str, Callable[[Sequence[str], int], np.ndarray]], texts: Sequence[str]
+) -> tuple[dict[str, dict[int, float]], dict[str, np.ndarray]]:
+    """chunks/s of each encoder at each batch size on the same texts, interleaved (each is warm:
+    it has just been timed), and each one's vectors of its last run."""
+    texts = list(texts)
+    speeds: dict[str, dict[int, float]] = {p: {} for p in encoders}
+    vectors: dict[str, np.ndarray] = {}
+    for i, b in enumerate(BATCHES):
+        for p in encoders if i % 2 == 0 else reversed(list(encoders)):
+            t0 = time.perf_counter()
+            vectors[p] = encoders[p](texts, b)
+            speeds[p][b] = round(len(texts) / max(time.perf_counter() - t0, 1e-9), 1)
+    return speeds, vectors
+
+
+def decide(cal: Calibration, speeds: dict[str, dict[int, float]]) -> None:
+    """Set the calibration's precision and batch size from the finalists' race at full batches."""
+    best = max(speeds, key=lambda p: speeds[p][choose_batch(speeds[p])])
+    if len(speeds) > 1:
+        race = ", ".join(f"{p} {max(v.values()):.0f}" for p, v in speeds.items())
+        if best != cal.chosen:
+            f32 = cal.speeds.get("float32", 0.0)
+            cal.reason = f"{best} {cal.speeds[best] / f32:.2f}x faster than float32" if f32 > 0 else best
+        cal.reason += f"; at full batches {race} chunks/s"
+    cal.chosen = best
+    cal.batch_speeds = {str(b): v for b, v in speeds[best].items()}
+    cal.batch_size = choose_batch(speeds[best])
+
+
 def measure_batches(
     encode: Callable[[Sequence[str], int], np.ndarray], texts: Sequence[str]
 ) -> tuple[dict[int, float], np.ndarray]:
     """chunks/s of one encoder at each batch size on the same texts (warm already: it has just
     been timed), and the vectors of the last run, so the caller need not encode these texts again."""
-    texts = list(texts)
-    speeds = {}
-    vectors = np.zeros((0, 0), dtype=np.float32)
-    for b in BATCHES:
-        t0 = time.perf_counter()
-        vectors = encode(texts, b)
-        speeds[b] = round(len(texts) / max(time.perf_counter() - t0, 1e-9), 1)
-    return speeds, vectors
+    speeds, vectors = race_batches({"one": encode}, texts)
+    return speeds["one"], vectors["one"]
 
 
 def choose_batch(speeds: dict[int, float]) -> int:

@@ -91,6 +91,30 @@ def test_the_fastest_of_three_contenders_is_chosen_unless_its_vectors_drift() ->
     assert calls == [2, 4] and cal.chosen == "float32" and cal.chunks == sum(size for size, _ in precision.ROUNDS)
 
 
+def test_the_finalists_race_again_at_full_batches_and_that_race_decides() -> None:
+    """On 20 chunks at batch 64 ONNX Runtime edged out bfloat16 (79 against 77 chunks/s), at batch 16
+    on the whole first batch bfloat16 was 1.5x ahead: the full race decides, batch size with it."""
+    onnx = precision.ONNX
+    speeds = {"float32": 29.0, "bfloat16": 77.0, onnx: 79.0}
+    cal = Calibration({}, speeds, dict.fromkeys(speeds, 1.0), onnx, "small sample", 20, 1.0)
+    assert precision.finalists(cal) == [onnx, "bfloat16"]
+    # a drifting or slow contender is no finalist; with none, float32 stays
+    assert precision.finalists(Calibration({}, speeds, {**dict.fromkeys(speeds, 1.0), onnx: 0.9}, "", "", 0, 0)) == [
+        "bfloat16"
+    ]
+    assert precision.finalists(Calibration({}, {"float32": 50.0, "bfloat16": 20.0}, {}, "", "", 0, 0)) == ["float32"]
+
+    def at(seconds: float):  # type: ignore[no-untyped-def]
+        return lambda texts, size: fake_encoder(seconds * (1.5 if size == 64 else 1.0))(texts)
+
+    race, vectors = precision.race_batches({onnx: at(0.003), "bfloat16": at(0.001)}, TEXTS[:16])
+    assert set(race) == {onnx, "bfloat16"} and all(set(v) == set(precision.BATCHES) for v in race.values())
+    precision.decide(cal, race)
+    assert cal.chosen == "bfloat16" and cal.batch_size == 16
+    assert "at full batches" in cal.reason and cal.reason.startswith("bfloat16")
+    assert vectors["bfloat16"].shape == (16, 16)
+
+
 def test_a_workspace_calibrated_to_onnx_runtime_embeds_with_it_and_float32_vectors(tmp_path: Path) -> None:
     """What the calibration chose on a machine where ONNX Runtime was fastest is what the next
     process runs; its vectors are float32's."""
