@@ -56,10 +56,13 @@ def run_archivist(pdfs: list[str], out: str) -> None:
     prestart()  # as `archivist ingest` does: the parser process starts while the embedder loads
     home = Path(tempfile.mkdtemp(prefix="archivist-ingest-"))
     # A fresh workspace on a machine Archivist has measured before: round 1 runs the calibration
-    # on its first chunks (once per machine) and later rounds reuse what it measured.
+    # on its first chunks (once per machine) and later rounds reuse what it measured (and the
+    # model it exported for ONNX Runtime, if any).
     shared = Path(os.environ["BENCH_CALIBRATION"]) if os.environ.get("BENCH_CALIBRATION") else None
     if shared is not None and shared.exists():
         shutil.copy(shared, home / "calibration.json")
+        if shared.with_suffix(".onnx").is_dir():  # the model exported for ONNX Runtime, as a workspace keeps it
+            shutil.copytree(shared.with_suffix(".onnx"), home / "onnx")
     emb = SentenceTransformerEmbedder(calibration=home / "calibration.json")
     store = Store(home, emb.name, emb.dim)
     t0 = time.perf_counter()
@@ -67,6 +70,8 @@ def run_archivist(pdfs: list[str], out: str) -> None:
     wall = time.perf_counter() - t0
     if shared is not None and not shared.exists() and (home / "calibration.json").exists():
         shutil.copy(home / "calibration.json", shared)
+    if shared is not None and (home / "onnx").is_dir() and not shared.with_suffix(".onnx").exists():
+        shutil.copytree(home / "onnx", shared.with_suffix(".onnx"))
     failed = [r.error for r in report.results if r.status == "failed"]
     files = len(report.results)
     pages = sum(r.pages or 0 for r in report.results)

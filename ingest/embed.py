@@ -86,15 +86,18 @@ def _counting_tokenizer(tokenizer: Any) -> Any:
 class OnnxEncoder:
     """A sentence-transformers model of a transformer and mean pooling, run in float32 by ONNX
     Runtime: the same vectors as torch's float32 (mean cosine 1.00000 on 320 R-manual chunks),
-    1.75x as fast on one CPU. Exported once per model and library set into `folder`."""
+    1.75x as fast on one CPU. Exported once per model files and library set into `folder`."""
 
-    def __init__(self, model: Any, name: str, folder: Path, threads: int) -> None:
+    def __init__(self, model: Any, name: str, source: str, folder: Path, threads: int) -> None:
         import onnxruntime as ort
 
         from ingest.precision import library_versions
 
         self._model = model
-        tag = "-".join(f"{k}{v}" for k, v in sorted(library_versions().items()))
+        # the export is named by the model's files (path, size, time) and the libraries that wrote it
+        files = sorted(Path(source).glob("*.safetensors")) + sorted(Path(source).glob("*.bin"))
+        weights = [f"{f.resolve()}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files] or [source]
+        tag = "-".join([*weights, *(f"{k}{v}" for k, v in sorted(library_versions().items()))])
         digest = hashlib.sha256(tag.encode()).hexdigest()[:10]
         path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}-{digest}.onnx"
         if not path.exists():
@@ -266,7 +269,7 @@ class SentenceTransformerEmbedder:
             import tempfile
 
             folder = self._onnx_folder or Path(tempfile.gettempdir()) / "archivist-onnx"
-            return OnnxEncoder(model, self.name, folder, self._threads)
+            return OnnxEncoder(model, self.name, self._source, folder, self._threads)
         except Exception:  # not installed, or a model the exporter cannot trace: not a contender
             return None
 
