@@ -139,7 +139,15 @@ def ingest_paths(
                     f"{path}: {first} in this batch has the same document name {name!r}; ingest one of "
                     "them into another collection, or both from a folder that holds them both"
                 )
-            staged[j] = (True, _stage_path(path, name, collection, store, embedder, chunking, limits))
+            if not path.exists():
+                raise IngestError(f"{path}: no such file")
+            if not path.is_file():
+                raise IngestError(f"{path}: not a regular file")
+            _check_size(path.stat().st_size, path.name, limits)  # before reading it into memory
+            staged[j] = (
+                True,
+                _stage(path.read_bytes(), name, collection, store, embedder, chunking, limits, str(path)),
+            )
         except Exception as exc:  # reported at its turn, like any failure of that file
             staged[j] = (False, exc)
 
@@ -198,23 +206,6 @@ def _notifier(progress: ProgressCallback | None, i: int, n: int, name: str) -> C
             progress(Progress(i, n, name, stage, chunks, pages))
 
     return notify
-
-
-def _stage_path(
-    path: Path,
-    name: str,
-    collection: str,
-    store: Store,
-    embedder: Embedder,
-    chunking: ChunkSettings | None,
-    limits: IngestLimits,
-) -> _Staged | FileResult:
-    if not path.exists():
-        raise IngestError(f"{path}: no such file")
-    if not path.is_file():
-        raise IngestError(f"{path}: not a regular file")
-    _check_size(path.stat().st_size, path.name, limits)  # before reading it into memory
-    return _stage(path.read_bytes(), name, collection, store, embedder, chunking, limits, str(path))
 
 
 def ingest_bytes(
