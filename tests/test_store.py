@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,8 @@ def test_the_next_file_is_parsed_while_this_one_is_embedded_and_results_stay_in_
 
     def embedding(texts, batch_size=None):  # type: ignore[no-untyped-def]
         events.append("embed " + texts[0].split()[1])
+        if len(events) == 2:  # a real encoder takes a while: the parser finishes the small file meanwhile
+            time.sleep(0.5)
         return embed(texts, batch_size)
 
     monkeypatch.setattr(pipeline, "parse_in_worker", parsing)
