@@ -223,6 +223,7 @@ class SentenceTransformerEmbedder:
         self._onnx: OnnxEncoder | None = None
         self._onnx_folder = calibration.parent / "onnx" if calibration else None
         self._pending = False
+        self._sample: list[str] = []  # texts embedded before the calibration, kept for it
         self.batch_size = precision.DEFAULT_BATCH
         if self.precision_setting != "auto":
             self.dtype, self.precision_source = self.precision_setting, "setting"
@@ -310,13 +311,16 @@ class SentenceTransformerEmbedder:
         cal = precision.measure({p: encoder(p) for p in contenders}, texts)
         cal.fingerprint = self._fingerprint()
         vectors = None
-        if len(texts) >= max(precision.BATCHES):  # the finalists race again at full batches
+        finals = precision.finalists(cal)
+        full = len(texts) >= max(precision.BATCHES)
+        if full or len(finals) > 1:  # the finalists race again on all the texts, warm, at each batch size
 
             def at(p: str) -> Callable[[Sequence[str], int], np.ndarray]:
                 return lambda batch, size: encoder(p, size)(batch)
 
-            speeds, runs = precision.race_batches({p: at(p) for p in precision.finalists(cal)}, texts)
-            precision.decide(cal, speeds)
+            sizes = precision.BATCHES if full else (precision.DEFAULT_BATCH,)
+            speeds, runs = precision.race_batches({p: at(p) for p in finals}, texts, sizes, warm=len(finals) > 1)
+            precision.decide(cal, speeds, len(texts))
             vectors = runs[cal.chosen]
         self.dtype = cal.chosen
         self._onnx = onnx if cal.chosen == precision.ONNX else None
@@ -358,6 +362,11 @@ class SentenceTransformerEmbedder:
             done = None
             if self._pending and len(texts) >= precision.MIN_TEXTS:
                 done = self._calibrate(texts)[1]  # its last run encoded these texts: no second pass
+            elif self._pending and len(texts) > 1:  # small files: gather their chunks until there are enough
+                self._sample.extend(list(texts)[: precision.MIN_TEXTS - len(self._sample)])
+                if len(self._sample) >= precision.MIN_TEXTS:
+                    self._calibrate(self._sample)
+                    self._sample = []
             if done is not None:
                 vecs = done
             elif self._onnx is not None:

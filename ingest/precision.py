@@ -35,7 +35,10 @@ SAMPLE = 32  # chunks timed per precision in the last round
 ROUNDS = ((4, 2.0), (16, 1.25), (SAMPLE, 1.0))
 DEFAULT_BATCH = 64
 BATCHES = (16, 64)  # batch sizes timed at the chosen precision (16 was 1.15x of 64 on one CPU)
-MIN_TEXTS = 8  # a batch smaller than this (a query) waits for a real one before calibrating
+# chunks the calibration waits for, gathered over calls (a single text, a query, never counts):
+# on 8 chunks ONNX Runtime came out ahead of bfloat16 (90 against 86 chunks/s), on 17 and more
+# bfloat16 did (119 against 90), as over a whole ingest
+MIN_TEXTS = 32
 ENV = "ARCHIVIST_EMBED_PRECISION"
 FILE = "calibration.json"
 KEEP = 20  # entries kept per workspace (one per machine and library set)
@@ -178,8 +181,9 @@ def measure(encoders: dict[str, Callable[[Sequence[str]], np.ndarray]], texts: S
 
 def finalists(cal: Calibration) -> list[str]:
     """The contenders that beat float32 by the margin with interchangeable vectors, fastest first;
-    [float32] when none does. Their race at full batches decides (small samples at batch 64 can
-    rank them otherwise: 79 against 77 chunks/s on 20 chunks, 95 against 145 at batch 16)."""
+    [float32] when none does. Their second race, warm, on all the calibration's chunks, decides
+    (the first, on a few chunks each, can rank them otherwise: ONNX Runtime 79 against bfloat16's
+    77 chunks/s on 20 chunks, 95 against 148 over 64 chunks at batch 16)."""
     f32 = cal.speeds.get("float32", 0.0)
     fit = [
         p
@@ -190,14 +194,23 @@ def finalists(cal: Calibration) -> list[str]:
 
 
 def race_batches(
-    encoders: dict[str, Callable[[Sequence[str], int], np.ndarray]], texts: Sequence[str]
+    encoders: dict[str, Callable[[Sequence[str], int], np.ndarray]],
+    texts: Sequence[str],
+    sizes: Sequence[int] = BATCHES,
+    warm: bool = False,
 ) -> tuple[dict[str, dict[int, float]], dict[str, np.ndarray]]:
-    """chunks/s of each encoder at each batch size on the same texts, interleaved (each is warm:
-    it has just been timed), and each one's vectors of its last run."""
+    """chunks/s of each encoder at each batch size on the same texts, interleaved, and each one's
+    vectors of its last run. Each is warm (it has just been timed); with `warm`, each first runs
+    once on these very texts untimed: bfloat16 prepares its kernels per input shape, which a long
+    ingest pays once but a sample of a few chunks pays on every batch (measured here: bfloat16 77
+    and ONNX Runtime 79 chunks/s on 20 chunks, 148 and 95 over a longer run)."""
     texts = list(texts)
+    if warm:
+        for encode in encoders.values():
+            encode(texts, DEFAULT_BATCH)
     speeds: dict[str, dict[int, float]] = {p: {} for p in encoders}
     vectors: dict[str, np.ndarray] = {}
-    for i, b in enumerate(BATCHES):
+    for i, b in enumerate(sizes):
         for p in encoders if i % 2 == 0 else reversed(list(encoders)):
             t0 = time.perf_counter()
             vectors[p] = encoders[p](texts, b)
@@ -205,15 +218,15 @@ def race_batches(
     return speeds, vectors
 
 
-def decide(cal: Calibration, speeds: dict[str, dict[int, float]]) -> None:
-    """Set the calibration's precision and batch size from the finalists' race at full batches."""
+def decide(cal: Calibration, speeds: dict[str, dict[int, float]], cal_texts: int = 0) -> None:
+    """Set the calibration's precision and batch size from the finalists' second race (on `cal_texts` chunks)."""
     best = max(speeds, key=lambda p: speeds[p][choose_batch(speeds[p])])
     if len(speeds) > 1:
         race = ", ".join(f"{p} {max(v.values()):.0f}" for p, v in speeds.items())
         if best != cal.chosen:
             f32 = cal.speeds.get("float32", 0.0)
             cal.reason = f"{best} {cal.speeds[best] / f32:.2f}x faster than float32" if f32 > 0 else best
-        cal.reason += f"; at full batches {race} chunks/s"
+        cal.reason += f"; racing again warm on all {cal_texts} chunks: {race} chunks/s"
     cal.chosen = best
     cal.batch_speeds = {str(b): v for b, v in speeds[best].items()}
     cal.batch_size = choose_batch(speeds[best])

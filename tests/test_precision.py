@@ -91,7 +91,7 @@ def test_the_fastest_of_three_contenders_is_chosen_unless_its_vectors_drift() ->
     assert calls == [2, 4] and cal.chosen == "float32" and cal.chunks == sum(size for size, _ in precision.ROUNDS)
 
 
-def test_the_finalists_race_again_at_full_batches_and_that_race_decides() -> None:
+def test_the_finalists_race_again_on_all_the_chunks_and_that_race_decides() -> None:
     """On 20 chunks at batch 64 ONNX Runtime edged out bfloat16 (79 against 77 chunks/s), at batch 16
     on the whole first batch bfloat16 was 1.5x ahead: the full race decides, batch size with it."""
     onnx = precision.ONNX
@@ -109,10 +109,34 @@ def test_the_finalists_race_again_at_full_batches_and_that_race_decides() -> Non
 
     race, vectors = precision.race_batches({onnx: at(0.003), "bfloat16": at(0.001)}, TEXTS[:16])
     assert set(race) == {onnx, "bfloat16"} and all(set(v) == set(precision.BATCHES) for v in race.values())
-    precision.decide(cal, race)
+    precision.decide(cal, race, 16)
     assert cal.chosen == "bfloat16" and cal.batch_size == 16
-    assert "at full batches" in cal.reason and cal.reason.startswith("bfloat16")
+    assert "racing again warm on all 16 chunks" in cal.reason and cal.reason.startswith("bfloat16")
     assert vectors["bfloat16"].shape == (16, 16)
+
+
+def test_small_files_chunks_are_gathered_until_the_calibration_has_enough(tmp_path: Path) -> None:
+    """A folder of small files embeds a few chunks at a time: the calibration waits for
+    MIN_TEXTS of them (float32 meanwhile, whose vectors any precision matches) and a single text,
+    a query, never counts."""
+    from ingest.embed import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder(calibration=tmp_path / "calibration.json")
+    texts = [f"Section {i}: the lm function fits linear model number {i}. " * (1 + i % 5) for i in range(60)]
+    per_file = 6
+    calls = 0
+    for at in range(0, len(texts), per_file):
+        emb.embed(["a query, never gathered"])
+        assert emb.calibration is None
+        emb.embed(texts[at : at + per_file])
+        calls += 1
+        if emb.calibration is not None:
+            break
+    assert calls == -(-precision.MIN_TEXTS // per_file)  # the first call that brings the sample to MIN_TEXTS
+    assert emb.calibration.chunks > 0
+    if "racing again" in emb.calibration.reason:  # two contenders beat float32 here: the second race ran on the sample
+        assert f"on all {precision.MIN_TEXTS} chunks" in emb.calibration.reason
+    assert (tmp_path / "calibration.json").exists()
 
 
 def test_a_workspace_calibrated_to_onnx_runtime_embeds_with_it_and_float32_vectors(tmp_path: Path) -> None:
@@ -210,7 +234,7 @@ def test_doctor_shows_what_the_first_ingest_measured(tmp_path: Path) -> None:
     cli = [sys.executable, "-m", "app.cli", "--home", str(home)]
     out = subprocess.run([*cli, "doctor"], capture_output=True, text=True, env=env, check=True).stdout
     assert "not measured on this machine yet" in out
-    pdf = make_pdf(tmp_path / "notes.pdf", [f"Page {i}: the lm function fits linear models. " * 20 for i in range(12)])
+    pdf = make_pdf(tmp_path / "notes.pdf", [f"Page {i}: the lm function fits linear models. " * 40 for i in range(24)])
     subprocess.run([*cli, "ingest", str(pdf), "-c", "notes", "-q"], capture_output=True, env=env, check=True)
     report = json.loads(
         subprocess.run([*cli, "doctor", "--json"], capture_output=True, text=True, env=env, check=True).stdout
