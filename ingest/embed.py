@@ -284,7 +284,23 @@ class SentenceTransformerEmbedder:
             return self._calibrate(texts)[0]
 
     def _calibrate(self, texts: Sequence[str]) -> tuple[precision.Calibration, np.ndarray | None]:
-        """The calibration, and the vectors of `texts` when its last run encoded all of them."""
+        """The calibration, and the vectors of `texts` when its last run encoded all of them.
+
+        Every contender runs on all the threads: the first ingest calibrates while the parser may
+        hold a core (`share_cpu` then leaves torch one thread), and ONNX Runtime keeps its own
+        threads, so torch on fewer would lose a race it wins over a whole ingest (a folder of HTML
+        pages chose ONNX Runtime at 98 against bfloat16's 86 chunks/s, and ingested at 0.65 of the
+        bare bfloat16 encoder)."""
+        import torch
+
+        shared = torch.get_num_threads()
+        torch.set_num_threads(self._threads)
+        try:
+            return self._measure(texts)
+        finally:
+            torch.set_num_threads(shared)
+
+    def _measure(self, texts: Sequence[str]) -> tuple[precision.Calibration, np.ndarray | None]:
         self._pending = False
         torch_dtype = "float32" if self.dtype == precision.ONNX else self.dtype
         models = {torch_dtype: self._model}

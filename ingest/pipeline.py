@@ -160,9 +160,6 @@ def ingest_paths(
                 return
             j += 1
 
-    def parsing_ahead() -> bool:
-        return any(ok and isinstance(s, _Staged) and not s.pages.finished for ok, s in staged.values())
-
     with store.writer():
         try:
             for i, (path, name) in enumerate(files):
@@ -183,7 +180,6 @@ def ingest_paths(
                             embedder,
                             notify,
                             functools.partial(stage_ahead, i + 1),
-                            parsing_ahead,
                         )
                 except ArchivistError as exc:
                     result = FileResult(str(path), "failed", error=str(exc))
@@ -288,12 +284,11 @@ def _finish(
     embedder: Embedder,
     notify: Callable[..., None],
     parsed: Callable[[], None] | None = None,
-    parsing_ahead: Callable[[], bool] | None = None,
 ) -> FileResult:
     """Embed and store a staged file; `parsed` is called once its parse has finished."""
     name, data = staged.name, staged.data
     try:
-        doc, drafts, vectors = _embed(staged, embedder, notify, parsed, parsing_ahead or (lambda: False))
+        doc, drafts, vectors = _embed(staged, embedder, notify, parsed)
     except IngestError as exc:
         store.mark_failed(collection, name=name, sha256=staged.sha, fmt="unknown", size=len(data), error=str(exc))
         raise
@@ -327,7 +322,6 @@ def _embed(
     embedder: Embedder,
     notify: Callable[..., None],
     parsed: Callable[[], None] | None,
-    parsing_ahead: Callable[[], bool],
 ) -> tuple[LoadedDocument, list[ChunkDraft], Vectors]:
     """Pages stream in from the parser process; a thread drains it as fast as it parses (it never
     waits for the encoder) and chunks them, and this thread embeds what has arrived, leaving the
@@ -369,7 +363,10 @@ def _embed(
                 if parsed is not None and pages.finished:
                     take_pages()  # starts the next file's parse
                 if share is not None:
-                    share(not pages.finished or parsing_ahead())
+                    # a core for this file's parser only: the next file's parse (staged ahead) runs
+                    # beside all of torch's threads, for small files it runs nearly all the time
+                    # (a folder of 46 HTML pages took 29-31 s giving it a core, 21-24 s not)
+                    share(not pages.finished)
                 picked = order[at : at + EMBED_BATCH]
                 vectors[picked] = embedder.embed([group[i].text for i in picked])
                 notify("embedding", embedded + at + len(picked), len(doc.pages))
