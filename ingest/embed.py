@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -256,7 +257,7 @@ class SentenceTransformerEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, dtype)} if dtype in ("bfloat16", "float16") else {}
+        kwargs: dict[str, Any] = {"torch_dtype": torch.bfloat16} if dtype == "bfloat16" else {}
         try:
             return SentenceTransformer(self._source, device=self._device, model_kwargs=kwargs)
         except OSError as exc:
@@ -314,28 +315,25 @@ class SentenceTransformerEmbedder:
                 except Exception:  # a precision this torch cannot run is simply not a contender
                     continue
 
-        def encoder(p: str, size: int = precision.DEFAULT_BATCH) -> Callable[[Sequence[str]], np.ndarray]:
+        def run(p: str, batch: Sequence[str], size: int = precision.DEFAULT_BATCH) -> np.ndarray:
             if p == precision.ONNX:
                 assert onnx is not None
-                return lambda batch: onnx.encode(list(batch), size)
-            return lambda batch: np.asarray(
+                return onnx.encode(list(batch), size)
+            return np.asarray(
                 models[p].encode(list(batch), batch_size=size, normalize_embeddings=True, show_progress_bar=False),
                 dtype=np.float32,
             )
 
         contenders = [*models, *([precision.ONNX] if onnx is not None else [])]
-        cal = precision.measure({p: encoder(p) for p in contenders}, texts)
+        cal = precision.measure({p: functools.partial(run, p) for p in contenders}, texts)
         cal.fingerprint = self._fingerprint()
         vectors = None
         finals = precision.finalists(cal)
         full = len(texts) >= max(precision.BATCHES)
         if full or len(finals) > 1:  # the finalists race again on all the texts, warm, at each batch size
-
-            def at(p: str) -> Callable[[Sequence[str], int], np.ndarray]:
-                return lambda batch, size: encoder(p, size)(batch)
-
             sizes = precision.BATCHES if full else (precision.DEFAULT_BATCH,)
-            speeds, runs = precision.race_batches({p: at(p) for p in finals}, texts, sizes, warm=len(finals) > 1)
+            racers = {p: functools.partial(run, p) for p in finals}
+            speeds, runs = precision.race_batches(racers, texts, sizes, warm=len(finals) > 1)
             precision.decide(cal, speeds, len(texts))
             vectors = runs[cal.chosen]
         self.dtype = cal.chosen

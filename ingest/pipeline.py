@@ -125,7 +125,7 @@ def ingest_paths(
     files = named_files(paths)
     report = IngestReport()
     named: dict[str, Path] = {}
-    staged: dict[int, tuple[bool, Any]] = {}  # file index -> (True, _Staged | FileResult) or (False, error)
+    staged: dict[int, _Staged | FileResult | Exception] = {}  # by file index; an Exception is its failure
 
     def stage(j: int) -> None:
         """Check file j and start its parse; what fails is kept for its turn (files are reported in order)."""
@@ -144,19 +144,15 @@ def ingest_paths(
             if not path.is_file():
                 raise IngestError(f"{path}: not a regular file")
             _check_size(path.stat().st_size, path.name, limits)  # before reading it into memory
-            staged[j] = (
-                True,
-                _stage(path.read_bytes(), name, collection, store, embedder, chunking, limits, str(path)),
-            )
+            staged[j] = _stage(path.read_bytes(), name, collection, store, embedder, chunking, limits, str(path))
         except Exception as exc:  # reported at its turn, like any failure of that file
-            staged[j] = (False, exc)
+            staged[j] = exc
 
     def stage_ahead(j: int) -> None:
         """Stage the files from j on until one's parse is under way (those before it failed or are unchanged)."""
         while j < len(files):
             stage(j)
-            ok, s = staged[j]
-            if ok and isinstance(s, _Staged):
+            if isinstance(staged[j], _Staged):
                 return
             j += 1
 
@@ -167,8 +163,8 @@ def ingest_paths(
                 notify("reading")
                 try:
                     stage(i)
-                    ok, got = staged.pop(i)
-                    if not ok:
+                    got = staged.pop(i)
+                    if isinstance(got, Exception):
                         raise got
                     if isinstance(got, FileResult):
                         result = got
@@ -190,8 +186,8 @@ def ingest_paths(
                     log.warning("ingest of %s into %s failed: %s", name, collection, result.error)
                 report.results.append(result)
         finally:
-            for ok, s in staged.values():  # stopped early (an interrupt): end the parse started ahead
-                if ok and isinstance(s, _Staged):
+            for s in staged.values():  # stopped early (an interrupt): end the parse started ahead
+                if isinstance(s, _Staged):
                     s.pages.close()
     return report
 

@@ -17,7 +17,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,24 +109,33 @@ def choose(speeds: dict[str, float], cosine: dict[str, float]) -> tuple[str, str
     """The precision to use and why, from measured speeds and cosines: the fastest whose vectors stay
     interchangeable with float32's and that beats float32 by the margin; else float32."""
     f32 = speeds.get("float32", 0.0)
-    fit: list[str] = []
+    fit = _fit(speeds, cosine)
+    if fit:
+        best, others = fit[0], [f"{p} {speeds[p] / f32:.2f}x" for p in fit[1:]]
+        return best, f"{best} {speeds[best] / f32:.2f}x faster than float32" + (
+            f" ({', '.join(others)})" if others else ""
+        )
     notes: list[str] = []
     for p in PRECISIONS[1:]:
         if p not in speeds:
             notes.append(f"{p} could not run here")
         elif not cosine.get(p, 0.0) >= MIN_COSINE:  # NaN counts as drift
             notes.append(f"{p} vectors drift from float32 (mean cosine {cosine[p]:.4f} < {MIN_COSINE})")
-        elif f32 > 0 and speeds[p] >= f32 * MARGIN:
-            fit.append(p)
         else:
             notes.append(f"{p} {speeds[p] / f32:.2f}x of float32" if f32 > 0 else "float32 reference")
-    if fit:
-        best = max(fit, key=lambda p: speeds[p])
-        others = [f"{p} {speeds[p] / f32:.2f}x" for p in fit if p != best]
-        return best, f"{best} {speeds[best] / f32:.2f}x faster than float32" + (
-            f" ({', '.join(others)})" if others else ""
-        )
     return "float32", "; ".join(notes) or "float32 reference"
+
+
+def _fit(speeds: dict[str, float], cosine: dict[str, float]) -> list[str]:
+    """The contenders other than float32 that beat it by the margin with interchangeable vectors
+    (NaN cosine counts as drift), fastest first."""
+    f32 = speeds.get("float32", 0.0)
+    fit = [
+        p
+        for p in PRECISIONS[1:]
+        if p in speeds and cosine.get(p, 0.0) >= MIN_COSINE and f32 > 0 and speeds[p] >= f32 * MARGIN
+    ]
+    return sorted(fit, key=lambda p: -speeds[p])
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -184,17 +193,11 @@ def finalists(cal: Calibration) -> list[str]:
     [float32] when none does. Their second race, warm, on all the calibration's chunks, decides
     (the first, on a few chunks each, can rank them otherwise: ONNX Runtime 79 against bfloat16's
     77 chunks/s on 20 chunks, 95 against 148 over 64 chunks at batch 16)."""
-    f32 = cal.speeds.get("float32", 0.0)
-    fit = [
-        p
-        for p in PRECISIONS[1:]
-        if p in cal.speeds and cal.cosine.get(p, 0.0) >= MIN_COSINE and f32 > 0 and cal.speeds[p] >= f32 * MARGIN
-    ]
-    return sorted(fit, key=lambda p: -cal.speeds[p]) or ["float32"]
+    return _fit(cal.speeds, cal.cosine) or ["float32"]
 
 
 def race_batches(
-    encoders: dict[str, Callable[[Sequence[str], int], np.ndarray]],
+    encoders: Mapping[str, Callable[[Sequence[str], int], np.ndarray]],
     texts: Sequence[str],
     sizes: Sequence[int] = BATCHES,
     warm: bool = False,
@@ -218,7 +221,7 @@ def race_batches(
     return speeds, vectors
 
 
-def decide(cal: Calibration, speeds: dict[str, dict[int, float]], cal_texts: int = 0) -> None:
+def decide(cal: Calibration, speeds: dict[str, dict[int, float]], cal_texts: int) -> None:
     """Set the calibration's precision and batch size from the finalists' second race (on `cal_texts` chunks)."""
     best = max(speeds, key=lambda p: speeds[p][choose_batch(speeds[p])])
     if len(speeds) > 1:
@@ -230,15 +233,6 @@ def decide(cal: Calibration, speeds: dict[str, dict[int, float]], cal_texts: int
     cal.chosen = best
     cal.batch_speeds = {str(b): v for b, v in speeds[best].items()}
     cal.batch_size = choose_batch(speeds[best])
-
-
-def measure_batches(
-    encode: Callable[[Sequence[str], int], np.ndarray], texts: Sequence[str]
-) -> tuple[dict[int, float], np.ndarray]:
-    """chunks/s of one encoder at each batch size on the same texts (warm already: it has just
-    been timed), and the vectors of the last run, so the caller need not encode these texts again."""
-    speeds, vectors = race_batches({"one": encode}, texts)
-    return speeds["one"], vectors["one"]
 
 
 def choose_batch(speeds: dict[int, float]) -> int:

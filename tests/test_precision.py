@@ -253,6 +253,6 @@ def test_a_batch_size_is_kept_only_when_it_beats_the_default_by_the_margin() -> 
     assert choose_batch({16: 33.0, 32: 25.0, 64: 24.0}) == 16
     assert choose_batch({16: 24.5, 32: 24.0, 64: 24.0}) == 64
     seen: list[int] = []
-    speeds, vecs = precision.measure_batches(lambda texts, b: seen.append(b) or np.ones((len(texts), 2)), TEXTS)
-    assert seen == list(precision.BATCHES) and set(speeds) == set(precision.BATCHES)
-    assert vecs.shape == (len(TEXTS), 2)
+    speeds, vecs = precision.race_batches({"one": lambda texts, b: seen.append(b) or np.ones((len(texts), 2))}, TEXTS)
+    assert seen == list(precision.BATCHES) and set(speeds["one"]) == set(precision.BATCHES)
+    assert vecs["one"].shape == (len(TEXTS), 2)
