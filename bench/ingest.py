@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from ingest.precision import cpu_model  # noqa: E402
+from ingest.precision import PRECISIONS, cpu_model  # noqa: E402
 
 MANUALS = Path("/usr/share/R/doc/manual")
 DEFAULT = ["R-intro.pdf", "R-data.pdf", "R-admin.pdf", "R-exts.pdf", "fullrefman.pdf"]
@@ -186,7 +186,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every contender (default 3)")
     ap.add_argument(
         "--precision",
-        choices=("float32", "bfloat16", "float32-onnx"),
+        choices=PRECISIONS,
         help="run archivist and the bare encoder at this precision instead of the faster one (what a machine "
         "where it is the faster one would get; float32-onnx: archivist on ONNX Runtime, the bare encoder on "
         "torch's float32); batch 64 for both",
