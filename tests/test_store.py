@@ -164,6 +164,68 @@ def test_the_next_file_is_parsed_while_this_one_is_embedded_and_results_stay_in_
     }
 
 
+def test_small_files_parsed_ahead_are_embedded_together_each_with_its_own_vectors(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small files the parser read while an earlier file was embedded share encoder batches (sorted
+    by length across files); each is still stored with its own chunks and vectors, in order, and
+    a bad or unchanged file among them keeps its own result."""
+    import numpy as np
+    from sqlalchemy import text
+
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    calls: list[list[str]] = []
+    embed = fake_embedder.embed
+
+    def slow(texts, batch_size=None):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        time.sleep(0.1)  # a real encoder takes a while: the parser reads the small files meanwhile
+        return embed(texts, batch_size)
+
+    monkeypatch.setattr(fake_embedder, "embed", slow)
+    (tmp_path / "big.md").write_text("\n".join(f"# Part {i}\n\nbig text {i}.\n" for i in range(40)))
+    small = [f"s{i}.md" for i in range(6)]
+    for i, name in enumerate(small):
+        words = " ".join(f"wading{i}x{j}" for j in range(2 + 9 * i))  # no chunk text repeats in another file
+        (tmp_path / name).write_text(f"# S{i}\n\nheron{i} {words}.\n\n# More\n\nsmall{i} end.\n")
+    (tmp_path / "empty.md").write_text("")
+    store = _store(home, fake_embedder)
+    assert ingest_paths([tmp_path / "s5.md"], "c", store, fake_embedder).results[0].status == "added"
+    calls.clear()
+    order = ["big.md", "s0.md", "s1.md", "empty.md", "s2.md", "s3.md", "s4.md", "s5.md"]
+    seen: list[tuple[str, str]] = []
+    r = ingest_paths(
+        [tmp_path / n for n in order],
+        "c",
+        store,
+        fake_embedder,
+        chunking=ChunkSettings(8, 0),
+        progress=lambda p: seen.append((p.name, p.stage)) if p.stage != "embedding" else None,
+    )
+
+    assert [Path(x.path).name for x in r.results] == order
+    assert [x.status for x in r.results] == ["added"] * 3 + ["failed"] + ["added"] * 3 + ["unchanged"]
+    assert "empty.md: file is empty" in (r.results[3].error or "")
+    assert [n for n, st in seen if st != "reading"] == order  # each file reported once, in order
+    with store.engine.connect() as c:
+        rows = c.execute(
+            text("SELECT d.name, c.text, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id")
+        ).all()
+    owner = {t: n for n, t, _ in rows}
+    mixed = [b for b in calls if len({owner[t] for t in b}) > 1]
+    assert mixed, calls  # some encoder batches held chunks of several files
+    assert all(not b[0].startswith("big") for b in mixed)  # the file being parsed is embedded alone
+    for _, t, blob in rows:
+        assert np.allclose(np.frombuffer(blob, dtype=np.float32), embed([t])[0]), t[:40]
+    for i in range(5):
+        assert search(store, fake_embedder, ["c"], f"heron{i} small{i}", 1)[0].document == f"s{i}.md"
+    assert {d.name: d.chunks for d in store.documents("c") if d.name.startswith("s")} == {
+        x.name: x.chunks for x in r.results if x.name.startswith("s")
+    }
+
+
 def test_chunks_embedded_in_length_sorted_batches_keep_their_own_vectors(
     home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
