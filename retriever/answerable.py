@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from retriever.keyword import STOPWORDS
 
 MIN_COVERAGE = 0.5  # share of the question's words the documents must use
+# Key names users abbreviate where manuals often spell them out ("Ctrl-C" for what the Python
+# tutorial calls interrupting the program, "Control-C" elsewhere): either spelling counts as used.
+KEY_ALIASES = {"ctrl": "control", "cmd": "command", "esc": "escape"}
 _WORD = re.compile(r"[A-Za-z_][\w.+#-]*\w|[A-Za-z]")
 
 
@@ -67,7 +70,9 @@ def answerability(question: str, present: Callable[[Sequence[str]], Iterable[str
     """Check the question's words against the documents; `present(words)` returns those they contain."""
     words = question_words(question)
     lookup = {w: [p for p in re.split(r"[^\w]+", w.lower()) if p] for w, _ in words}
-    found = set(present(sorted({p for parts in lookup.values() for p in parts})))
+    asked = {p for parts in lookup.values() for p in parts}
+    found = set(present(sorted(asked | {KEY_ALIASES[p] for p in asked if p in KEY_ALIASES})))
+    found |= {p for p, spelled in KEY_ALIASES.items() if spelled in found}
     missing = [w for w, _ in words if not all(p in found for p in lookup[w])]
     names = dict(words)
     return Answerability(tuple(w for w, _ in words), tuple(missing), tuple(w for w in missing if names[w]))

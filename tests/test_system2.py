@@ -279,6 +279,12 @@ def test_a_question_naming_what_no_document_mentions_is_refused_before_any_searc
     assert a.names_missing == ("R6",) and "2x2" not in a.words  # a name with a digit; numbers are not looked up
     a = answerability("Which deep keras layers train fastest?", lambda ws: docs.intersection(ws))
     assert not a.answerable() and not a.names_missing and a.coverage == 0.0
+    # a key users abbreviate counts when the documents spell it out, and only then
+    spelled = {"catch", "exception", "control", "c"}
+    a = answerability("Why doesn't except Exception catch Ctrl-C?", lambda ws: spelled.intersection(ws) | {"except"})
+    assert a.answerable() and a.missing == ("doesn",)
+    a = answerability("Why doesn't except Exception catch Ctrl-C?", lambda ws: (spelled - {"control"}).intersection(ws))
+    assert not a.answerable() and a.names_missing == ("Ctrl-C",)
 
 
 def test_refusal_through_the_real_keyword_index(harbor, capsys) -> None:  # type: ignore[no-untyped-def]
