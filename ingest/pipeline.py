@@ -384,33 +384,51 @@ def _finish_together(
                 out[k] = exc
             except Exception as exc:
                 out[k] = exc
-    drafts = [d for _, f in ready for d in f.drafts]
-    pages = sum(len(f.doc.pages) for _, f in ready)
-    order = sorted(range(len(drafts)), key=lambda i: -drafts[i].n_tokens)
-    vectors = np.empty((len(drafts), embedder.dim), dtype=np.float32)
     # one encoder batch per call: the parser is given the next file after each (small files each
     # take about one batch to embed, so staging one file per call of EMBED_BATCH falls behind)
     step = min(EMBED_BATCH, getattr(embedder, "batch_size", EMBED_BATCH))
-    try:
-        for at in range(0, len(order), step):
-            advance()
-            picked = order[at : at + step]
-            vectors[picked] = embedder.embed([drafts[i].text for i in picked])
-            notify("embedding", at + len(picked), pages)
-    except Exception as exc:  # the encoder failed: every file of the group failed with it
-        for k, f in ready:
-            if isinstance(exc, IngestError):
-                _mark_failed(f, collection, store, exc)
-            out[k] = exc
+    pages = sum(len(f.doc.pages) for _, f in ready)
+    if not ready:
         return [out[k] for k in range(len(files))]
-    at = 0
-    for k, f in ready:
+    try:
+        vectors = _embed_sorted([d for _, f in ready for d in f.drafts], embedder, step, advance, notify, pages)
+        parts = np.split(vectors, np.cumsum([len(f.drafts) for _, f in ready])[:-1])
+    except Exception:  # the encoder failed on the group: each file alone, so only the one it fails on fails
+        parts = []
+        for k, f in ready:
+            try:
+                parts.append(_embed_sorted(f.drafts, embedder, step, advance, notify, len(f.doc.pages)))
+            except IngestError as exc:
+                _mark_failed(f, collection, store, exc)
+                out[k] = exc
+            except Exception as exc:
+                out[k] = exc
+        ready = [(k, f) for k, f in ready if k not in out]
+    for (k, f), vectors in zip(ready, parts, strict=True):
         try:
-            out[k] = _store(f, collection, store, vectors[at : at + len(f.drafts)])
+            out[k] = _store(f, collection, store, vectors)
         except Exception as exc:
             out[k] = exc
-        at += len(f.drafts)
     return [out[k] for k in range(len(files))]
+
+
+def _embed_sorted(
+    drafts: list[ChunkDraft],
+    embedder: Embedder,
+    step: int,
+    advance: Callable[[], None],
+    notify: Callable[..., None],
+    pages: int,
+) -> Vectors:
+    """The drafts' vectors, embedded `step` at a time longest first; `advance` before each call."""
+    order = sorted(range(len(drafts)), key=lambda i: -drafts[i].n_tokens)
+    vectors = np.empty((len(drafts), embedder.dim), dtype=np.float32)
+    for at in range(0, len(order), step):
+        advance()
+        picked = order[at : at + step]
+        vectors[picked] = embedder.embed([drafts[i].text for i in picked])
+        notify("embedding", at + len(picked), pages)
+    return vectors
 
 
 def _check_text(staged: _Staged) -> None:
@@ -471,24 +489,24 @@ def _embed(staged: _Staged, embedder: Embedder, notify: Callable[..., None], adv
             pass
         advance()
 
+    def before() -> None:
+        advance()  # once this file's parse has finished, the next files' start
+        if share is not None:
+            # a core for this file's parser only: the next files' parses (staged ahead) run beside
+            # all of torch's threads, for small files they run nearly all the time (a folder of 46
+            # HTML pages took 29-31 s giving them a core, 21-24 s not)
+            share(not pages.finished)
+
+    def progress(stage: str, n: int, _pages: int) -> None:
+        notify(stage, embedded + n, len(staged.doc.pages))
+
     try:
         while True:
             take_pages()
             group = drafts[embedded : embedded + EMBED_GROUP]
             if not group:
                 break
-            order = sorted(range(len(group)), key=lambda i: -group[i].n_tokens)
-            vectors = np.empty((len(group), embedder.dim), dtype=np.float32)
-            for at in range(0, len(order), EMBED_BATCH):
-                advance()  # once this file's parse has finished, the next files' start
-                if share is not None:
-                    # a core for this file's parser only: the next files' parses (staged ahead) run
-                    # beside all of torch's threads, for small files they run nearly all the time
-                    # (a folder of 46 HTML pages took 29-31 s giving them a core, 21-24 s not)
-                    share(not pages.finished)
-                picked = order[at : at + EMBED_BATCH]
-                vectors[picked] = embedder.embed([group[i].text for i in picked])
-                notify("embedding", embedded + at + len(picked), len(staged.doc.pages))
+            vectors = _embed_sorted(group, embedder, EMBED_BATCH, before, progress, 0)
             parts.append(vectors)
             embedded += len(group)
     finally:

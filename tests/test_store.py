@@ -226,6 +226,38 @@ def test_small_files_parsed_ahead_are_embedded_together_each_with_its_own_vector
     }
 
 
+def test_an_encoder_failure_in_a_group_of_small_files_fails_only_the_file_it_fails_on(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    embed = fake_embedder.embed
+    grouped: list[bool] = []
+
+    def failing(texts, batch_size=None):  # type: ignore[no-untyped-def]
+        time.sleep(0.1)  # the parser reads the small files meanwhile
+        if any("poison" in t for t in texts):
+            grouped.append(any("heron" in t for t in texts))
+            raise RuntimeError("the encoder ran out of memory")
+        return embed(texts, batch_size)
+
+    monkeypatch.setattr(fake_embedder, "embed", failing)
+    (tmp_path / "big.md").write_text("\n".join(f"# Part {i}\n\nbig text {i}.\n" for i in range(24)))
+    names = ["big.md", "s0.md", "s1.md", "bad.md", "s2.md"]
+    for i, name in enumerate(names[1:]):
+        word = "poison" if name == "bad.md" else f"heron{i}"
+        (tmp_path / name).write_text(f"# Note {i}\n\n{word} note number {i}.\n")
+    store = _store(home, fake_embedder)
+    r = ingest_paths([tmp_path / n for n in names], "c", store, fake_embedder, chunking=ChunkSettings(8, 0))
+
+    assert [x.status for x in r.results] == ["added", "added", "added", "failed", "added"]
+    assert r.results[3].error == "bad.md: RuntimeError: the encoder ran out of memory"
+    assert grouped[0] is True  # it failed first in a group with the other small files
+    for i in (0, 1, 3):
+        assert search(store, fake_embedder, ["c"], f"heron{i}", 1)[0].document == names[i + 1]
+
+
 def test_chunks_embedded_in_length_sorted_batches_keep_their_own_vectors(
     home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
