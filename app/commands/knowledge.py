@@ -27,7 +27,7 @@ def ingest(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=0, unit="file", file=sys.stderr)
     chunks_done = pages_done = 0
-    current = (0, 0)  # chunks and pages of the file in progress
+    current = (0, 0)  # chunks embedded and pages read of the file (or group of small files) in progress
 
     def progress(p: Progress) -> None:
         nonlocal chunks_done, pages_done, current
@@ -36,8 +36,15 @@ def ingest(args: argparse.Namespace) -> int:
         bar.total = p.files
         if p.stage in ("done", "failed", "unchanged"):
             chunks_done += p.chunks
-            pages_done += current[1]
-            current = (0, 0)
+            if p.stage == "done":
+                # small files are embedded as a group and reported done one by one: what is left
+                # of the group's count stays in progress, so the count never goes back
+                left = current[0] - p.chunks
+                if left > 0:
+                    current = (left, current[1])
+                else:
+                    pages_done += current[1]
+                    current = (0, 0)
             bar.update(1)
         elif p.stage == "embedding":
             current = (p.chunks, p.pages)
