@@ -1,7 +1,8 @@
 """Ingest in the background of the app process: a job outlives the page that started it.
 
-The Knowledge page submits the uploaded files and returns at once; a thread ingests them one by
-one under the workspace's writer lock. Leaving the page, opening another tab or reloading does
+The Knowledge page submits the uploaded files and returns at once; a thread ingests them under
+the workspace's writer lock (as `archivist ingest` does: the next files parsed ahead, small ones
+embedded together; through the server database's queue, one by one). Leaving the page, opening another tab or reloading does
 not touch the job, and the page shows its progress again when you come back. Each file is noted
 in the store's journal before its work starts, so if the app itself stops mid-ingest the next
 writer records the file as failed with the reason ("interrupted"): it never vanishes.
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ingest.jobs import JobQueue, worker_name
-from ingest.pipeline import FileResult
+from ingest.pipeline import FileResult, IngestReport, Progress, ProgressCallback
 from ingest.store import Store, check_collection_name
 from runtime.errors import ArchivistError
 
@@ -66,16 +67,20 @@ class IngestJob:
 
 
 AddDocument = Callable[[str, str, bytes, Callable[..., None] | None], FileResult]
+AddDocuments = Callable[[str, Sequence[tuple[str, bytes]], ProgressCallback | None], IngestReport]
 
 
 class IngestJobs:
     """Background ingest jobs of one app process, newest first."""
 
-    def __init__(self, store: Store, add: AddDocument, queue: JobQueue | None = None) -> None:
-        """`add(collection, name, data, notify)` ingests one file: the services' one way in. With a
+    def __init__(
+        self, store: Store, add: AddDocument, queue: JobQueue | None = None, add_many: AddDocuments | None = None
+    ) -> None:
+        """`add(collection, name, data, notify)` ingests one file: the services' one way in;
+        `add_many(collection, files, progress)`, when given, ingests a job's files together. With a
         `queue` (the server backend) each file goes through the database's job queue, where a
         worker on another machine may take it."""
-        self.store, self._add, self.queue = store, add, queue
+        self.store, self._add, self.queue, self._add_many = store, add, queue, add_many
         self._jobs: list[IngestJob] = []
         self._lock = threading.Lock()
 
@@ -113,6 +118,9 @@ class IngestJobs:
         try:
             with self.store.writer():
                 journal = self.store.journal(job.collection, [(n, d) for n, d in files])
+                if self.queue is None and self._add_many is not None:
+                    self._together(job, files, self._add_many, lambda name: self.store.journal_done(journal, name))
+                    return
                 for progress, (name, data) in zip(job.files, files, strict=True):
                     self._one(job, progress, name, data)
                     self.store.journal_done(journal, name)
@@ -123,6 +131,23 @@ class IngestJobs:
                     f.stage, f.error = "failed", job.error
         finally:
             job.finished = time.time()
+
+    def _together(
+        self, job: IngestJob, files: list[tuple[str, bytes]], add_many: AddDocuments, finished: Callable[[str], None]
+    ) -> None:
+        def progress(p: Progress) -> None:
+            f = job.files[p.file_index]
+            if p.result is None:  # reading, embedding
+                f.stage, f.chunks, f.pages = p.stage, p.chunks, p.pages
+                return
+            r = p.result
+            if r.status == "failed":
+                f.stage, f.error = "failed", r.error or "failed"
+            else:
+                f.stage, f.chunks, f.pages, f.warnings = r.status, r.chunks, r.pages or 0, r.warnings
+            finished(f.name)
+
+        add_many(job.collection, files, progress)
 
     def _one(self, job: IngestJob, progress: FileProgress, name: str, data: bytes) -> None:
         def notify(stage: str, chunks: int = 0, pages: int = 0) -> None:

@@ -17,7 +17,7 @@ from assistants.conversations import ConversationStore
 from assistants.library import AssistantStore
 from ingest.embed import Embedder, SentenceTransformerEmbedder, embedder_identity
 from ingest.jobs import JobQueue
-from ingest.pipeline import FileResult, ingest_bytes
+from ingest.pipeline import FileResult, IngestReport, ProgressCallback, ingest_bytes, ingest_files
 from ingest.precision import FILE as CALIBRATION_FILE
 from ingest.store import Store, check_collection_name
 from retriever.filters import SearchFilter
@@ -117,7 +117,7 @@ class Services:
     @cached_property
     def ingest_jobs(self) -> IngestJobs:
         """Background ingest of uploads (the app): jobs outlive the page that started them."""
-        return IngestJobs(self.store, self.add_document, self.jobs if self.store.server else None)
+        return IngestJobs(self.store, self.add_document, self.jobs if self.store.server else None, self.add_documents)
 
     @cached_property
     def jobs(self) -> JobQueue:
@@ -133,6 +133,15 @@ class Services:
         check_collection_name(collection)
         limits = self.settings.ingest_limits()
         return ingest_bytes(data, name, collection, self.store, self.embedder, limits=limits, notify=notify)
+
+    def add_documents(
+        self, collection: str, files: Sequence[tuple[str, bytes]], progress: ProgressCallback | None = None
+    ) -> IngestReport:
+        """Several uploaded files at once, as `archivist ingest` does files on disk (the next files
+        parsed ahead, small ones embedded together); the workspace's limits apply. The caller holds
+        the store's writer."""
+        limits = self.settings.ingest_limits()
+        return ingest_files(files, collection, self.store, self.embedder, limits=limits, progress=progress)
 
     def search(
         self,

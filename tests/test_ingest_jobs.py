@@ -56,3 +56,38 @@ def test_an_app_killed_mid_ingest_leaves_the_file_listed_as_failed(home: Path, t
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["status"]) for r in rows] == [("logbook.pdf", "failed")]
     assert "interrupted" in rows[0]["error"]
+
+
+def test_a_job_of_small_uploads_embeds_them_together_and_reports_each(
+    home: Path, fake_embedder: Any, monkeypatch: Any
+) -> None:
+    """The app's uploads go the way `archivist ingest` goes: the next files parsed while one is
+    embedded, small ones sharing encoder batches; each file still gets its own result."""
+    import re
+
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    calls: list[list[str]] = []
+    embed = fake_embedder.embed
+
+    def slow(texts, batch_size=None):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        time.sleep(0.1)  # a real encoder takes a while: the parser reads the small files meanwhile
+        return embed(texts, batch_size)
+
+    monkeypatch.setattr(fake_embedder, "embed", slow)
+    svc = Services.create(home, embedder=fake_embedder)
+    big = "\n".join(f"# Part {i}\n\n{' '.join(f'big{i}w{j}' for j in range(30))}.\n" for i in range(40))
+    small = [(f"s{i}.md", f"# S{i}\n\nheron{i} note {i}.\n\n# More\n\nsmall{i} end.\n".encode()) for i in range(5)]
+    job = svc.ingest_jobs.submit("notes", [("big.md", big.encode()), *small, ("empty.md", b"")])
+    assert svc.ingest_jobs.wait(120)
+
+    assert [f.stage for f in job.files] == ["added"] * 6 + ["failed"]
+    assert "empty.md: file is empty" in job.files[-1].error
+    assert all(f.chunks > 0 for f in job.files[:6]) and job.files[0].chunks > 4
+    owners = [{m for t in batch for m in re.findall(r"(?:heron|small)(\d)", t)} for batch in calls]
+    assert any(len(o) > 1 for o in owners), calls  # some encoder batches held several uploads
+    assert svc.store.in_progress() == []  # every file was taken off the journal
+    found = svc.search(["notes"], "heron3 small3", 1)
+    assert found[0].document == "s3.md"
