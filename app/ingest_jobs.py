@@ -2,8 +2,9 @@
 
 The Knowledge page submits the uploaded files and returns at once; a thread ingests them under
 the workspace's writer lock (as `archivist ingest` does: the next files parsed ahead, small ones
-embedded together; through the server database's queue, one by one). Leaving the page, opening another tab or reloading does
-not touch the job, and the page shows its progress again when you come back. Each file is noted
+embedded together; through the server database's queue, one by one). Leaving the page, opening
+another tab or reloading does not touch the job, and the page shows its progress again when you
+come back. Each file is noted
 in the store's journal before its work starts, so if the app itself stops mid-ingest the next
 writer records the file as failed with the reason ("interrupted"): it never vanishes.
 """
