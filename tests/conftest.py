@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,24 @@ class FakeEmbedder:
             n = np.linalg.norm(out[i])
             out[i] /= n if n else 1.0
         return out
+
+
+def slow_encoder(embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, seconds: float = 0.1) -> list[list[str]]:
+    """Make `embedder` take `seconds` per call, as a real encoder takes a while (the parser reads
+    the next files meanwhile), in calls of 4 chunks; returns the texts of each call, as made."""
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    calls: list[list[str]] = []
+    embed = embedder.embed
+
+    def slow(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        calls.append(list(texts))
+        time.sleep(seconds)
+        return embed(texts, batch_size)
+
+    monkeypatch.setattr(embedder, "embed", slow)
+    return calls
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.cli import main
 from app.services import Services
-from tests.conftest import make_pdf
+from tests.conftest import make_pdf, slow_encoder
 
 ROOT = Path(__file__).parent.parent
 
@@ -65,18 +65,7 @@ def test_a_job_of_small_uploads_embeds_them_together_and_reports_each(
     embedded, small ones sharing encoder batches; each file still gets its own result."""
     import re
 
-    from ingest import pipeline
-
-    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
-    calls: list[list[str]] = []
-    embed = fake_embedder.embed
-
-    def slow(texts, batch_size=None):  # type: ignore[no-untyped-def]
-        calls.append(list(texts))
-        time.sleep(0.1)  # a real encoder takes a while: the parser reads the small files meanwhile
-        return embed(texts, batch_size)
-
-    monkeypatch.setattr(fake_embedder, "embed", slow)
+    calls = slow_encoder(fake_embedder, monkeypatch)
     svc = Services.create(home, embedder=fake_embedder)
     big = "\n".join(f"# Part {i}\n\n{' '.join(f'big{i}w{j}' for j in range(30))}.\n" for i in range(40))
     small = [(f"s{i}.md", f"# S{i}\n\nheron{i} note {i}.\n\n# More\n\nsmall{i} end.\n".encode()) for i in range(5)]

@@ -10,7 +10,7 @@ import pytest
 from ingest import IndexMismatchError, Store, ingest_paths
 from ingest.chunk import ChunkSettings
 from retriever import search
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, slow_encoder
 
 
 def _store(home: Path, emb: FakeEmbedder, url: str | None = None) -> Store:
@@ -173,18 +173,8 @@ def test_small_files_parsed_ahead_are_embedded_together_each_with_its_own_vector
     import numpy as np
     from sqlalchemy import text
 
-    from ingest import pipeline
-
-    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
-    calls: list[list[str]] = []
     embed = fake_embedder.embed
-
-    def slow(texts, batch_size=None):  # type: ignore[no-untyped-def]
-        calls.append(list(texts))
-        time.sleep(0.1)  # a real encoder takes a while: the parser reads the small files meanwhile
-        return embed(texts, batch_size)
-
-    monkeypatch.setattr(fake_embedder, "embed", slow)
+    calls = slow_encoder(fake_embedder, monkeypatch)
     (tmp_path / "big.md").write_text("\n".join(f"# Part {i}\n\nbig text {i}.\n" for i in range(40)))
     small = [f"s{i}.md" for i in range(6)]
     for i, name in enumerate(small):
