@@ -188,6 +188,9 @@ def _ingest(
     limits: IngestLimits,
     progress: ProgressCallback | None,
 ) -> IngestReport:
+    """The engine of `ingest_paths` and `ingest_files`, inside the store's writer: files staged
+    ahead (checked, hashed, parse started), grouped when small and parsed, stored and reported in
+    order."""
     report = IngestReport()
     staged: dict[int, _Staged | FileResult | Exception] = {}  # by file index; an Exception is its failure
     parsing: list[_Staged] = []  # the parse started last (the parser process runs one at a time)
