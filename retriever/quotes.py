@@ -120,9 +120,16 @@ class QuoteSettings:
     # Found on second-set misses, so confirmed on the dev set only as doing no harm: 0.875 -> 0.875
     # (R-intro + R-FAQ) and 0.625 -> 0.650 (second-dev, through `archivist eval`).
     introduced: bool = True
+    # A sentence brought in for the one after it ("This means ...") brings in the sentence that
+    # introduces it in turn ("... named as follows:" before a line of code). Found on a second-set
+    # miss; evidence inside the quotes 0.875 -> 0.875 (R-intro + R-FAQ), 0.675 -> 0.700 (second-dev).
     chain: bool = True
-    chain_forward: bool = False
-    max_chars: int = 0
+    # The sentence that follows a chosen one, or its pair, brings in the next one when that one
+    # refers back too ("... losing the unnecessary extent. After much discussion this has been
+    # determined to be a feature. To prevent this happening, add the option drop = FALSE ...").
+    # Found on a dev miss, with four sentences: 0.875 -> 0.900 (R-intro + R-FAQ), 0.725 -> 0.725
+    # (second-dev): no harm there.
+    chain_forward: bool = True
 
 
 def _words(text: str) -> list[str]:
@@ -254,8 +261,6 @@ def find_quotes(
     chosen: dict[int, float] = {}  # sentence index -> score of the pick that brought it in
     for j in order:
         if len(chosen) >= s.max_sentences:
-            break
-        if s.max_chars and chosen and sum(len(ps.sentences[k].text) for k in chosen) >= s.max_chars:
             break
         i = idx[j]
         if i in chosen:

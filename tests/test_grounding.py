@@ -131,7 +131,7 @@ def test_mixed_answer_is_marked_sentence_by_sentence(ps, real_embedder) -> None:
 
 def test_quotes_pick_the_answering_sentence_with_its_page_offsets(ps, real_embedder) -> None:  # type: ignore[no-untyped-def]
     quotes = find_quotes("How do I divert console output to a file?", ps, real_embedder)
-    assert 1 <= len(quotes) <= 3
+    assert 1 <= len(quotes) <= QuoteSettings().max_sentences
     best = quotes[0]
     assert "divert all subsequent output" in best.text and best.passage == 2 and best.page == 12
     assert SINK[best.start : best.end] == best.text  # hit 2 starts at page offset 0
@@ -164,7 +164,9 @@ def test_a_sentence_that_refers_back_to_a_quote_comes_with_it(real_embedder) -> 
     question = "My spreadsheet export drops the empty fields at the end of rows. How do I read it?"
     quotes = find_quotes(question, ps, real_embedder)
     assert f"{setup} To read such files set fill = TRUE." in quotes[0].text
-    alone = find_quotes(question, ps, real_embedder, settings=QuoteSettings(follow_on=False, pair_best=False))
+    alone = find_quotes(
+        question, ps, real_embedder, settings=QuoteSettings(follow_on=False, pair_best=False, max_sentences=3)
+    )
     assert setup in alone[0].text and not any("fill = TRUE" in q.text for q in alone)  # what the rule adds
 
 
@@ -205,7 +207,7 @@ def test_a_sentence_is_read_with_the_one_before_it(real_embedder) -> None:  # ty
         "Both list.sort() and sorted() have a key parameter to specify a function to be called on each element."
     )
     question = "Why does calling sort on my list give back None?"
-    rules_off = QuoteSettings(follow_on=False, pair_best=False)  # only the scoring decides
+    rules_off = QuoteSettings(follow_on=False, pair_best=False, max_sentences=3)  # only the scoring decides
     for weight, found in ((QuoteSettings().context_weight, True), (0.0, False)):
         ps = passage_sentences(None, real_embedder, [hit(1, text)])
         quotes = find_quotes(question, ps, real_embedder, settings=replace(rules_off, context_weight=weight))
@@ -226,7 +228,7 @@ def test_a_sentence_ending_in_a_colon_and_the_one_it_introduces_are_quoted_toget
         "Sorting is stable across every release of the language. Tuples compare element by element. "
         f"{intro}\n\n{code}\n\nLists also have a reverse method for flipping their order."
     )
-    rules_off = QuoteSettings(follow_on=False, pair_best=False, context_weight=0)
+    rules_off = QuoteSettings(follow_on=False, pair_best=False, context_weight=0, max_sentences=3)
     for question, best in (("sorted words key str lower", code), ("exactly one call", intro)):
         on = find_quotes(question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=rules_off)
         off = find_quotes(
@@ -234,6 +236,50 @@ def test_a_sentence_ending_in_a_colon_and_the_one_it_introduces_are_quoted_toget
         )
         assert f"{intro}\n\n{code}" in on[0].text, on
         assert best in off[0].text and not any(intro in q.text and code in q.text for q in off), off
+
+
+def test_a_line_pulled_in_by_the_sentence_after_it_brings_the_sentence_that_introduces_it() -> None:
+    """ "This means ..." brings in the line of code it speaks of, and that line the sentence that
+    introduced it ("... named as follows:"): the three read as one quote."""
+    from tests.conftest import FakeEmbedder
+
+    emb = FakeEmbedder()
+    emb.dim = 4096
+    intro = "A good convention is to use one logger in each module, named as follows:"
+    code = "logger = logging.getLogger(__name__)"
+    means = "This means that logger names track the package hierarchy of the modules."
+    text = f"Handlers send records to their destinations. {intro}\n\n{code}\n\n{means} Filters drop records."
+    question = "why do names track the package hierarchy"  # no word of the introducing sentence
+    rules = QuoteSettings(pair_best=False, follow_on=False, context_weight=0, max_sentences=3)
+    on = find_quotes(question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=rules)
+    assert on[0].text == f"{intro}\n\n{code}\n\n{means}", on
+    off = find_quotes(question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=replace(rules, chain=False))
+    assert off[0].text == f"{code}\n\n{means}" and not any(intro in q.text for q in off), off  # what the rule adds
+
+
+def test_a_run_of_sentences_that_refer_back_follows_the_best_one() -> None:
+    """The best sentence brings the one after it, and that one the next when it refers back
+    ("To prevent this happening, add drop = FALSE"), within the sentence budget."""
+    from tests.conftest import FakeEmbedder
+
+    emb = FakeEmbedder()
+    emb.dim = 4096
+    best = "Taking a single row out of a matrix by subscripting turns it into a plain vector."
+    pair = "After much discussion this has been determined to be a feature."
+    fix = "To prevent this happening, add the option drop = FALSE to the subscripting."
+    text = f"Matrices have a dim attribute. {best} {pair} {fix} Arrays generalize matrices to more dimensions."
+    question = "single row out of a matrix gives a plain vector"  # no word of the sentences after it
+    rules = QuoteSettings(follow_on=False, context_weight=0, max_sentences=3)
+    on = find_quotes(question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=rules)
+    assert f"{best} {pair} {fix}" in on[0].text, on
+    off = find_quotes(
+        question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=replace(rules, chain_forward=False)
+    )
+    assert f"{best} {pair}" in off[0].text and not any("drop = FALSE" in q.text for q in off), off
+    short = find_quotes(
+        question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=replace(rules, max_sentences=2)
+    )
+    assert sum(q.text.count(".") for q in short) <= 2 and "drop = FALSE" not in short[0].text, short
 
 
 # --- through a real store, the chat service and the CLI -------------------------------------------
