@@ -5,7 +5,7 @@ start at packing units, which may fall inside a sentence), every sentence is sco
 embedder (cosine with the question; the best candidates also as read after the sentence before
 them), by keyword overlap (question words weighted by how rare
 they are among the candidates) and by the passage's rank, plus the reranker when the
-assistant has one, and the best one to three are returned with document, page and their
+assistant has one, and the best one to four are returned with document, page and their
 character offsets in the page text.
 """
 
@@ -101,13 +101,16 @@ class QuoteSettings:
     keyword_weight: float = 0.5
     rank_weight: float = 0.2  # passage rank prior: weight / rank
     reranker_weight: float = 0.5
+    # Four sentences, with `chain` and `chain_forward` below: 0.875 -> 0.900 (R-intro + R-FAQ) and
+    # 0.675 -> 0.725 (second-dev); the bundled model's answers (README's `--generate` command, same
+    # run) answered 0.825 -> 0.875 and 0.625 -> 0.775, token F1 0.32 -> 0.29 and 0.18 -> 0.17
+    # (longer answers), median 1.30 -> 1.54 s and 1.12 -> 1.21 s. Three with both rules: 0.850 / 0.675.
     max_sentences: int = 4
     relative_floor: float = 0.0  # a later quote must score at least this share of the best
     # A chosen sentence brings in the next one when that one refers back to it ("To read such
     # files ...", "This is ..."), as a connective sentence brings in the one before it. Evidence
     # inside the quotes, measured on both dev sets: 0.800 -> 0.825 (R-intro + R-FAQ) and
-    # 0.425 -> 0.500 (bench/eval/second-dev.jsonl). Four sentences instead of three also lifted
-    # both (0.825, 0.525; with follow_on 0.850, 0.550) but makes every prompt longer: not taken.
+    # 0.425 -> 0.500 (bench/eval/second-dev.jsonl).
     follow_on: bool = True
     # The best sentence always brings in the one after it in its passage (the answer often follows
     # the sentence that names the question's topic: "If a separator is specified, leading white
@@ -236,7 +239,7 @@ def find_quotes(
     reranker: Reranker | None = None,
     settings: QuoteSettings | None = None,
 ) -> list[Quote]:
-    """The one to three sentences that best answer `question`, best first."""
+    """The one to four sentences that best answer `question` (as quotes of consecutive sentences), best first."""
     s = settings or QuoteSettings()
     idx = [i for i, c in enumerate(ps.sentences) if _quotable(c.text)]
     if not idx:
