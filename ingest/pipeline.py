@@ -193,12 +193,13 @@ def _ingest(
     order."""
     report = IngestReport()
     staged: dict[int, _Staged | FileResult | Exception] = {}  # by file index; an Exception is its failure
-    parsing: list[_Staged] = []  # the parse started last (the parser process runs one at a time)
+    parsing: _Staged | None = None  # the parse started last (the parser process runs one at a time)
     turn = 0  # the first file not yet reported
     ahead = -1  # the last file staged
 
     def stage(j: int) -> None:
         """Check file j and start its parse; what fails is kept for its turn (files are reported in order)."""
+        nonlocal parsing
         if j >= len(files) or j in staged:
             return
         src = files[j]
@@ -206,14 +207,14 @@ def _ingest(
             got = _stage(src.read(), src.name, collection, store, embedder, chunking, limits, src.label)
             staged[j] = got
             if isinstance(got, _Staged):
-                parsing[:] = [got]
+                parsing = got
         except Exception as exc:  # reported at its turn, like any failure of that file
             staged[j] = exc
 
     def advance() -> None:
         """Stage the next files while the parser is free and fewer than EMBED_GROUP chunks wait."""
         nonlocal ahead
-        if parsing and not parsing[0].pages.finished:
+        if parsing is not None and not parsing.pages.finished:
             return  # the parser is busy (with the file being embedded, or one staged ahead)
         waiting = sum(len(s.drafts) for s in staged.values() if isinstance(s, _Staged) and s.drained())
         while waiting < EMBED_GROUP and ahead + 1 < min(len(files), turn + STAGE_FILES):
