@@ -210,6 +210,31 @@ def test_uploads_limits_types_traversal_and_delete(api: dict, tmp_path: Path) ->
     assert r.status_code == 413 and "big.txt" in r.json()["error"]["message"]
     docs = httpx.get(url, headers=h).json()["data"]
     assert {d["name"]: d["status"] for d in docs} == {"evil.txt": "ready", "pic.txt": "failed"}
+    # a bad file among several: listed as failed with its error, the files after it still get in
+    batch = [
+        ("files", ("bats.txt", b"Bats hunt at dusk.", "text/plain")),
+        ("files", ("logo.txt", b"\x89PNG\r\n\x1a\n" + bytes(99), "text/plain")),
+        ("files", ("newts.txt", b"Newts hunt in ponds.", "text/plain")),
+    ]
+    r = httpx.post(url, headers=h, files=batch)
+    assert r.status_code == 201, r.text
+    rows = r.json()["data"]
+    assert [(d["document"], d["status"]) for d in rows] == [
+        ("bats.txt", "added"),
+        ("logo.txt", "failed"),
+        ("newts.txt", "added"),
+    ]
+    assert "logo.txt: unsupported file type" in rows[1]["error"] and "error" not in rows[2]
+    found = httpx.post(api["url"] + "/v1/collections/uploads/search", headers=h, json={"query": "newts ponds", "k": 1})
+    assert found.json()["hits"][0]["document"] == "newts.txt"
+    docs = httpx.get(url, headers=h).json()["data"]
+    assert {d["name"]: d["status"] for d in docs} == {
+        "evil.txt": "ready",
+        "pic.txt": "failed",
+        "bats.txt": "ready",
+        "logo.txt": "failed",
+        "newts.txt": "ready",
+    }
     hits = httpx.post(api["url"] + "/v1/collections/uploads/search", headers=h, json={"query": "owls", "k": 1}).json()
     assert hits["hits"][0]["document"] == "evil.txt"
     assert httpx.delete(url + "/evil.txt", headers=h).status_code == 200

@@ -215,6 +215,19 @@ def test_two_api_servers_share_one_database(two_servers: tuple[list[str], str], 
     assert httpx.get(f"{b}/v1/jobs/{2**40}", headers=h, timeout=30).status_code == 404
     assert httpx.delete(b + "/v1/collections/harbor/documents/ferry.txt", headers=h, timeout=30).status_code == 200
 
+    # several files that wait: a bad one is listed as failed with its job, and the one after it gets in
+    batch = [
+        ("files", ("scan.txt", b"\x89PNG\r\n\x1a\n" + bytes(64), "text/plain")),
+        ("files", ("tug.txt", b"The tug docks at dawn.", "text/plain")),
+    ]
+    r = httpx.post(a + "/v1/collections/harbor/documents", headers=h, files=batch, timeout=120)
+    assert r.status_code == 201, r.text
+    rows = r.json()["data"]
+    assert [(d["document"], d["status"]) for d in rows] == [("scan.txt", "failed"), ("tug.txt", "added")]
+    assert "scan.txt: unsupported file type" in rows[0]["error"] and rows[0]["job"] > 0 and rows[1]["job"] > 0
+    for name in ("scan.txt", "tug.txt"):
+        assert httpx.delete(f"{b}/v1/collections/harbor/documents/{name}", headers=h, timeout=30).status_code == 200
+
     # deleting through the second server removes it for the first
     assert httpx.delete(b + "/v1/collections/harbor/documents/harbor.pdf", headers=h, timeout=30).status_code == 200
     assert httpx.get(a + "/v1/collections/harbor/documents", headers=h, timeout=30).json()["data"] == []

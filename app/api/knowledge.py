@@ -57,7 +57,9 @@ def upload(
 ) -> dict[str, Any] | JSONResponse:
     """Ingest the files and answer with how each ended. On a server database each file is an
     ingest job (any worker may take it); `wait=false` answers at once (202) with the job ids,
-    whose progress `GET /v1/jobs/{id}` shows."""
+    whose progress `GET /v1/jobs/{id}` shows. A file that fails does not stop the others: it is
+    listed as failed with its error, and only when every file failed is the answer an error
+    (415 for a type Archivist does not read, else 400)."""
     reach(ctx, collection, key)
     limits, services = ctx.limits, ctx.services
     results = []
@@ -78,17 +80,29 @@ def upload(
             "wait=false needs a server database (ARCHIVIST_DATABASE_URL); here uploads are ingested at once",
             param="wait",
         )
+    failures: list[tuple[int, str]] = []
     for name, data in uploads:
         try:
             with services.store.writer():
                 r = services.add_document(collection, name, data)
-        except UnsupportedFileError as exc:
-            raise ApiError(415, str(exc), param="files") from None
-        except IngestError as exc:
-            raise ApiError(400, str(exc), param="files") from None
+        except (UnsupportedFileError, IngestError) as exc:
+            failures.append((415 if isinstance(exc, UnsupportedFileError) else 400, str(exc)))
+            results.append(_failed(name, str(exc)))
+            continue
         results.append(
             {"document": name, "status": r.status, "chunks": r.chunks, "pages": r.pages, "warnings": r.warnings}
         )
+    return _answer(results, failures)
+
+
+def _failed(name: str, error: str, **more: Any) -> dict[str, Any]:
+    return {"document": name, "status": "failed", "chunks": 0, "pages": None, "warnings": [], "error": error, **more}
+
+
+def _answer(results: list[dict[str, Any]], failures: list[tuple[int, str]]) -> dict[str, Any]:
+    """Each file's outcome; an error only when no file got in (the first failure's status)."""
+    if failures and len(failures) == len(results):
+        raise ApiError(failures[0][0], failures[0][1], param="files")
     return {"data": results}
 
 
@@ -100,10 +114,13 @@ def _queued(
         ids = jobs.enqueue(collection, uploads)
         return JSONResponse({"data": [j.to_json() for j in jobs.jobs(ids)][::-1]}, status_code=202)
     results = []
+    failures: list[tuple[int, str]] = []
     for name, data in uploads:
         state = jobs.ingest(collection, [(name, data)], worker_name(), ctx.services.add_document)[0]
         if state.status == "failed":
-            raise ApiError(415 if state.error_kind == "unsupported" else 400, state.error, param="files")
+            failures.append((415 if state.error_kind == "unsupported" else 400, state.error))
+            results.append(_failed(name, state.error, job=state.id))
+            continue
         results.append(
             {
                 "document": name,
@@ -114,7 +131,7 @@ def _queued(
                 "job": state.id,
             }
         )
-    return {"data": results}
+    return _answer(results, failures)
 
 
 @router.get("/v1/jobs")
