@@ -44,6 +44,10 @@ class FileProgress:
     def fraction(self) -> float:
         return 1.0 if self.done else STAGE_SHARE.get(self.stage, 0.5)
 
+    def take_result(self, r: FileResult) -> None:
+        """Take the file's result: its stage, counts and warnings."""
+        self.stage, self.chunks, self.pages, self.warnings = r.status, r.chunks, r.pages or 0, r.warnings
+
     def text(self) -> str:
         if self.stage == "failed":
             return f"{self.name}: failed: {self.error}"
@@ -145,7 +149,7 @@ class IngestJobs:
             if r.status == "failed":
                 f.stage, f.error = "failed", r.error or "failed"
             else:
-                f.stage, f.chunks, f.pages, f.warnings = r.status, r.chunks, r.pages or 0, r.warnings
+                f.take_result(r)
             finished(f.name)
 
         add_many(job.collection, files, progress)
@@ -167,12 +171,7 @@ class IngestJobs:
         except Exception as exc:  # a parser bug fails this file, not the job
             progress.stage, progress.error = "failed", f"{name}: {type(exc).__name__}: {exc}"
             return
-        progress.stage, progress.chunks, progress.pages, progress.warnings = (
-            r.status,
-            r.chunks,
-            r.pages or 0,
-            r.warnings,
-        )
+        progress.take_result(r)
 
     def _queued(
         self, job: IngestJob, progress: FileProgress, name: str, data: bytes, notify: Callable[..., None]
