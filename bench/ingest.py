@@ -50,11 +50,18 @@ def peak_mb() -> float:
 
 
 def run_archivist(pdfs: list[str], out: str) -> None:
+    home = Path(tempfile.mkdtemp(prefix="archivist-ingest-"))
+    try:
+        ingest_into(home, pdfs, out)
+    finally:  # each round's workspace (~100 MB) goes, or a long bench fills the disk
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def ingest_into(home: Path, pdfs: list[str], out: str) -> None:
     from ingest import SentenceTransformerEmbedder, Store, ingest_paths
     from ingest.worker import prestart
 
     prestart()  # as `archivist ingest` does: the parser process starts while the embedder loads
-    home = Path(tempfile.mkdtemp(prefix="archivist-ingest-"))
     # A fresh workspace on a machine Archivist has measured before: round 1 runs the calibration
     # on its first chunks (once per machine) and later rounds reuse what it measured (and the
     # model it exported for ONNX Runtime, if any).

@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -244,6 +245,7 @@ def main() -> None:
         finally:
             if pg is not None:
                 pg.stop()
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
