@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import hashlib
 import importlib.util
 import os
@@ -84,6 +85,35 @@ def _counting_tokenizer(tokenizer: Any) -> Any:
     return counter
 
 
+def prune_exports(folder: Path, stem: str, keep: Path) -> list[Path]:
+    """Remove this model's older exports from `folder`, and exports a killed process left half
+    written: an export is ~90 MB for MiniLM, and a new one is made whenever the model's files or
+    the libraries change (an upgrade, a new virtual environment), so without this they pile up.
+    A process still running an older export keeps its open copy (the file goes once it closes)."""
+    gone = []
+    for old in folder.glob(f"{glob.escape(stem)}-*"):
+        written = re.fullmatch(re.escape(stem) + r"-[0-9a-f]{10}\.onnx", old.name)
+        half = re.fullmatch(re.escape(stem) + r"-[0-9a-f]{10}\.(\d+)\.tmp", old.name)
+        if old == keep or not (written or (half and not _alive(int(half.group(1))))):
+            continue
+        try:
+            old.unlink()
+            gone.append(old)
+        except OSError:  # another process removed it first, or a read-only folder: harmless
+            pass
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class OnnxEncoder:
     """A sentence-transformers model of a transformer and mean pooling, run in float32 by ONNX
     Runtime: the same vectors as torch's float32 (mean cosine 1.00000 on 320 R-manual chunks),
@@ -100,9 +130,11 @@ class OnnxEncoder:
         weights = [f"{f.resolve()}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files] or [source]
         tag = "-".join([*weights, *(f"{k}{v}" for k, v in sorted(library_versions().items()))])
         digest = hashlib.sha256(tag.encode()).hexdigest()[:10]
-        path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}-{digest}.onnx"
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        path = folder / f"{stem}-{digest}.onnx"
         if not path.exists():
             self._export(path)
+            prune_exports(folder, stem, keep=path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

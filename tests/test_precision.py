@@ -4,6 +4,7 @@ overridable; vectors from either precision stay interchangeable."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -149,12 +150,34 @@ def test_a_workspace_calibrated_to_onnx_runtime_embeds_with_it_and_float32_vecto
     here = precision.fingerprint(reference.name, reference._threads)
     speeds = {"float32": 50.0, "bfloat16": 30.0, precision.ONNX: 90.0}
     file.save(Calibration(here, speeds, dict.fromkeys(speeds, 1.0), precision.ONNX, "measured", 32, 1.0))
+    # what an export made before an upgrade (another model file or library version) left behind,
+    # and another model's export, which stays
+    (tmp_path / "onnx").mkdir()
+    stale = tmp_path / "onnx" / f"{reference.name}-0123456789.onnx"
+    other = tmp_path / "onnx" / "paraphrase-MiniLM-3-0123456789.onnx"
+    for f in (stale, other):
+        f.write_bytes(b"an older export")
     emb = SentenceTransformerEmbedder(calibration=tmp_path / "calibration.json")
     assert emb.dtype == precision.ONNX and emb.precision_source == "calibrated"
-    assert list((tmp_path / "onnx").glob("*.onnx"))  # exported once into the workspace
+    exports = sorted((tmp_path / "onnx").glob("*.onnx"))
+    assert len(exports) == 2 and other in exports and stale not in exports, exports  # exported once, the old one gone
     texts = [f"The lm function fits linear model number {i}. " * (1 + i % 7) for i in range(40)]
     cos = np.sum(emb.embed(texts) * reference.embed(texts), axis=1)
     assert cos.min() > 0.9999, cos.min()
+
+
+def test_only_the_newest_export_of_a_model_stays(tmp_path: Path) -> None:
+    from ingest.embed import prune_exports
+
+    keep = tmp_path / "all-MiniLM-L6-v2-aaaaaaaaaa.onnx"
+    older = tmp_path / "all-MiniLM-L6-v2-bbbbbbbbbb.onnx"
+    dead = tmp_path / "all-MiniLM-L6-v2-cccccccccc.999999999.tmp"  # a killed export's half-written file
+    live = tmp_path / f"all-MiniLM-L6-v2-dddddddddd.{os.getpid()}.tmp"  # an export being written now
+    others = [tmp_path / "all-MiniLM-L6-v2-finetuned-aaaaaaaaaa.onnx", tmp_path / "notes.txt"]
+    for f in (keep, older, dead, live, *others):
+        f.write_bytes(b"x")
+    assert sorted(prune_exports(tmp_path, "all-MiniLM-L6-v2", keep=keep)) == sorted([older, dead])
+    assert sorted(tmp_path.iterdir()) == sorted([keep, live, *others])
 
 
 def test_calibrations_are_kept_per_machine_and_damage_is_harmless(tmp_path: Path) -> None:
