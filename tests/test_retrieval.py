@@ -49,17 +49,26 @@ def test_filters_by_document_and_pages(store: Store, fake_embedder: FakeEmbedder
         assert none == [], mode
 
 
-def test_overlapping_chunks_of_a_page_are_collapsed(
+def test_a_passage_mostly_repeating_a_better_one_is_dropped_and_a_neighbour_stays(
     home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, database_url: str | None
 ) -> None:
-
-    s = Store(home, fake_embedder.name, fake_embedder.dim, database_url)
+    """Chunks that repeat most of a better-ranked one add nothing; a neighbour that shares only
+    the overlap brings the rest of its text, which may hold the answer."""
     text = " ".join(f"Otters hold hands while sleeping number {i}." for i in range(40))
     (tmp_path / "o.txt").write_text(text)
-    ingest_paths([tmp_path / "o.txt"], "c", s, fake_embedder, chunking=ChunkSettings(40, 20))
-    hits = search(s, fake_embedder, ["c"], "otters hold hands sleeping", 10, mode="dense")
-    spans = sorted((h.start, h.end) for h in hits)
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+
+    def spans(overlap: int) -> list[tuple[int, int]]:
+        s = Store(home / str(overlap), fake_embedder.name, fake_embedder.dim, database_url)
+        ingest_paths([tmp_path / "o.txt"], "c", s, fake_embedder, chunking=ChunkSettings(40, overlap))
+        return sorted((h.start, h.end) for h in search(s, fake_embedder, ["c"], "otters hold hands sleeping", 10))
+
+    def shared(a: tuple[int, int], b: tuple[int, int]) -> float:
+        return max(0, min(a[1], b[1]) - max(a[0], b[0])) / min(a[1] - a[0], b[1] - b[0])
+
+    heavy = spans(30)  # each chunk repeats three quarters of the one before
+    assert len(heavy) >= 3 and all(shared(a, b) <= 0.5 for a, b in itertools.combinations(heavy, 2)), heavy
+    light = spans(12)  # one sentence repeated
+    assert len(light) >= 5 and any(0 < shared(a, b) <= 0.5 for a, b in itertools.pairwise(light)), light
 
 
 def test_each_page_is_cited_once_before_any_page_twice(
