@@ -101,6 +101,12 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
         "support, evidence recall, token F1, refusals, seconds and tokens",
     )
     c.add_argument("--assistant", help="with --answers: use this assistant's retrieval and model settings")
+    c.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="with --generate: the sampling seed of every question, so a run repeats (default 0; -1: unseeded)",
+    )
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.evaluate)
 
@@ -152,6 +158,7 @@ def _answer_commands(sub: Any, commands: Any) -> None:
         choices=["off", "mark", "retry"],
         help="override the assistant's grounding check for this question",
     )
+    c.add_argument("--seed", type=int, help="sampling seed: the same question and seed give the same answer")
     c.set_defaults(func=commands.ask)
 
     c = sub.add_parser("run", help="run a Python file with the code tool (sandboxed, or with limits)")

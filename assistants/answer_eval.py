@@ -143,12 +143,14 @@ def evaluate_answers(
     assistant: Assistant | None = None,
     generate: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    seed: int | None = 0,
 ) -> AnswerEval:
     """Ask every question; score whether one of the quotes contains the evidence (whitespace collapsed).
 
     Without `generate` the answers are extractive (no model); with it the assistant answers as
     configured (its context, decoding, thinking and fallback settings) and every shown answer is
-    checked against the passages."""
+    checked against the passages. Every question is sampled with `seed` (None: unseeded), so two runs
+    of the same settings give the same answers on one machine and a difference is the settings'."""
     if collection not in chat.store.collection_names():
         raise ArchivistError(f"no collection named {collection!r}; ingest the documents first")
     knowledge = KnowledgeSettings(collections=[collection])
@@ -166,6 +168,7 @@ def evaluate_answers(
             q.question,
             answer_mode="generate" if generate else "extractive",
             grounding=("retry" if base.grounding == "retry" else "mark") if generate else "off",
+            seed=seed,
         ).result()
         seconds = time.perf_counter() - t0
         found = None

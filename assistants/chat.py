@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hmac
+import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from assistants.answer import Answer, AnswerStream, Citation, extractive_text
@@ -36,6 +40,36 @@ from runtime.registry import ModelPool
 _CITE = re.compile(r"\[(\d{1,2})\]")
 
 
+def _workspace_key(path: Path) -> bytes:
+    """32 random bytes kept in `path` (owner-only), made by whichever process asks first; a damaged
+    file is replaced, and a workspace that cannot be written gets a key for this process only."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it right now
+            key = path.read_bytes()
+            if len(key) == 32:
+                return key
+            time.sleep(0.01)
+        fd = None
+    except OSError:
+        return secrets.token_bytes(32)
+    key = secrets.token_bytes(32)
+    try:
+        if fd is None:
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+            os.replace(tmp, path)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+    except OSError:
+        pass
+    return key
+
+
 class ChatService:
     """Answers as an assistant, from its collections, on its model."""
 
@@ -43,6 +77,7 @@ class ChatService:
         self.store, self.embedder, self.models = store, embedder, models
         self._rerankers: dict[str, Reranker] = {}
         self._lock = threading.Lock()
+        self._marker_key: bytes | None = None
 
     def answerability(self, assistant: Assistant, question: str) -> Answerability:
         """Which of the question's words no document of the assistant's collections contains."""
@@ -122,12 +157,14 @@ class ChatService:
         stop: Sequence[str] = (),
         answer_mode: str | None = None,
         grounding: str | None = None,
+        seed: int | None = None,
     ) -> AnswerStream:
         """Stream the answer to `question`; the supporting quotes are on the stream before the first
         piece, citations and the grounding check come with the finished answer.
 
         Sampling arguments, `answer_mode` and `grounding` override the assistant's settings for this
-        request only. With best of N, a quotes fallback or grounding: retry the answer is judged
+        request only; a `seed` makes sampling repeatable (the same question, settings and model give
+        the same answer on the same machine). With best of N, a quotes fallback or grounding: retry the answer is judged
         before it is shown, so it arrives in one piece after the quotes."""
         mode = answer_mode or assistant.answer_mode
         hits, steps, why, retrieval_time = self._gather(assistant, question, history, query, mode)
@@ -148,6 +185,7 @@ class ChatService:
             temperature=temperature if temperature is not None else assistant.model.temperature,
             top_p=top_p if top_p is not None else assistant.model.top_p,
             stop=(*stop, *ECHO_STOPS),
+            seed=seed,
         )
         params, plan, ps, quotes, quote_time, prompt = self._prepare(assistant, question, hits, history, sampling)
         stats = GenerationStats()
@@ -197,7 +235,8 @@ class ChatService:
     ) -> tuple[GenerationParams, PromptPlan, PassageSentences, list[Quote], float, PromptPlan]:
         """The prompt within the context budget, the supporting quotes, what the model reads, and the
         generation settings with the answer's opening and the faithful-decoding sources."""
-        plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens)
+        marker = None if params.seed is None else self._seeded_marker(params.seed, question)
+        plan = self.plan(assistant, question, hits, history, reserve=params.max_tokens, marker=marker)
         ps, quotes, quote_time = self.quotes(assistant, question, plan.passages)
         # what the model reads; the citations keep the whole passages of `plan`
         prompt = self._shaped(assistant, question, plan, quotes, history, params.max_tokens)
@@ -208,6 +247,15 @@ class ChatService:
             sources = [prompt.messages[0]["content"], question, *(text for _, text in ps.contexts)]
             params = dataclasses.replace(params, sources="\n".join(sources))
         return params, plan, ps, quotes, quote_time, prompt
+
+    def _seeded_marker(self, seed: int, question: str) -> str:
+        """The passages' data marker for a seeded request: the same for the same seed and question,
+        so the prompt (and with it the answer) repeats, yet keyed by a secret kept in the workspace,
+        so a document still cannot know it and close the data early."""
+        with self._lock:
+            if self._marker_key is None:
+                self._marker_key = _workspace_key(self.store.home / "marker.key")
+        return hmac.new(self._marker_key, f"{seed}\0{question}".encode(), "sha256").hexdigest()[:8]
 
     def _gather(
         self, assistant: Assistant, question: str, history: Sequence[Message], query: str | None, mode: str

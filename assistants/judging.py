@@ -53,7 +53,8 @@ def judged(
     best: tuple[float, str, GroundingReport] | None = None
     made = 0
     for i in range(n):
-        p = params if i == 0 else dataclasses.replace(params, temperature=max(params.temperature, 0.7), seed=i)
+        seed = i if params.seed is None else params.seed + i  # each candidate its own, repeatable
+        p = params if i == 0 else dataclasses.replace(params, temperature=max(params.temperature, 0.7), seed=seed)
         one = GenerationStats()
         parts: list[str] = []
         state["partial"] = parts  # what a Stop now would keep

@@ -176,6 +176,42 @@ def test_max_tokens_and_stop_are_honoured(api: dict) -> None:
     assert " " not in r.choices[0].message.content.strip()
 
 
+def test_a_seed_repeats_the_answer_even_at_a_high_temperature(api: dict) -> None:
+    c = client(api)
+    ask = [{"role": "user", "content": "Describe the harbor."}]
+
+    def answer(**kw: object) -> str:
+        r = c.chat.completions.create(model="harbor-bot", temperature=1.5, messages=ask, **kw)  # type: ignore[call-overload]
+        return str(r.choices[0].message.content)
+
+    assert answer(seed=7) == answer(seed=7) == answer(seed=7)
+    assert len({answer(seed=s) for s in range(1, 7)}) > 1, {answer(seed=s) for s in range(1, 7)}  # it does sample
+    with pytest.raises(openai.BadRequestError) as err:
+        answer(seed=-1)
+    assert "seed" in str(err.value)
+
+
+def test_a_seeded_prompt_repeats_yet_documents_cannot_predict_its_data_marker(api: dict) -> None:
+    """The passages' data marker is random per request; with a seed it repeats, so the prompt does,
+    keyed by a secret of the workspace (owner-only), so the documents still cannot know it."""
+    from assistants.chat import ChatService
+
+    svc = api["svc"]
+    bot = svc.library.get("harbor-bot")
+    q = "When is the lighthouse lens cleaned?"
+
+    def prompt(chat: ChatService, seed: int | None) -> str:
+        return str(chat.ask(bot, q, seed=seed).result().user_content)
+
+    seeded = prompt(svc.chat, 3)
+    assert prompt(svc.chat, 3) == seeded and prompt(svc.chat, None) != prompt(svc.chat, None)
+    assert prompt(svc.chat, 4) != seeded
+    key = svc.store.home / "marker.key"
+    assert key.stat().st_mode & 0o077 == 0 and len(key.read_bytes()) == 32
+    key.write_bytes(b"damaged")  # replaced by a new key: the same seed, another marker
+    assert prompt(ChatService(svc.store, svc.embedder, svc.models), 3) not in (seeded, prompt(svc.chat, 4))
+
+
 def test_errors_are_openai_exceptions(api: dict) -> None:
     c = client(api)
     with pytest.raises(openai.NotFoundError):

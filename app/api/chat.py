@@ -107,6 +107,7 @@ def answer_request(
             stop=stop,
             answer_mode=req.answer_mode,
             grounding=req.grounding,
+            seed=req.seed,
         )
     except ContextOverflowError as exc:
         raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
@@ -192,6 +193,7 @@ def client_tools(ctx: ApiContext, req: ChatRequest, assistant: Assistant) -> dic
         top_p=req.top_p if req.top_p is not None else assistant.model.top_p,
         tools=specs,
         json_schema=forced,
+        seed=req.seed,
     )
     stats = GenerationStats()
     try:

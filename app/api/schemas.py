@@ -34,6 +34,8 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(None, ge=1, le=32768)
     stop: str | list[str] | None = None
+    # the same request with the same seed gives the same answer (same model and machine)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
     # OpenAI tools: passed to a model whose chat template supports them; 400 otherwise
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None

@@ -15,7 +15,11 @@ from runtime.errors import ArchivistError
 def ask(args: argparse.Namespace) -> int:
     svc = services(args)
     assistant = svc.library.get(args.assistant)
-    overrides = {"answer_mode": "extractive" if args.extractive else None, "grounding": args.grounding}
+    overrides = {
+        "answer_mode": "extractive" if args.extractive else None,
+        "grounding": args.grounding,
+        "seed": args.seed,
+    }
     stream = svc.chat.ask(assistant, args.question, **overrides)
     if args.json:
         answer = stream.result()

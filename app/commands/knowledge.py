@@ -190,7 +190,13 @@ def _answers(args: argparse.Namespace, svc: Any, questions: Any) -> Any:
             print(f"\ranswering {i}/{n}", end="", file=sys.stderr, flush=True)
 
     result = evaluate_answers(
-        svc.chat, args.collection, questions, assistant=assistant, generate=args.generate, progress=progress
+        svc.chat,
+        args.collection,
+        questions,
+        assistant=assistant,
+        generate=args.generate,
+        progress=progress,
+        seed=None if args.seed < 0 else args.seed,
     )
     if not args.json:
         print(file=sys.stderr)
