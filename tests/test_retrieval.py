@@ -87,6 +87,14 @@ def test_each_page_is_cited_once_before_any_page_twice(
     hits = search(s, fake_embedder, ["c"], "otters sleeping hold hands", 5, mode="hybrid")
     # every page's best passage first, in rank order; a page's further passages after them
     assert [h.page for h in hits] == [1, 2, 3, 1, 1], [(h.page, h.text[:40]) for h in hits]
+    # an answer reads a page's two best passages before the other pages' (its answer is often the second)
+    from assistants import Assistant
+    from assistants.chat import ChatService
+
+    bot = Assistant(name="b", knowledge={"collections": ["c"]}, retrieval={"top_k": 5, "mode": "hybrid"})
+    read = ChatService(s, fake_embedder, None).retrieve(bot, "otters sleeping hold hands")  # type: ignore[arg-type]
+    assert [h.page for h in read] == [1, 1, 2, 3, 1], [(h.page, h.text[:40]) for h in read]
+    assert [h.chunk_id for h in read if h.page == 1] == [h.chunk_id for h in hits if h.page == 1]  # same passages
 
 
 def test_a_contents_page_comes_after_the_pages_it_points_to(
