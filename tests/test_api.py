@@ -206,6 +206,7 @@ def test_a_seeded_prompt_repeats_yet_documents_cannot_predict_its_data_marker(ap
     seeded = prompt(svc.chat, 3)
     assert prompt(svc.chat, 3) == seeded and prompt(svc.chat, None) != prompt(svc.chat, None)
     assert prompt(svc.chat, 4) != seeded
+    assert prompt(ChatService(svc.store, svc.embedder, svc.models), 3) == seeded  # another process reads the same key
     key = svc.store.home / "marker.key"
     assert key.stat().st_mode & 0o077 == 0 and len(key.read_bytes()) == 32
     key.write_bytes(b"damaged")  # replaced by a new key: the same seed, another marker
