@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -262,6 +262,16 @@ def find_quotes(
         order = _with_context(ps, idx, score, dense, order, qv, embedder, s)
     best = float(score[order[0]])
     chosen: dict[int, float] = {}  # sentence index -> score of the pick that brought it in
+
+    def free(k: int | None) -> TypeGuard[int]:
+        """Sentence k exists, is not chosen yet, and the budget has room for it."""
+        return k is not None and k not in chosen and len(chosen) < s.max_sentences
+
+    def following(k: int) -> int | None:
+        """The sentence after k in the same passage."""
+        n = k + 1
+        return n if n < len(ps.sentences) and ps.sentences[n].previous == k else None
+
     for j in order:
         if len(chosen) >= s.max_sentences:
             break
@@ -271,48 +281,34 @@ def find_quotes(
         if chosen and float(score[j]) < s.relative_floor * best:
             break
         c = ps.sentences[i]
-        chosen[i] = float(score[j])
+        picked = float(score[j])
+        chosen[i] = picked
         # "This is the only way to terminate repeat loops." needs the sentence before it.
+        before = c.previous
         if (
-            c.previous is not None
-            and c.previous not in chosen
-            and (_CONNECTIVE.match(c.text) or (s.introduced and _introduces(ps.sentences[c.previous].text)))
-            and not injection_kind(ps.sentences[c.previous].text)
-            and len(chosen) < s.max_sentences
+            free(before)
+            and (_CONNECTIVE.match(c.text) or (s.introduced and _introduces(ps.sentences[before].text)))
+            and not injection_kind(ps.sentences[before].text)
         ):
-            chosen[c.previous] = float(score[j])
-            p = ps.sentences[c.previous]
+            chosen[before] = picked
+            intro = ps.sentences[before].previous
             if (
                 s.chain
-                and p.previous is not None
-                and p.previous not in chosen
-                and _introduces(ps.sentences[p.previous].text)
-                and not injection_kind(ps.sentences[p.previous].text)
-                and len(chosen) < s.max_sentences
+                and free(intro)
+                and _introduces(ps.sentences[intro].text)
+                and not injection_kind(ps.sentences[intro].text)
             ):
-                chosen[p.previous] = float(score[j])
-        after = i + 1
+                chosen[intro] = picked
+        after = following(i)
         pair = s.pair_best and len(chosen) == 1  # the best sentence, alone so far
         leads = s.introduced and _introduces(c.text)
-        if (
-            (s.follow_on or pair or leads)
-            and after < len(ps.sentences)
-            and ps.sentences[after].previous == i
-            and after not in chosen
-            and _joins(ps.sentences[after].text, pair, leads)
-            and len(chosen) < s.max_sentences
-        ):
-            chosen[after] = float(score[j])
-            while s.chain_forward and len(chosen) < s.max_sentences:
-                nxt = after + 1
-                if (
-                    nxt >= len(ps.sentences)
-                    or ps.sentences[nxt].previous != after
-                    or nxt in chosen
-                    or not _joins(ps.sentences[nxt].text, False, _introduces(ps.sentences[after].text))
-                ):
+        if (s.follow_on or pair or leads) and free(after) and _joins(ps.sentences[after].text, pair, leads):
+            chosen[after] = picked
+            while s.chain_forward:
+                nxt = following(after)
+                if not free(nxt) or not _joins(ps.sentences[nxt].text, False, _introduces(ps.sentences[after].text)):
                     break
-                chosen[nxt] = float(score[j])
+                chosen[nxt] = picked
                 after = nxt
     # Consecutive sentences of one passage make one quote, ranked by its best sentence.
     groups: list[list[int]] = []
