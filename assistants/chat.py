@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 import os
@@ -49,31 +50,24 @@ _CITE = re.compile(r"\[(\d{1,2})\]")
 def _workspace_key(path: Path) -> bytes:
     """32 random bytes kept in `path` (owner-only), made by whichever process asks first; a damaged
     file is replaced, and a workspace that cannot be written gets a key for this process only."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may be writing it right now
-            key = path.read_bytes()
-            if len(key) == 32:
-                return key
-            time.sleep(0.01)
-        fd = None
-    except OSError:
-        return secrets.token_bytes(32)
-    key = secrets.token_bytes(32)
-    try:
-        if fd is None:
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-            os.replace(tmp, path)
-        else:
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-    except OSError:
-        pass
-    return key
+    for _ in range(2):  # the second try follows the removal of a damaged file
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(50):  # another process may be writing it right now
+                key = path.read_bytes()
+                if len(key) == 32:
+                    return key
+                time.sleep(0.01)
+            path.unlink(missing_ok=True)
+            continue
+        except OSError:
+            break
+        key = secrets.token_bytes(32)
+        with contextlib.suppress(OSError), os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+    return secrets.token_bytes(32)
 
 
 class ChatService:
