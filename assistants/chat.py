@@ -193,6 +193,7 @@ class ChatService:
             top_p=top_p if top_p is not None else assistant.model.top_p,
             stop=(*stop, *ECHO_STOPS),
             seed=seed,
+            repeatable=seed is not None,
         )
         params, plan, ps, quotes, quote_time, prompt = self._prepare(assistant, question, hits, history, sampling)
         stats = GenerationStats()

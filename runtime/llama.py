@@ -132,9 +132,9 @@ class LlamaCppGenerator:
             yield params.prefix
         with self.lock:
             start = time.perf_counter()
-            if self.cache is None or params.seed is not None:
-                # a seeded request reads its whole prompt afresh: logits from a reused prefix differ
-                # in the last bits (other batch shapes), enough for sampling to go another way
+            if self.cache is None or params.repeatable:
+                # a repeatable request reads its whole prompt afresh: logits from a reused prefix
+                # differ in the last bits (other batch shapes), enough for sampling to go another way
                 llm.reset()  # type: ignore[no-untyped-call]
             else:
                 self.cache.restore_best(llm, tokens)

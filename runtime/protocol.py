@@ -23,6 +23,10 @@ class GenerationParams:
     top_p: float = 0.95
     stop: Sequence[str] = field(default_factory=tuple)
     seed: int | None = None
+    # The caller asked for a repeatable answer (a seed of its own): the whole prompt is read afresh,
+    # since work reused from the cache differs in the last bits and sampling can then go another way.
+    # Internal seeds (best-of-N candidates) leave it off and keep the cache.
+    repeatable: bool = False
     # Faithful decoding: content words (numbers, identifiers, code, flags, names) only as this text
     # writes them; None leaves decoding free. Backends that cannot constrain decoding ignore it.
     sources: str | None = None

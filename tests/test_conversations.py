@@ -126,6 +126,13 @@ def test_kv_snapshots_survive_interleaving_and_change_nothing() -> None:
     # the restored cache is this conversation's: the answer starts as without the cache (later
     # tokens may drift: a prefix evaluated in another batch shape differs in the last float bits)
     assert second.split()[:1] == expected.split()[:1] and second.strip()
+    # a best-of-N candidate's own seed keeps the cache; a request the caller wants repeatable
+    # (a seed of its own) reads its whole prompt afresh
+    candidate, repeatable = GenerationStats(), GenerationStats()
+    "".join(cached.stream(a2, GenerationParams(max_tokens=4, temperature=0.7, seed=1), candidate))
+    "".join(cached.stream(a2, GenerationParams(max_tokens=4, temperature=0.7, seed=1, repeatable=True), repeatable))
+    assert candidate.evaluated_tokens < candidate.prompt_tokens / 3
+    assert repeatable.evaluated_tokens == repeatable.prompt_tokens
 
 
 @pytest.mark.slow

@@ -194,6 +194,7 @@ def client_tools(ctx: ApiContext, req: ChatRequest, assistant: Assistant) -> dic
         tools=specs,
         json_schema=forced,
         seed=req.seed,
+        repeatable=req.seed is not None,
     )
     stats = GenerationStats()
     try:
