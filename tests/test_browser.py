@@ -76,6 +76,29 @@ def start_app(home: Path, **extra_env: str) -> Iterator[str]:
             proc.wait(60)
 
 
+def choose(page, combobox, option: str, *, exact: bool = False, tries: int = 4) -> None:  # type: ignore[no-untyped-def]
+    """Open a Streamlit select box and click one of its options. A rerun of the page can close
+    the list as it opens (seen in CI: the option never showed), so the list is opened again until
+    the option is there; it must then be picked, and the box shows it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    item = page.get_by_role("option", name=option, exact=exact)
+    for attempt in range(tries):
+        combobox.click()
+        try:
+            item.wait_for(state="visible", timeout=10_000)
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1000)  # let the rerun finish
+            continue
+        item.click()
+        break
+    expect(combobox).to_have_value(option, timeout=30_000)
+
+
 @pytest.mark.slow
 def test_starter_question_streams_an_answer_with_a_citation(app_url: str) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -223,8 +246,7 @@ def test_an_ingest_goes_on_when_you_leave_the_page_and_reload(app_url: str, home
         page.goto(app_url + "/knowledge")
         picker = page.get_by_role("combobox", name="Collection")
         expect(picker).to_be_visible(timeout=240_000)  # first start
-        picker.click()
-        page.get_by_role("option", name="(new collection)").click()
+        choose(page, picker, "(new collection)")
         page.get_by_label("New collection name").fill("logs")
         page.get_by_label("New collection name").press("Enter")
         expect(page.get_by_text("Add documents (PDF", exact=False)).to_be_visible(timeout=60_000)
@@ -240,15 +262,13 @@ def test_an_ingest_goes_on_when_you_leave_the_page_and_reload(app_url: str, home
         page.goto(app_url + "/knowledge")
         picker = page.get_by_role("combobox", name="Collection")
         expect(picker).to_be_visible(timeout=60_000)
-        picker.click()
-        page.get_by_role("option", name="logs", exact=True).click()
+        choose(page, picker, "logs", exact=True)
         # the job went on meanwhile: its progress or its result is shown, and the document is stored
         expect(page.get_by_text("logbook.pdf: added", exact=False).first).to_be_visible(timeout=240_000)
         page.reload()
         picker = page.get_by_role("combobox", name="Collection")
         expect(picker).to_be_visible(timeout=60_000)
-        picker.click()
-        page.get_by_role("option", name="logs", exact=True).click()
+        choose(page, picker, "logs", exact=True)
         # the documents section: its picker names the stored file (its "Documents in logs" heading was once
         # missing from the page in CI while the table below it was drawn; the picker is what a user acts on)
         expect(page.get_by_role("combobox", name="Document")).to_have_value("logbook.pdf", timeout=120_000)
@@ -424,9 +444,7 @@ def test_the_models_page_downloads_a_served_gguf_with_progress_and_the_builder_p
                 page.keyboard.press("Enter")
                 page.keyboard.press("Escape")
                 page.get_by_text("Model", exact=True).first.click()  # the Model section
-                model = page.get_by_role("combobox", name="Model", exact=True)
-                model.click()
-                page.get_by_role("option", name=pick.spec).click()
+                choose(page, page.get_by_role("combobox", name="Model", exact=True), pick.spec)
                 page.wait_for_timeout(1000)
                 page.get_by_role("button", name="Save assistant").click()
                 expect(page.get_by_text("Saved qwen-notes", exact=False).first).to_be_visible(timeout=60_000)
