@@ -214,6 +214,29 @@ def test_a_sentence_is_read_with_the_one_before_it(real_embedder) -> None:  # ty
         assert any("returns None" in q.text for q in quotes) is found, (weight, quotes)
 
 
+def test_a_sentence_of_a_passage_close_to_the_question_beats_one_of_a_better_ranked_distant_passage() -> None:
+    """The first passage names the question's words in one sentence among unrelated ones; the
+    second, one sentence that answers, is close to the question as a whole. The passage's own
+    cosine with the question puts the answer first; by rank alone (the old weights) the first
+    passage's sentence wins."""
+    from tests.conftest import FakeEmbedder
+
+    emb = FakeEmbedder()
+    emb.dim = 4096
+    question = "How do I read a file that starts with a byte order mark on Linux?"
+    distant = (
+        "Byte order marks at the start of a file cause problems. Windows editors often write them for Unicode "
+        "text. Encodings were once guessed with hex editors and the od utility. Eight-bit encodings differ "
+        "between locales."
+    )
+    answer = "On Linux read such a file with fileEncoding set to UTF-8-BOM."
+    one = QuoteSettings(follow_on=False, pair_best=False, introduced=False, context_weight=0, max_sentences=1)
+    for settings, best in ((one, answer), (replace(one, passage_weight=0, rank_weight=0.2), "Byte order marks")):
+        ps = passage_sentences(None, emb, [hit(1, distant), hit(2, answer, page=2)])
+        quotes = find_quotes(question, ps, emb, settings=settings)
+        assert quotes[0].text.startswith(best), (settings, quotes)
+
+
 def test_a_sentence_ending_in_a_colon_and_the_one_it_introduces_are_quoted_together() -> None:
     """ "For example, here is a case-insensitive comparison:" means little without the code after
     it, and the code little without it; whichever is chosen brings the other. With a bag-of-words
