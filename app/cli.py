@@ -105,7 +105,8 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
         "--seed",
         type=int,
         default=0,
-        help="with --generate: the sampling seed of every question, so a run repeats (default 0; -1: unseeded)",
+        help="with --generate: the sampling seed of every question, so a run repeats (default 0; -1: the assistant's "
+        "model.seed, unseeded without one)",
     )
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.evaluate)

@@ -39,6 +39,13 @@ class ModelSettings(_Strict):
     )
     gpu_layers: int = Field(0, ge=-1, description="layers offloaded to the GPU; -1 = all, 0 = CPU only")
     threads: int | None = Field(None, ge=1, le=512, description="CPU threads; default: physical cores")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="sampling seed: the same question gives the same answer (read without the model's cache, so "
+        "follow-ups cost more); none: answers vary. A request's own seed wins",
+    )
 
 
 class KnowledgeSettings(_Strict):

@@ -191,6 +191,26 @@ def test_a_seed_repeats_the_answer_even_at_a_high_temperature(api: dict) -> None
     assert "seed" in str(err.value)
 
 
+def test_an_assistant_with_a_seed_repeats_its_answers_and_a_request_seed_wins(api: dict) -> None:
+    """`model.seed` in the assistant: unseeded requests at a high temperature all get one answer,
+    the one its seed gives; a request's own seed samples otherwise."""
+    svc = api["svc"]
+    bot = svc.library.get("harbor-bot")
+    seeded = bot.model_copy(update={"name": "seeded-bot", "model": bot.model.model_copy(update={"seed": 7})})
+    svc.library.save(seeded)
+    c = client(api)
+    ask = [{"role": "user", "content": "Describe the harbor."}]
+
+    def answer(**kw: object) -> str:
+        r = c.chat.completions.create(model="seeded-bot", temperature=1.5, messages=ask, **kw)  # type: ignore[call-overload]
+        return str(r.choices[0].message.content)
+
+    first = answer()
+    assert answer() == answer() == first == answer(seed=7)
+    others = {answer(seed=s) for s in range(1, 7)}
+    assert len(others) > 1, others  # the request's seed, not the assistant's, drove these
+
+
 def test_a_seeded_prompt_repeats_yet_documents_cannot_predict_its_data_marker(api: dict) -> None:
     """The passages' data marker is random per request; with a seed it repeats, so the prompt does,
     keyed by a secret of the workspace (owner-only), so the documents still cannot know it."""

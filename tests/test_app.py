@@ -135,6 +135,16 @@ def test_builder_creates_an_assistant_and_shows_field_errors(home: Path) -> None
     text = saved.read_text()
     assert "thinking: best_of_n" in text and "fallback: quotes" in text and "unknown_terms: answer" in text
 
+    # a seed makes the assistant's answers repeat; -1 lets them vary again
+    from assistants import load_assistant
+
+    assert load_assistant(saved).model.seed is None
+    for typed, seed in ((42, 42), (-1, None)):
+        at.number_input(key="f-seed").set_value(typed)
+        at.button(key="b-save").click().run()
+        assert not at.exception, at.exception
+        assert load_assistant(saved).model.seed == seed
+
     # tools: picked in the form, saved with their settings; the bundled model's calls say why they are off
     assert any(
         "Model-driven calls are off for this model" in c.value and "no tool support" in c.value for c in at.caption
@@ -143,8 +153,6 @@ def test_builder_creates_an_assistant_and_shows_field_errors(home: Path) -> None
     at.text_input(key="f-allow-private").set_value("10.1.2.3, 192.168.0.0/16")
     at.button(key="b-save").click().run()
     assert not at.exception, at.exception
-    from assistants import load_assistant
-
     tools = load_assistant(saved).tools
     assert tools.names == ["calculator", "web"] and tools.web is not None
     assert tools.web.allow_private == ["10.1.2.3", "192.168.0.0/16"]

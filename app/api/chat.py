@@ -187,14 +187,15 @@ def client_tools(ctx: ApiContext, req: ChatRequest, assistant: Assistant) -> dic
         raise ApiError(400, "tools must be a list of {type: function, function: {name, parameters}}", param="tools")
     messages = tool_messages(req, assistant)
     forced = forced_schema(req.tool_choice, specs)
+    seed = req.seed if req.seed is not None else assistant.model.seed
     params = GenerationParams(
         max_tokens=req.max_completion_tokens or req.max_tokens or max(assistant.model.max_tokens, 256),
         temperature=req.temperature if req.temperature is not None else assistant.model.temperature,
         top_p=req.top_p if req.top_p is not None else assistant.model.top_p,
         tools=specs,
         json_schema=forced,
-        seed=req.seed,
-        repeatable=req.seed is not None,
+        seed=seed,
+        repeatable=seed is not None,
     )
     stats = GenerationStats()
     try:

@@ -60,6 +60,16 @@ MODEL_NUMBERS: list[tuple[Any, str, str, Any, Any, Any, str]] = [
         0,
         "Layers run on the GPU; 0 = CPU only. Needs llama.cpp built for your GPU.",
     ),
+    (
+        _left,
+        "seed",
+        "Seed (-1 = answers vary)",
+        -1,
+        2**31 - 1,
+        -1,
+        "With a seed, the same question gets the same answer every time; each answer then reads its "
+        "prompt afresh, so follow-ups take longer.",
+    ),
 ]
 
 
@@ -95,6 +105,7 @@ def model_fields(d: dict[str, Any], svc: Any) -> dict[str, Any]:
             value = int(col(c1, c2).number_input(label, lo, hi, int(current), key=f"f-{key}", help=help))
         out[key] = value
     out["threads"] = out["threads"] or None  # 0: one thread per physical core
+    out["seed"] = out["seed"] if out["seed"] >= 0 else None
     field_errors("model")
     return out
 
