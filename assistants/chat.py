@@ -170,9 +170,10 @@ class ChatService:
         piece, citations and the grounding check come with the finished answer.
 
         Sampling arguments, `answer_mode` and `grounding` override the assistant's settings for this
-        request only; a `seed` (or the assistant's) makes sampling repeatable (the same question, settings and model give
-        the same answer on the same machine). With best of N, a quotes fallback or grounding: retry
-        the answer is judged before it is shown, so it arrives in one piece after the quotes."""
+        request only; a `seed` (or else the assistant's `model.seed`) makes sampling repeatable (the
+        same question, settings and model give the same answer on the same machine). With best of N,
+        a quotes fallback or grounding: retry the answer is judged before it is shown, so it arrives in
+        one piece after the quotes."""
         mode = answer_mode or assistant.answer_mode
         seed = seed if seed is not None else assistant.model.seed
         hits, steps, why, retrieval_time = self._gather(assistant, question, history, query, mode)
