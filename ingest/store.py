@@ -356,7 +356,9 @@ class Store(StoreReads, Journal):
                     self._rebuild(collection, index)
 
     def mark_failed(self, collection: str, *, name: str, sha256: str, fmt: str, size: int, error: str) -> None:
-        """Record a file that could not be ingested, so it is listed with its error."""
+        """Record a file that could not be ingested, so it is listed with its error. A document is its
+        content: the same bytes failing again under another name are listed under the new name (the
+        user's latest attempt), with the new error."""
         with self.sessions.begin() as s:
             col = self._collection(s, collection, create=True)
             assert col is not None
@@ -376,6 +378,8 @@ class Store(StoreReads, Journal):
                     )
                 )
             else:
+                if existing.status == DocumentStatus.FAILED:
+                    existing.name, existing.format, existing.size = name, fmt, size
                 existing.status, existing.error = DocumentStatus.FAILED, error
 
     def drop_failed_versions(self, collection: str, name: str, keep_sha256: str) -> int:

@@ -118,6 +118,12 @@ def test_bad_files_fail_alone(
     assert "empty.txt: file is empty" in (r.results[1].error or "")
     assert "junk.txt: unsupported file type" in (r.results[2].error or "")
     assert search(store, fake_embedder, ["c"], "owls", 1)[0].document == "good.txt"
+    # the same bad bytes again under another name: listed under the name of the latest attempt
+    (tmp_path / "junk-copy.bin").write_bytes((tmp_path / "junk.txt").read_bytes())
+    again = ingest_paths([tmp_path / "junk-copy.bin"], "c", store, fake_embedder)
+    assert again.results[0].status == "failed" and "junk-copy.bin" in (again.results[0].error or "")
+    failed = {d.name: d.error for d in store.documents("c") if d.status == "failed"}
+    assert "junk-copy.bin" in failed and "junk-copy.bin" in (failed["junk-copy.bin"] or ""), failed
 
 
 def test_the_next_file_is_parsed_while_this_one_is_embedded_and_results_stay_in_order(
