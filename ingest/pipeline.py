@@ -17,7 +17,7 @@ import numpy as np
 from ingest.catalog import DocumentStatus
 from ingest.chunk import ChunkSettings, chunk_document
 from ingest.embed import Embedder, Vectors
-from ingest.errors import IngestError
+from ingest.errors import IngestError, UnsupportedFileError
 from ingest.loaders import SUPPORTED_SUFFIXES, sniff
 from ingest.store import Store, check_collection_name
 from ingest.types import ChunkDraft, LoadedDocument, Page
@@ -60,6 +60,7 @@ class FileResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     name: str = ""  # the document name it was stored under
+    unsupported: bool = False  # failed for a file type Archivist does not read
 
 
 @dataclass
@@ -266,7 +267,9 @@ def _ingest(
             for k, got in zip(picked, outcomes, strict=True):
                 label, name = files[k].label, files[k].name
                 if isinstance(got, ArchivistError):
-                    result = FileResult(label, "failed", error=str(got))
+                    result = FileResult(
+                        label, "failed", error=str(got), unsupported=isinstance(got, UnsupportedFileError)
+                    )
                 elif isinstance(got, Exception):  # a parser bug must not stop the batch
                     result = FileResult(label, "failed", error=f"{files[k].short}: {type(got).__name__}: {got}")
                 else:

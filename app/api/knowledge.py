@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from app.api.deps import ApiContext, Auth, Ctx, collection_allowed, reach, safe_name
 from app.api.errors import ApiError
 from app.api.schemas import EmbeddingRequest, SearchRequest
-from ingest.errors import IngestError, UnsupportedFileError
+from ingest.errors import IngestError
 from ingest.jobs import JobQueue, worker_name
 
 router = APIRouter()
@@ -81,13 +81,13 @@ def upload(
             param="wait",
         )
     failures: list[tuple[int, str]] = []
-    for name, data in uploads:
-        try:
-            with services.store.writer():
-                r = services.add_document(collection, name, data)
-        except (UnsupportedFileError, IngestError) as exc:
-            failures.append((415 if isinstance(exc, UnsupportedFileError) else 400, str(exc)))
-            results.append(_failed(name, str(exc)))
+    with services.store.writer():  # one batch: the next files parsed ahead, small ones embedded together
+        report = services.add_documents(collection, uploads)
+    for (name, _), r in zip(uploads, report.results, strict=True):
+        if r.status == "failed":
+            error = r.error or f"{name}: failed"
+            failures.append((415 if r.unsupported else 400, error))
+            results.append(_failed(name, error))
             continue
         results.append(
             {"document": name, "status": r.status, "chunks": r.chunks, "pages": r.pages, "warnings": r.warnings}
