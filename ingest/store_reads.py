@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.catalog import Chunk, Collection, Document, DocumentStatus
@@ -23,16 +23,20 @@ class StoreReads:
 
     def page_texts(self, ids: Sequence[int]) -> dict[int, str]:
         """For each chunk id, its page's text rebuilt from the page's chunks (each chunk is a slice
-        of the page text at its offsets; whitespace between chunks becomes newlines)."""
+        of the page text at its offsets; whitespace between chunks becomes newlines). A document
+        without pages (HTML, Markdown, text) is one page: its whole text."""
         if not ids:
             return {}
         with self.sessions() as s:
             keys = s.execute(select(Chunk.id, Chunk.document_id, Chunk.page).where(Chunk.id.in_(list(ids)))).all()
             wanted = {(d, p) for _, d, p in keys}
             docs = {d for d, _ in wanted}
+            numbered = [p for _, p in wanted if p is not None]
+            on_page = Chunk.page.in_(numbered)  # SQL's IN never matches NULL: pageless documents apart
             rows = s.execute(
                 select(Chunk.document_id, Chunk.page, Chunk.start, Chunk.end, Chunk.text).where(
-                    Chunk.document_id.in_(list(docs)), Chunk.page.in_([p for _, p in wanted])
+                    Chunk.document_id.in_(list(docs)),
+                    or_(on_page, Chunk.page.is_(None)) if len(numbered) < len(wanted) else on_page,
                 )
             ).all()
         slices: dict[tuple[int, int | None], list[tuple[int, int, str]]] = {}

@@ -3,7 +3,10 @@
 The chunker splits more eagerly (at colons and semicolons too) because it only needs packing
 units; a quote must be a whole sentence a reader recognises, so this splitter cuts only at
 sentence punctuation followed by a capital or a digit, at blank lines and before list items,
-and keeps abbreviations ("e.g.", "Fig.") and initials ("John M. Chambers") inside.
+and keeps abbreviations ("e.g.", "Fig.") and initials ("John M. Chambers") inside. In Markdown
+(and HTML, whose headings the loader writes as Markdown) a heading line ends where its line does,
+and a fenced code block is cut at every line: a line of code is a unit, and prose never runs on
+into the code after it ("Cite them like [1]. model: path: ...").
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ _ABBREVIATIONS = frozenset(
 _END = re.compile(r"[.!?][\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[A-Z0-9])")
 _BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*•◦▪]|\d{1,3}[.)])[ \t])")
 MAX_SENTENCE_CHARS = 600  # longer runs (tables, code) are cut at line ends
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S[^\n]*", re.M)  # a Markdown heading line
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)  # a line opening or closing a fenced code block
 LEADER = re.compile(r"(?:\.\s?){4,}")  # ". . . ." or "....." leaders of contents and index pages
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of `text`, whitespace trimmed, in order."""
+def split_sentences(text: str, *, in_code: bool = False) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, whitespace trimmed, in order; `in_code`: the text
+    starts inside a fenced code block (a piece of a page)."""
     cuts: list[tuple[int, int]] = []  # (end of sentence, start of the next)
     for m in _BREAK.finditer(text):
         cuts.append((m.start(), m.end()))
+    cuts.extend(_markdown_cuts(text, in_code))
     for m in _END.finditer(text):
         word = re.search(r"([\w.]+)[.!?][\"'”’)\]]*$", text[max(0, m.start() - 20) : m.start(1)])
         w = word.group(1) if word else ""
@@ -49,6 +56,31 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         if b > a:
             out.extend(_cut_long(text, a, b))
     return out
+
+
+def _markdown_cuts(text: str, inside: bool) -> list[tuple[int, int]]:
+    """Cuts after each heading line, around each fence line and at each line end inside a fenced block."""
+    cuts = [(m.end(), m.end()) for m in _HEADING.finditer(text)]
+    if not inside and "```" not in text and "~~~" not in text:
+        return cuts
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        end = pos + len(line.rstrip("\r\n"))
+        if _FENCE.match(line):
+            cuts += [(pos, pos), (end, end)]
+            inside = not inside
+        elif inside:
+            cuts.append((end, end))
+        pos += len(line)
+    return cuts
+
+
+def fence_opening(text: str, pos: int) -> int | None:
+    """Where the fenced code block that `pos` lies in opens (its fence line), or None outside any."""
+    opened: int | None = None
+    for m in _FENCE.finditer(text, 0, pos):
+        opened = m.start() if opened is None else None
+    return opened
 
 
 def _trim(text: str, a: int, b: int) -> tuple[int, int]:

@@ -58,6 +58,25 @@ def test_sentences_keep_abbreviations_initials_and_code_together() -> None:
     ]
 
 
+def test_markdown_headings_end_at_their_line_and_code_blocks_split_line_by_line() -> None:
+    text = (
+        "## Running on the GPU\nThe default install runs on the CPU. Set the layers.\n\n```yaml\nmodel:\n"
+        "  path: bundled:smollm2-135m\n  gpu_layers: -1   # offloads every layer to the GPU\n```\nThat is all."
+    )
+    got = [text[a:b] for a, b in split_sentences(text)]
+    assert got == [
+        "## Running on the GPU",
+        "The default install runs on the CPU.",
+        "Set the layers.",
+        "```yaml",
+        "model:",
+        "path: bundled:smollm2-135m",
+        "gpu_layers: -1   # offloads every layer to the GPU",
+        "```",
+        "That is all.",
+    ]
+
+
 def test_a_run_without_punctuation_is_cut_into_readable_pieces() -> None:
     text = ("word " * 400).strip()
     spans = split_sentences(text)
@@ -306,6 +325,41 @@ def test_a_run_of_sentences_that_refer_back_follows_the_best_one() -> None:
 
 
 # --- through a real store, the chat service and the CLI -------------------------------------------
+
+
+def test_a_passage_inside_a_markdown_code_block_is_read_as_code_and_a_heading_is_no_quote(
+    home: Path, tmp_path: Path, database_url: str | None
+) -> None:
+    """A document without pages is one page, its whole text (the catalog's page query never
+    matched a NULL page before). A passage that starts inside a
+    fenced block is split as code, line by line, instead of as one run of text; a heading is never
+    a quote on its own."""
+    from ingest import Store, ingest_paths
+    from retriever import search
+    from tests.conftest import FakeEmbedder
+
+    emb = FakeEmbedder()
+    emb.dim = 1024  # words seldom share a dimension (pgvector's HNSW takes up to 2,000)
+    store = Store(home, emb.name, emb.dim, database_url)
+    settings = "\n".join(f"  setting_{i}: {i}   # number {i} of the many settings" for i in range(60))
+    doc = tmp_path / "gpu.md"
+    doc.write_text(
+        "# Running large models on the GPU\n\nArchivist runs models on the CPU. Cite them like this.\n\n"
+        f"```yaml\nmodel:\n{settings}\n  gpu_layers: -1   # offloads every layer to the GPU\n```\n\nThat is all.\n"
+    )
+    ingest_paths([doc], "c", store, emb)
+    question = "gpu_layers offloads every layer to the GPU"
+    hit = search(store, emb, ["c"], question, 1)[0]
+    assert hit.page is None and "gpu_layers" in hit.text and "```yaml" not in hit.text  # inside the block
+    page = store.page_texts([hit.chunk_id])[hit.chunk_id]
+    assert page.startswith("# Running large models") and page.rstrip().endswith("That is all.")
+    ps = passage_sentences(store, emb, [hit])
+    assert "gpu_layers: -1   # offloads every layer to the GPU" in [s.text for s in ps.sentences]
+    quotes = find_quotes(question, ps, emb)
+    assert "gpu_layers: -1   # offloads every layer to the GPU" in quotes[0].text, quotes
+    heading = search(store, emb, ["c"], "running large models on the GPU", 3)
+    quotes = find_quotes("running large models on the GPU", passage_sentences(store, emb, heading), emb)
+    assert quotes and not any(q.text.startswith("#") for q in quotes), quotes
 
 
 def use(svc: Services, pool: Any) -> Services:
