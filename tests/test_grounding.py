@@ -42,39 +42,43 @@ HITS = [hit(1, CONSOLE, page=11, start=100), hit(2, SINK, page=12), hit(3, PUFFI
 # --- sentences -------------------------------------------------------------------------------------
 
 
-def test_sentences_keep_abbreviations_initials_and_code_together() -> None:
-    text = (
-        "Richard A. Becker, John M. Chambers and Allan R. Wilks wrote it, e.g. The New S Language. "
-        "Use is.na(x) here. Then it works!\n\nA new paragraph follows.\n- a list item\n- another one"
-    )
-    got = [text[a:b] for a, b in split_sentences(text)]
-    assert got == [
-        "Richard A. Becker, John M. Chambers and Allan R. Wilks wrote it, e.g. The New S Language.",
-        "Use is.na(x) here.",
-        "Then it works!",
-        "A new paragraph follows.",
-        "- a list item",
-        "- another one",
-    ]
-
-
-def test_markdown_headings_end_at_their_line_and_code_blocks_split_line_by_line() -> None:
-    text = (
-        "## Running on the GPU\nThe default install runs on the CPU. Set the layers.\n\n```yaml\nmodel:\n"
-        "  path: bundled:smollm2-135m\n  gpu_layers: -1   # offloads every layer to the GPU\n```\nThat is all."
-    )
-    got = [text[a:b] for a, b in split_sentences(text)]
-    assert got == [
-        "## Running on the GPU",
-        "The default install runs on the CPU.",
-        "Set the layers.",
-        "```yaml",
-        "model:",
-        "path: bundled:smollm2-135m",
-        "gpu_layers: -1   # offloads every layer to the GPU",
-        "```",
-        "That is all.",
-    ]
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (
+            "Richard A. Becker, John M. Chambers and Allan R. Wilks wrote it, e.g. The New S Language. "
+            "Use is.na(x) here. Then it works!\n\nA new paragraph follows.\n- a list item\n- another one",
+            [
+                "Richard A. Becker, John M. Chambers and Allan R. Wilks wrote it, e.g. The New S Language.",
+                "Use is.na(x) here.",
+                "Then it works!",
+                "A new paragraph follows.",
+                "- a list item",
+                "- another one",
+            ],
+        ),
+        (  # a Markdown heading ends at its line; a fenced code block splits line by line
+            "## Running on the GPU\nThe default install runs on the CPU. Set the layers.\n\n```yaml\nmodel:\n"
+            "  path: bundled:smollm2-135m\n  gpu_layers: -1   # offloads every layer to the GPU\n```\nThat is all.",
+            [
+                "## Running on the GPU",
+                "The default install runs on the CPU.",
+                "Set the layers.",
+                "```yaml",
+                "model:",
+                "path: bundled:smollm2-135m",
+                "gpu_layers: -1   # offloads every layer to the GPU",
+                "```",
+                "That is all.",
+            ],
+        ),
+    ],
+    ids=["abbreviations-initials-code", "markdown-headings-and-code-blocks"],
+)
+def test_sentences_keep_abbreviations_and_initials_together_and_follow_markdown_lines(
+    text: str, sentences: list[str]
+) -> None:
+    assert [text[a:b] for a, b in split_sentences(text)] == sentences
 
 
 def test_a_run_without_punctuation_is_cut_into_readable_pieces() -> None:
