@@ -17,7 +17,7 @@ from retriever.grounding import GroundingReport
 from retriever.keyword import content_words
 from retriever.quotes import Quote
 from retriever.search import Hit
-from retriever.sentences import collapse, split_sentences
+from retriever.sentences import collapse, letters, split_sentences
 
 FALLBACK_NOTE = "The model's answer was not supported by the documents; here is what they say:"
 COVERAGE_WEIGHT = 1.0  # carrying the best quote's words counts as much as the grounding share
@@ -100,16 +100,12 @@ def without_repeats(text: str, prefix: str) -> str:
     the prefix that only repeat it: a small model often copies the quote again, whole or in part."""
     if not prefix or not text.startswith(prefix):
         return text
-    said = _letters(prefix)
+    said = letters(prefix)
     rest = text[len(prefix) :]
     kept = [
-        rest[a:b] for a, b in split_sentences(rest) if len(_letters(rest[a:b])) < 12 or _letters(rest[a:b]) not in said
+        rest[a:b] for a, b in split_sentences(rest) if len(letters(rest[a:b])) < 12 or letters(rest[a:b]) not in said
     ]
     return (prefix + " ".join(kept)).strip()
-
-
-def _letters(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "", text.lower())
 
 
 def without(text: str, sentences: Sequence[str]) -> str:

@@ -26,10 +26,11 @@ from ingest.store import Store
 from retriever.keyword import STOPWORDS
 from retriever.rerank import Reranker
 from retriever.search import Hit
-from retriever.sentences import LEADER, fence_opening, split_sentences
+from retriever.sentences import LEADER, fence_opening, letters, split_sentences
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
 MIN_QUOTE_WORDS = 3  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
+MIN_ASKED_CHARS = 12  # a question this long (letters and digits) found inside a sentence makes it no answer
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,11 @@ def widen(store: Store | None, hits: Sequence[Hit], pad: int = CONTEXT_CHARS) ->
     return out
 
 
+def _asks(text: str, asked: str) -> bool:
+    """Does the sentence hold the question `asked` (its letters and digits), with a question mark?"""
+    return len(asked) >= MIN_ASKED_CHARS and "?" in text and asked in letters(text)
+
+
 def _quotable(text: str) -> bool:
     """Sentences worth quoting: enough words, not a question (FAQ headings are questions), not a
     Markdown heading, not a table-of-contents line, not an instruction addressed to a model."""
@@ -259,7 +265,12 @@ def find_quotes(
 ) -> list[Quote]:
     """The one to four sentences that best answer `question` (as quotes of consecutive sentences), best first."""
     s = settings or QuoteSettings()
-    idx = [i for i, c in enumerate(ps.sentences) if _quotable(c.text)]
+    # A sentence that holds the question itself, question mark and all, asks it (an FAQ heading, an
+    # example request); it does not answer it: found on the example assistant's starter "How do I run
+    # a model on the GPU?", answered from an API example's line `"content": "How do I run a model on
+    # the GPU?"}],`. A search-like question without "?" ("byte order mark") may well be inside one.
+    asked = letters(question) if question.rstrip().endswith("?") else ""
+    idx = [i for i, c in enumerate(ps.sentences) if _quotable(c.text) and not _asks(c.text, asked)]
     if not idx:
         return []
     qv = embedder.embed([question])[0]

@@ -83,6 +83,11 @@ def fence_opening(text: str, pos: int) -> int | None:
     return opened
 
 
+def letters(text: str) -> str:
+    """Its letters and digits only, lower-cased: a text recognised whatever its spacing and punctuation."""
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
 def _trim(text: str, a: int, b: int) -> tuple[int, int]:
     while a < b and text[a].isspace():
         a += 1

@@ -260,6 +260,25 @@ def test_a_sentence_of_a_passage_close_to_the_question_beats_one_of_a_better_ran
         assert quotes[0].text.startswith(best), (settings, quotes)
 
 
+def test_a_sentence_holding_the_question_itself_is_no_quote() -> None:
+    """An API example that sends the very question ("content": "How do I run a model on the GPU?")
+    matches it best, word for word, but asks it rather than answers it."""
+    from tests.conftest import FakeEmbedder
+
+    emb = FakeEmbedder()
+    emb.dim = 4096
+    question = "How do I run a model on the GPU?"
+    example = 'messages=[{"role": "user", "content": "How do I run a model on the GPU?"}],'
+    answer = "Set gpu_layers in the model settings to run every layer of the model on the GPU."
+    hits = [hit(1, example, document="api.md", page=1), hit(2, answer, document="models.md", page=2)]
+    rules_off = QuoteSettings(follow_on=False, pair_best=False, introduced=False, context_weight=0)
+    quotes = find_quotes(question, passage_sentences(None, emb, hits), emb, settings=rules_off)
+    assert [q.text for q in quotes] == [answer], quotes
+    for other in ("GPU?", "run a model on the GPU"):  # a few letters; words searched for, not asked
+        found = find_quotes(other, passage_sentences(None, emb, hits), emb, settings=rules_off)
+        assert any(q.text == example for q in found), (other, found)
+
+
 def test_a_sentence_ending_in_a_colon_and_the_one_it_introduces_are_quoted_together() -> None:
     """ "For example, here is a case-insensitive comparison:" means little without the code after
     it, and the code little without it; whichever is chosen brings the other. With a bag-of-words
