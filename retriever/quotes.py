@@ -3,10 +3,10 @@
 Each passage is widened to whole sentences from its neighbours on the same page (chunks
 start at packing units, which may fall inside a sentence; a passage of a document without pages
 is read as it is), every sentence is scored by the embedder (cosine with the question; the best
-candidates also as read after the sentence before them), by keyword overlap (question words weighted by how rare they are among the candidates) and
-by its passage (its rank, and the passage's own cosine with the question), plus the reranker when
-the assistant has one, and the best one to four are returned with document, page and their
-character offsets in the page text.
+candidates also as read after the sentence before them), by keyword overlap (question words
+weighted by how rare they are among the candidates) and by its passage (its rank, and the
+passage's own cosine with the question), plus the reranker when the assistant has one, and the
+best one to four are returned with document, page and their character offsets in the page text.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ingest.store import Store
 from retriever.keyword import STOPWORDS
 from retriever.rerank import Reranker
 from retriever.search import Hit
-from retriever.sentences import LEADER, fence_opening, letters, split_sentences
+from retriever.sentences import LEADER, fence_opening, is_heading, letters, split_sentences
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
 MIN_QUOTE_WORDS = 3  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
@@ -203,7 +203,7 @@ def _quotable(text: str) -> bool:
     """Sentences worth quoting: enough words, not a question (FAQ headings are questions), not a
     Markdown heading, not a table-of-contents line, not an instruction addressed to a model."""
     t = text.rstrip()
-    if len(_words(t)) < MIN_QUOTE_WORDS or t.endswith("?") or t.lstrip().startswith("#") or injection_kind(t):
+    if len(_words(t)) < MIN_QUOTE_WORDS or t.endswith("?") or is_heading(t) or injection_kind(t):
         return False
     return not LEADER.search(t)
 

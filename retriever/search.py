@@ -218,8 +218,9 @@ def _citation_order(hits: list[Hit], per_page: int = 1) -> list[Hit]:
             first.append(h)
             continue
         key = (h.collection, h.document, h.page)
-        (later if seen.get(key, 0) >= per_page else first).append(h)
-        seen[key] = seen.get(key, 0) + 1
+        n = seen.get(key, 0)
+        (later if n >= per_page else first).append(h)
+        seen[key] = n + 1
     answers: list[Hit] = []
     contents: list[Hit] = []
     for h in first + later:

@@ -83,6 +83,11 @@ def fence_opening(text: str, pos: int) -> int | None:
     return opened
 
 
+def is_heading(text: str) -> bool:
+    """Is this sentence a Markdown heading line ("## Running on the GPU")?"""
+    return bool(_HEADING.match(text))
+
+
 def letters(text: str) -> str:
     """Its letters and digits only, lower-cased: a text recognised whatever its spacing and punctuation."""
     return re.sub(r"[^0-9a-z]+", "", text.lower())
