@@ -26,7 +26,7 @@ from ingest.store import Store
 from retriever.keyword import STOPWORDS
 from retriever.rerank import Reranker
 from retriever.search import Hit
-from retriever.sentences import LEADER, fence_opening, is_heading, letters, split_sentences
+from retriever.sentences import LEADER, in_fence, is_heading, letters, split_sentences
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
 MIN_QUOTE_WORDS = 3  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
@@ -181,7 +181,7 @@ def widen(store: Store | None, hits: Sequence[Hit], pad: int = CONTEXT_CHARS) ->
             out.append((h.start, h.text, False))
             continue
         if h.page is None:
-            out.append((h.start, h.text, fence_opening(page, h.start) is not None))
+            out.append((h.start, h.text, in_fence(page, h.start)))
             continue
         lo, hi = max(0, h.start - pad), min(len(page), h.end + pad)
         spans = split.get(page)
@@ -190,7 +190,7 @@ def widen(store: Store | None, hits: Sequence[Hit], pad: int = CONTEXT_CHARS) ->
         a = next((a for a, b in spans if b > lo), h.start)  # first whole sentence from lo
         b = max((b for a, b in spans if a < hi), default=h.end)
         lo, hi = min(a, h.start), max(b, h.end)
-        out.append((lo, page[lo:hi], fence_opening(page, lo) is not None))
+        out.append((lo, page[lo:hi], in_fence(page, lo)))
     return out
 
 

@@ -75,12 +75,9 @@ def _markdown_cuts(text: str, inside: bool) -> list[tuple[int, int]]:
     return cuts
 
 
-def fence_opening(text: str, pos: int) -> int | None:
-    """Where the fenced code block that `pos` lies in opens (its fence line), or None outside any."""
-    opened: int | None = None
-    for m in _FENCE.finditer(text, 0, pos):
-        opened = m.start() if opened is None else None
-    return opened
+def in_fence(text: str, pos: int) -> bool:
+    """Does `pos` lie inside a fenced code block of `text` (an odd number of fence lines before it)?"""
+    return sum(1 for _ in _FENCE.finditer(text, 0, pos)) % 2 == 1
 
 
 def is_heading(text: str) -> bool:
