@@ -82,10 +82,12 @@ def _tokens(text: str) -> list[str]:
     return [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
 
 
-def evidence_recall(shown: str, evidence: str) -> float:
-    """Share of the evidence's content words (stop words aside) that `shown` contains."""
-    wanted = set(_tokens(evidence))
-    return len(wanted & set(_tokens(shown))) / len(wanted) if wanted else 0.0
+def evidence_recall(shown: str, *evidence: str) -> float:
+    """Share of the evidence's content words (stop words aside) that `shown` contains; with several
+    evidence strings (the documents answer in several places), the best of them."""
+    have = set(_tokens(shown))
+    shares = [len(w & have) / len(w) for w in (set(_tokens(e)) for e in evidence) if w]
+    return max(shares, default=0.0)
 
 
 def token_f1(shown: str, reference: str) -> float:
@@ -173,8 +175,7 @@ def evaluate_answers(
         seconds = time.perf_counter() - t0
         found = None
         if q.evidence:
-            ev = collapse(q.evidence)
-            found = any(ev in collapse(x.text) for x in answer.quotes)
+            found = any(collapse(ev) in collapse(x.text) for ev in q.evidence for x in answer.quotes)
         g = answer.grounding
         row = AnswerRow(
             q.id,
@@ -195,7 +196,7 @@ def evaluate_answers(
             if g is not None:
                 row.claims, row.supported_claims = len(g.claims), sum(s.supported for s in g.claims)
             if q.evidence and not q.unanswerable:
-                row.evidence_recall = 0.0 if answer.refused else evidence_recall(answer.text, q.evidence)
+                row.evidence_recall = 0.0 if answer.refused else evidence_recall(answer.text, *q.evidence)
             if q.answer and not q.unanswerable:
                 row.token_f1 = 0.0 if answer.refused else token_f1(answer.text, q.answer)
         rows.append(row)

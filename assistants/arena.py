@@ -205,7 +205,7 @@ class ArenaStore:
             yield json.dumps(b.to_json(), ensure_ascii=False)
 
 
-def answer_side(chat: ChatService, assistant: Assistant, question: str, evidence: str | None = None) -> Side:
+def answer_side(chat: ChatService, assistant: Assistant, question: str, evidence: Sequence[str] = ()) -> Side:
     """The assistant's full answer, as chat shows it, with the judge's two measures."""
     import time
 
@@ -221,7 +221,7 @@ def answer_side(chat: ChatService, assistant: Assistant, question: str, evidence
         supported = 1.0 if answer.mode == "extractive" else None  # quotes are the documents' own words
     recall = None
     if evidence:
-        recall = 0.0 if answer.refused else evidence_recall(answer.text, evidence)
+        recall = 0.0 if answer.refused else evidence_recall(answer.text, *evidence)
     return Side(
         assistant.name,
         config_hash(assistant),
@@ -263,7 +263,7 @@ class Arena:
         question: str,
         *,
         question_id: str | None = None,
-        evidence: str | None = None,
+        evidence: Sequence[str] = (),
     ) -> Battle:
         """Two of `assistants` at random answer `question` in full; sides in random order; no vote yet."""
         if len({a.name for a in assistants}) < 2:

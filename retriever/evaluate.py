@@ -25,7 +25,9 @@ class Question:
     document: str
     question: str
     pages: tuple[int, ...]
-    evidence: str | None = None  # verbatim words of the answering page, when the set has them
+    # Verbatim words of the answering page, when the set has them; several when the documents
+    # answer it in more than one place (any of them counts)
+    evidence: tuple[str, ...] = ()
     answer: str | None = None  # a short reference answer, when the set has one
     unanswerable: bool = False  # the documents do not answer it: the right reply is the refusal
 
@@ -50,7 +52,8 @@ class EvalResult:
 
 def load_questions(path: Path) -> list[Question]:
     """Read a JSONL file of {id, document, question, pages[, evidence, answer, unanswerable]}; a bad
-    line is an error naming it. An unanswerable question needs no pages."""
+    line is an error naming it. An unanswerable question needs no pages. `evidence` is a string, or
+    a list of strings when the documents answer the question in several places (any one counts)."""
     if not path.is_file():
         raise ArchivistError(f"{path}: no such file")
     out: list[Question] = []
@@ -66,7 +69,7 @@ def load_questions(path: Path) -> list[Question]:
                     d["document"],
                     d["question"],
                     tuple(int(p) for p in (d.get("pages") or [] if unanswerable else d["pages"])),
-                    str(d["evidence"]) if d.get("evidence") else None,
+                    _evidence(d.get("evidence")),
                     str(d["answer"]) if d.get("answer") else None,
                     unanswerable,
                 )
@@ -76,6 +79,16 @@ def load_questions(path: Path) -> list[Question]:
     if not out:
         raise ArchivistError(f"{path}: no questions")
     return out
+
+
+def _evidence(value: Any) -> tuple[str, ...]:
+    """A question's evidence: one non-empty string, or a list of them."""
+    if not value:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(e, str) and e.strip() for e in items):
+        raise ValueError("'evidence' must be a non-empty string or a list of them")
+    return tuple(items)
 
 
 def is_hit(h: Hit, q: Question) -> bool:

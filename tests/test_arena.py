@@ -18,13 +18,13 @@ from runtime.errors import ArchivistError
 
 QUESTIONS = [
     Question(
-        "q1", "harbor.pdf", "How often is the lighthouse lens cleaned?", (2,), "cleaned every Tuesday by the keeper"
+        "q1", "harbor.pdf", "How often is the lighthouse lens cleaned?", (2,), ("cleaned every Tuesday by the keeper",)
     ),
     Question(
-        "q2", "harbor.pdf", "When do puffins nest on the cliffs?", (4,), "Puffins nest on the cliffs below the tower"
+        "q2", "harbor.pdf", "When do puffins nest on the cliffs?", (4,), ("Puffins nest on the cliffs below the tower",)
     ),
-    Question("q3", "harbor.pdf", "What voltage does the lamp run on?", (2,), "The lamp runs on a 24 volt supply"),
-    Question("q4", "harbor.pdf", "Who designed the harbor's submarine base?", (), None, unanswerable=True),
+    Question("q3", "harbor.pdf", "What voltage does the lamp run on?", (2,), ("The lamp runs on a 24 volt supply",)),
+    Question("q4", "harbor.pdf", "Who designed the harbor's submarine base?", (), (), unanswerable=True),
 ]
 
 

@@ -190,6 +190,23 @@ def test_bad_eval_line_names_file_and_line(tmp_path: Path) -> None:
         load_questions(qa)
 
 
+def test_evidence_may_list_several_places(tmp_path: Path) -> None:
+    """A question the documents answer in two places lists both; a list holding anything but
+    non-empty strings is an error naming the line."""
+    from runtime import ArchivistError
+
+    qa = tmp_path / "qa.jsonl"
+    line = {"id": "a", "document": "a.pdf", "question": "q", "pages": [1, 9]}
+    qa.write_text(
+        json.dumps({**line, "evidence": "one place"}) + "\n" + json.dumps({**line, "id": "b", "evidence": ["x", "y"]})
+    )
+    assert [q.evidence for q in load_questions(qa)] == [("one place",), ("x", "y")]
+    for bad in (["x", ""], ["x", 3], {"x": 1}):
+        qa.write_text(json.dumps({**line, "evidence": "fine"}) + "\n" + json.dumps({**line, "evidence": bad}))
+        with pytest.raises(ArchivistError, match="qa.jsonl:2: .*'evidence' must be a non-empty string or a list"):
+            load_questions(qa)
+
+
 def test_index_switches_to_hnsw_and_rebuilds_on_delete(
     home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

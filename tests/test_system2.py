@@ -135,6 +135,9 @@ def test_a_question_below_the_relevance_floor_is_refused(harbor, capsys) -> None
 
 def test_answer_measures() -> None:
     assert evidence_recall("R limits lines to about 4095 bytes.", "to about 4095 bytes (not characters)") == 2 / 3
+    # two places that answer: the better one counts
+    assert evidence_recall("R limits lines to about 4095 bytes.", "no such words here", "about 4095 bytes") == 1.0
+    assert evidence_recall("anything", "") == 0.0
     assert token_f1("sink diverts output", "sink() diverts console output") == pytest.approx(2 * 1 * 0.75 / 1.75)
     assert token_f1("nothing alike", "sink diverts") == 0.0
 
@@ -198,6 +201,25 @@ def test_summary_counts_refusals_and_fallbacks() -> None:
     assert s["refused_unanswerable"] == 0.5 and s["refused_answerable"] == 0.0
     assert s["supported_sentences"] == 0.6 and s["seconds_p50"] == 1.5
     assert rows[2].right is True and rows[3].right is False and rows[1].right is False
+
+
+def test_cli_eval_counts_any_listed_evidence_in_the_quotes(harbor, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Through the real embedder and the CLI: evidence listed as two places is found in the quotes
+    when either is; a place the documents never say is not."""
+    from app import cli
+
+    line = {"document": "harbor.pdf", "question": "How often is the lens cleaned?", "pages": [2]}
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps({**line, "id": "listed", "evidence": ["polished by divers at midnight", "cleaned every Tuesday"]})
+        + "\n"
+        + json.dumps({**line, "id": "absent", "evidence": ["polished by divers at midnight"]})
+        + "\n"
+    )
+    assert cli.main(["eval", str(qa), "-c", "harbor", "--mode", "hybrid", "--answers", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["answers"]["rows"]}
+    assert rows["listed"]["evidence_in_quotes"] is True
+    assert rows["absent"]["evidence_in_quotes"] is False
 
 
 def test_cli_eval_generate_reports_answers_and_unanswerable(harbor, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -232,7 +232,7 @@ def _arena_interactive(svc: Any, chosen: list[Any], questions: list[Any]) -> int
         if not text:
             break
         print(f"\nQ: {text}\n(both assistants are answering; they are shown together)", file=sys.stderr)
-        battle = svc.arena.battle(chosen, text, question_id=q.id if q else None, evidence=q.evidence if q else None)
+        battle = svc.arena.battle(chosen, text, question_id=q.id if q else None, evidence=q.evidence if q else ())
         for label, side in (("A", battle.a), ("B", battle.b)):
             print(f"\n\u2500\u2500 Assistant {label} \u2500\u2500\n{side.text}")
             unsupported = [s["text"] for s in side.details.get("sentences", []) if not s.get("supported", True)]

@@ -65,7 +65,7 @@ with battle_tab:
                         [by_name[n] for n in names],
                         question,
                         question_id=picked_q.id if picked_q else None,
-                        evidence=picked_q.evidence if picked_q else None,
+                        evidence=picked_q.evidence if picked_q else (),
                     )
                     st.session_state["arena_battle"] = battle.id
                 except ArchivistError as exc:
