@@ -16,7 +16,9 @@ pgvector and PostgreSQL's full text instead of FAISS and FTS5, on the same chunk
 Each set's documents are looked up by name in the --docs folders (default: the R manuals of
 r-doc-pdf and the Python tutorial and HOWTOs of python3.11-doc). Tune on one set, confirm on another;
 bench/eval/third-dev.jsonl (R-admin, R-exts, four tutorial pages) was written after the settings were
-chosen, as a set none of them was tuned on.
+chosen, as a set none of them was tuned on; bench/eval/fourth-dev.jsonl (four Python pages: argparse and
+Unicode HOWTOs, the modules and introduction chapters) after that, with evidence listing every place
+that answers where there are several, written before any run on it.
 """
 
 from __future__ import annotations

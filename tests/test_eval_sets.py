@@ -14,7 +14,12 @@ SETS = sorted((Path(__file__).resolve().parent.parent / "bench" / "eval").glob("
 
 
 def test_the_sets_are_found() -> None:
-    assert {p.name for p in SETS} >= {"second-dev.jsonl", "third-dev.jsonl", "r-manuals-unanswerable.jsonl"}
+    assert {p.name for p in SETS} >= {
+        "second-dev.jsonl",
+        "third-dev.jsonl",
+        "fourth-dev.jsonl",
+        "r-manuals-unanswerable.jsonl",
+    }
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.name)
