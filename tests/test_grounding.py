@@ -3,6 +3,7 @@ bundled embedder (the check's similarity is the embedder's), and through a real 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -345,6 +346,26 @@ def test_a_run_of_sentences_that_refer_back_follows_the_best_one() -> None:
         question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=replace(rules, max_sentences=2)
     )
     assert sum(q.text.count(".") for q in short) <= 2 and "drop = FALSE" not in short[0].text, short
+
+
+def test_a_piece_of_a_sentence_that_another_passage_holds_whole_is_not_quoted_again(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    """Passages of a page without page numbers (HTML) are read as they are, so one that starts inside
+    a sentence gives a piece of it; the quotes hold the sentence once, whole."""
+    page = (
+        "Slices have useful defaults. An omitted first index defaults to zero, and an omitted second index "
+        "defaults to the size of the string being sliced. Note how the start is always included."
+    )
+    cut = page.index("an omitted second")
+    hits = [
+        Hit(1, "tutorial.html", "c", None, None, "", page, 1.0, 0, len(page), 0.6),
+        Hit(2, "tutorial.html", "c", None, None, "", page[cut:], 0.5, cut, len(page), 0.5),
+    ]
+    question = "What does an omitted second slice index default to?"
+    quotes = find_quotes(question, passage_sentences(None, real_embedder, hits), real_embedder)
+    spans = sorted((q.start, q.end) for q in quotes)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans)), quotes
+    assert any("An omitted first index defaults to zero" in q.text for q in quotes), quotes
+    assert sum(q.text.count("defaults to the size of the string") for q in quotes) == 1, quotes
 
 
 # --- through a real store, the chat service and the CLI -------------------------------------------
