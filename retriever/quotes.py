@@ -368,15 +368,15 @@ def _place(ps: PassageSentences, i: int) -> tuple[str, str, int | None]:
 
 def _overlaps(ps: PassageSentences, k: int, chosen: dict[int, float]) -> bool:
     """Does sentence k share characters of its page with a chosen sentence?"""
-    a = ps.sentences[k]
+    a, place = ps.sentences[k], _place(ps, k)
     return any(
-        _place(ps, i) == _place(ps, k) and ps.sentences[i].start < a.end and a.start < ps.sentences[i].end
-        for i in chosen
+        _place(ps, i) == place and ps.sentences[i].start < a.end and a.start < ps.sentences[i].end for i in chosen
     )
 
 
 def _inside_others(ps: PassageSentences) -> set[int]:
-    """Sentences whose span on their page lies inside another sentence's, which is longer."""
+    """Sentences whose span on their page lies inside another sentence's (a longer one: passage_sentences
+    keeps one sentence per span of a page)."""
     where: dict[tuple[str, str, int | None], list[int]] = {}
     for i in range(len(ps.sentences)):
         where.setdefault(_place(ps, i), []).append(i)
@@ -384,13 +384,7 @@ def _inside_others(ps: PassageSentences) -> set[int]:
     for group in where.values():
         for i in group:
             a = ps.sentences[i]
-            if any(
-                j != i
-                and ps.sentences[j].start <= a.start
-                and a.end <= ps.sentences[j].end
-                and (ps.sentences[j].start, ps.sentences[j].end) != (a.start, a.end)
-                for j in group
-            ):
+            if any(j != i and ps.sentences[j].start <= a.start and a.end <= ps.sentences[j].end for j in group):
                 out.add(i)
     return out
 
