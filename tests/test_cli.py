@@ -95,6 +95,37 @@ def test_ask_json_answers_with_citations_from_docs(home: Path) -> None:
     assert any("DOCX" in q["text"] for q in out["quotes"]), out["quotes"]
 
 
+def test_eval_answers_on_pages_without_page_numbers(home: Path, tmp_path: Path) -> None:
+    """A question set over HTML and Markdown names no pages (`"pages": []`): `archivist eval --answers`
+    scores the retrieval and the quotes (it once stopped on an empty page clause in its SQL)."""
+    (tmp_path / "zebras.html").write_text(
+        "<html><body><h1>Zebras</h1><p>Zebras live in herds on the open plains of Africa. "
+        "Their black and white stripes confuse the biting flies that carry disease.</p></body></html>"
+    )
+    (tmp_path / "owls.md").write_text("# Owls\n\nOwls hunt at night. They turn their heads almost all the way round.\n")
+    assert (
+        run(home, "ingest", str(tmp_path / "zebras.html"), str(tmp_path / "owls.md"), "-c", "animals", "-q").returncode
+        == 0
+    )
+    rows = [
+        {
+            "id": "z",
+            "document": "zebras.html",
+            "question": "Why do zebras have stripes?",
+            "pages": [],
+            "evidence": "stripes confuse the biting flies",
+        },
+        {"id": "o", "document": "owls.md", "question": "When do owls hunt?", "pages": [], "evidence": "hunt at night"},
+    ]
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    r = run(home, "eval", str(qa), "-c", "animals", "--mode", "hybrid", "--answers", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["results"][0]["questions"] == 2 and out["results"][0]["hit_at_1"] == 1.0
+    assert {x["id"]: x["evidence_in_quotes"] for x in out["answers"]["rows"]} == {"z": True, "o": True}
+
+
 def test_serve_refuses_a_public_address_without_keys_and_keys_are_managed(home: Path) -> None:
     r = run(home, "serve", "--host", "0.0.0.0", "--port", "1")
     assert r.returncode == 1 and "refusing to serve on 0.0.0.0 without an API key" in r.stderr

@@ -231,7 +231,9 @@ def test_a_sentence_is_read_with_the_one_before_it(real_embedder) -> None:  # ty
         "Both list.sort() and sorted() have a key parameter to specify a function to be called on each element."
     )
     question = "Why does calling sort on my list give back None?"
-    rules_off = QuoteSettings(follow_on=False, pair_best=False, max_sentences=3)  # only the scoring decides
+    # only the scoring decides, and the reading of the best candidates with the sentence before them
+    # (not every sentence that opens on a connective: test_a_sentence_that_opens_on_it_...)
+    rules_off = QuoteSettings(follow_on=False, pair_best=False, max_sentences=3, leaning=False)
     for weight, found in ((QuoteSettings().context_weight, True), (0.0, False)):
         ps = passage_sentences(None, real_embedder, [hit(1, text)])
         quotes = find_quotes(question, ps, real_embedder, settings=replace(rules_off, context_weight=weight))
@@ -346,6 +348,29 @@ def test_a_run_of_sentences_that_refer_back_follows_the_best_one() -> None:
         question, passage_sentences(None, emb, [hit(1, text)]), emb, settings=replace(rules, max_sentences=2)
     )
     assert sum(q.text.count(".") for q in short) <= 2 and "drop = FALSE" not in short[0].text, short
+
+
+def test_a_sentence_that_opens_on_it_is_scored_and_quoted_with_the_one_before_it(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    """ "It changes the dictionary in place ..." says little of what "it" is: alone it scores below a
+    sentence that merely names the topic, read after "You can also call the update() method ..." it
+    answers the question. It is quoted with that sentence even past the sentence budget."""
+    answer = "It changes the dictionary in place (and returns None to avoid confusion)."
+    before = "You can also call the update() method of a dictionary."
+    text = (
+        f"Merging two dictionaries with the | operator builds a new dictionary from both. {before} {answer} "
+        "Update is less convenient than the | operator, but it avoids a copy of a large dictionary."
+    )
+    question = "My variable is empty after d2 = d.update(x). What happened?"
+    one = QuoteSettings(pair_best=False, follow_on=False, max_sentences=1)
+    on = find_quotes(question, passage_sentences(None, real_embedder, [hit(1, text)]), real_embedder, settings=one)
+    assert [q.text for q in on] == [f"{before} {answer}"], on  # two sentences: one past the budget of one
+    off = find_quotes(
+        question,
+        passage_sentences(None, real_embedder, [hit(1, text)]),
+        real_embedder,
+        settings=replace(one, leaning=False),
+    )
+    assert not any("returns None" in q.text for q in off), off  # what the rule adds
 
 
 def test_a_piece_of_a_sentence_that_another_passage_holds_whole_is_not_quoted_again(real_embedder) -> None:  # type: ignore[no-untyped-def]
