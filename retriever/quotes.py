@@ -327,9 +327,15 @@ def find_quotes(
     best = float(score[order[0]])
     chosen: dict[int, float] = {}  # sentence index -> score of the pick that brought it in
 
-    def free(k: int | None) -> TypeGuard[int]:
-        """Sentence k exists, is not chosen yet, overlaps none that is, and the budget has room for it."""
-        return k is not None and k not in chosen and len(chosen) < s.max_sentences and not _overlaps(ps, k, chosen)
+    def free(k: int | None, past_budget: bool = False) -> TypeGuard[int]:
+        """Sentence k exists, is not chosen yet, overlaps none that is, and the budget has room for it
+        (or `past_budget`: it may take the quotes past the budget)."""
+        return (
+            k is not None
+            and k not in chosen
+            and (past_budget or len(chosen) < s.max_sentences)
+            and not _overlaps(ps, k, chosen)
+        )
 
     def following(k: int) -> int | None:
         """The sentence after k in the same passage."""
@@ -351,8 +357,7 @@ def find_quotes(
         before = c.previous
         leans = bool(_CONNECTIVE.match(c.text))
         if (
-            before is not None
-            and (free(before) or (s.leaning and leans and before not in chosen and not _overlaps(ps, before, chosen)))
+            free(before, past_budget=s.leaning and leans)
             and (leans or (s.introduced and _introduces(ps.sentences[before].text)))
             and not injection_kind(ps.sentences[before].text)
         ):
