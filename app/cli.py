@@ -84,6 +84,13 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.search)
 
+    c = sub.add_parser("verify", help="check a claim against a collection: supported, contradicted or not found")
+    c.add_argument("collection")
+    c.add_argument("claim", help="a sentence (or a few: each is checked on its own)")
+    c.add_argument("--k", type=int, default=5, help="passages searched for the claim")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.verify)
+
     c = sub.add_parser("eval", help="score retrieval (and answers) on JSONL question sets")
     c.add_argument("questions", metavar="QA.jsonl", nargs="+", help="one or more question sets, read as one")
     c.add_argument("--collection", "-c", required=True)
@@ -101,6 +108,12 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
         "support, evidence recall, token F1, refusals, seconds and tokens",
     )
     c.add_argument("--assistant", help="with --answers: use this assistant's retrieval and model settings")
+    c.add_argument(
+        "--keys",
+        action="append",
+        default=[],
+        help="JSONL of {id, keys}: the terms a right answer names, for questions whose set lacks them (repeatable)",
+    )
     c.add_argument(
         "--seed",
         type=int,

@@ -21,6 +21,7 @@ from typing import Any
 
 from assistants.chat import ChatService
 from assistants.schema import Assistant, KnowledgeSettings
+from assistants.tidy import cut_off, debris, names_keys, words_before_quotes
 from retriever.evaluate import Question
 from retriever.keyword import STOPWORDS
 from retriever.sentences import collapse
@@ -50,6 +51,10 @@ class AnswerRow:
     candidates: int = 0
     claims: int = 0
     supported_claims: int = 0
+    keys_named: bool | None = None  # the shown answer names every key term (None: the set gives none)
+    words: int = 0  # words before the quoted lines
+    cut_off: bool = False
+    debris: int = 0  # template and markup pieces in the shown answer
 
     @property
     def right(self) -> bool | None:
@@ -118,8 +123,15 @@ def summarize(rows: Sequence[AnswerRow]) -> dict[str, Any]:
     def share(items: Sequence[AnswerRow], pred: Callable[[AnswerRow], bool]) -> float | None:
         return round(sum(map(pred, items)) / len(items), 4) if items else None
 
+    keyed = [r for r in answerable if r.keys_named is not None]
+    written = [r for r in rows if not r.refused]
     return {
         "answerable": len(answerable),
+        "right": share(keyed, lambda r: bool(r.keys_named)),
+        "keyed": len(keyed),
+        "words_p50": statistics.median(r.words for r in written) if written else None,
+        "cut_off": sum(r.cut_off for r in written),
+        "debris": sum(bool(r.debris) for r in written),
         "unanswerable": len(unanswerable),
         "supported_share": round(statistics.fmean(r.supported_share or 0.0 for r in shown), 4) if shown else None,
         "supported_sentences": round(sum(r.supported_claims for r in shown) / claims, 4) if claims else None,
@@ -197,6 +209,11 @@ def evaluate_answers(
                 row.claims, row.supported_claims = len(g.claims), sum(s.supported for s in g.claims)
             if q.evidence and not q.unanswerable:
                 row.evidence_recall = 0.0 if answer.refused else evidence_recall(answer.text, *q.evidence)
+            if not answer.refused:
+                row.words = words_before_quotes(answer.text)
+                row.cut_off, row.debris = cut_off(answer.text), len(debris(answer.text))
+            if q.keys and not q.unanswerable:
+                row.keys_named = not answer.refused and names_keys(answer.text, q.keys)
             if q.answer and not q.unanswerable:
                 row.token_f1 = 0.0 if answer.refused else token_f1(answer.text, q.answer)
         rows.append(row)

@@ -23,6 +23,7 @@ from assistants.system2 import (
     opening,
     quote_passages,
 )
+from assistants.tidy import tidy
 from assistants.tools import ToolStep
 from assistants.tools.calls import LoopResult, ToolLoop
 from assistants.tools.use import before_answer, executors, from_passages
@@ -211,6 +212,7 @@ class ChatService:
         def finish(text: str) -> Answer:
             if not text.strip() and state.get("partial"):  # stopped while a candidate was being written
                 text = "".join(state["partial"])
+            text = tidy(text)  # no template debris, no sentence cut off by the token budget
             report: GroundingReport | None = state.get("report")
             if report is None and check_mode != "off":
                 report = check(text, ps, self.embedder)

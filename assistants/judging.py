@@ -18,6 +18,7 @@ from assistants.system2 import (
     without,
     without_repeats,
 )
+from assistants.tidy import tidy
 from retriever.context import PromptPlan
 from retriever.grounding import GroundingReport, check
 from retriever.quotes import PassageSentences, Quote
@@ -61,7 +62,7 @@ def judged(
         for piece in model.stream(plan.messages, p, one):
             parts.append(piece)
             yield ""  # no text yet, but a reader can stop the candidate between any two tokens
-        text = without_repeats("".join(parts), p.prefix if assistant.anchor == "quote" else "")
+        text = tidy(without_repeats("".join(parts), p.prefix if assistant.anchor == "quote" else ""))
         if made:
             _add_stats(stats, one)
         else:
@@ -104,13 +105,13 @@ def checked(
     """grounding: retry. The answer is checked before it is shown: when most of its sentences lack
     support it is written again under a stricter rule, and if that fails too the quotes are the answer."""
     model = chat.model_for(assistant)
-    text = "".join(model.stream(plan.messages, params, stats))
+    text = tidy("".join(model.stream(plan.messages, params, stats)))
     report = check(text, ps, chat.embedder)
     if report.mostly_unsupported:
         strict = assistant.model_copy(update={"instructions": (assistant.instructions + "\n\n" + STRICT_RULE).strip()})
         plan2 = chat.plan(strict, question, plan.passages, history, reserve=params.max_tokens, marker=plan.marker)
         second = GenerationStats()
-        text2 = "".join(model.stream(plan2.messages, params, second))
+        text2 = tidy("".join(model.stream(plan2.messages, params, second)))
         _add_stats(stats, second)
         report2 = check(text2, ps, chat.embedder)
         spent = report.seconds + report2.seconds

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.hidden import strip_invisible_unicode
 from ingest.injection import find_injections
+from ingest.running import without_running
 from ingest.types import LoadedDocument, Page
 
 if TYPE_CHECKING:
@@ -178,28 +179,35 @@ def _pdf_pages(
 def _pdf_page_iter(
     doc: Any, name: str, n: int, drop_hidden: bool, warnings: list[str], layers: Layers
 ) -> Iterator[Page]:
-    from ingest.pdf import page_text
-
+    """The pages in order, read one at a time, without their running headers and footers."""
     empty: list[int] = []
     page_warnings: list[str] = []
+    for i, text in without_running(_pdf_texts(doc, name, n, drop_hidden, layers, page_warnings)):
+        if not text.strip():
+            empty.append(i)
+        yield Page(i, text)
+    if len(empty) == n:
+        raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
+    if empty:
+        warnings.append(f"no text on pages {_ranges(empty)}, scanned?")
+    warnings.extend(page_warnings)
+
+
+def _pdf_texts(
+    doc: Any, name: str, n: int, drop_hidden: bool, layers: Layers, page_warnings: list[str]
+) -> Iterator[tuple[int, str]]:
+    from ingest.pdf import page_text
+
     try:
         for i in range(1, n + 1):
             try:
                 raw, hidden = page_text(doc, i - 1, drop_hidden, layers)
             except Exception as exc:  # PDFium reports a damaged page as an error of its own
                 raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
-            text = _normalize(raw)
             page_warnings += hidden_warnings(f"page {i}: hidden text", hidden, drop_hidden)
-            if not text.strip():
-                empty.append(i)
-            yield Page(i, text)
+            yield i, _normalize(raw)
     finally:
         doc.close()
-    if len(empty) == n:
-        raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
-    if empty:
-        warnings.append(f"no text on pages {_ranges(empty)}, scanned?")
-    warnings.extend(page_warnings)
 
 
 def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:

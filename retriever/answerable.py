@@ -66,13 +66,29 @@ def question_words(question: str) -> list[tuple[str, bool]]:
     return list(out.items())
 
 
+def asking_part(question: str) -> str:
+    """The sentence of the question that asks (the last one ending in '?', else the last one): in "A
+    colleague in France wants CSV files with decimal commas. Which function writes them?" France is
+    said in passing, and no reason to refuse."""
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+(?=[A-Z])", question.strip()) if p.strip()]
+    if len(parts) <= 1:
+        return question
+    asked = [p for p in parts if p.endswith("?")]
+    return asked[-1] if asked else parts[-1]
+
+
 def answerability(question: str, present: Callable[[Sequence[str]], Iterable[str]]) -> Answerability:
-    """Check the question's words against the documents; `present(words)` returns those they contain."""
+    """Check the question's words against the documents; `present(words)` returns those they contain.
+    A name the documents lack refuses only when it stands in the sentence that asks (`asking_part`);
+    every word counts towards the coverage."""
     words = question_words(question)
+    asking = {w for w, _ in question_words(asking_part(question))}
     lookup = {w: [p for p in re.split(r"[^\w]+", w.lower()) if p] for w, _ in words}
     asked = {p for parts in lookup.values() for p in parts}
     found = set(present(sorted(asked | {KEY_ALIASES[p] for p in asked if p in KEY_ALIASES})))
     found |= {p for p, spelled in KEY_ALIASES.items() if spelled in found}
     missing = [w for w, _ in words if not all(p in found for p in lookup[w])]
     names = dict(words)
-    return Answerability(tuple(w for w, _ in words), tuple(missing), tuple(w for w in missing if names[w]))
+    return Answerability(
+        tuple(w for w, _ in words), tuple(missing), tuple(w for w in missing if names[w] and w in asking)
+    )

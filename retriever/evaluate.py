@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -30,6 +31,9 @@ class Question:
     evidence: tuple[str, ...] = ()
     answer: str | None = None  # a short reference answer, when the set has one
     unanswerable: bool = False  # the documents do not answer it: the right reply is the refusal
+    # The terms a right answer must name: each group is satisfied by any of its alternatives
+    # ("keys": ["sink", ["read.csv2", "read.delim2"]])
+    keys: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass
@@ -72,6 +76,7 @@ def load_questions(path: Path) -> list[Question]:
                     _evidence(d.get("evidence")),
                     str(d["answer"]) if d.get("answer") else None,
                     unanswerable,
+                    _keys(d.get("keys")),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -89,6 +94,37 @@ def _evidence(value: Any) -> tuple[str, ...]:
     if not isinstance(items, list) or not all(isinstance(e, str) and e.strip() for e in items):
         raise ValueError("'evidence' must be a non-empty string or a list of them")
     return tuple(items)
+
+
+def _keys(value: Any) -> tuple[tuple[str, ...], ...]:
+    """A question's key terms: a list whose items are a term or a list of alternative terms."""
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError("'keys' must be a list of terms (a term: a string, or a list of alternatives)")
+    groups = tuple((g,) if isinstance(g, str) else tuple(g) if isinstance(g, list) else () for g in value)
+    if not all(groups) or not all(isinstance(t, str) and t.strip() for g in groups for t in g):
+        raise ValueError("'keys' must hold non-empty strings or non-empty lists of them")
+    return groups
+
+
+def with_keys(questions: Sequence[Question], path: Path) -> list[Question]:
+    """The questions with the key terms of `path` (JSONL lines {"id", "keys"}) by id: a set that
+    cannot be edited (a shared one) gets its keys from a file beside the project's sets."""
+    if not path.is_file():
+        raise ArchivistError(f"{path}: no such file")
+    keys: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                d = json.loads(line)
+                keys[str(d["id"])] = _keys(d["keys"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ArchivistError(f"{path}:{n}: not a keys line ({type(exc).__name__}: {exc})") from None
+    unknown = sorted(set(keys) - {q.id for q in questions})
+    if unknown:
+        raise ArchivistError(f"{path}: keys for questions not in the set: {', '.join(unknown[:5])}")
+    return [dataclasses.replace(q, keys=keys.get(q.id, q.keys)) for q in questions]
 
 
 def is_hit(h: Hit, q: Question) -> bool:

@@ -14,17 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ingest.embed import Embedder
+from retriever import verify
 from retriever.keyword import STOPWORDS
 from retriever.quotes import PassageSentences
 from retriever.sentences import collapse, split_sentences
-
-# Measured with the bundled MiniLM: faithful paraphrases of a passage sentence score 0.6-0.9,
-# sentences on the same topic that the passages do not say score 0.2-0.5.
-SUPPORT_THRESHOLD = 0.55
-NEAREST = 3  # passage sentences (with their neighbours) in which a sentence's facts must appear
 
 _MARKERS = re.compile(r"\s*\[\d{1,2}\](?:\s*\[\d{1,2}\])*|\s*\([^()]{1,120}?,\s*(?:p|pp|page|pages)\.?\s*\d[\d\s,-]*\)")
 _LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+")
@@ -49,8 +43,10 @@ class SentenceSupport:
     supported: bool
     source: int | None  # passage number that supports it best
     similarity: float
-    missing: tuple[str, ...] = ()  # facts no passage contains
+    missing: tuple[str, ...] = ()  # facts the closest window of the passages lacks
     claim: bool = True  # False: nothing to check ("Yes.", "I hope this helps.")
+    label: str = verify.SUPPORTED  # the verifier's: supported | contradicted | not found
+    reason: str = ""  # why it is not supported, in words
 
     def to_json(self, ps: PassageSentences | None = None) -> dict[str, Any]:
         source: dict[str, Any] | None = None
@@ -66,6 +62,8 @@ class SentenceSupport:
             "similarity": round(self.similarity, 4),
             "missing": list(self.missing),
             "claim": self.claim,
+            "verdict": self.label if self.claim else None,
+            "reason": self.reason,
         }
 
 
@@ -131,20 +129,19 @@ def _numbers_in(text: str) -> set[str]:
     return {_number_key(m.group()) for m in _NUMBER.finditer(text)}
 
 
-def check(
-    answer: str, ps: PassageSentences, embedder: Embedder, threshold: float = SUPPORT_THRESHOLD
-) -> GroundingReport:
-    """Check every sentence of `answer` against the passages in `ps`.
+def check(answer: str, ps: PassageSentences, embedder: Embedder, threshold: float = verify.TOPIC) -> GroundingReport:
+    """Check every sentence of `answer` against the passages in `ps` with the verifier
+    (`retriever.verify`): a sentence is supported when one window of the passages (a sentence with
+    its neighbours) says it: its facts, most of its words, its polarity and no word's opposite.
 
-    A sentence's facts are looked up where its support is: the passage sentences closest to it
-    (with their neighbours) and the closest passage, so a number that happens to stand elsewhere
-    on the page ("14" as a page number) does not vouch for it."""
+    A sentence's facts are looked up in that window only, so a number that happens to stand
+    elsewhere on the page ("14" as a page number) does not vouch for it, and two passages' facts
+    joined into one sentence are no claim either passage makes."""
     t0 = time.perf_counter()
     spans = split_sentences(answer)
     texts = [answer[a:b] for a, b in spans]
     bare = [strip_citations(t) for t in texts]
-    following = {s.previous: i for i, s in enumerate(ps.sentences) if s.previous is not None}
-    checkable = [i for i, b in enumerate(bare) if _is_claim(b)]
+    checkable = [i for i, b in enumerate(bare) if is_claim(b)]
     embedded: list[Any] = list(embedder.embed([bare[i] for i in checkable], batch_size=8)) if checkable else []
     vectors = dict(zip(checkable, embedded, strict=True))
     out: list[SentenceSupport] = []
@@ -152,30 +149,38 @@ def check(
         if i not in vectors:
             out.append(SentenceSupport(text, True, None, 0.0, (), claim=False))
             continue
-        v = vectors[i]
-        sims = ps.vectors @ v if len(ps.sentences) else np.zeros(0)
-        near = [int(j) for j in np.argsort(-sims)[:NEAREST]]
-        sim = float(sims[near[0]]) if near else 0.0
-        source = ps.sentences[near[0]].passage if near else None
-        local: list[str] = []
-        for j in near:
-            for k in (ps.sentences[j].previous, j, following.get(j)):
-                if k is not None:
-                    local.append(ps.sentences[k].text)
-        if ps.passage_vectors is not None and len(ps.passage_vectors):
-            psims = ps.passage_vectors @ v
-            best = int(np.argmax(psims))
-            if float(psims[best]) > sim:
-                sim, source = float(psims[best]), best + 1
-            local.append(ps.hits[best].text)
-        where = " ".join(local)
-        found = (_normal(where), _compact(where), _numbers_in(where))
-        missing = tuple(f for f in facts(bare[i]) if not _found(f, *found))
-        out.append(SentenceSupport(text, sim >= threshold and not missing, source, sim, missing))
+        v = verdict(bare[i], vectors[i], ps, threshold)
+        source = ps.sentences[v.sentence].passage if v.sentence is not None else None
+        out.append(SentenceSupport(text, v.supported, source, v.similarity, v.missing, label=v.label, reason=v.reason))
     return GroundingReport(out, time.perf_counter() - t0)
 
 
-def _is_claim(sentence: str) -> bool:
+def verdict(claim: str, vector: Any, ps: PassageSentences, threshold: float = verify.TOPIC) -> verify.Verdict:
+    """One claim (citation markers stripped) read against the passages' closest windows."""
+    following = {s.previous: i for i, s in enumerate(ps.sentences) if s.previous is not None}
+    previous = [s.previous for s in ps.sentences]
+    claim_facts = facts(claim)
+    tried = []
+    near = verify.windows(vector, ps.vectors, previous, following)
+    for j, sim, around in near:
+        window = [ps.sentences[k].text for k in around]
+        joined = " ".join(window)
+        found = (_normal(joined), _compact(joined), _numbers_in(joined))
+        missing = tuple(f for f in claim_facts if not _found(f, *found))
+        tried.append((j, sim, window, missing))
+    return verify.decide(claim, tried, threshold, _vocabulary(ps))
+
+
+def _vocabulary(ps: PassageSentences) -> set[str]:
+    """The stems the passages' sentences use (cached on `ps`: an answer's sentences share it)."""
+    cached = getattr(ps, "_stems", None)
+    if cached is None:
+        cached = set().union(*(verify.content_stems(s.text) for s in ps.sentences)) if ps.sentences else set()
+        ps._stems = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def is_claim(sentence: str) -> bool:
     if sentence.rstrip().endswith("?"):
         return False  # a question (often the user's, echoed) states nothing to check
     words = [w for w in re.findall(r"\w+", sentence.lower()) if w not in STOPWORDS]

@@ -28,6 +28,7 @@ from retriever.keyword import STOPWORDS
 from retriever.rerank import Reranker
 from retriever.search import Hit
 from retriever.sentences import LEADER, in_fence, is_heading, letters, split_sentences
+from retriever.verify import opposed
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
 MIN_QUOTE_WORDS = 3  # shorter sentences (headings, "Yes.", code fragments) are not quoted on their own
@@ -110,6 +111,10 @@ class QuoteSettings:
     rank_weight: float = 0.075
     passage_weight: float = 0.4
     reranker_weight: float = 0.5
+    # A sentence about the opposite action of the question's (it writes where the question reads, adds
+    # where it removes) and not about the asked one loses this much: "How do I read it?" was answered
+    # with write.csv2's paragraph while read.csv2's sentence stood third.
+    opposite_penalty: float = 0.3
     # Four sentences, with `chain` and `chain_forward` below: 0.875 -> 0.900 (R-intro + R-FAQ) and
     # 0.675 -> 0.725 (second-dev); the bundled model's answers (README's `--generate` command, same
     # run) answered 0.825 -> 0.875 and 0.625 -> 0.775, token F1 0.32 -> 0.29 and 0.18 -> 0.17
@@ -318,6 +323,8 @@ def find_quotes(
     if s.passage_weight and ps.passage_vectors is not None and len(ps.passage_vectors):
         near = ps.passage_vectors @ qv  # per passage
         score = score + s.passage_weight * near[[ps.sentences[i].passage - 1 for i in idx]]
+    if s.opposite_penalty:  # the question reads, the sentence writes: the neighbouring topic, not the answer
+        score = score - s.opposite_penalty * np.array([opposed(question, ps.sentences[i].text) for i in idx])
     if reranker is not None:
         raw = np.array(reranker.score(question, [ps.sentences[i].text for i in idx]))
         score = score + s.reranker_weight / (1 + np.exp(-raw))  # logits to 0..1

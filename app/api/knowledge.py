@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ApiContext, Auth, Ctx, collection_allowed, reach, safe_name
 from app.api.errors import ApiError
-from app.api.schemas import EmbeddingRequest, SearchRequest
+from app.api.schemas import EmbeddingRequest, SearchRequest, VerifyRequest
 from ingest.errors import IngestError
 from ingest.jobs import JobQueue, worker_name
 
@@ -174,3 +174,16 @@ def search_collection(collection: str, req: SearchRequest, key: Auth, ctx: Ctx) 
         raise ApiError(404, f"no collection named {collection!r}", param="collection")
     hits = services.search([collection], req.query, req.k, mode=req.mode)
     return {"hits": [h.to_json() for h in hits]}
+
+
+@router.post("/v1/collections/{collection}/verify")
+def verify_claim(collection: str, req: VerifyRequest, key: Auth, ctx: Ctx) -> dict[str, Any]:
+    """Does the collection say it? Each sentence of the claim: supported, contradicted or not found,
+    with the documents' sentence (and page) it was read against."""
+    from retriever.claims import verify_text
+
+    services = ctx.services
+    if reach(ctx, collection, key) not in services.store.collection_names():
+        raise ApiError(404, f"no collection named {collection!r}", param="collection")
+    checks = verify_text(services.store, services.embedder, [collection], req.claim, req.k)
+    return {"claims": [c.to_json() for c in checks]}

@@ -57,6 +57,12 @@ class EmbeddingRequest(BaseModel):
     model: str = "all-MiniLM-L6-v2"
 
 
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    claim: str = Field(min_length=1, max_length=4000, description="a sentence or a few, each checked on its own")
+    k: int = Field(5, ge=1, le=50, description="passages searched for the claim")
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1)

@@ -36,6 +36,7 @@ from app.commands.knowledge import (
     migrate,
     reindex,
     search,
+    verify,
     worker,
 )
 from app.commands.system import arena, calibration_texts, doctor, keys_create, keys_list, keys_revoke, serve, ui
@@ -77,5 +78,6 @@ __all__ = [
     "serve",
     "services",
     "ui",
+    "verify",
     "worker",
 ]

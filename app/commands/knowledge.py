@@ -102,6 +102,32 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify(args: argparse.Namespace) -> int:
+    """Each sentence of the claim against the collection; exit 1 when any is not supported."""
+    from retriever.claims import verify_text
+    from runtime.errors import ArchivistError
+
+    svc = services(args)
+    if args.collection not in svc.store.collection_names():
+        raise ArchivistError(f"no collection named {args.collection!r}; ingest files with --collection first")
+    try:
+        checks = verify_text(svc.store, svc.embedder, [args.collection], args.claim, args.k)
+    except ValueError as exc:
+        raise ArchivistError(f"claim: {exc}") from None
+    if args.json:
+        print(json.dumps({"claims": [c.to_json() for c in checks]}, ensure_ascii=False))
+        return 0 if all(c.verdict.supported for c in checks) else 1
+    for c in checks:
+        mark = {"supported": "\u2713", "contradicted": "\u2717"}.get(c.verdict.label, "?")
+        print(f"{mark} {c.verdict.label}: {c.verdict.claim}")
+        if c.sentence is not None:
+            where = f", page {c.page}" if c.page is not None else ""
+            print(f"    {'says' if c.verdict.supported else 'closest'}: \u201c{c.sentence}\u201d ({c.document}{where})")
+        if c.verdict.reason:
+            print(f"    why: {c.verdict.reason}")
+    return 0 if all(c.verdict.supported for c in checks) else 1
+
+
 def _filter(args: argparse.Namespace) -> Any:
     from retriever.filters import SearchFilter
 
@@ -118,13 +144,15 @@ def _filter(args: argparse.Namespace) -> Any:
 
 def evaluate(args: argparse.Namespace) -> int:
     from retriever.evaluate import evaluate as run_eval
-    from retriever.evaluate import load_questions
+    from retriever.evaluate import load_questions, with_keys
 
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise ArchivistError(f"--mode {args.mode!r}: choose from dense, keyword, hybrid")
     questions = [q for path in args.questions for q in load_questions(Path(path))]
+    for keys in args.keys:
+        questions = with_keys(questions, Path(keys))
     svc = services(args)
     results = [run_eval(svc.store, svc.embedder, args.collection, questions, m, args.k) for m in modes]  # type: ignore[arg-type]
     answers = _answers(args, svc, questions) if args.answers else None
@@ -147,7 +175,7 @@ def evaluate(args: argparse.Namespace) -> int:
             mark = {True: "evidence in quotes", False: "evidence NOT in quotes", None: "no evidence given"}
             extra = f", {r.supported_share:.0%} of sentences supported" if r.supported_share is not None else ""
             if args.generate:
-                right = {True: "right", False: "WRONG", None: "-"}[r.right]
+                right = {True: "right", False: "WRONG", None: "-"}[r.right if r.keys_named is None else r.keys_named]
                 recall = f", recall {r.evidence_recall:.2f}" if r.evidence_recall is not None else ""
                 extra += f", shown {r.shown}{recall}, {r.seconds:.1f} s, {right}"
             print(f"  {r.id:16} {mark[r.evidence_in_quotes]}, quotes {r.quote_ms:.0f} ms{extra}")
@@ -166,6 +194,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         v = s.get(key)
         return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
+    print(
+        f"right (names every key term) {f('right')} of {s['keyed']} with keys; median words before the quotes "
+        f"{f('words_p50')}; cut off {s['cut_off']}; with debris {s['debris']}"
+    )
     print(
         f"shown answers: sentences supported {f('supported_share')} per answer ({f('supported_sentences')} of all "
         f"sentences); answered {f('answered')} (evidence recall {f('evidence_recall')}); token F1 {f('token_f1')}\n"

@@ -1,0 +1,95 @@
+"""What a reader stumbles on in a model's answer, found and mended: template debris (`<>`, `<</`,
+`<|im_end|>`), an end cut off mid-sentence by the token budget, and whether the answer names the
+terms a question's right answer must name (the eval's `keys`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from retriever.sentences import split_sentences
+
+# Pieces of chat templates and markup a small model writes into its prose: "<>", "<</SYS>>", "<|im_end|>",
+# "[INST]", "</s>". Code in backticks or a fenced block is left alone.
+DEBRIS = re.compile(r"<\|[^|<>\n]{0,30}\|?>?|<</?[A-Za-z]{0,10}>{0,2}|<>|\[/?INST\]|</?s>|<\|")
+_CITES = re.compile(r"(?:\s*\[\d{1,2}\])+\s*$")
+_COMPLETE = re.compile(r"""(?:[.!?]|```|\.\)|:\s*$)["'”’)\]]*$""")
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    spans = [m.span() for m in re.finditer(r"```.*?(?:```|$)", text, re.S)]
+    spans += [m.span() for m in re.finditer(r"`[^`\n]+`", text)]
+    return spans
+
+
+def debris(text: str) -> list[str]:
+    """The template and markup pieces in `text` outside code."""
+    code = _code_spans(text)
+    return [m.group() for m in DEBRIS.finditer(text) if not any(a <= m.start() < b for a, b in code)]
+
+
+def without_debris(text: str) -> str:
+    code = _code_spans(text)
+    out, pos = [], 0
+    for m in DEBRIS.finditer(text):
+        if any(a <= m.start() < b for a, b in code):
+            continue
+        out.append(text[pos : m.start()])
+        pos = m.end()
+    out.append(text[pos:])
+    return re.sub(r"[ \t]{2,}", " ", "".join(out)).strip()
+
+
+def cut_off(text: str) -> bool:
+    """Does the answer end inside a sentence (no closing punctuation after its last words)?"""
+    bare = _CITES.sub("", text.rstrip()).rstrip()
+    if not bare:
+        return False
+    if bare.count("```") % 2 == 1:
+        return True  # a code block never closed
+    last = bare.splitlines()[-1].strip()
+    if last.startswith(("```", ">", "-", "*", "|")) or bare.endswith("```"):
+        return False  # a list item, a quote line, a table row or a code block end: complete as written
+    return not _COMPLETE.search(bare)
+
+
+def complete(text: str) -> str:
+    """`text` up to its last complete sentence (with the citations that follow it): an answer the
+    token budget cut off stops where a sentence does. Unchanged when it ends complete, or when no
+    sentence of it is complete."""
+    if not cut_off(text):
+        return text
+    spans = split_sentences(text)
+    for _a, b in reversed(spans[:-1]):
+        end = b
+        m = re.match(r"(?:\s*\[\d{1,2}\])+", text[b:])
+        if m:
+            end = b + m.end()
+        if not cut_off(text[:end]):
+            return text[:end].rstrip()
+    return text
+
+
+def tidy(text: str) -> str:
+    """The answer as a reader should get it: no debris, no sentence cut off."""
+    return complete(without_debris(text))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def names_keys(text: str, keys: Sequence[Sequence[str]]) -> bool:
+    """Does `text` name every key group (any one alternative of each), case and spacing aside?"""
+    have = _squash(text)
+    return all(any(_squash(t) in have for t in group) for group in keys)
+
+
+def words_before_quotes(text: str) -> int:
+    """Words of the answer a reader reads before the quoted lines ("> ...") begin."""
+    n = 0
+    for line in text.splitlines():
+        if line.lstrip().startswith(">"):
+            break
+        n += len(line.split())
+    return n
