@@ -4,7 +4,7 @@ how often it passes what they do not.
 For every question of each set, the sentence of its page that holds the evidence is the seed:
 
 - supported variants: the sentence verbatim; trimmed to the evidence (5 words or more); and the
-  light paraphrases written by hand in bench/eval/verifier-paraphrases.jsonl (id -> sentence);
+  light paraphrases written by hand in bench/eval/verifier/paraphrases.jsonl (id -> sentence);
 - unsupported variants, made by rules of this script (its own list of opposites, not the
   verifier's): a word swapped for its opposite (read/write, before/after, allow/prevent ...); a
   negation put in ("is" -> "is not", "can" -> "cannot"); a number changed; an identifier or
@@ -43,7 +43,7 @@ from retriever import load_questions
 from retriever.claims import verify_text
 from retriever.sentences import collapse, split_sentences
 
-PARAPHRASES = Path(__file__).parent / "eval" / "verifier-paraphrases.jsonl"
+PARAPHRASES = Path(__file__).parent / "eval" / "verifier" / "paraphrases.jsonl"
 # This script's own opposites; several are not in the verifier's table (allow/prevent, success/failure,
 # inner/outer, new/old, same/different, with/without), so the figure is not the table read back.
 SWAPS = [
