@@ -9,7 +9,8 @@ from typing import Any
 
 from assistants.tools import ToolStep
 from retriever.grounding import GroundingReport
-from retriever.quotes import PassageSentences, Quote
+from retriever.passages import PassageSentences
+from retriever.quotes import Quote
 from retriever.sentences import collapse
 from runtime.protocol import GenerationStats
 

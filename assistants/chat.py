@@ -33,7 +33,8 @@ from retriever.answerable import Answerability, answerability
 from retriever.context import ECHO_STOPS, PromptPlan, build_prompt, system_prompt, without_marker
 from retriever.grounding import GroundingReport, check
 from retriever.keyword import content_words
-from retriever.quotes import PassageSentences, Quote, find_quotes, passage_sentences
+from retriever.passages import PassageSentences, passage_sentences
+from retriever.quotes import Quote, find_quotes
 from retriever.rerank import CrossEncoderReranker, Reranker
 from retriever.search import Hit, present_words, search
 from runtime.protocol import GenerationParams, GenerationStats, Message, TextGenerator

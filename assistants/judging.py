@@ -21,7 +21,8 @@ from assistants.system2 import (
 from assistants.tidy import tidy
 from retriever.context import PromptPlan
 from retriever.grounding import GroundingReport, check
-from retriever.quotes import PassageSentences, Quote
+from retriever.passages import PassageSentences
+from retriever.quotes import Quote
 from retriever.sentences import collapse
 from runtime.protocol import GenerationParams, GenerationStats, Message
 

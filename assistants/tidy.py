@@ -22,18 +22,19 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _debris_matches(text: str) -> list[re.Match[str]]:
+    code = _code_spans(text)
+    return [m for m in DEBRIS.finditer(text) if not any(a <= m.start() < b for a, b in code)]
+
+
 def debris(text: str) -> list[str]:
     """The template and markup pieces in `text` outside code."""
-    code = _code_spans(text)
-    return [m.group() for m in DEBRIS.finditer(text) if not any(a <= m.start() < b for a, b in code)]
+    return [m.group() for m in _debris_matches(text)]
 
 
 def without_debris(text: str) -> str:
-    code = _code_spans(text)
     out, pos = [], 0
-    for m in DEBRIS.finditer(text):
-        if any(a <= m.start() < b for a, b in code):
-            continue
+    for m in _debris_matches(text):
         out.append(text[pos : m.start()])
         pos = m.end()
     out.append(text[pos:])

@@ -8,8 +8,8 @@ same line stands first or last on at least `MIN_REPEATS` other pages among the `
 either side; or when it carries a page number (at its end, or alone) that another page of that
 window carries in a line of the same first word, counted on by the pages between ("Chapter 3:
 Objects 15" on one page, "Chapter 4: Factors 19" four pages on). Pages are read as a stream, so
-only a window of them is held. The PDF's own page
-labels are read from the file, not from these lines, and stay as they are.
+only a window of them is held. The PDF's own page labels are read from the file, not from these
+lines, and stay as they are.
 """
 
 from __future__ import annotations
@@ -63,29 +63,25 @@ def numbered(text: str) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _running_at_edge(lines: list[str], order: range, running: set[str]) -> int:
+    """How many lines, walking `order` from one edge, go: blank ones, and up to EDGE_LINES running ones."""
+    gone = seen = 0
+    for i in order:
+        if seen == EDGE_LINES:
+            break
+        if lines[i].strip():
+            if shape(lines[i]) not in running:
+                break
+            seen += 1
+        gone += 1
+    return gone
+
+
 def strip_running(text: str, running: set[str]) -> str:
     """`text` without its top and bottom lines whose shape is in `running` (inner lines are kept)."""
     lines = text.splitlines(keepends=True)
-    top = 0
-    seen = 0
-    while top < len(lines) and seen < EDGE_LINES:
-        if not lines[top].strip():
-            top += 1
-            continue
-        if shape(lines[top]) not in running:
-            break
-        top += 1
-        seen += 1
-    bottom = len(lines)
-    seen = 0
-    while bottom > top and seen < EDGE_LINES:
-        if not lines[bottom - 1].strip():
-            bottom -= 1
-            continue
-        if shape(lines[bottom - 1]) not in running:
-            break
-        bottom -= 1
-        seen += 1
+    top = _running_at_edge(lines, range(len(lines)), running)
+    bottom = len(lines) - _running_at_edge(lines, range(len(lines) - 1, top - 1, -1), running)
     kept = "".join(lines[top:bottom])
     return kept if kept.strip() else text  # a page is never emptied: all of it repeating is its text
 

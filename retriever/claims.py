@@ -14,8 +14,8 @@ from typing import Any
 
 from ingest.embed import Embedder
 from ingest.store import Store
-from retriever.grounding import is_claim, strip_citations, verdict
-from retriever.quotes import passage_sentences
+from retriever.grounding import Neighbours, is_claim, strip_citations, verdict
+from retriever.passages import passage_sentences
 from retriever.search import Hit, search
 from retriever.sentences import collapse, split_sentences
 from retriever.verify import Verdict
@@ -65,9 +65,10 @@ def verify_text(
                 hits.append(h)
     ps = passage_sentences(store, embedder, hits)
     vectors = embedder.embed(claims, batch_size=8)
+    around = Neighbours.of(ps)
     out = []
     for claim, vector in zip(claims, vectors, strict=True):
-        v = verdict(claim, vector, ps)
+        v = verdict(claim, vector, ps, around)
         if v.sentence is None:
             out.append(ClaimCheck(v))
             continue

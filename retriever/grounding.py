@@ -17,7 +17,7 @@ from typing import Any
 from ingest.embed import Embedder
 from retriever import verify
 from retriever.keyword import STOPWORDS
-from retriever.quotes import PassageSentences
+from retriever.passages import PassageSentences
 from retriever.sentences import collapse, split_sentences
 
 _MARKERS = re.compile(r"\s*\[\d{1,2}\](?:\s*\[\d{1,2}\])*|\s*\([^()]{1,120}?,\s*(?:p|pp|page|pages)\.?\s*\d[\d\s,-]*\)")
@@ -144,40 +144,49 @@ def check(answer: str, ps: PassageSentences, embedder: Embedder, threshold: floa
     checkable = [i for i, b in enumerate(bare) if is_claim(b)]
     embedded: list[Any] = list(embedder.embed([bare[i] for i in checkable], batch_size=8)) if checkable else []
     vectors = dict(zip(checkable, embedded, strict=True))
+    around = Neighbours.of(ps)
     out: list[SentenceSupport] = []
     for i, text in enumerate(texts):
         if i not in vectors:
             out.append(SentenceSupport(text, True, None, 0.0, (), claim=False))
             continue
-        v = verdict(bare[i], vectors[i], ps, threshold)
+        v = verdict(bare[i], vectors[i], ps, around, threshold)
         source = ps.sentences[v.sentence].passage if v.sentence is not None else None
         out.append(SentenceSupport(text, v.supported, source, v.similarity, v.missing, label=v.label, reason=v.reason))
     return GroundingReport(out, time.perf_counter() - t0)
 
 
-def verdict(claim: str, vector: Any, ps: PassageSentences, threshold: float = verify.TOPIC) -> verify.Verdict:
+@dataclass(frozen=True)
+class Neighbours:
+    """What reading claims against one set of passages needs besides the claim: each sentence's
+    previous and next one in its passage, and the stems the passages use (built once per answer)."""
+
+    previous: list[int | None]
+    following: dict[int, int]
+    vocabulary: set[str]
+
+    @classmethod
+    def of(cls, ps: PassageSentences) -> Neighbours:
+        return cls(
+            [s.previous for s in ps.sentences],
+            {s.previous: i for i, s in enumerate(ps.sentences) if s.previous is not None},
+            set().union(*(verify.content_stems(s.text) for s in ps.sentences)),
+        )
+
+
+def verdict(
+    claim: str, vector: Any, ps: PassageSentences, around: Neighbours, threshold: float = verify.TOPIC
+) -> verify.Verdict:
     """One claim (citation markers stripped) read against the passages' closest windows."""
-    following = {s.previous: i for i, s in enumerate(ps.sentences) if s.previous is not None}
-    previous = [s.previous for s in ps.sentences]
     claim_facts = facts(claim)
     tried = []
-    near = verify.windows(vector, ps.vectors, previous, following)
-    for j, sim, around in near:
-        window = [ps.sentences[k].text for k in around]
+    for j, sim, window_at in verify.windows(vector, ps.vectors, around.previous, around.following):
+        window = [ps.sentences[k].text for k in window_at]
         joined = " ".join(window)
         found = (_normal(joined), _compact(joined), _numbers_in(joined))
         missing = tuple(f for f in claim_facts if not _found(f, *found))
         tried.append((j, sim, window, missing))
-    return verify.decide(claim, tried, threshold, _vocabulary(ps))
-
-
-def _vocabulary(ps: PassageSentences) -> set[str]:
-    """The stems the passages' sentences use (cached on `ps`: an answer's sentences share it)."""
-    cached = getattr(ps, "_stems", None)
-    if cached is None:
-        cached = set().union(*(verify.content_stems(s.text) for s in ps.sentences)) if ps.sentences else set()
-        ps._stems = cached  # type: ignore[attr-defined]
-    return cached
+    return verify.decide(claim, tried, threshold, around.vocabulary)
 
 
 def is_claim(sentence: str) -> bool:

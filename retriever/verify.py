@@ -176,11 +176,18 @@ def _with_parts(text: str) -> set[str]:
     return out
 
 
-def opposed(asked: str, sentence: str) -> bool:
-    """Does `sentence` speak of the opposite of what `asked` names (the question reads, the sentence
-    writes; "write.csv2" counts as writing) without naming what it asks?"""
-    q, s = _stems(asked), _with_parts(sentence)
-    return any(o in s and w not in s for w in q for o in _OPPOSITE.get(w, ()) if o not in q)
+def asked_opposites(asked: str) -> dict[str, set[str]]:
+    """The question's words that have opposites, each with the opposites the question does not say."""
+    q = _stems(asked)
+    found = {w: _OPPOSITE.get(w, set()) - q for w in q}
+    return {w: o for w, o in found.items() if o}
+
+
+def opposed(asked: dict[str, set[str]], sentence: str) -> bool:
+    """Does `sentence` speak of the opposite of what the question names (`asked_opposites`: the
+    question reads, the sentence writes; "write.csv2" counts as writing) without naming what it asks?"""
+    s = _with_parts(sentence)
+    return any(w not in s and not o.isdisjoint(s) for w, o in asked.items())
 
 
 @dataclass(frozen=True)
@@ -199,12 +206,17 @@ def align(
     found there and not here is a fact of another passage)."""
     claim_stems = _stems(claim)
     wanted = content_stems(claim)
-    window_stems = set().union(*(_stems(s) for s in window)) if window else set()
+    read = [(s, words(s)) for s in window]
+    stems = [{stem(w) for w in ws} for _, ws in read]
+    window_stems = set().union(*stems)
     # the sentence that holds most of the claim's facts (then most of its words) is the one whose
     # polarity and words it must keep
     facts = [w for w in words(claim) if not w.isalpha()]
-    aligned = max(window, key=lambda s: (sum(f in words(s) for f in facts), len(set(wanted) & _stems(s))), default="")
-    aligned_stems, aligned_parts = _stems(aligned), _with_parts(aligned)
+    best = max(
+        range(len(read)), key=lambda k: (sum(f in read[k][1] for f in facts), len(stems[k] & set(wanted))), default=None
+    )
+    aligned, aligned_stems = (read[best][0], stems[best]) if best is not None else ("", set())
+    aligned_parts = _with_parts(aligned)
     for w in sorted(claim_stems - aligned_parts):
         for o in _OPPOSITE.get(w, ()):
             if o in aligned_parts and o not in claim_stems:

@@ -17,7 +17,8 @@ from app.services import Services
 from assistants import parse_assistant
 from ingest.loaders import load_bytes
 from retriever.grounding import check, facts, strip_citations
-from retriever.quotes import QuoteSettings, find_quotes, passage_sentences
+from retriever.passages import passage_sentences
+from retriever.quotes import QuoteSettings, find_quotes
 from retriever.search import Hit
 from retriever.sentences import collapse, split_sentences
 from runtime.protocol import GenerationParams, GenerationStats, Message

@@ -11,7 +11,7 @@ import pytest
 from assistants.tidy import cut_off, debris, names_keys, tidy, words_before_quotes
 from ingest.running import without_running
 from retriever.answerable import answerability, asking_part
-from retriever.verify import CONTRADICTED, NOT_FOUND, SUPPORTED, align, opposed
+from retriever.verify import CONTRADICTED, NOT_FOUND, SUPPORTED, align, asked_opposites, opposed
 from tests.conftest import make_pdf
 
 SENTENCE = (
@@ -41,9 +41,9 @@ def test_a_claim_is_supported_only_when_its_window_says_it(claim: str, window: l
 
 
 def test_a_question_about_reading_is_opposed_by_a_sentence_about_writing() -> None:
-    assert opposed("How do I read it?", WRITE)
-    assert not opposed("How do I read it?", SENTENCE)
-    assert not opposed("Which function should I use to write them?", WRITE)
+    assert opposed(asked_opposites("How do I read it?"), WRITE)
+    assert not opposed(asked_opposites("How do I read it?"), SENTENCE)
+    assert not opposed(asked_opposites("Which function should I use to write them?"), WRITE)
 
 
 def test_cli_verify_tells_supported_from_contradicted_and_not_found(harbor, capsys) -> None:  # type: ignore[no-untyped-def]
