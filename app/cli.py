@@ -91,38 +91,7 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=commands.verify)
 
-    c = sub.add_parser("eval", help="score retrieval (and answers) on JSONL question sets")
-    c.add_argument("questions", metavar="QA.jsonl", nargs="+", help="one or more question sets, read as one")
-    c.add_argument("--collection", "-c", required=True)
-    c.add_argument("--mode", default="dense,keyword,hybrid", help="one or more of dense,keyword,hybrid")
-    c.add_argument("--k", type=int, default=10)
-    c.add_argument(
-        "--answers",
-        action="store_true",
-        help="also check, per question, whether a supporting quote contains the set's evidence",
-    )
-    c.add_argument(
-        "--generate",
-        action="store_true",
-        help="with --answers: answer as ASSISTANT would (model, context, decoding, thinking, fallback) and measure "
-        "support, evidence recall, token F1, refusals, seconds and tokens",
-    )
-    c.add_argument("--assistant", help="with --answers: use this assistant's retrieval and model settings")
-    c.add_argument(
-        "--keys",
-        action="append",
-        default=[],
-        help="JSONL of {id, keys}: the terms a right answer names, for questions whose set lacks them (repeatable)",
-    )
-    c.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="with --generate: the sampling seed of every question, so a run repeats (default 0; -1: the assistant's "
-        "model.seed, unseeded without one)",
-    )
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=commands.evaluate)
+    _eval_command(sub, commands)
 
     c = sub.add_parser("documents", help="list documents with status and warnings")
     c.add_argument("collection", nargs="?")
@@ -156,6 +125,42 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
 
     c = sub.add_parser("collections", help="list collections")
     c.set_defaults(func=commands.collections)
+
+
+def _eval_command(sub: Any, commands: Any) -> None:
+    """archivist eval: retrieval, quotes and answers scored on question sets."""
+    c = sub.add_parser("eval", help="score retrieval (and answers) on JSONL question sets")
+    c.add_argument("questions", metavar="QA.jsonl", nargs="+", help="one or more question sets, read as one")
+    c.add_argument("--collection", "-c", required=True)
+    c.add_argument("--mode", default="dense,keyword,hybrid", help="one or more of dense,keyword,hybrid")
+    c.add_argument("--k", type=int, default=10)
+    c.add_argument(
+        "--answers",
+        action="store_true",
+        help="also check, per question, whether a supporting quote contains the set's evidence",
+    )
+    c.add_argument(
+        "--generate",
+        action="store_true",
+        help="with --answers: answer as ASSISTANT would (model, context, decoding, thinking, fallback) and measure "
+        "support, evidence recall, token F1, refusals, seconds and tokens",
+    )
+    c.add_argument("--assistant", help="with --answers: use this assistant's retrieval and model settings")
+    c.add_argument(
+        "--keys",
+        action="append",
+        default=[],
+        help="JSONL of {id, keys}: the terms a right answer names, for questions whose set lacks them (repeatable)",
+    )
+    c.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="with --generate: the sampling seed of every question, so a run repeats (default 0; -1: the assistant's "
+        "model.seed, unseeded without one)",
+    )
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=commands.evaluate)
 
 
 def _answer_commands(sub: Any, commands: Any) -> None:

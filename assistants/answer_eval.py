@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistants.answer import Answer
 from assistants.chat import ChatService
 from assistants.schema import Assistant, KnowledgeSettings
 from assistants.tidy import cut_off, debris, names_keys, words_before_quotes
@@ -149,6 +150,22 @@ def summarize(rows: Sequence[AnswerRow]) -> dict[str, Any]:
     }
 
 
+def _score_shown(row: AnswerRow, q: Question, answer: Answer) -> None:
+    """The measures of a generated answer, as shown: support, evidence recall, key terms, shape, F1."""
+    g = answer.grounding
+    if g is not None:
+        row.claims, row.supported_claims = len(g.claims), sum(s.supported for s in g.claims)
+    if q.evidence and not q.unanswerable:
+        row.evidence_recall = 0.0 if answer.refused else evidence_recall(answer.text, *q.evidence)
+    if not answer.refused:
+        row.words = words_before_quotes(answer.text)
+        row.cut_off, row.debris = cut_off(answer.text), len(debris(answer.text))
+    if q.keys and not q.unanswerable:
+        row.keys_named = not answer.refused and names_keys(answer.text, q.keys)
+    if q.answer and not q.unanswerable:
+        row.token_f1 = 0.0 if answer.refused else token_f1(answer.text, q.answer)
+
+
 def evaluate_answers(
     chat: ChatService,
     collection: str,
@@ -205,17 +222,7 @@ def evaluate_answers(
             candidates=answer.candidates,
         )
         if generate:
-            if g is not None:
-                row.claims, row.supported_claims = len(g.claims), sum(s.supported for s in g.claims)
-            if q.evidence and not q.unanswerable:
-                row.evidence_recall = 0.0 if answer.refused else evidence_recall(answer.text, *q.evidence)
-            if not answer.refused:
-                row.words = words_before_quotes(answer.text)
-                row.cut_off, row.debris = cut_off(answer.text), len(debris(answer.text))
-            if q.keys and not q.unanswerable:
-                row.keys_named = not answer.refused and names_keys(answer.text, q.keys)
-            if q.answer and not q.unanswerable:
-                row.token_f1 = 0.0 if answer.refused else token_f1(answer.text, q.answer)
+            _score_shown(row, q, answer)
         rows.append(row)
         if progress:
             progress(i, len(questions))
