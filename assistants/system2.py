@@ -43,24 +43,8 @@ def opening(quote: Quote, citation_style: str, with_quote: bool = False) -> str:
         source = quote.document
     if not with_quote:
         return f"According to {source}, "
-    said = leading_sentences(collapse(quote.text)).strip().rstrip(".")
+    said = collapse(quote.text).strip().rstrip(".")
     return f'According to {source}: "{said}." '
-
-
-OPENING_WORDS = 40  # an answer opens with the best quote's first sentences up to this many words (one at least)
-
-
-def leading_sentences(text: str, budget: int = OPENING_WORDS) -> str:
-    """The first whole sentences of `text` within `budget` words (the first one whatever its length):
-    an answer opens with the sentence that answers, not the paragraph it stands in."""
-    spans = split_sentences(text)
-    end, words = 0, 0
-    for a, b in spans:
-        n = len(text[a:b].split())
-        if end and words + n > budget:
-            break
-        end, words = b, words + n
-    return text[:end] if end else text
 
 
 def quote_passages(passages: Sequence[Hit], quotes: Sequence[Quote]) -> list[Hit]:

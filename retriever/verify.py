@@ -127,9 +127,33 @@ def stem(word: str) -> str:
     return w
 
 
+# The pairs that name what a question asks to do (or where): a question that reads is not answered by a
+# sentence that writes. Word pairs such as first/last, row/column or use/ignore describe rather than ask,
+# and a question's "first line ... column names" is well answered by a sentence on rows.
+ACTIONS = frozenset(
+    [
+        "read/write",
+        "reads/writes",
+        "reading/writing",
+        "input/output",
+        "import/export",
+        "load/save",
+        "enable/disable",
+        "add/remove",
+        "insert/delete",
+        "server/client",
+        "install/uninstall",
+        "encode/decode",
+        "send/receive",
+        "show/hide",
+        "include/exclude",
+    ]
+)
+_ACTION_OPPOSITE: dict[str, set[str]] = {}
 for _a, _b in OPPOSITES:
-    _OPPOSITE.setdefault(stem(_a), set()).add(stem(_b))
-    _OPPOSITE.setdefault(stem(_b), set()).add(stem(_a))
+    for table in (_OPPOSITE, _ACTION_OPPOSITE) if f"{_a}/{_b}" in ACTIONS else (_OPPOSITE,):
+        table.setdefault(stem(_a), set()).add(stem(_b))
+        table.setdefault(stem(_b), set()).add(stem(_a))
 
 
 def words(text: str) -> list[str]:
@@ -177,9 +201,9 @@ def _with_parts(text: str) -> set[str]:
 
 
 def asked_opposites(asked: str) -> dict[str, set[str]]:
-    """The question's words that have opposites, each with the opposites the question does not say."""
+    """The question's actions (`ACTIONS`), each with the opposites the question does not say."""
     q = _stems(asked)
-    found = {w: _OPPOSITE.get(w, set()) - q for w in q}
+    found = {w: _ACTION_OPPOSITE.get(w, set()) - q for w in q}
     return {w: o for w, o in found.items() if o}
 
 
