@@ -411,7 +411,7 @@ def test_the_shipped_default_opens_with_the_best_quote_on_the_real_model(harbor,
     svc, _ = harbor
     svc = use(svc, model_pool)
     bot = Assistant.model_validate({"name": "harbor", "knowledge": {"collections": ["harbor"]}})
-    assert bot.anchor == "quote" and bot.thinking == "best_of_n"
+    assert bot.anchor == "quote" and bot.thinking == "off"
     a = svc.chat.ask(bot, "How often is the lighthouse lens cleaned?").result()
     best = " ".join(a.quotes[0].text.split()).rstrip(".")
     assert "Tuesday" in best and a.text.startswith(f'According to [{a.quotes[0].passage}]: "{best}."'), a.text
