@@ -39,8 +39,9 @@ def test_pdf_question_cites_the_right_page(home: Path, tmp_path: Path, real_embe
     stream = svc.chat.ask(assistant, "How often is the Greywater lighthouse lens cleaned?")
     pieces = list(stream)
     answer = stream.result()
-    # the default settings judge the answer before it is shown: one piece, after the quotes
-    assert "".join(pieces).strip() == answer.text and answer.shown in ("best-of-n", "quotes")
+    # the default settings write one answer and judge it before it is shown: one piece, after the quotes
+    assert "".join(pieces).strip() == answer.text and answer.candidates == 1
+    assert answer.shown in ("generated", "quotes")
     assert "Tuesday" in answer.text and answer.grounding is not None and not answer.grounding.unsupported
     assert answer.citations[0].document == "harbor.pdf"
     assert answer.citations[0].page == 2
