@@ -56,14 +56,26 @@ def test_a_host_header_from_dns_rebinding_is_refused(site: dict) -> None:
 
 def test_a_cross_site_upload_plants_nothing(site: dict) -> None:
     files = {"files": ("planted.txt", b"Planted instructions.", "text/plain")}
-    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+    port = int(site["url"].rsplit(":", 1)[1])
+    other_port = {"Origin": f"http://127.0.0.1:{port + 1}"}  # another server on this machine (no Sec-Fetch-Site)
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "null"},
+        other_port,
+        {"Origin": f"https://127.0.0.1:{port}"},
+        {"Origin": "http://127.0.0.1:notaport"},
+    ):
         r = httpx.post(
             site["url"] + "/v1/collections/alpha/documents", files=files, headers={**bearer(site["full"]), **headers}
         )
         assert r.status_code == 403 and r.json()["error"]["code"] == "cross_origin"
     assert "planted.txt" not in [d.name for d in site["svc"].store.documents("alpha")]
-    same = {"Origin": site["url"]}  # the server's own origin (a page it served) may read
+    same = {"Origin": site["url"]}  # the server's own origin (a page it served) may read and write
     assert httpx.get(site["url"] + "/v1/collections", headers={**bearer(site["full"]), **same}).status_code == 200
+    search = site["url"] + "/v1/collections/alpha/search"
+    assert httpx.post(search, json={"query": "lens"}, headers={**bearer(site["full"]), **same}).status_code == 200
+    assert httpx.post(search, json={"query": "lens"}, headers={**bearer(site["full"]), **other_port}).status_code == 403
 
 
 def test_oversized_bodies_are_refused_before_they_are_read(site: dict) -> None:

@@ -5,8 +5,10 @@ from, and how large its body is.
   resolving to 127.0.0.1), so the Host header must name the address the server is bound to, a
   loopback name, or a host in the allow-list (`--allowed-host`, ARCHIVIST_ALLOWED_HOSTS).
 - Cross-origin writes: a browser marks requests a page on another origin sends (`Origin`,
-  `Sec-Fetch-Site`); POST, PUT, PATCH and DELETE from another site are refused, so a web page
-  cannot plant or delete documents through the user's browser. API clients send neither header.
+  `Sec-Fetch-Site`); POST, PUT, PATCH and DELETE from another origin are refused, so a web page
+  cannot plant or delete documents through the user's browser. An origin is scheme, host and
+  port: a page served on another port of the same machine is another origin (browsers without
+  `Sec-Fetch-Site` send only `Origin`). API clients send neither header.
 - Body size: refused with 413 from `Content-Length` before it is read, and counted while it
   streams when the length is not declared, so no body larger than the limit is ever held.
 """
@@ -69,7 +71,7 @@ class RequestGuard:
                 send, 421, f"Host {host!r} is not served here; add it with --allowed-host", "host_not_allowed"
             )
             return
-        if scope.get("method", "GET") in WRITES and self._cross_site(headers):
+        if scope.get("method", "GET") in WRITES and self._cross_site(headers, scope.get("scheme", "http")):
             await _refuse(
                 send, 403, "cross-origin writes are refused: send the request from an API client", "cross_origin"
             )
@@ -109,7 +111,8 @@ class RequestGuard:
             if not refused:
                 raise
 
-    def _cross_site(self, headers: dict[str, str]) -> bool:
+    def _cross_site(self, headers: dict[str, str], scheme: str) -> bool:
+        """Does a browser say the request comes from a page of another origin than this server's?"""
         if headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
             return True
         origin = headers.get("origin")
@@ -117,10 +120,20 @@ class RequestGuard:
             return False
         if origin == "null":
             return True  # sandboxed frames and file:// pages
-        name = (urlsplit(origin).hostname or "").lower()
-        if self.any_host:
-            return name != host_name(headers.get("host", ""))
-        return name not in self.hosts
+        sent = origin_of(origin)
+        return sent is None or sent != origin_of(f"{scheme}://{headers.get('host', '')}")
+
+
+def origin_of(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL, the port filled in for http and https; None when unreadable."""
+    try:
+        parts = urlsplit(url.strip().lower())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port
 
 
 async def _refuse(send: Send, status: int, message: str, code: str) -> None:
