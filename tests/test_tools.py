@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import threading
 import time
@@ -131,6 +132,63 @@ def test_without_the_sandbox_only_the_users_own_code_runs(monkeypatch: pytest.Mo
     assert "no network" in step.output
     slow = run_code("while True: pass", trusted=True, limits=CodeLimits(timeout_s=2))
     assert not slow.ok and "time limit" in slow.card
+
+
+FORKS = """
+import os, time
+n = 0
+for i in range(200):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(2)
+        os._exit(0)
+    n += 1
+print("forked", n)
+"""
+# a child that leaves the run's session and keeps its output open
+DETACHED = """
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(TAG)"], start_new_session=True)
+print("started")
+"""
+
+
+def _running(tag: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if tag.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "no-namespaces"])
+def test_code_outside_the_sandbox_starts_few_processes_and_leaves_none_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, namespaces: bool
+) -> None:
+    import assistants.tools.sandbox as sandbox
+
+    monkeypatch.setenv("ARCHIVIST_PYODIDE", str(tmp_path / "missing"))
+    if not namespaces:
+        monkeypatch.setattr(sandbox, "_PREFIX", [sandbox._interpreters()[0]])
+    elif len(sandbox._no_network_prefix()) == 1:
+        pytest.skip("no namespace can be made on this machine")
+    tag = f"31.{os.getpid()}{int(namespaces)}"
+    t0 = time.monotonic()
+    step = run_code(DETACHED.replace("TAG", tag), trusted=True, limits=CodeLimits(timeout_s=10))
+    assert step.ok and "started" in step.output
+    assert time.monotonic() - t0 < 5  # not held until the time limit by the child holding the output
+    time.sleep(0.2)
+    assert _running(tag) == []  # the detached child is gone with the run
+    if not namespaces or os.geteuid() != 0:
+        return  # the process limit is certain where the code runs as nobody (the runner is root)
+    forks = run_code(FORKS, trusted=True, limits=CodeLimits(timeout_s=10, processes=8))
+    assert forks.ok and "forked" in forks.output and int(forks.output.split()[-1]) < 8
 
 
 def test_cli_run_prints_the_output(sandbox: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
