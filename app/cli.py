@@ -241,6 +241,14 @@ def _assistant_commands(sub: Any, commands: Any) -> None:
     )
     c.add_argument("--allow-download", action="store_true", help="accept a model or reranker fetched from the hub")
     c.add_argument("--allow-model-path", action="store_true", help="accept a model file outside the workspace")
+    c.add_argument(
+        "--allow-remote",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="accept that questions and passages go to this model server (repeat for each; "
+        "'private-network' lets the web reader reach private addresses)",
+    )
     c.set_defaults(func=commands.assistants_import)
     c = a.add_parser("export", help="write an assistant as YAML, or as a bundle with its documents")
     c.add_argument("name")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +18,7 @@ from ingest.catalog import DocumentStatus
 from ingest.embed import Embedder
 from ingest.pipeline import FileResult, IngestLimits, ingest_bytes
 from ingest.store import Store
+from runtime.errors import ArchivistError
 
 MAX_BUNDLE_BYTES = 2 * 2**30  # uncompressed
 
@@ -46,12 +47,45 @@ def export_bundle(assistant: Assistant, store: Store, out: Path) -> int:
 MAX_RATIO = 200  # a member may not compress more than this (zip bombs compress ~1000x)
 
 
-def import_problems(assistant: Assistant, home: Path, *, allow_download: bool, allow_model_path: bool) -> list[str]:
-    """What an imported assistant would do that its importer did not ask for: fetch a model from
-    the network on its first question, or load a model file from outside the workspace."""
+PRIVATE_NETWORK = "private-network"  # what --allow-remote names for the web reader's private addresses
+
+
+def import_problems(
+    assistant: Assistant,
+    home: Path,
+    *,
+    allow_download: bool,
+    allow_model_path: bool,
+    allow_remote: Sequence[str] = (),
+) -> list[str]:
+    """What an imported assistant would do that its importer did not ask for: send the questions and
+    passages to a model server, choose which secret goes with them, reach the private network, fetch a
+    model from the network on its first question, or load a model file from outside the workspace.
+    `allow_remote`: the servers (and `private-network`) the importer named."""
+    from runtime.registry import backend_for
+    from runtime.remote import KEY_ENV, parse_remote
+
     problems = []
     spec = assistant.model.path
-    if spec.startswith("hf:") and not allow_download:
+    allowed = {u.strip().rstrip("/") for u in allow_remote}
+    backend = backend_for(spec)
+    try:
+        servers = backend.destinations(spec)
+    except ArchivistError as exc:
+        return [f"model.path: {exc}"]
+    if servers:
+        if spec.startswith("openai:") and parse_remote(spec).key_env != KEY_ENV:
+            problems.append(
+                f"model.path: key_env={parse_remote(spec).key_env}: an imported assistant may not choose which "
+                f"environment variable's secret is sent to a server; remove key_env (the key comes from {KEY_ENV})"
+            )
+        for url in servers:
+            if url not in allowed:
+                problems.append(
+                    f"model.path: every question, the instructions and the passages of your documents would be "
+                    f"sent to {url}; import with --allow-remote {url} to accept that"
+                )
+    elif spec.startswith("hf:") and not allow_download:
         problems.append(
             f"model.path: {spec} would be downloaded from the model hub on the first question; "
             "import with --allow-download to accept that, or change the model"
@@ -69,7 +103,19 @@ def import_problems(assistant: Assistant, home: Path, *, allow_download: bool, a
         problems.append(
             f"retrieval.reranker: {reranker} would be downloaded from the model hub; import with --allow-download"
         )
+    web = assistant.tools.web
+    if web is not None and web.allow_private and PRIVATE_NETWORK not in allowed:
+        reach = "any private, loopback or link-local address" if web.allow_private is True else web.allow_private
+        problems.append(
+            f"tools.web.allow_private: the web reader could read {reach} of your network (routers, "
+            f"local servers) from a URL in a question; import with --allow-remote {PRIVATE_NETWORK} to accept that"
+        )
     return problems
+
+
+def remote_destinations(problems: Sequence[str]) -> list[str]:
+    """The servers (and `private-network`) that the import problems ask the user to allow."""
+    return [p.rsplit("--allow-remote ", 1)[1].split()[0] for p in problems if "--allow-remote " in p]
 
 
 def import_bundle(
@@ -81,6 +127,7 @@ def import_bundle(
     overwrite: bool = False,
     allow_download: bool = False,
     allow_model_path: bool = False,
+    allow_remote: Sequence[str] = (),
 ) -> tuple[Assistant, list[FileResult]]:
     """Read a bundle: check all of it first (sizes, the assistant, where its documents go), then
     ingest its documents (read in memory, never extracted). Nothing is written when a check fails.
@@ -122,7 +169,11 @@ def import_bundle(
             ) from None
         assistant = parse_assistant(data, f"{path}:assistant.yaml")
         problems = import_problems(
-            assistant, store.home, allow_download=allow_download, allow_model_path=allow_model_path
+            assistant,
+            store.home,
+            allow_download=allow_download,
+            allow_model_path=allow_model_path,
+            allow_remote=allow_remote,
         )
         if taken(assistant.name) and not overwrite:
             problems.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,15 +119,27 @@ class AssistantStore(AssistantLibrary):
         path.unlink()
 
     def import_yaml(
-        self, path: Path, *, overwrite: bool = False, allow_download: bool = False, allow_model_path: bool = False
+        self,
+        path: Path,
+        *,
+        overwrite: bool = False,
+        allow_download: bool = False,
+        allow_model_path: bool = False,
+        allow_remote: Sequence[str] = (),
     ) -> Assistant:
-        """Validate an assistant file and add it to the workspace (refused when it would fetch a
-        model from the network or load one from outside the workspace, unless allowed)."""
+        """Validate an assistant file and add it to the workspace (refused when it would send data to a
+        server, fetch a model from the network or load one from outside the workspace, unless allowed)."""
         from assistants.bundle import import_problems
 
         assistant = load_assistant(path)
         home = self.folder.parent
-        problems = import_problems(assistant, home, allow_download=allow_download, allow_model_path=allow_model_path)
+        problems = import_problems(
+            assistant,
+            home,
+            allow_download=allow_download,
+            allow_model_path=allow_model_path,
+            allow_remote=allow_remote,
+        )
         if problems:
             raise AssistantError(str(path), problems)
         self.save(assistant, overwrite=overwrite)

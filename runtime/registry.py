@@ -48,6 +48,9 @@ class Backend:
     claims: Callable[[str], bool]
     identity: Callable[[str, Path | None], str]  # spec, models folder -> what names the model
     load: Callable[[str, int, int, int], TextGenerator]  # identity, context, threads, GPU layers
+    # where answering with the spec sends the question and passages off this machine (servers); a
+    # malformed spec raises, with its reason
+    destinations: Callable[[str], tuple[str, ...]] = lambda spec: ()
 
 
 def _load_llama(ident: str, context_window: int, n_threads: int, gpu_layers: int) -> TextGenerator:
@@ -72,8 +75,31 @@ def _remote_identity(spec: str, models_dir: Path | None) -> str:
     return parse_remote(spec).ident  # a malformed spec fails here, before anything is loaded
 
 
-LLAMA = Backend("llama.cpp", lambda spec: True, lambda spec, d: str(resolve_model(spec, d).resolve()), _load_llama)
-REMOTE = Backend("openai", lambda spec: spec.startswith("openai:"), _remote_identity, _load_remote)
+def _local_destinations(spec: str) -> tuple[str, ...]:
+    from runtime.spec import unclean_path
+
+    why = "" if spec.startswith(("bundled:", "hf:")) else unclean_path(spec)
+    if why:
+        raise ArchivistError(f"model {spec!r} {why}")
+    return ()
+
+
+def _remote_destinations(spec: str) -> tuple[str, ...]:
+    from runtime.remote import parse_remote
+
+    return parse_remote(spec).urls
+
+
+LLAMA = Backend(
+    "llama.cpp",
+    lambda spec: True,
+    lambda spec, d: str(resolve_model(spec, d).resolve()),
+    _load_llama,
+    _local_destinations,
+)
+REMOTE = Backend(
+    "openai", lambda spec: spec.startswith("openai:"), _remote_identity, _load_remote, _remote_destinations
+)
 BACKENDS: list[Backend] = [REMOTE, LLAMA]
 
 

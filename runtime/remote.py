@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -67,8 +68,9 @@ def parse_remote(spec: str) -> RemoteSpec:
     if not urls:
         raise ArchivistError(f"model {spec!r}: name at least one server, as openai:http://HOST:PORT/v1")
     for u in urls:
-        if not u.startswith(("http://", "https://")):
-            raise ArchivistError(f"model {spec!r}: {u!r} is not an http:// or https:// address")
+        why = unclean_url(u)
+        if why:
+            raise ArchivistError(f"model {spec!r}: {u!r} {why}")
     fields: dict[str, str] = {}
     for opt in options:
         key, sep, value = opt.partition("=")
@@ -76,6 +78,30 @@ def parse_remote(spec: str) -> RemoteSpec:
             raise ArchivistError(f"model {spec!r}: unknown option {opt!r} (options: model=NAME, key_env=VARIABLE)")
         fields[key.strip()] = value.strip()
     return RemoteSpec(urls, **fields)
+
+
+def unclean_url(url: str) -> str:
+    """Why `url` is not a clean server address (empty when it is): http or https, a host, an optional
+    port and a plain path; no credentials, query, fragment, dot segments, spaces or control characters
+    (a spec that walks `..` must not pass as one thing to one reader and another to the next)."""
+    if any(c.isspace() or ord(c) < 32 or c == "\\" for c in url):
+        return "holds spaces, control characters or backslashes"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as exc:
+        return f"is not a valid address ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "is not an http:// or https:// address"
+    if not parts.hostname:
+        return "names no host"
+    if parts.username is not None or parts.password is not None:
+        return "holds credentials (the key comes from the environment, never from the spec)"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "holds a query or fragment (name the API base, e.g. http://HOST:PORT/v1)"
+    if any(seg.lower().replace("%2e", ".") in (".", "..") for seg in parts.path.split("/")):
+        return "holds '.' or '..' path segments"
+    return ""
 
 
 class RemoteGenerator:

@@ -1,12 +1,15 @@
-"""Model specs: `bundled:NAME`, a file path, or `hf:org/repo/file.gguf`."""
+"""Model specs: `bundled:NAME`, a file path, or `hf:org/repo/file.gguf` (and `openai:URL` for a
+model server, `runtime.remote`). `unclean_path` says why a spec is no clean file path, for the
+runtime and the import check alike."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.errors import ModelNotFoundError
+from runtime.errors import ArchivistError, ModelNotFoundError
 
 
 def _smollm2() -> Path:
@@ -20,6 +23,22 @@ BUNDLED: dict[str, Callable[[], Path]] = {"smollm2-135m": _smollm2}
 DEFAULT_MODEL = "bundled:smollm2-135m"
 
 
+def unclean_path(spec: str) -> str:
+    """Why `spec`, read as a file path, is not a clean one (empty when it is): no control characters,
+    and no `scheme:` or `scheme://` prefix that some reader would take for something else."""
+    if not spec.strip():
+        return "is empty"
+    if any(ord(c) < 32 for c in spec):
+        return "holds control characters"
+    scheme = re.match(r"^([A-Za-z][\w+.-]*):", spec)
+    if scheme and len(scheme.group(1)) > 1:  # "C:" is a Windows drive
+        return (
+            f"starts with {scheme.group(1)!r}: but is no model spec this version knows (bundled:NAME, "
+            "hf:org/repo/file.gguf, openai:URL, or a file path)"
+        )
+    return ""
+
+
 def resolve_model(spec: str, cache_dir: Path | None = None) -> Path:
     """The local GGUF file a spec names, downloading `hf:` specs into `cache_dir` when online."""
     if spec.startswith("bundled:"):
@@ -30,6 +49,9 @@ def resolve_model(spec: str, cache_dir: Path | None = None) -> Path:
     elif spec.startswith("hf:"):
         path = _from_hub(spec, cache_dir)
     else:
+        why = unclean_path(spec)
+        if why:
+            raise ArchivistError(f"model {spec!r} {why}")
         path = Path(spec).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(

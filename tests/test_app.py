@@ -163,6 +163,25 @@ def test_builder_creates_an_assistant_and_shows_field_errors(home: Path) -> None
     )
 
 
+def test_importing_an_assistant_that_names_a_server_asks_for_that_server(home: Path) -> None:
+    at = _app("ui/assistants.py")
+    body = b"name: far-bot\nknowledge: {collections: [c]}\nmodel: {path: 'openai:http://203.0.113.9:8080/v1'}\n"
+    at.file_uploader(key="import-file").upload("far-bot.yaml", body, "application/x-yaml").run()
+    at.button(key="import-go").click().run()
+    assert not at.exception, at.exception
+    assert any("sent to http://203.0.113.9:8080/v1" in error_text(e) for e in at.error)
+    assert not (home / "assistants" / "far-bot.yaml").exists()
+    tick = at.checkbox(key="import-allow-http://203.0.113.9:8080/v1")
+    assert "203.0.113.9:8080" in tick.label and "passages" in tick.label  # the server and what goes there
+    at.button(key="import-go").click().run()
+    assert not (home / "assistants" / "far-bot.yaml").exists()  # not ticked: still refused
+    at.checkbox(key="import-allow-http://203.0.113.9:8080/v1").check().run()
+    at.button(key="import-go").click().run()
+    assert not at.exception, at.exception
+    assert (home / "assistants" / "far-bot.yaml").exists()
+    assert any("Imported far-bot" in str(m.value) for m in at.success)
+
+
 @pytest.mark.slow
 def test_knowledge_upload_lists_searches_and_deletes(home: Path) -> None:
     at = _app("ui/knowledge.py")

@@ -320,6 +320,53 @@ def test_imports_that_would_fetch_or_load_outside_models_ask_first(home: Path, t
     assert svc.library.import_yaml(inside).name == "insider"
 
 
+def test_an_imported_assistant_sends_nothing_away_without_consent_for_each_server(home: Path, tmp_path: Path) -> None:
+    from assistants.errors import AssistantError
+
+    svc = Services.create(home, embedder=FakeEmbedder())
+    (home / "models").mkdir(parents=True, exist_ok=True)
+
+    def yaml_with(name: str, model: str, extra: str = "") -> Path:
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(f"name: {name}\nknowledge: {{collections: [c]}}\nmodel: {{path: '{model}'}}\n{extra}")
+        return f
+
+    # the spec that walked '..' into the models folder is no clean URL, whatever is allowed
+    walk = yaml_with("walker", "openai:http://203.0.113.9/../../models/x;key_env=HF_TOKEN")
+    for allowed in ((), ("http://203.0.113.9/../../models/x",)):
+        with pytest.raises(AssistantError, match="'..' path segments"):
+            svc.library.import_yaml(walk, allow_model_path=True, allow_remote=allowed)
+    # a server is named, with what goes there, and only --allow-remote for that server lets it in
+    remote = yaml_with("remote", "openai:http://203.0.113.9:8080/v1")
+    with pytest.raises(AssistantError, match=r"sent to http://203.0.113.9:8080/v1; import with --allow-remote"):
+        svc.library.import_yaml(remote, allow_model_path=True, allow_download=True)
+    with pytest.raises(AssistantError, match="--allow-remote"):
+        svc.library.import_yaml(remote, allow_remote=["http://203.0.113.99:8080/v1"])
+    assert svc.library.import_yaml(remote, allow_remote=["http://203.0.113.9:8080/v1/"]).name == "remote"
+    # the file may not choose which secret goes with the questions, even to an allowed server
+    keyed = yaml_with("keyed", "openai:http://203.0.113.9:8080/v1;key_env=HF_TOKEN")
+    with pytest.raises(AssistantError, match="key_env=HF_TOKEN"):
+        svc.library.import_yaml(keyed, allow_remote=["http://203.0.113.9:8080/v1"])
+    # credentials, queries and unknown schemes are refused with their reason
+    for spec, why in (
+        ("openai:http://user:pw@203.0.113.9/v1", "credentials"),
+        ("openai:http://203.0.113.9/v1?x=1", "query"),
+        ("openai2:http://203.0.113.9/v1", "no model spec this version knows"),
+    ):
+        with pytest.raises(AssistantError, match=why):
+            svc.library.import_yaml(
+                yaml_with("odd", spec), allow_model_path=True, allow_remote=["http://203.0.113.9/v1"]
+            )
+    # the web reader's private network is a destination too
+    private = yaml_with("lan", "bundled:smollm2-135m", "tools: {web: {allow_private: true}}\n")
+    with pytest.raises(AssistantError, match="--allow-remote private-network"):
+        svc.library.import_yaml(private)
+    assert svc.library.import_yaml(private, allow_remote=["private-network"]).name == "lan"
+    # nothing refused was written
+    assert {e.assistant.name for e in svc.library.entries()[0]} >= {"remote", "lan"}
+    assert not {"walker", "keyed", "odd"} & {e.assistant.name for e in svc.library.entries()[0]}
+
+
 def test_importing_over_a_shipped_assistant_warns(home: Path, tmp_path: Path) -> None:
     env = dict(os.environ, ARCHIVIST_HOME=str(home))
     shadow = tmp_path / "guide.yaml"

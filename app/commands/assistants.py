@@ -79,6 +79,7 @@ def assistants_import(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             allow_download=args.allow_download,
             allow_model_path=args.allow_model_path,
+            allow_remote=args.allow_remote,
         )
         report = IngestReport(results)
         svc.library.save(assistant, overwrite=args.overwrite)
@@ -86,7 +87,11 @@ def assistants_import(args: argparse.Namespace) -> int:
         print(f"imported {assistant.name} with {len(results)} documents")
         return print_report(report)
     assistant = svc.library.import_yaml(
-        path, overwrite=args.overwrite, allow_download=args.allow_download, allow_model_path=args.allow_model_path
+        path,
+        overwrite=args.overwrite,
+        allow_download=args.allow_download,
+        allow_model_path=args.allow_model_path,
+        allow_remote=args.allow_remote,
     )
     _warn_shadowing(svc, assistant.name)
     print(f"imported {assistant.name} into {svc.library.path_for(assistant.name)}")

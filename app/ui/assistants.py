@@ -11,7 +11,7 @@ import streamlit as st
 from app.ui.builder import draft_of, show_problems
 from app.ui.common import plain, safe_markdown, services, show_citations, stream_markdown
 from assistants import Assistant, AssistantError, dump_assistant, parse_assistant
-from assistants.bundle import export_bundle, import_bundle
+from assistants.bundle import PRIVATE_NETWORK, export_bundle, import_bundle, remote_destinations
 from runtime.errors import ArchivistError
 
 svc = services()
@@ -34,7 +34,24 @@ for i, e in enumerate(entries):
 with st.expander("Import an assistant (YAML, or a bundle .zip with its documents)"):
     up = st.file_uploader("Assistant file", type=["yaml", "yml", "zip"], key="import-file")
     overwrite = st.checkbox("Replace an assistant of the same name", key="import-overwrite")
+    # servers a refused import would send data to: each is allowed only by its own tick, by name
+    asked: list[str] = st.session_state.get("import-asks", []) if up is not None else []
+    allowed = [
+        d
+        for d in asked
+        if st.checkbox(
+            "Let this assistant's web reader reach private addresses of my network"
+            if d == PRIVATE_NETWORK
+            else f"Send my questions, the instructions and passages of my documents to {d}",
+            key=f"import-allow-{d}",
+        )
+    ]
+    for problem in st.session_state.get("import-problems", []) if up is not None else []:
+        st.error(plain(problem))
+    if asked:
+        st.info("Tick what you allow above and press Import again.")
     if up is not None and st.button("Import", key="import-go"):
+        st.session_state["import-problems"] = []
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(up.name).name
             path.write_bytes(up.getvalue())
@@ -42,15 +59,24 @@ with st.expander("Import an assistant (YAML, or a bundle .zip with its documents
                 if path.suffix == ".zip":
                     with st.spinner("Ingesting the bundle's documents..."):
                         a, results = import_bundle(
-                            path, svc.store, svc.embedder, taken=svc.library.taken, overwrite=overwrite
+                            path,
+                            svc.store,
+                            svc.embedder,
+                            taken=svc.library.taken,
+                            overwrite=overwrite,
+                            allow_remote=allowed,
                         )
                     svc.library.save(a, overwrite=overwrite)
                     st.success(f"Imported {a.name} with {len(results)} documents")
                 else:
-                    a = svc.library.import_yaml(path, overwrite=overwrite)
+                    a = svc.library.import_yaml(path, overwrite=overwrite, allow_remote=allowed)
                     st.success(f"Imported {a.name}")
+                st.session_state["import-asks"] = []
             except AssistantError as exc:
-                st.error("\n".join(f"- {plain(p)}" for p in exc.problems))
+                st.session_state["import-problems"] = exc.problems
+                more = [d for d in remote_destinations(exc.problems) if d not in asked]
+                st.session_state["import-asks"] = [*asked, *more]
+                st.rerun()  # the problems and the ticks they ask for, shown above the button
 
 # ---- builder ---------------------------------------------------------------------------
 names = [e.assistant.name for e in entries]
