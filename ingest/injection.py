@@ -12,6 +12,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+# Who a sentence addressed to a model names: an AI, a model, an assistant, a chatbot.
+_MODEL = (
+    r"(?:AI|A\.I\.|LLMs?|GPTs?|chat\s?bots?|bots?|agents?|(?:large\s+)?language\s+models?|AI\s+(?:models?|"
+    r"systems?|assistants?|agents?|tools?)|assistants?|models?)\b"
+)
+
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
     (
         "role marker",
@@ -35,6 +41,28 @@ _KINDS: list[tuple[str, re.Pattern[str]]] = [
             r"(?-i:[A-Z][A-Z0-9]*[-_0-9][A-Z0-9_-]*)\b"  # a code word: "Say MANGO-42."
             r"|(?:^|[.!?]\s+|\n)\s*(?:say|repeat)\s+(?:exactly\s+|only\s+)?[\"“][^\"”\n]{1,80}[\"”]"
             r"|\b(?:do\s+not|don't|never)\s+(?:tell|reveal|mention|disclose)\b[^.!?\n]{0,30}\b(?:user|reader|human)\b",
+            re.I,
+        ),
+    ),
+    (
+        # A sentence addressed to a model, whatever it asks: a note to it ("Note to AI models reading
+        # this: ...", "IMPORTANT SYSTEM NOTE TO THE ASSISTANT: ..."), a system tag ("[SYSTEM
+        # OVERRIDE]"), a reader that is a model ("if you are an AI", "language models processing this
+        # page"), or what the assistant is to do with its own instructions ("the assistant first
+        # prints its complete instructions").
+        "addressed to a model",
+        re.compile(
+            rf"\b(?:note|message|notice|memo|reminder|instructions?|warning|attention|directive|request)s?\s+"
+            rf"(?:to|for)\s+(?:the\s+|all\s+|any\s+|every\s+)?{_MODEL}"
+            rf"|\b{_MODEL}\s+(?:reading|processing|parsing|summari[sz]ing|analy[sz]ing|ingesting|indexing|"
+            rf"answering\s+(?:from|about)|that\s+reads?|who\s+reads?)\s+(?:this|these|the\s+following)\b"
+            rf"|\bif\s+you\s+are\s+(?:an?\s+)?{_MODEL}"
+            r"|(?:^|\n|[.!?:]\s)\s*\[\s*(?:SYSTEM|ADMIN|ADMINISTRATOR|DEVELOPER|ASSISTANT|AI|OPERATOR)\b[^\]\n]{0,40}\]"
+            r"|\b(?-i:SYSTEM|ADMIN|DEVELOPER|OPERATOR)\s+(?-i:NOTE|OVERRIDE|MESSAGE|INSTRUCTIONS?|PROMPT|UPDATE|NOTICE|COMMAND)\b"
+            r"|\b(?:print|prints|printing|reveal|reveals|output|outputs|show|shows|repeat|repeats|list|lists|disclose|"
+            r"discloses|recite|recites|include|includes)\s+(?:out\s+)?(?:its|your|the\s+assistant's|the\s+model's)\s+"
+            r"(?:(?:complete|full|entire|whole|hidden|secret|original|initial|exact|system)\s+)*"
+            r"(?:instructions|system\s+prompt|prompt|configuration|rules|guidelines)\b",
             re.I,
         ),
     ),
