@@ -71,9 +71,58 @@ def complete(text: str) -> str:
     return text
 
 
+# A sentence that says nothing about the documents: "So the answer is: [4]", "So the above answer is
+# correct.", "The answer is:" (words only from this list, citations aside).
+_FILLER_WORDS = frozenset(
+    [
+        "so",
+        "the",
+        "answer",
+        "is",
+        "above",
+        "correct",
+        "right",
+        "this",
+        "that",
+        "as",
+        "follows",
+        "here",
+        "thus",
+        "therefore",
+    ]
+)
+
+
+def _filler(sentence: str) -> bool:
+    words = re.findall(r"[a-z]+", re.sub(r"\[\d{1,2}\]", " ", sentence.lower()))
+    return bool(words) and "answer" in words and set(words) <= _FILLER_WORDS
+
+
+def without_filler(text: str) -> str:
+    """`text` without the sentences after its first that repeat an earlier one word for word or
+    only announce an answer ("So, yes. So, yes." keeps one; "So the answer is: [4]" goes)."""
+    spans = split_sentences(text)
+    if len(spans) < 2:
+        return text
+    seen: set[str] = set()
+    out, pos = [], 0
+    for n, (a, b) in enumerate(spans):
+        sentence = text[a:b]
+        key = re.sub(r"\W+", " ", sentence.lower()).strip()
+        if n and (key in seen or _filler(sentence)):
+            out.append(text[pos:a].rstrip(" \t"))
+            pos = b
+            continue
+        seen.add(key)
+    out.append(text[pos:])
+    joined = "".join(out)
+    return re.sub(r"[ \t]{2,}", " ", re.sub(r"\n{3,}", "\n\n", joined)).strip()
+
+
 def tidy(text: str) -> str:
-    """The answer as a reader should get it: no debris, no sentence cut off."""
-    return complete(without_debris(text))
+    """The answer as a reader should get it: no debris, no sentence cut off, no sentence repeated
+    or only announcing an answer."""
+    return without_filler(complete(without_debris(text)))
 
 
 def _squash(text: str) -> str:
