@@ -417,3 +417,43 @@ def test_the_shipped_default_opens_with_the_best_quote_on_the_real_model(harbor,
     assert "Tuesday" in best and a.text.startswith(f'According to [{a.quotes[0].passage}]: "{best}."'), a.text
     assert a.shown in ("generated", "best-of-n") and a.grounding is not None and not a.grounding.unsupported
     assert a.citations[a.quotes[0].passage - 1].cited
+
+
+# ---------------------------------------------------------------- the answer a question asks for
+
+
+def test_the_kind_of_answer_a_question_asks_for() -> None:
+    from retriever.answer_kind import expects
+
+    assert expects("How do I read a CSV file with semicolons?") == {"name"}
+    assert expects("How many arguments can a user-defined Rd macro take?") == {"number"}
+    assert "reason" in expects("Why does sqrt(2)*sqrt(2) == 2 return FALSE?")
+    assert expects("Does range(10) include 10?") == {"yes-no"}
+    assert expects("Tell me about factors.") == frozenset()
+
+
+def test_a_sentence_that_names_what_the_question_lacks_gives_the_answer() -> None:
+    from retriever.answer_kind import expects, gives
+
+    q = "My UTF-8 file starts with a BOM that ends up in the first line I read. How do I read it without the mark?"
+    kinds = expects(q)
+    answer = "For reading such files, use the 'utf-8-sig' codec to automatically skip the mark if present."
+    restated = "The BOM will be silently dropped when the file is read."
+    assert gives(answer, q, kinds) > gives(restated, q, kinds)
+    # a name the question already holds is no answer to it
+    assert gives("The UTF-8 encoding is common.", "What is UTF-8?", expects("What is UTF-8?")) == 0.0
+    many = "How many arguments can a user-defined Rd macro take?"
+    assert gives("As in LaTeX, at most 9 arguments may be defined.", many, expects(many)) == 1.0
+    assert gives("Macros are defined with \\newcommand.", many, expects(many)) == 0.0
+
+
+def test_tidy_drops_repeated_and_empty_announcing_sentences() -> None:
+    from assistants.tidy import tidy
+
+    quote = 'According to [4]: "The --help option is free."'
+    assert tidy(f"{quote} So, yes. So, yes.") == f"{quote} So, yes."
+    assert tidy(f"{quote} So the answer is: [4]") == quote
+    assert tidy("Use read.csv2 [1]. So the above answer is correct.") == "Use read.csv2 [1]."
+    assert (
+        tidy("The answer is no. The order does not matter [2].") == "The answer is no. The order does not matter [2]."
+    )
