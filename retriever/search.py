@@ -106,8 +106,10 @@ def search(
         ranked_pool = sorted(zip(scores, pool, strict=True), key=lambda x: x[0], reverse=True)
         hits = [replace(h, score=float(s)) for s, h in ranked_pool]
     spent = time.perf_counter() - started
-    if spent > SLOW_SEARCH_S:  # the query's words are the user's: only its size is logged
-        log.warning(
+    # The query's words are the user's: only its size is logged. At INFO: the log file keeps it, and
+    # the terminal, where an answer is being printed, does not get it in the middle of the answer.
+    if spent > SLOW_SEARCH_S:
+        log.info(
             "slow search: %.2f s over %d collection(s), mode %s, k %d, %d-character query",
             spent,
             len(collections),

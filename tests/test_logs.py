@@ -88,3 +88,21 @@ def test_a_model_load_is_logged_with_its_settings_and_time() -> None:
         pool.close()
     [line] = records
     assert line.startswith("loaded model SmolLM2-135M-Instruct.Q4_1.gguf (context 512, 1 threads, 0 GPU layers) in ")
+
+
+def test_a_slow_search_goes_to_the_log_file_not_into_the_answer_on_the_terminal(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "owls.txt").write_text("Owls hunt at night and sleep by day.")
+    assert main(["--home", str(home), "ingest", str(tmp_path / "notes"), "-c", "birds", "--quiet"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys.modules["retriever.search"], "SLOW_SEARCH_S", 0.0)  # every search is slow
+    bot = tmp_path / "birds.yaml"
+    bot.write_text("name: birds\nknowledge: {collections: [birds]}\n")
+    assert main(["--home", str(home), "ask", str(bot), "When do owls hunt?", "--extractive"]) == 0
+    out = capsys.readouterr()
+    assert "slow search" not in out.out + out.err  # nothing printed around the answer
+    assert "slow search" in (home / FILE).read_text()  # the log keeps it
