@@ -43,8 +43,13 @@ def opening(quote: Quote, citation_style: str, with_quote: bool = False) -> str:
         source = quote.document
     if not with_quote:
         return f"According to {source}, "
-    said = collapse(quote.text).strip().rstrip(".")
-    return f'According to {source}: "{said}." '
+    said = collapse(quote.text).strip()
+    spans = split_sentences(said)
+    while len(spans) > 1 and said[: spans[-1][1]].rstrip().endswith(":"):  # introduces what the quote lacks
+        spans.pop()
+        said = said[: spans[-1][1]]
+    said = said.rstrip(".")
+    return f'According to {source}: "{said}{"" if said.endswith(":") else "."}" '
 
 
 def quote_passages(passages: Sequence[Hit], quotes: Sequence[Quote]) -> list[Hit]:

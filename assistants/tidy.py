@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from retriever.sentences import split_sentences
+from retriever.sentences import in_fence, split_sentences
 
 # Pieces of chat templates and markup a small model writes into its prose: "<>", "<</SYS>>", "<|im_end|>",
 # "[INST]", "</s>". Code in backticks or a fenced block is left alone.
@@ -98,22 +98,32 @@ def _filler(sentence: str) -> bool:
     return bool(words) and "answer" in words and set(words) <= _FILLER_WORDS
 
 
+_ANNOUNCED = re.compile(r"^(?:so,?\s+)?(?:the\s+)?(?:correct\s+)?answer\s+is\s*:?\s*", re.I)
+
+
 def without_filler(text: str) -> str:
-    """`text` without the sentences after its first that repeat an earlier one word for word or
-    only announce an answer ("So, yes. So, yes." keeps one; "So the answer is: [4]" goes)."""
+    """`text` without the sentences after its first that repeat what came before (word for word, or
+    announced: 'The answer is: "<a sentence quoted above>"'), only announce an answer ("So, yes. So,
+    yes." keeps one; "So the answer is: [4]" goes), or end the answer on a colon that introduces
+    nothing ("You can use [2]:")."""
     spans = split_sentences(text)
     if len(spans) < 2:
         return text
-    seen: set[str] = set()
+    said, keys = "", set()
     out, pos = [], 0
     for n, (a, b) in enumerate(spans):
         sentence = text[a:b]
-        key = re.sub(r"\W+", " ", sentence.lower()).strip()
-        if n and (key in seen or _filler(sentence)):
+        if in_fence(text, a) or sentence.lstrip().startswith("```"):
+            continue  # code is left as written
+        key = re.sub(r"\W+", " ", _ANNOUNCED.sub("", sentence).lower()).strip()
+        last = n == len(spans) - 1
+        dangling = last and _CITES.sub("", sentence).rstrip().endswith(":")
+        if n and (key in keys or (len(key) >= 12 and key in said) or _filler(sentence) or dangling):
             out.append(text[pos:a].rstrip(" \t"))
             pos = b
             continue
-        seen.add(key)
+        said += " " + re.sub(r"\W+", " ", sentence.lower())
+        keys.add(key)
     out.append(text[pos:])
     joined = "".join(out)
     return re.sub(r"[ \t]{2,}", " ", re.sub(r"\n{3,}", "\n\n", joined)).strip()

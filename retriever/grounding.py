@@ -21,6 +21,8 @@ from retriever.passages import PassageSentences
 from retriever.sentences import collapse, split_sentences
 
 _MARKERS = re.compile(r"\s*\[\d{1,2}\](?:\s*\[\d{1,2}\])*|\s*\([^()]{1,120}?,\s*(?:p|pp|page|pages)\.?\s*\d[\d\s,-]*\)")
+MIN_QUOTED_CHARS = 20  # a claim this long found word for word in a passage is a quote of it
+_QUOTED = re.compile(r"^[\s>]*(?:According to [^:]{0,80}:\s*)?[\"“]|[\"”]\s*$")  # quote marks and lead-in
 _LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)*%?(?![\w])")
 _CODE = re.compile(
@@ -138,7 +140,9 @@ def check(answer: str, ps: PassageSentences, embedder: Embedder, threshold: floa
     elsewhere on the page ("14" as a page number) does not vouch for it, and two passages' facts
     joined into one sentence are no claim either passage makes."""
     t0 = time.perf_counter()
-    spans = split_sentences(answer)
+    # a line that is only ">" (between quoted passages) ends a sentence as a blank line does, so the
+    # last sentence of one quote and the first of the next are never read as one claim
+    spans = split_sentences(re.sub(r"(?m)^>[ \t]*$", lambda m: " " * len(m.group()), answer))
     texts = [answer[a:b] for a, b in spans]
     bare = [strip_citations(t) for t in texts]
     checkable = [i for i, b in enumerate(bare) if is_claim(b)]
@@ -177,10 +181,19 @@ class Neighbours:
 def verdict(
     claim: str, vector: Any, ps: PassageSentences, around: Neighbours, threshold: float = verify.TOPIC
 ) -> verify.Verdict:
-    """One claim (citation markers stripped) read against the passages' closest windows."""
+    """One claim (citation markers stripped) read against the passages' closest windows; a claim that
+    stands word for word in a passage (a quote, quotation marks and "According to [n]:" aside) is
+    what the documents say, by definition."""
+    closest = verify.windows(vector, ps.vectors, around.previous, around.following)
+    words = collapse(_QUOTED.sub("", claim)).rstrip(".")
+    if len(words) >= MIN_QUOTED_CHARS and closest:
+        for n, (_offset, text) in enumerate(ps.contexts, start=1):
+            if words in collapse(text):
+                j = next((j for j, _sim, _w in closest if ps.sentences[j].passage == n), closest[0][0])
+                return verify.Verdict(claim, verify.SUPPORTED, j, 1.0, "the documents' own words")
     claim_facts = facts(claim)
     tried = []
-    for j, sim, window_at in verify.windows(vector, ps.vectors, around.previous, around.following):
+    for j, sim, window_at in closest:
         window = [ps.sentences[k].text for k in window_at]
         joined = " ".join(window)
         found = (_normal(joined), _compact(joined), _numbers_in(joined))

@@ -457,3 +457,18 @@ def test_tidy_drops_repeated_and_empty_announcing_sentences() -> None:
     assert (
         tidy("The answer is no. The order does not matter [2].") == "The answer is no. The order does not matter [2]."
     )
+
+
+def test_an_answer_never_ends_on_a_colon_that_introduces_nothing_nor_repeats_its_quote() -> None:
+    from assistants.system2 import opening
+    from assistants.tidy import tidy
+    from retriever.quotes import Quote
+
+    lead = 'According to [1]: "Rscript also checks R_SCRIPT_DEFAULT_PACKAGES."'
+    assert tidy(f"{lead} You can use [2]:") == lead
+    said = "Note: to create an empty set you have to use set(), not {}."
+    assert tidy(f'According to [1]: "{said}" The answer is: "{said}') == f'According to [1]: "{said}"'
+    assert tidy("Do it like this:\n\n```\nx = set()\n```") == "Do it like this:\n\n```\nx = set()\n```"
+    # the opening quote loses a last sentence that introduces what the quote does not hold
+    q = Quote(f"Curly braces create sets. {said}\n\nHere is a brief demonstration:", "d.html", "c", None, 0, 1, 1.0, 1)
+    assert opening(q, "numbered", with_quote=True) == f'According to [1]: "Curly braces create sets. {said}" '
