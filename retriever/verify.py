@@ -37,6 +37,7 @@ FOREIGN_ALLOWED_FROM = 6  # a claim of this many content words may hold one word
 # Words that deny what follows them ("None" is Python's value, not a denial; a word ending in "n't" also
 # denies).
 _NEGATORS = frozenset(["not", "no", "never", "cannot", "cant", "dont", "doesnt", "isnt", "wont", "without"])
+OVERLAP = 0.3  # share of a claim's content words a window sentence holds to count as one it stands on
 NEGATION_SCOPE = 2  # content words after a negator that it denies (up to punctuation or a conjunction)
 _SCOPE_ENDS = frozenset("because but and or while which that so if when where since whereas".split())  # noqa: SIM905
 # Each pair: a word and its opposite, as a reader would call one the other's swap (compared as stems).
@@ -170,6 +171,11 @@ def _is_negator(word: str) -> bool:
     return w in _NEGATORS or (w.endswith("nt") and word.lower().endswith("n't"))
 
 
+def negations(text: str) -> int:
+    """How many negators ("not", "never", "can't" ...) the text holds."""
+    return sum(_is_negator(t) for t in _TOKEN.findall(text.replace("\u2019", "'")))
+
+
 def denied(text: str) -> set[str]:
     """Stems a negator denies: the content words in the few words after "not", "never", "can't" ...,
     up to the next punctuation ("no-op" is a word, not a denial)."""
@@ -248,6 +254,11 @@ def align(
     claim_denies, aligned_denies = denied(claim), denied(aligned)
     if claim_denies and not aligned_denies:
         return Alignment(CONTRADICTED, "it denies what the documents state")
+    # more negations than the sentences it stands on: a "not" put in where the documents have another
+    # one elsewhere ("partial matching is not used ... if x does not contain"), or "does not not"
+    overlapping = [s for (s, _), st in zip(read, stems, strict=True) if len(st & set(wanted)) >= OVERLAP * len(wanted)]
+    if negations(claim) > sum(negations(s) for s in overlapping or [aligned]):
+        return Alignment(CONTRADICTED, "it denies what the documents state (one negation more)")
     if (claim_denies & aligned_stems) - aligned_denies:
         return Alignment(CONTRADICTED, f"it denies what the documents state: {', '.join(sorted(claim_denies)[:4])}")
     if (aligned_denies & claim_stems) - claim_denies:

@@ -129,3 +129,17 @@ def test_key_terms_are_loaded_and_judged(tmp_path: Path) -> None:
     with pytest.raises(ArchivistError, match=r"keys.jsonl:1"):
         with_keys(load_questions(qa), keys)
     assert words_before_quotes("Use sink().\n> \u201cquote\u201d [1]") == 2
+
+
+def test_a_negation_more_than_the_documents_have_is_contradicted() -> None:
+    from retriever.verify import CONTRADICTED, SUPPORTED, align
+
+    said = (
+        "For [[ and $ partial matching is used if exact matching fails, so x$aa will match x$aabb if x does not "
+        'contain a component named "aa".'
+    )
+    assert align(said, [said]).label == SUPPORTED
+    added = said.replace("matching is used", "matching is not used")  # the documents' other "not" stays
+    assert align(added, [said]).label == CONTRADICTED
+    doubled = "An assignment does not not replace the component u of the data frame."
+    assert align(doubled, ["An assignment does not replace the component u of the data frame."]).label == CONTRADICTED
