@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", help="log what happens (model loads, requests) to stderr too"
     )
     sub = p.add_subparsers(metavar="COMMAND")
-    for add in (_knowledge_commands, _answer_commands, _assistant_commands, _system_commands):
+    for add in (_knowledge_commands, _sync_command, _answer_commands, _assistant_commands, _system_commands):
         add(sub, commands)
     return p
 
@@ -125,6 +125,20 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
 
     c = sub.add_parser("collections", help="list collections")
     c.set_defaults(func=commands.collections)
+
+
+def _sync_command(sub: Any, commands: Any) -> None:
+    c = sub.add_parser(
+        "sync",
+        help="make a collection mirror folders and files: new files added, changed ones read again, "
+        "moved ones renamed, removed ones deleted",
+    )
+    c.add_argument("paths", nargs="*", metavar="FOLDER", help="its sources (default: those it was synced with)")
+    c.add_argument("--collection", "-c", required=True)
+    c.add_argument("--include", action="append", default=[], metavar="GLOB", help="only files matching (repeatable)")
+    c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out files matching")
+    c.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
+    c.set_defaults(func=commands.sync)
 
 
 def _eval_command(sub: Any, commands: Any) -> None:

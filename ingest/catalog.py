@@ -125,6 +125,19 @@ class Chunk(Base):
     document: Mapped[Document] = relationship(back_populates="chunks")
 
 
+class CollectionSource(Base):
+    """A folder or file a collection mirrors (`archivist sync`), and how its last sync went."""
+
+    __tablename__ = "collection_sources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    include_json: Mapped[str] = mapped_column(Text, default="[]")
+    exclude_json: Mapped[str] = mapped_column(Text, default="[]")
+    synced_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class IngestJob(Base):
     """An uploaded file waiting for, or under, an ingest worker (the server backend; ingest/jobs.py)."""
 

@@ -7,7 +7,7 @@ import logging
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -148,6 +148,34 @@ def ingest_paths(
     sources = [_Source(str(path), name, reader(path, name), path.name) for path, name in named_files(paths)]
     with store.writer():
         return _ingest(sources, collection, store, embedder, chunking, limits, progress)
+
+
+def ingest_named(
+    files: Sequence[tuple[str, Path]],
+    collection: str,
+    store: Store,
+    embedder: Embedder,
+    *,
+    limits: IngestLimits | None = None,
+    progress: ProgressCallback | None = None,
+) -> IngestReport:
+    """Ingest files on disk under the document names given ((name, path) pairs: a sync's), as
+    `ingest_paths` does; a file gone by the time it is read fails alone."""
+    check_collection_name(collection)
+    limits = limits or IngestLimits()
+
+    def reader(path: Path) -> Callable[[], bytes]:
+        def read() -> bytes:
+            if not path.is_file():
+                raise IngestError(f"{path}: no such file (removed while it waited)")
+            _check_size(path.stat().st_size, path.name, limits)
+            return path.read_bytes()
+
+        return read
+
+    sources = [_Source(str(p), name, reader(p), p.name) for name, p in files]
+    with store.writer():
+        return _ingest(sources, collection, store, embedder, None, limits, progress)
 
 
 def ingest_files(

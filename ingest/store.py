@@ -23,6 +23,7 @@ from ingest.journal import Journal
 from ingest.pg_vectors import PgVectorIndex, ensure_hnsw
 from ingest.records import COLLECTION_NAME, DocumentInfo, StoredChunk, _info, check_collection_name
 from ingest.store_reads import StoreReads
+from ingest.store_sources import StoreSources
 from ingest.types import ChunkDraft
 from ingest.vectors import VectorIndex
 
@@ -31,7 +32,7 @@ __all__ = ["COLLECTION_NAME", "DocumentInfo", "Store", "StoredChunk", "check_col
 FLUSH_S = 2.0  # documents added within this long share one index write (and become searchable together)
 
 
-class Store(StoreReads, Journal):
+class Store(StoreReads, StoreSources, Journal):
     """Collections, documents and chunks of one workspace.
 
     Two backends: the SQLite file in the workspace with a FAISS index per collection (the default,

@@ -39,6 +39,7 @@ from app.commands.knowledge import (
     verify,
     worker,
 )
+from app.commands.sync import sync
 from app.commands.system import arena, calibration_texts, doctor, keys_create, keys_list, keys_revoke, serve, ui
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "search",
     "serve",
     "services",
+    "sync",
     "ui",
     "verify",
     "worker",

@@ -1,0 +1,54 @@
+"""`archivist sync`: a collection that mirrors folders and files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.commands.base import services
+from runtime.errors import ArchivistError
+
+
+def sync(args: argparse.Namespace) -> int:
+    from ingest.store_sources import SourceSpec
+    from ingest.sync import plan_sync
+    from ingest.sync import sync as run_sync
+
+    svc = services(args)
+    if args.paths:
+        specs = [SourceSpec(str(p), tuple(args.include), tuple(args.exclude)) for p in args.paths]
+    else:
+        specs = [s.spec for s in svc.store.sources(args.collection)]
+        if not specs:
+            raise ArchivistError(
+                f"collection {args.collection!r} has no sources yet; name its folders once: "
+                f"archivist sync FOLDER... --collection {args.collection}"
+            )
+    if args.dry_run:
+        plan = plan_sync(svc.store, args.collection, specs)
+        for name, _ in plan.added:
+            print(f"would add {name}")
+        for name, _ in plan.changed:
+            print(f"would ingest again {name} (changed)")
+        for old, new in plan.renamed:
+            print(f"would rename {old} -> {new} (not embedded again)")
+        for name in plan.removed:
+            print(f"would remove {name} (its file is gone)")
+        for name, first in plan.duplicates:
+            print(f"would skip {name}: same content as {first}")
+        for problem in plan.problems:
+            print(f"problem: {problem} (nothing is removed while a source cannot be read)", file=sys.stderr)
+        print(f"{plan.changes} change(s), {plan.unchanged} unchanged (dry run: nothing was changed)")
+        return 1 if plan.problems else 0
+    result = run_sync(svc.store, svc.embedder, args.collection, specs, said=print)
+    s = result.summary()
+    for name, first in result.plan.duplicates:
+        print(f"skipped {name}: same content as {first}")
+    for problem in s["problems"]:
+        print(f"problem: {problem} (nothing was removed while a source cannot be read)", file=sys.stderr)
+    print(
+        f"synced {args.collection} in {result.seconds:.1f} s: {s['added']} added, {s['changed']} changed, "
+        f"{s['renamed']} renamed, {s['removed']} removed, {s['unchanged']} unchanged"
+        + (f", {len(s['failed'])} failed" if s["failed"] else "")
+    )
+    return 1 if s["failed"] or s["problems"] else 0
