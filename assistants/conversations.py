@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, delete, func, inspect, or_, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from ingest.catalog import forget
 from runtime.errors import ArchivistError
 
 
@@ -140,6 +141,7 @@ class ConversationStore:
                 raise ArchivistError(f"no conversation with id {conversation_id}")
             s.execute(delete(MessageRow).where(MessageRow.conversation_id == conversation_id))
             s.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
+        forget(self.engine)  # no copy left in SQLite's write-ahead log
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
         with Session(self.engine) as s:

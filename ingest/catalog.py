@@ -177,10 +177,25 @@ def make_engine(path: Path, url: str | None = None) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA secure_delete=ON")  # freed pages are overwritten: deleted text is gone from the file
         cur.close()
 
     upgrade(engine)
     return engine
+
+
+def forget(engine: Engine, *, full_text: bool = False) -> None:
+    """After a delete on SQLite, leave no copy of what was deleted in the workspace's files: the
+    full-text index merged (`full_text`; FTS5 keeps deleted rows' terms in its segments until a
+    merge) and the write-ahead log checkpointed and truncated (its frames hold earlier versions of
+    the pages). Freed pages are zeroed by `secure_delete`. A server database is the server's."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        if full_text:
+            conn.exec_driver_sql("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+            conn.commit()
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _server_engine(url: str) -> Engine:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest.catalog import Chunk, Collection, Document, DocumentStatus, is_server_url, make_engine
+from ingest.catalog import Chunk, Collection, Document, DocumentStatus, forget, is_server_url, make_engine
 from ingest.embed import Vectors
 from ingest.errors import IndexMismatchError, IngestError
 from ingest.journal import Journal
@@ -30,6 +30,9 @@ from ingest.vectors import VectorIndex
 __all__ = ["COLLECTION_NAME", "DocumentInfo", "Store", "StoredChunk", "check_collection_name"]
 
 FLUSH_S = 2.0  # documents added within this long share one index write (and become searchable together)
+
+
+delete_originals = text("DELETE FROM originals WHERE sha256 = :h")
 
 
 class Store(StoreReads, StoreSources, Journal):
@@ -401,25 +404,40 @@ class Store(StoreReads, StoreSources, Journal):
             return int(getattr(gone, "rowcount", 0) or 0)
 
     def delete_document(self, collection: str, name: str) -> int:
-        """Delete every version of `name` from the collection, text and vectors; returns how many."""
+        """Delete every version of `name` from the collection: text, vectors, its original file where
+        no other document has the same content, and every copy SQLite kept (`catalog.forget`)."""
         with self._lock, self.sessions.begin() as s:
             col = self._collection(s, collection)
             if col is None:
                 raise IngestError(f"no collection named {collection!r}")
-            docs = list(s.scalars(select(Document.id).where(Document.collection_id == col.id, Document.name == name)))
+            found = s.execute(
+                select(Document.id, Document.sha256).where(Document.collection_id == col.id, Document.name == name)
+            ).all()
+            docs, hashes = [d for d, _ in found], {h for _, h in found}
             if not docs:
                 raise IngestError(f"no document named {name!r} in collection {collection!r}")
-            if self.server:
-                s.execute(delete(Document).where(Document.id.in_(docs)))
-                return len(docs)
-            chunk_ids = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs))))
-            index = self._live_index(collection)
-            removed = index.remove(chunk_ids)
-            index.save()
+            removed = True
+            if not self.server:
+                chunk_ids = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(docs))))
+                index = self._live_index(collection)
+                removed = index.remove(chunk_ids)
+                index.save()
             s.execute(delete(Document).where(Document.id.in_(docs)))
+            kept = set(s.scalars(select(Document.sha256).where(Document.sha256.in_(hashes))))
         if not removed:
             self._rebuild(collection, index)
+        self._drop_originals(hashes - kept)
+        forget(self.engine, full_text=True)
         return len(docs)
+
+    def _drop_originals(self, hashes: set[str]) -> None:
+        """Remove the kept original files of these contents (no document has them any more)."""
+        for sha in hashes:
+            for f in (self.home / "files").glob(f"{sha}*"):
+                f.unlink(missing_ok=True)
+        if self.server and hashes:
+            with self.engine.begin() as conn:
+                conn.execute(delete_originals, [{"h": h} for h in hashes])
 
     # ---- indexes -------------------------------------------------------------------
     def _live_index(self, collection: str) -> VectorIndex:

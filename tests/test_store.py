@@ -411,6 +411,7 @@ def test_a_workspace_made_before_migrations_is_upgraded_in_place(
         conn.execute(text("DROP TABLE ingest_jobs"))
         conn.execute(text("DROP TABLE assistants"))
         conn.execute(text("DROP TABLE originals"))
+        conn.execute(text("DROP TABLE collection_sources"))
         conn.execute(text("ALTER TABLE messages DROP COLUMN details_json"))
         conn.execute(
             text(
@@ -424,7 +425,15 @@ def test_a_workspace_made_before_migrations_is_upgraded_in_place(
     reopened = _store(home, fake_embedder)
     assert current(reopened.engine) == head()
     tables = set(inspect(reopened.engine).get_table_names())
-    assert {"ingest_jobs", "assistants", "originals", "chunks_fts", "documents", "messages"} <= tables
+    assert {
+        "ingest_jobs",
+        "assistants",
+        "originals",
+        "collection_sources",
+        "chunks_fts",
+        "documents",
+        "messages",
+    } <= tables
     assert [(d.name, d.status) for d in reopened.documents("c")] == [("a.txt", "ready")]
     for mode in ("dense", "keyword"):
         assert search(reopened, fake_embedder, ["c"], "apples crisp", 1, mode=mode)[0].document == "a.txt"

@@ -1,0 +1,47 @@
+"""Delete means delete: after a document, a collection's document or a conversation is deleted, no
+file under the workspace holds its text (a bytes search of every file, the SQLite file and its
+write-ahead log included)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.services import Services
+from ingest import ingest_paths
+from tests.conftest import FakeEmbedder
+
+MARKER = "zqxjvmarker4711"
+
+
+def holding(home: Path, marker: str) -> list[str]:
+    """The files under `home` whose bytes hold `marker`."""
+    return sorted(
+        str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and marker.encode() in p.read_bytes()
+    )
+
+
+def test_a_deleted_document_leaves_no_trace_in_the_workspace(home: Path, tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "secret.txt").write_text(f"The vault code is {MARKER} and the vault is in the cellar.\n" * 40)
+    (docs / "keep.txt").write_text("The ferry leaves the harbor at seven every morning.\n" * 40)
+    ingest_paths([docs / "secret.txt", docs / "keep.txt"], "c", svc.store, emb)
+    assert holding(home, MARKER)  # it is there: the catalog, the full-text index, the original
+    assert svc.store.delete_document("c", "secret.txt") == 1
+    assert holding(home, MARKER) == []
+    assert [d.name for d in svc.store.documents("c")] == ["keep.txt"]  # the rest stays, and is found
+    assert svc.search(["c"], "when does the ferry leave", k=1)[0].document == "keep.txt"
+
+
+def test_a_deleted_conversation_leaves_no_trace_in_the_workspace(home: Path) -> None:
+    svc = Services.create(home, embedder=FakeEmbedder())
+    conv = svc.conversations.create("archivist-guide")
+    svc.conversations.add_turn(conv.id, {"text": f"My locker code is {MARKER}."}, {"text": f"Noted: {MARKER}."})
+    other = svc.conversations.create("archivist-guide")
+    svc.conversations.add_turn(other.id, {"text": "Hello?"}, {"text": "Hello."})
+    assert holding(home, MARKER)
+    svc.conversations.delete(conv.id)
+    assert holding(home, MARKER) == []
+    assert [m.text for m in svc.conversations.messages(other.id)] == ["Hello?", "Hello."]
