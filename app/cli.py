@@ -49,7 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", help="log what happens (model loads, requests) to stderr too"
     )
     sub = p.add_subparsers(metavar="COMMAND")
-    for add in (_knowledge_commands, _sync_command, _answer_commands, _assistant_commands, _system_commands):
+    for add in (
+        _knowledge_commands,
+        _sync_command,
+        _answer_commands,
+        _assistant_commands,
+        _system_commands,
+        _backup_commands,
+    ):
         add(sub, commands)
     return p
 
@@ -125,6 +132,15 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
 
     c = sub.add_parser("collections", help="list collections")
     c.set_defaults(func=commands.collections)
+
+
+def _backup_commands(sub: Any, commands: Any) -> None:
+    c = sub.add_parser("backup", help="write the whole workspace into one archive, also while it is in use")
+    c.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive to write (.tar.gz)")
+    c.set_defaults(func=commands.backup)
+    c = sub.add_parser("restore", help="bring a backup back into an empty workspace (--home) and check it")
+    c.add_argument("file", metavar="FILE")
+    c.set_defaults(func=commands.restore)
 
 
 def _sync_command(sub: Any, commands: Any) -> None:

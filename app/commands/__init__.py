@@ -25,6 +25,7 @@ from app.commands.assistants import (
     assistants_new,
     assistants_schema,
 )
+from app.commands.backup import backup, restore
 from app.commands.base import services
 from app.commands.knowledge import (
     collections,
@@ -52,6 +53,7 @@ __all__ = [
     "assistants_list",
     "assistants_new",
     "assistants_schema",
+    "backup",
     "calibration_texts",
     "chat",
     "collections",
@@ -74,6 +76,7 @@ __all__ = [
     "print_quotes",
     "print_tools",
     "reindex",
+    "restore",
     "run",
     "search",
     "serve",
