@@ -155,6 +155,14 @@ def _sync_command(sub: Any, commands: Any) -> None:
     c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out files matching")
     c.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
     c.set_defaults(func=commands.sync)
+    c = sub.add_parser("watch", help="keep a collection mirroring its folders as they change (sync, then follow)")
+    c.add_argument("paths", nargs="*", metavar="FOLDER", help="its sources (default: those it was synced with)")
+    c.add_argument("--collection", "-c", required=True)
+    c.add_argument("--include", action="append", default=[], metavar="GLOB", help="only files matching (repeatable)")
+    c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out files matching")
+    c.add_argument("--poll", type=float, default=5.0, help="seconds between looks where file events are missing")
+    c.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged before it is read")
+    c.set_defaults(func=commands.watch)
 
 
 def _eval_command(sub: Any, commands: Any) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,11 +105,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def plan_sync(store: Store, collection: str, sources: Sequence[SourceSpec]) -> SyncPlan:
-    """Compare the sources' files with the collection's documents (nothing is changed)."""
+def plan_sync(
+    store: Store, collection: str, sources: Sequence[SourceSpec], hold: Collection[Path] = ()
+) -> SyncPlan:
+    """Compare the sources' files with the collection's documents (nothing is changed). Files in
+    `hold` (still being written) are left for a later sync: not read, not added, not removed."""
     check_collection_name(collection)
     plan = SyncPlan()
     files = source_files(sources, plan.problems)
+    held = {name for path, name in files if path in hold}
+    files = [(path, name) for path, name in files if name not in held]
     docs = {d.name: d for d in store.documents(collection)} if collection in store.collection_names() else {}
     by_hash = {d.sha256: d.name for d in docs.values()}
     on_disk: dict[str, tuple[Path, str]] = {}  # name -> (file, hash)
@@ -138,7 +143,7 @@ def plan_sync(store: Store, collection: str, sources: Sequence[SourceSpec]) -> S
         else:
             plan.added.append((name, path))
     if not plan.problems:  # a source that cannot be read removes nothing
-        plan.removed = sorted(n for n in docs if n not in on_disk and n not in taken_by_rename)
+        plan.removed = sorted(n for n in docs if n not in on_disk and n not in taken_by_rename and n not in held)
     return plan
 
 
@@ -149,6 +154,7 @@ def sync(
     sources: Sequence[SourceSpec],
     *,
     dry_run: bool = False,
+    hold: Collection[Path] = (),
     limits: IngestLimits | None = None,
     progress: ProgressCallback | None = None,
     said: Callable[[str], None] | None = None,
@@ -156,7 +162,7 @@ def sync(
     """Make the collection mirror `sources` once, and keep them as its sources (see the module's
     notes); `dry_run`: plan only. `said` gets one line per change as it is made."""
     t0 = time.perf_counter()
-    plan = plan_sync(store, collection, sources)
+    plan = plan_sync(store, collection, sources, hold)
     report = IngestReport()
     if dry_run:
         return SyncResult(plan, report, time.perf_counter() - t0)

@@ -134,3 +134,90 @@ def test_sync_keeps_its_sources_and_renames_on_either_backend(home: Path, tmp_pa
     assert {d.name for d in again.documents("notes")} == {"notes/owls-renamed.txt", "notes/tides.txt"}
     hits = search(again, emb, ["notes"], "owls hunt at night", 1)
     assert hits and hits[0].document == "notes/owls-renamed.txt"
+
+
+def test_watch_reads_a_file_written_in_pieces_only_once_it_is_complete(home: Path, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from ingest.watch import watch
+
+    emb = CountingEmbedder()
+    svc = Services.create(home, embedder=emb)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "ferry.txt").write_text("The ferry leaves the harbor at seven every morning.")
+    stop = threading.Event()
+    syncs: list[dict] = []
+    t = threading.Thread(
+        target=watch,
+        args=(svc.store, emb, "notes", [SourceSpec(str(notes))]),
+        kwargs={"stop": stop, "poll_s": 0.1, "settle_s": 0.8, "on_sync": lambda r: syncs.append(r.summary())},
+    )
+    t.start()
+
+    def wait_for(check, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + seconds
+        while not check():
+            assert time.monotonic() < deadline, syncs
+            time.sleep(0.05)
+
+    try:
+        wait_for(lambda: {d.name for d in svc.store.documents("notes")} == {"notes/ferry.txt"})
+        pieces = ["Gulls nest on the roof", " of the old customs house", " and fly out at dawn", " every spring day."]
+        with (notes / "gulls.txt").open("w") as f:
+            for piece in pieces:  # written slowly: each piece well inside the settle time
+                f.write(piece)
+                f.flush()
+                time.sleep(0.3)
+        wait_for(lambda: "notes/gulls.txt" in {d.name for d in svc.store.documents("notes")})
+        gulls = [x for x in emb.texts if "Gulls" in x]
+        assert gulls and all("every spring day" in x for x in gulls)  # never read half-written
+        (notes / "ferry.txt").unlink()
+        wait_for(lambda: {d.name for d in svc.store.documents("notes")} == {"notes/gulls.txt"})
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert not t.is_alive()
+
+
+def test_cli_watch_follows_a_folder_until_stopped(home: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "ferry.txt").write_text("The ferry leaves the harbor at seven every morning.")
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "app.cli", "--home", str(home), "watch", str(notes), "-c", "notes"]
+    proc = subprocess.Popen(
+        [*cmd, "--poll", "0.2", "--settle", "0.5"],
+        cwd=root,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+
+    def until(text: str, seconds: float = 120.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not any(text in x for x in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, lines
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if line:
+                lines.append(line)
+
+    try:
+        until("synced: 1 added")
+        (notes / "owls.txt").write_text("Owls hunt at night and sleep through the day.")
+        until("ingested notes/owls.txt")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert "stopped" in out and proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -40,7 +40,7 @@ from app.commands.knowledge import (
     verify,
     worker,
 )
-from app.commands.sync import sync
+from app.commands.sync import sync, watch
 from app.commands.system import arena, calibration_texts, doctor, keys_create, keys_list, keys_revoke, serve, ui
 
 __all__ = [
@@ -84,5 +84,6 @@ __all__ = [
     "sync",
     "ui",
     "verify",
+    "watch",
     "worker",
 ]

@@ -52,3 +52,49 @@ def sync(args: argparse.Namespace) -> int:
         + (f", {len(s['failed'])} failed" if s["failed"] else "")
     )
     return 1 if s["failed"] or s["problems"] else 0
+
+
+def watch(args: argparse.Namespace) -> int:
+    from ingest.store_sources import SourceSpec
+    from ingest.sync import SyncResult
+    from ingest.watch import watch as follow
+
+    svc = services(args)
+    if args.paths:
+        specs = [SourceSpec(str(p), tuple(args.include), tuple(args.exclude)) for p in args.paths]
+    else:
+        specs = [s.spec for s in svc.store.sources(args.collection)]
+        if not specs:
+            raise ArchivistError(
+                f"collection {args.collection!r} has no sources yet; name its folders once: "
+                f"archivist watch FOLDER... --collection {args.collection}"
+            )
+    where = ", ".join(s.path for s in specs)
+    print(f"following {where} into {args.collection} (Ctrl-C to stop)", flush=True)
+
+    def done(result: SyncResult) -> None:
+        s = result.summary()
+        if result.plan.changes or s["failed"]:
+            failed = f", {len(s['failed'])} failed" if s["failed"] else ""
+            print(
+                f"synced: {s['added']} added, {s['changed']} changed, {s['renamed']} renamed, "
+                f"{s['removed']} removed{failed}",
+                flush=True,
+            )
+        for problem in s["problems"]:
+            print(f"problem: {problem} (nothing is removed while a source cannot be read)", file=sys.stderr, flush=True)
+
+    try:
+        follow(
+            svc.store,
+            svc.embedder,
+            args.collection,
+            specs,
+            poll_s=args.poll,
+            settle_s=args.settle,
+            on_sync=done,
+            said=print,
+        )
+    except KeyboardInterrupt:
+        print("stopped")
+    return 0
