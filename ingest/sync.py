@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.catalog import DocumentStatus
 from ingest.embed import Embedder
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestLimits, IngestReport, ProgressCallback, ingest_named
-from ingest.records import check_collection_name
+from ingest.records import DocumentInfo, check_collection_name
 from ingest.store import Store
 from ingest.store_sources import SourceSpec
 
@@ -105,9 +106,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def plan_sync(
-    store: Store, collection: str, sources: Sequence[SourceSpec], hold: Collection[Path] = ()
-) -> SyncPlan:
+def plan_sync(store: Store, collection: str, sources: Sequence[SourceSpec], hold: Collection[Path] = ()) -> SyncPlan:
     """Compare the sources' files with the collection's documents (nothing is changed). Files in
     `hold` (still being written) are left for a later sync: not read, not added, not removed."""
     check_collection_name(collection)
@@ -115,8 +114,10 @@ def plan_sync(
     files = source_files(sources, plan.problems)
     held = {name for path, name in files if path in hold}
     files = [(path, name) for path, name in files if name not in held]
-    docs = {d.name: d for d in store.documents(collection)} if collection in store.collection_names() else {}
-    by_hash = {d.sha256: d.name for d in docs.values()}
+    versions: dict[str, list[DocumentInfo]] = {}
+    for d in store.documents(collection) if collection in store.collection_names() else []:
+        versions.setdefault(d.name, []).append(d)
+    ready = {d.sha256: d.name for vs in versions.values() for d in vs if d.status == DocumentStatus.READY}
     on_disk: dict[str, tuple[Path, str]] = {}  # name -> (file, hash)
     seen_hash: dict[str, str] = {}
     for path, name in files:
@@ -132,18 +133,18 @@ def plan_sync(
         on_disk[name] = (path, sha)
     taken_by_rename: set[str] = set()
     for name, (path, sha) in on_disk.items():
-        doc = docs.get(name)
-        if doc is not None and doc.sha256 == sha:
+        have = versions.get(name, [])
+        if any(d.sha256 == sha and d.status == DocumentStatus.READY for d in have):
             plan.unchanged += 1
-        elif doc is not None:
+        elif have:  # another content, or this one failed or left half-done by a stopped run: again
             plan.changed.append((name, path))
-        elif sha in by_hash and by_hash[sha] not in on_disk and by_hash[sha] not in taken_by_rename:
-            plan.renamed.append((by_hash[sha], name))  # moved or renamed: same content, old name gone
-            taken_by_rename.add(by_hash[sha])
+        elif sha in ready and ready[sha] not in on_disk and ready[sha] not in taken_by_rename:
+            plan.renamed.append((ready[sha], name))  # moved or renamed: same content, old name gone
+            taken_by_rename.add(ready[sha])
         else:
             plan.added.append((name, path))
     if not plan.problems:  # a source that cannot be read removes nothing
-        plan.removed = sorted(n for n in docs if n not in on_disk and n not in taken_by_rename and n not in held)
+        plan.removed = sorted(n for n in versions if n not in on_disk and n not in taken_by_rename and n not in held)
     return plan
 
 

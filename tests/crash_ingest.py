@@ -1,5 +1,6 @@
-"""Helper for the crash test: ingest files into a workspace with the fake embedder, slowly enough
-that a SIGKILL lands mid-ingest. Usage: python tests/crash_ingest.py HOME FILE..."""
+"""Helper for the crash tests: ingest files into a workspace with the fake embedder, slowly enough
+that a SIGKILL lands mid-ingest, or sync a folder so. Usage: python tests/crash_ingest.py HOME
+FILE... | python tests/crash_ingest.py HOME --sync FOLDER"""
 
 from __future__ import annotations
 
@@ -22,4 +23,10 @@ class SlowFakeEmbedder(FakeEmbedder):
 if __name__ == "__main__":
     emb = SlowFakeEmbedder()
     store = Store(Path(sys.argv[1]), emb.name, emb.dim)
-    ingest_paths(sys.argv[2:], "crash", store, emb)
+    if sys.argv[2] == "--sync":
+        from ingest.store_sources import SourceSpec
+        from ingest.sync import sync
+
+        sync(store, emb, "crash", [SourceSpec(sys.argv[3])])
+    else:
+        ingest_paths(sys.argv[2:], "crash", store, emb)

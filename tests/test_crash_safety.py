@@ -118,3 +118,65 @@ def test_sigkill_at_random_moments_never_leaves_half_visible_documents(tmp_path:
     )
     status = check_invariants(home, words_all)
     assert set(status.values()) == {"ready"} and len(status) == len(words_all)
+
+
+def test_a_sync_killed_at_random_moments_is_finished_by_the_next(tmp_path: Path) -> None:
+    """Files changed, renamed, removed and added between syncs killed mid-way: every document stays
+    whole or absent, and one uninterrupted sync leaves the collection equal to the folder."""
+    from ingest.store_sources import SourceSpec
+    from ingest.sync import sync
+
+    home, src = tmp_path / "ws", tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(11)
+    words: dict[str, str] = {}  # document name -> the word only its content holds
+    content_word: dict[str, str] = {}  # file name -> word
+
+    def write(name: str, rev: int) -> None:
+        # the file's own word, kept when it is renamed; its revision is the "revNx" in every paragraph
+        word = content_word.get(name) or f"{name.split('.')[0]}zq"
+        body = "\n\n".join(f"Paragraph {j} of {name} rev{rev}x mentions {word} and more." for j in range(900))
+        (src / name).write_text(body)
+        content_word[name] = word
+        words[f"src/{name}"] = word
+
+    for i in range(10):
+        write(f"f{i}.txt", 0)
+    emb = FakeEmbedder()
+    sync(Store(home, emb.name, emb.dim), emb, "crash", [SourceSpec(str(src))])
+    kills = 0
+    for k in range(1, 9):
+        names = sorted(content_word)
+        for name in rng.sample(names, 3):
+            write(name, k)  # changed
+        gone = rng.choice(names)
+        (src / gone).unlink()
+        content_word.pop(gone)
+        moved = rng.choice(sorted(content_word))
+        new = f"m{k}.txt"
+        (src / moved).rename(src / new)
+        content_word[new] = content_word.pop(moved)
+        words[f"src/{new}"] = content_word[new]
+        write(f"n{k}.txt", k)  # added
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "crash_ingest.py"), str(home), "--sync", str(src)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.8, 2.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        check_invariants(home, words)
+    assert kills >= 3  # the kills really landed mid-sync
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "crash_ingest.py"), str(home), "--sync", str(src)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    expected = {f"src/{n}": w for n, w in content_word.items()}
+    status = check_invariants(home, expected)
+    assert status == dict.fromkeys(expected, "ready")
