@@ -130,8 +130,17 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
     c.add_argument("--limit", type=int, default=50)
     c.set_defaults(func=commands.jobs)
 
-    c = sub.add_parser("collections", help="list collections")
+    c = sub.add_parser("collections", help="list collections (or rename or delete one)")
     c.set_defaults(func=commands.collections)
+    actions = c.add_subparsers(metavar="ACTION")
+    r = actions.add_parser("rename", help="rename a collection; the workspace's assistants that search it follow")
+    r.add_argument("old")
+    r.add_argument("new")
+    r.set_defaults(func=commands.collections_rename)
+    r = actions.add_parser("delete", help="delete a collection with all its documents, vectors and sources")
+    r.add_argument("name")
+    r.add_argument("--yes", action="store_true", help="do it (without --yes: say what would be deleted)")
+    r.set_defaults(func=commands.collections_delete)
 
 
 def _backup_commands(sub: Any, commands: Any) -> None:

@@ -143,6 +143,28 @@ class Services:
         limits = self.settings.ingest_limits()
         return ingest_files(files, collection, self.store, self.embedder, limits=limits, progress=progress)
 
+    def rename_collection(self, old: str, new: str) -> list[str]:
+        """Rename a collection and make the workspace's assistants that search it follow; returns
+        the shipped assistants that still name the old one (they cannot be rewritten)."""
+        self.store.rename_collection(old, new)
+        stuck = []
+        for entry in self.library.entries()[0]:
+            cols = entry.assistant.knowledge.collections
+            if old not in cols:
+                continue
+            if entry.source != "workspace":
+                stuck.append(entry.assistant.name)
+                continue
+            knowledge = entry.assistant.knowledge.model_copy(
+                update={"collections": [new if c == old else c for c in cols]}
+            )
+            self.library.save(entry.assistant.model_copy(update={"knowledge": knowledge}), overwrite=True)
+        return stuck
+
+    def collection_users(self, name: str) -> list[str]:
+        """The assistants that search a collection."""
+        return [e.assistant.name for e in self.library.entries()[0] if name in e.assistant.knowledge.collections]
+
     def search(
         self,
         collections: Sequence[str],

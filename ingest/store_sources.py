@@ -1,20 +1,24 @@
-"""The folders and files a collection mirrors (`ingest.sync`), and renaming a document in place:
-the store's side of a sync. All SQL on the catalog stays in ingest."""
+"""Writes over a whole collection, mixed into `Store`: the folders and files it mirrors
+(`ingest.sync`), renaming a document in place, and renaming or deleting the collection itself.
+All SQL on the catalog stays in ingest."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest.catalog import Collection, CollectionSource, Document
+from ingest.catalog import Collection, CollectionSource, Document, forget
 from ingest.errors import IngestError
+from ingest.records import check_collection_name
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,55 @@ class StoredSource:
 
 
 class StoreSources:
-    """Sources and renames (mixed into `Store`): needs its sessions, lock and `_collection`."""
+    """Sources, renames and collection deletes (mixed into `Store`): needs its home, engine,
+    sessions, lock, loaded indexes and `_collection`."""
 
+    home: Path
+    engine: Engine
+    server: bool
     sessions: sessionmaker[Session]
     _lock: threading.RLock
+    _indexes: dict[str, Any]
     _collection: Callable[..., Collection | None]  # (session, name, create=False), from Store
+    flush: Callable[[], None]
+    _drop_originals: Callable[[set[str]], None]
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """Give collection `old` the name `new`: its documents, chunks, vectors and sources stay."""
+        check_collection_name(new)
+        self.flush()
+        with self._lock, self.sessions.begin() as s:
+            col = self._collection(s, old)
+            if col is None:
+                raise IngestError(f"no collection named {old!r}")
+            if s.scalar(select(Collection.id).where(Collection.name == new)) is not None:
+                raise IngestError(f"a collection named {new!r} exists already")
+            col.name = new
+            if not self.server:
+                self._indexes.pop(old, None)
+                folder = self.home / "indexes" / old
+                if folder.exists():
+                    folder.rename(self.home / "indexes" / new)
+
+    def delete_collection(self, name: str) -> int:
+        """Delete the collection and everything of it (documents, chunks, vectors, sources, original
+        files no other document shares); returns how many documents it held."""
+        self.flush()
+        with self._lock, self.sessions.begin() as s:
+            col = self._collection(s, name)
+            if col is None:
+                raise IngestError(f"no collection named {name!r}")
+            hashes = set(s.scalars(select(Document.sha256).where(Document.collection_id == col.id)))
+            n = len(hashes)
+            s.execute(delete(Document).where(Document.collection_id == col.id))  # chunks follow (cascade)
+            s.delete(col)
+            kept = set(s.scalars(select(Document.sha256).where(Document.sha256.in_(hashes)))) if hashes else set()
+            if not self.server:
+                self._indexes.pop(name, None)
+                shutil.rmtree(self.home / "indexes" / name, ignore_errors=True)
+        self._drop_originals(hashes - kept)
+        forget(self.engine, full_text=True)
+        return n
 
     def sources(self, collection: str) -> list[StoredSource]:
         """The collection's sources, as last set (empty when it has none or does not exist)."""

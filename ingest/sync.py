@@ -7,7 +7,8 @@ collection's documents by name and content hash:
 - a new file is ingested; a changed one (another hash under the same name) ingested again;
 - a file whose content is a document's that is no longer on disk under its own name was moved or
   renamed: the document takes the new name, nothing is read or embedded again;
-- a document whose file is gone is removed (text, vectors and all);
+- a document whose file is gone is removed (text, vectors and all); only documents the sources
+  name are (`folder/...`): one added another way (an upload, `archivist ingest FILE`) stays;
 - two files with the same content are one document (the first name); the other is reported.
 
 Documents are named as `archivist ingest FOLDER` names them (`folder/sub/file.pdf`). Crash-safe
@@ -98,6 +99,20 @@ def source_files(sources: Sequence[SourceSpec], problems: list[str] | None = Non
     return out
 
 
+def _covered(sources: Sequence[SourceSpec]) -> Callable[[str], bool]:
+    """Whether a document name is one the sources would give (`folder/...` of a folder source, the
+    file name of a file source): only those are removed when their file is gone; a document added
+    another way (an upload, `archivist ingest FILE`) stays."""
+    prefixes, names = [], set()
+    for spec in sources:
+        p = Path(spec.path).expanduser()
+        if p.is_file() or p.suffix.lower() in SUPPORTED_SUFFIXES:
+            names.add(p.name)
+        else:
+            prefixes.append(f"{p.resolve().name}/")
+    return lambda name: name in names or name.startswith(tuple(prefixes))
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -144,7 +159,10 @@ def plan_sync(store: Store, collection: str, sources: Sequence[SourceSpec], hold
         else:
             plan.added.append((name, path))
     if not plan.problems:  # a source that cannot be read removes nothing
-        plan.removed = sorted(n for n in versions if n not in on_disk and n not in taken_by_rename and n not in held)
+        mine = _covered(sources)
+        plan.removed = sorted(
+            n for n in versions if n not in on_disk and n not in taken_by_rename and n not in held and mine(n)
+        )
     return plan
 
 

@@ -175,3 +175,24 @@ def test_upload_names_lose_bidi_controls() -> None:
 
     assert safe_name("invoice\u202egpj.exe") == "invoicegpj.exe"
     assert safe_name("../../etc/\u2066passwd\u2069\n") == "passwd"
+
+
+def test_collections_are_renamed_and_deleted_only_with_a_full_key_and_a_confirmation(
+    site: dict, tmp_path: Path
+) -> None:
+    svc = site["svc"]
+    (tmp_path / "g.txt").write_text("The gamma buoy blinks green every four seconds.")
+    ingest_paths([tmp_path / "g.txt"], "gamma", svc.store, svc.embedder)
+    url = site["url"] + "/v1/collections"
+    scoped = bearer(site["alpha"])
+    assert httpx.post(url + "/gamma/rename", json={"name": "delta"}, headers=scoped).status_code == 403
+    r = httpx.post(url + "/gamma/rename", json={"name": "delta"}, headers=bearer(site["full"]))
+    assert r.status_code == 200 and r.json()["name"] == "delta"
+    assert httpx.post(url + "/alpha/rename", json={"name": "beta"}, headers=bearer(site["full"])).status_code == 409
+    assert httpx.post(url + "/delta/rename", json={"name": "../x"}, headers=bearer(site["full"])).status_code == 400
+    assert httpx.delete(url + "/delta", headers=bearer(site["full"])).status_code == 400  # no confirmation
+    assert httpx.delete(url + "/delta?confirm=delta", headers=scoped).status_code == 403
+    r = httpx.delete(url + "/delta?confirm=delta", headers=bearer(site["full"]))
+    assert r.status_code == 200 and r.json() == {"deleted": "delta", "documents": 1}
+    names = [c["name"] for c in httpx.get(url, headers=bearer(site["full"])).json()["data"]]
+    assert "delta" not in names and "gamma" not in names and {"alpha", "beta"} <= set(names)

@@ -380,3 +380,40 @@ def test_models_page_says_what_to_do_offline_and_lists_users(home: Path, monkeyp
     assert f"{closed}/{RECOMMENDED[0].repo}/resolve/main/{RECOMMENDED[0].filename}" in message
     assert "archivist " not in message  # app words, not a command line
     assert at.button(key="md-get-0").label == "Download"  # and it can be tried again
+
+
+@pytest.mark.slow
+def test_knowledge_page_syncs_a_folder_renames_and_deletes_a_collection(
+    home: Path, tmp_path: Path, real_embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from app.services import Services
+    from ingest import ingest_paths
+
+    svc = Services.create(home, embedder=real_embedder)
+    (tmp_path / "owls.txt").write_text("Owls hunt at night and sleep by day.")
+    ingest_paths([tmp_path / "owls.txt"], "birds", svc.store, svc.embedder)
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "gulls.txt").write_text("Gulls nest on the roof of the old customs house.")
+    (home / "assistants").mkdir(parents=True, exist_ok=True)
+    (home / "assistants" / "bird-bot.yaml").write_text("name: bird-bot\nknowledge: {collections: [birds]}\n")
+
+    at = _app("ui/knowledge.py")
+    at.selectbox(key="kn-collection").set_value("birds").run()
+    at.text_input(key="kn-source").set_value(str(folder)).run()
+    at.button(key="kn-sync").click().run()
+    assert not at.exception, at.exception
+    assert any("1 added" in str(m.value) for m in at.success)
+    assert "more/gulls.txt" in at.dataframe[0].value["document"].tolist()
+
+    at.text_input(key="kn-rename-to").set_value("seabirds").run()
+    at.button(key="kn-rename").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="kn-collection").value == "seabirds"
+    assert "seabirds" in (home / "assistants" / "bird-bot.yaml").read_text()  # the assistant follows
+
+    assert at.button(key="kn-coll-delete").disabled  # not before the confirmation is ticked
+    at.checkbox(key="kn-coll-sure").check().run()
+    at.button(key="kn-coll-delete").click().run()
+    assert not at.exception, at.exception
+    assert "seabirds" not in at.selectbox(key="kn-collection").options

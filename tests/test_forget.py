@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.services import Services
+from assistants import parse_assistant
 from ingest import ingest_paths
+from ingest.errors import IngestError
 from tests.conftest import FakeEmbedder
 
 MARKER = "zqxjvmarker4711"
@@ -45,3 +49,33 @@ def test_a_deleted_conversation_leaves_no_trace_in_the_workspace(home: Path) -> 
     svc.conversations.delete(conv.id)
     assert holding(home, MARKER) == []
     assert [m.text for m in svc.conversations.messages(other.id)] == ["Hello?", "Hello."]
+
+
+def test_collections_are_renamed_with_their_assistants_and_deleted_without_a_trace(
+    home: Path, tmp_path: Path, database_url
+) -> None:  # type: ignore[no-untyped-def]
+    from app.settings import Settings
+
+    emb = FakeEmbedder()
+    svc = Services.create(embedder=emb, settings=Settings.load(home=home, database_url=database_url))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "secret.txt").write_text(f"The vault code is {MARKER} and the vault is in the cellar.\n" * 40)
+    ingest_paths([docs / "secret.txt"], "vault", svc.store, emb)
+    (docs / "keep.txt").write_text("The ferry leaves the harbor at seven every morning.")
+    ingest_paths([docs / "keep.txt"], "port", svc.store, emb)
+    (home / "assistants").mkdir(parents=True, exist_ok=True)
+    svc.library.save(parse_assistant({"name": "vault-bot", "knowledge": {"collections": ["vault", "port"]}}, "t"))
+
+    assert svc.rename_collection("vault", "strongroom") == []
+    assert svc.store.collection_names() == {"strongroom", "port"}
+    assert svc.library.get_by_name("vault-bot").knowledge.collections == ["strongroom", "port"]  # it follows
+    assert svc.search(["strongroom"], "where is the vault", k=1)[0].document == "secret.txt"
+    with pytest.raises(IngestError, match="exists already"):
+        svc.store.rename_collection("strongroom", "port")
+
+    assert svc.store.delete_collection("strongroom") == 1
+    assert svc.store.collection_names() == {"port"}
+    assert svc.search(["port"], "when does the ferry leave", k=1)[0].document == "keep.txt"
+    if database_url is None:  # on SQLite every copy in the workspace's files is gone too
+        assert holding(home, MARKER) == []

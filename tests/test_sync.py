@@ -221,3 +221,32 @@ def test_cli_watch_follows_a_folder_until_stopped(home: Path, tmp_path: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_sync_leaves_documents_added_another_way(home: Path, tmp_path: Path) -> None:
+    from ingest import ingest_paths
+
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    notes = _folder(tmp_path)
+    (tmp_path / "upload.txt").write_text("An upload the user made by hand: the quay closes at ten.")
+    ingest_paths([tmp_path / "upload.txt"], "notes", svc.store, emb)
+    sync(svc.store, emb, "notes", [SourceSpec(str(notes))])
+    (notes / "ferry.txt").unlink()
+    sync(svc.store, emb, "notes", [SourceSpec(str(notes))])
+    names = {d.name for d in svc.store.documents("notes")}
+    assert "upload.txt" in names and "notes/ferry.txt" not in names
+
+
+def test_cli_renames_and_deletes_collections(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = _folder(tmp_path)
+    assert main(["--home", str(home), "sync", str(notes), "-c", "notes"]) == 0
+    assert main(["--home", str(home), "collections", "rename", "notes", "harbor"]) == 0
+    assert main(["--home", str(home), "collections", "delete", "harbor"]) == 1  # says what it would delete
+    assert "would delete collection harbor with its 4 document(s)" in capsys.readouterr().out
+    assert main(["--home", str(home), "collections"]) == 0
+    assert capsys.readouterr().out.startswith("harbor\t4 documents")
+    assert main(["--home", str(home), "collections", "delete", "harbor", "--yes"]) == 0
+    assert "deleted collection harbor" in capsys.readouterr().out
+    assert main(["--home", str(home), "collections"]) == 0
+    assert capsys.readouterr().out == ""

@@ -1,4 +1,4 @@
-"""Embeddings and collections: list, upload into, delete from and search a collection."""
+"""Embeddings and collections: list, rename, delete, upload into, delete from and search a collection."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ApiContext, Auth, Ctx, collection_allowed, reach, safe_name
 from app.api.errors import ApiError
-from app.api.schemas import EmbeddingRequest, SearchRequest, VerifyRequest
+from app.api.schemas import EmbeddingRequest, RenameRequest, SearchRequest, VerifyRequest
 from ingest.errors import IngestError
 from ingest.jobs import JobQueue, worker_name
 
@@ -43,6 +43,39 @@ def embeddings(req: EmbeddingRequest, _key: Auth, ctx: Ctx) -> dict[str, Any]:
 def collections(key: Auth, ctx: Ctx) -> dict[str, Any]:
     rows = [(n, d, c) for n, d, c in ctx.services.store.collections() if collection_allowed(ctx, n, key)]
     return {"data": [{"name": n, "documents": d, "chunks": c} for n, d, c in rows]}
+
+
+def _whole_workspace(key: Any, what: str) -> None:
+    """Renaming or deleting a collection changes what every assistant searches: a key limited to
+    some assistants may not."""
+    if key is not None and key.assistants:
+        raise ApiError(403, f"this API key is limited to some assistants and may not {what} a collection")
+
+
+@router.post("/v1/collections/{collection}/rename")
+def rename_collection(collection: str, req: RenameRequest, key: Auth, ctx: Ctx) -> dict[str, Any]:
+    _whole_workspace(key, "rename")
+    try:
+        stuck = ctx.services.rename_collection(reach(ctx, collection, key), req.name)
+    except IngestError as exc:
+        status = 404 if "no collection" in str(exc) else 409 if "exists" in str(exc) else 400
+        raise ApiError(status, str(exc), param="name") from None
+    return {"renamed": collection, "name": req.name, "assistants_not_updated": stuck}
+
+
+@router.delete("/v1/collections/{collection}")
+def delete_collection(collection: str, key: Auth, ctx: Ctx, confirm: str = "") -> dict[str, Any]:
+    _whole_workspace(key, "delete")
+    name = reach(ctx, collection, key)
+    if confirm != name:
+        raise ApiError(
+            400, f"to delete collection {name!r} and all its documents, add ?confirm={name}", param="confirm"
+        )
+    try:
+        n = ctx.services.store.delete_collection(name)
+    except IngestError as exc:
+        raise ApiError(404, str(exc)) from None
+    return {"deleted": name, "documents": n}
 
 
 @router.get("/v1/collections/{collection}/documents")

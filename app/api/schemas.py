@@ -63,6 +63,11 @@ class VerifyRequest(BaseModel):
     k: int = Field(5, ge=1, le=50, description="passages searched for the claim")
 
 
+class RenameRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, description="the collection's new name")
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1)

@@ -29,6 +29,8 @@ from app.commands.backup import backup, restore
 from app.commands.base import services
 from app.commands.knowledge import (
     collections,
+    collections_delete,
+    collections_rename,
     delete,
     documents,
     evaluate,
@@ -57,6 +59,8 @@ __all__ = [
     "calibration_texts",
     "chat",
     "collections",
+    "collections_delete",
+    "collections_rename",
     "conversations_delete",
     "conversations_export",
     "conversations_list",

@@ -330,3 +330,33 @@ def collections(args: argparse.Namespace) -> int:
     for name, docs, chunks in services(args).store.collections():
         print(f"{name}\t{docs} documents\t{chunks} chunks")
     return 0
+
+
+def collections_rename(args: argparse.Namespace) -> int:
+    svc = services(args)
+    stuck = svc.rename_collection(args.old, args.new)
+    print(f"renamed collection {args.old} to {args.new}")
+    for name in stuck:
+        print(
+            f"warning: the shipped assistant {name} still searches {args.old}; duplicate it to change it",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def collections_delete(args: argparse.Namespace) -> int:
+    svc = services(args)
+    if args.name not in svc.store.collection_names():
+        raise ArchivistError(f"no collection named {args.name!r}")
+    docs = len(svc.store.documents(args.name))
+    users = svc.collection_users(args.name)
+    if not args.yes:
+        print(f"would delete collection {args.name} with its {docs} document(s); run again with --yes to delete it")
+        if users:
+            print(f"assistants that search it: {', '.join(users)}")
+        return 1
+    svc.store.delete_collection(args.name)
+    print(f"deleted collection {args.name} and its {docs} document(s)")
+    if users:
+        print(f"warning: {', '.join(users)} still name {args.name} among their collections", file=sys.stderr)
+    return 0

@@ -16,6 +16,9 @@ svc = services()
 st.title("Knowledge")
 # a collection being filled by a background ingest is listed before its first document is stored
 collections = sorted(set(svc.store.collection_names()) | {j.collection for j in svc.ingest_jobs.jobs()})
+wanted = st.session_state.pop("kn-go", None)  # after a rename or delete: the collection to show next
+if wanted is not None:
+    st.session_state["kn-collection"] = wanted
 c1, c2 = st.columns([2, 1])
 picked = c1.selectbox("Collection", [*collections, "(new collection)"], key="kn-collection")
 name = c2.text_input("New collection name", key="kn-new") if picked == "(new collection)" else picked
@@ -35,6 +38,50 @@ if files and st.button(f"Ingest {len(files)} file(s) into {name}", type="primary
     # the size limit is checked by ingest_bytes, like every other way in
     svc.ingest_jobs.submit(name, [(f.name, f.getvalue()) for f in files])
     st.session_state["kn-running"] = True
+
+
+def manage(name: str) -> None:
+    """Rename or delete the collection; the folders it follows, their last sync, and Sync now."""
+    from ingest.store_sources import SourceSpec
+    from ingest.sync import sync
+
+    with st.expander(f"Manage {name}: folders, rename, delete"):
+        sources = svc.store.sources(name)
+        for src in sources:
+            when = src.synced_at.strftime("%Y-%m-%d %H:%M") if src.synced_at else "never"
+            r = src.result or {}
+            done = ", ".join(f"{r[k]} {k}" for k in ("added", "changed", "renamed", "removed") if r.get(k))
+            st.text(f"{src.spec.path} (last sync {when}{': ' + done if done else ''})")
+        folder = st.text_input("Follow a folder (its files are added, changed, removed as it changes)", key="kn-source")
+        specs = [SourceSpec(folder.strip())] if folder.strip() else [x.spec for x in sources]
+        if specs and st.button("Sync now", key="kn-sync"):
+            with st.spinner("Syncing..."):
+                result = sync(svc.store, svc.embedder, name, specs)
+            s = result.summary()
+            (st.warning if s["problems"] or s["failed"] else st.success)(
+                f"{s['added']} added, {s['changed']} changed, {s['renamed']} renamed, {s['removed']} removed, "
+                f"{s['unchanged']} unchanged" + "".join(f"; {plain(p)}" for p in [*s["problems"], *s["failed"]])
+            )
+        new = st.text_input("New name", key="kn-rename-to")
+        if st.button("Rename collection", disabled=not new.strip(), key="kn-rename"):
+            try:
+                stuck = svc.rename_collection(name, new.strip())
+            except IngestError as exc:
+                st.error(str(exc))
+            else:
+                for bot in stuck:
+                    st.warning(f"The shipped assistant {bot} still searches {name}; duplicate it to change it.")
+                st.session_state["kn-go"] = new.strip()
+                st.rerun()
+        users = svc.collection_users(name)
+        count = len(svc.store.documents(name))
+        sure = st.checkbox(f"Yes, delete {name} and its {count} document(s)", key="kn-coll-sure")
+        if users:
+            st.caption(f"Searched by: {', '.join(users)}")
+        if st.button("Delete collection", disabled=not sure, key="kn-coll-delete"):
+            svc.store.delete_collection(name)
+            st.session_state["kn-go"] = "(new collection)"
+            st.rerun()
 
 
 @st.fragment(run_every=1.0)
@@ -62,6 +109,8 @@ def ingest_progress() -> None:
 
 
 ingest_progress()
+if name in svc.store.collection_names():
+    manage(name)
 
 svc.store.recover_if_idle()  # an ingest interrupted when the app stopped shows as failed, with why
 docs = svc.store.documents(name)
