@@ -163,6 +163,12 @@ def _sync_command(sub: Any, commands: Any) -> None:
     c.add_argument("--include", action="append", default=[], metavar="GLOB", help="only files matching (repeatable)")
     c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out files matching")
     c.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
+    c.add_argument(
+        "--follow",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the app and `archivist serve` follow these folders in the background from now on (--no-follow: stop)",
+    )
     c.set_defaults(func=commands.sync)
     c = sub.add_parser("watch", help="keep a collection mirroring its folders as they change (sync, then follow)")
     c.add_argument("paths", nargs="*", metavar="FOLDER", help="its sources (default: those it was synced with)")

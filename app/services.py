@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from app.ingest_jobs import IngestJobs
 from app.settings import Settings
@@ -161,6 +163,22 @@ class Services:
             self.library.save(entry.assistant.model_copy(update={"knowledge": knowledge}), overwrite=True)
         return stuck
 
+    def follow_folders(self, stop: threading.Event, *, poll_s: float = 5.0, settle_s: float = 2.0) -> list[str]:
+        """Follow the folders of every collection switched on for it (`archivist sync --follow`), each
+        in a background thread until `stop` is set; returns the collections followed."""
+        from ingest.watch import watch
+
+        followed = self.store.followed()
+        for name in followed:
+            specs = [s.spec for s in self.store.sources(name)]
+            threading.Thread(
+                target=_follow,
+                args=(watch, self.store, self.embedder, name, specs, stop, poll_s, settle_s),
+                daemon=True,
+                name=f"archivist-follow-{name}",
+            ).start()
+        return followed
+
     def collection_users(self, name: str) -> list[str]:
         """The assistants that search a collection."""
         return [e.assistant.name for e in self.library.entries()[0] if name in e.assistant.knowledge.collections]
@@ -192,3 +210,25 @@ def ensure_example_knowledge(services: Services, docs: Path = REPO_DOCS) -> None
         from ingest.pipeline import ingest_paths
 
         ingest_paths([docs], EXAMPLE_COLLECTION, services.store, services.embedder)
+
+
+def _follow(
+    watch: Callable[..., None],
+    store: Store,
+    embedder: Embedder,
+    name: str,
+    specs: Any,
+    stop: threading.Event,
+    poll_s: float,
+    settle_s: float,
+) -> None:
+    """One collection's follower: a failure is logged and the follower starts again after a pause."""
+    import logging
+
+    log = logging.getLogger("archivist.watch")
+    while not stop.is_set():
+        try:
+            watch(store, embedder, name, specs, stop=stop, poll_s=poll_s, settle_s=settle_s)
+        except Exception:
+            log.exception("following the folders of %s failed; trying again in 30 s", name)
+            stop.wait(30)

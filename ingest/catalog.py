@@ -134,6 +134,7 @@ class CollectionSource(Base):
     path: Mapped[str] = mapped_column(Text)
     include_json: Mapped[str] = mapped_column(Text, default="[]")
     exclude_json: Mapped[str] = mapped_column(Text, default="[]")
+    follow: Mapped[bool] = mapped_column(default=False)
     synced_at: Mapped[datetime | None] = mapped_column(nullable=True)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
 

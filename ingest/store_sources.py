@@ -36,6 +36,7 @@ class StoredSource:
     spec: SourceSpec
     synced_at: datetime | None
     result: dict[str, Any] | None
+    follow: bool = False  # the app and `archivist serve` follow it in the background
 
 
 class StoreSources:
@@ -103,15 +104,25 @@ class StoreSources:
                     SourceSpec(r.path, tuple(json.loads(r.include_json)), tuple(json.loads(r.exclude_json))),
                     r.synced_at,
                     json.loads(r.result) if r.result else None,
+                    r.follow,
                 )
                 for r in rows
             ]
 
-    def set_sources(self, collection: str, specs: Sequence[SourceSpec]) -> None:
-        """Make `specs` the collection's sources (creating the collection if needed)."""
+    def followed(self) -> list[str]:
+        """The collections whose folders are followed in the background."""
+        with self.sessions() as s:
+            q = select(Collection.name).join(CollectionSource).where(CollectionSource.follow.is_(True)).distinct()
+            return sorted(s.scalars(q))
+
+    def set_sources(self, collection: str, specs: Sequence[SourceSpec], follow: bool | None = None) -> None:
+        """Make `specs` the collection's sources (creating the collection if needed); `follow`: whether
+        they are followed in the background (None: as before)."""
         with self._lock, self.sessions.begin() as s:
             col = self._collection(s, collection, create=True)
             assert col is not None
+            old = s.scalars(select(CollectionSource.follow).where(CollectionSource.collection_id == col.id)).first()
+            follow = bool(old) if follow is None else follow
             s.execute(delete(CollectionSource).where(CollectionSource.collection_id == col.id))
             for spec in specs:
                 s.add(
@@ -120,6 +131,7 @@ class StoreSources:
                         path=spec.path,
                         include_json=json.dumps(list(spec.include)),
                         exclude_json=json.dumps(list(spec.exclude)),
+                        follow=follow,
                     )
                 )
 

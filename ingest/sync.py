@@ -174,19 +174,21 @@ def sync(
     *,
     dry_run: bool = False,
     hold: Collection[Path] = (),
+    follow: bool | None = None,
     limits: IngestLimits | None = None,
     progress: ProgressCallback | None = None,
     said: Callable[[str], None] | None = None,
 ) -> SyncResult:
     """Make the collection mirror `sources` once, and keep them as its sources (see the module's
-    notes); `dry_run`: plan only. `said` gets one line per change as it is made."""
+    notes); `dry_run`: plan only; `follow`: follow them in the background from now on (None: as
+    before). `said` gets one line per change as it is made."""
     t0 = time.perf_counter()
     plan = plan_sync(store, collection, sources, hold)
     report = IngestReport()
     if dry_run:
         return SyncResult(plan, report, time.perf_counter() - t0)
     tell = said or (lambda _line: None)
-    store.set_sources(collection, sources)  # the collection keeps them: `archivist sync -c C` syncs again
+    store.set_sources(collection, sources, follow)  # the collection keeps them: `archivist sync -c C` syncs again
     for old, new in plan.renamed:
         store.rename_document(collection, old, new)
         tell(f"renamed {old} -> {new} (not embedded again)")

@@ -250,3 +250,33 @@ def test_cli_renames_and_deletes_collections(home: Path, tmp_path: Path, capsys:
     assert "deleted collection harbor" in capsys.readouterr().out
     assert main(["--home", str(home), "collections"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_collections_switched_on_are_followed_in_the_background(home: Path, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    notes = _folder(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    sync(svc.store, emb, "notes", [SourceSpec(str(notes))], follow=True)
+    sync(svc.store, emb, "other", [SourceSpec(str(other))])  # synced once, not followed
+    assert svc.store.followed() == ["notes"]
+    sync(svc.store, emb, "notes", [SourceSpec(str(notes))])  # a later sync keeps the switch
+    assert svc.store.followed() == ["notes"]
+    stop = threading.Event()
+    try:
+        assert svc.follow_folders(stop, poll_s=0.1, settle_s=0.3) == ["notes"]
+        (notes / "cranes.txt").write_text("The harbor crane lifts twelve tonnes.")
+        (other / "buoys.txt").write_text("The red buoy marks the channel.")
+        deadline = time.monotonic() + 20
+        while "notes/cranes.txt" not in {d.name for d in svc.store.documents("notes")}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert [d.name for d in svc.store.documents("other")] == []  # not followed: not read
+    finally:
+        stop.set()
+    sync(svc.store, emb, "notes", [SourceSpec(str(notes))], follow=False)
+    assert svc.store.followed() == []

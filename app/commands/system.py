@@ -83,6 +83,8 @@ def serve(args: argparse.Namespace) -> int:
             f"this server also works ingest jobs as {name} (--no-worker to leave them to `archivist worker`)",
             file=sys.stderr,
         )
+    for name in svc.follow_folders(stop):
+        print(f"following the folders of {name} in the background", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:

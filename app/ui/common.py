@@ -26,6 +26,7 @@ def services() -> Services:
     svc = Services.create()
     configure(svc.home)
     ensure_example_knowledge(svc)
+    svc.follow_folders(threading.Event())  # collections switched on to follow their folders (sync --follow)
     return svc
 
 

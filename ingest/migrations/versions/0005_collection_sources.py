@@ -1,5 +1,5 @@
-"""Sources of a collection: the folders and files it mirrors (`archivist sync`), with the last
-sync's time and result.
+"""Sources of a collection: the folders and files it mirrors (`archivist sync`), whether the app
+and `archivist serve` follow them in the background, and the last sync's time and result.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("include_json", sa.Text(), nullable=False),
         sa.Column("exclude_json", sa.Text(), nullable=False),
+        sa.Column("follow", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("synced_at", sa.DateTime(), nullable=True),
         sa.Column("result", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["collection_id"], ["collections.id"], ondelete="CASCADE"),
