@@ -79,3 +79,22 @@ def test_collections_are_renamed_with_their_assistants_and_deleted_without_a_tra
     assert svc.search(["port"], "when does the ferry leave", k=1)[0].document == "keep.txt"
     if database_url is None:  # on SQLite every copy in the workspace's files is gone too
         assert holding(home, MARKER) == []
+
+
+def test_a_deleted_assistant_leaves_no_trace_in_the_workspace(home: Path) -> None:
+    svc = Services.create(home, embedder=FakeEmbedder())
+    svc.library.save(
+        parse_assistant(
+            {"name": "vault-bot", "instructions": f"The password is {MARKER}.", "knowledge": {"collections": ["c"]}},
+            "t",
+        )
+    )
+    svc.library.save(
+        parse_assistant(
+            {"name": "port-bot", "instructions": "Answer about the port.", "knowledge": {"collections": ["c"]}}, "t"
+        )
+    )
+    assert holding(home, MARKER)
+    svc.library.delete("vault-bot")
+    assert holding(home, MARKER) == []
+    assert svc.library.get_by_name("port-bot").instructions == "Answer about the port."
