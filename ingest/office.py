@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from ingest.errors import IngestError
@@ -54,30 +55,69 @@ def docx_text(data: bytes, name: str, drop_hidden: bool = True) -> tuple[str, Co
     styles = _Styles(document)
     hidden: Counter[str] = Counter()
 
-    def para(p: Any) -> str:
-        return styles.paragraph_text(p, drop_hidden, hidden).strip()
+    def para(p: Any, shaded: bool = False) -> str:
+        return styles.paragraph_text(p, drop_hidden, hidden, shaded).strip()
 
     out: list[str] = []
-    for block in document.element.body.iterchildren():
-        tag = block.tag.rsplit("}", 1)[-1]
-        if tag == "p":
-            p = Paragraph(block, document)
-            text = para(block)
-            if not text:
-                continue
-            style = (p.style.name if p.style is not None else "") or ""
-            if style.lower().startswith("heading") and style[-1:].isdigit():
-                out.append("#" * min(6, int(style[-1])) + " " + text)
-            elif style.lower() == "title":
-                out.append("# " + text)
-            else:
-                out.append(text)
-        elif tag == "tbl":
-            for row in Table(block, document).rows:
-                cells = [" ".join(para(p._p) for p in c.paragraphs).strip() for c in row.cells]
-                if any(cells):
-                    out.append(" | ".join(cells))
+
+    def blocks(parent: Any) -> None:
+        """Paragraphs and tables in order; content controls (`w:sdt`) hold blocks of their own."""
+        for block in parent.iterchildren():
+            tag = block.tag.rsplit("}", 1)[-1]
+            if tag == "sdt":
+                content = block.find(styles.qn("w:sdtContent"))
+                if content is not None:
+                    blocks(content)
+            elif tag == "p":
+                p = Paragraph(block, document)
+                text = para(block)
+                if not text:
+                    continue
+                style = (p.style.name if p.style is not None else "") or ""
+                if style.lower().startswith("heading") and style[-1:].isdigit():
+                    out.append("#" * min(6, int(style[-1])) + " " + text)
+                elif style.lower() == "title":
+                    out.append("# " + text)
+                else:
+                    out.append(text)
+            elif tag == "tbl":
+                for row in Table(block, document).rows:
+                    cells = [
+                        " ".join(para(p._p, styles.cell_shaded(c._tc)) for p in c.paragraphs).strip() for c in row.cells
+                    ]
+                    if any(cells):
+                        out.append(" | ".join(cells))
+
+    blocks(document.element.body)
+    out += _notes(document, para)
     return "\n\n".join(out), +hidden
+
+
+_NOTES = {
+    "http://schemas.openxmlformats.org/officeDocument/2006/relationships/footnotes": "footnote",
+    "http://schemas.openxmlformats.org/officeDocument/2006/relationships/endnotes": "endnote",
+}
+
+
+def _notes(document: Any, para: Callable[[Any], str]) -> list[str]:
+    """The footnotes and endnotes (Word prints them: they are part of what a reader reads), each as
+    a paragraph "[footnote N] text" after the body; the separators Word keeps there are left out."""
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import qn
+
+    out: list[str] = []
+    for rel in document.part.rels.values():
+        kind = _NOTES.get(rel.reltype)
+        if kind is None or rel.is_external:
+            continue
+        root = parse_xml(rel.target_part.blob)
+        for note in root.iterchildren():
+            if note.get(qn("w:type")) in ("separator", "continuationSeparator", "continuationNotice"):
+                continue
+            text = " ".join(t for t in (para(p) for p in note.iter(qn("w:p"))) if t)
+            if text:
+                out.append(f"[{kind} {note.get(qn('w:id'))}] {text}")
+    return out
 
 
 class _Styles:
@@ -120,12 +160,17 @@ class _Styles:
     def _on(self, el: Any) -> bool:
         return el is not None and (el.get(self.qn("w:val")) or "true").lower() not in ("false", "0", "off")
 
-    def paragraph_text(self, p: Any, drop: bool, hidden: Counter[str]) -> str:
+    def cell_shaded(self, tc: Any) -> bool:
+        """Is a table cell filled (its own shading): white text on it is seen."""
+        tcpr = tc.find(self.qn("w:tcPr"))
+        return tcpr is not None and self._shaded(tcpr.find(self.qn("w:shd")))
+
+    def paragraph_text(self, p: Any, drop: bool, hidden: Counter[str], shaded: bool = False) -> str:
         qn = self.qn
         ppr = p.find(qn("w:pPr"))
         pstyle = ppr.find(qn("w:pStyle")) if ppr is not None else None
         para_rprs = self._chain(pstyle.get(qn("w:val")) if pstyle is not None else None)
-        shaded = ppr is not None and self._shaded(ppr.find(qn("w:shd")))
+        shaded = shaded or (ppr is not None and self._shaded(ppr.find(qn("w:shd"))))
         parts: list[str] = []
         for r in p.iter(qn("w:r")):
             rpr = r.find(qn("w:rPr"))
@@ -147,8 +192,13 @@ class _Styles:
         return "".join(parts)
 
     def _shaded(self, shd: Any) -> bool:
-        fill = (shd.get(self.qn("w:fill")) or "auto").upper() if shd is not None else "AUTO"
-        return fill not in ("AUTO", "FFFFFF")
+        if shd is None:
+            return False
+        fill = (shd.get(self.qn("w:fill")) or "auto").upper()
+        theme = (shd.get(self.qn("w:themeFill")) or "").lower()
+        return (fill not in ("AUTO", "FFFFFF") and theme not in ("background1", "bg1")) or (
+            bool(theme) and theme not in ("background1", "bg1", "light1", "lt1")
+        )
 
     def _hidden_kind(self, chain: list[Any], shaded: bool) -> str | None:
         if self._on(self._prop(chain, "w:vanish")) or self._on(self._prop(chain, "w:specVanish")):
@@ -158,6 +208,9 @@ class _Styles:
             return "text under 1 pt"
         color = self._prop(chain, "w:color")
         value = (color.get(self.qn("w:val")) or "").upper() if color is not None else ""
+        theme = (color.get(self.qn("w:themeColor")) or "").lower() if color is not None else ""
+        if theme in ("background1", "bg1", "light1", "lt1"):  # the page's own colour, white in Word's themes
+            value = "FFFFFF"
         background = self._prop(chain, "w:highlight") is not None or self._shaded(self._prop(chain, "w:shd"))
         if value in ("FFFFFF", "FEFEFE", "FDFDFD") and not (shaded or background):
             return "white text"

@@ -322,3 +322,52 @@ def test_markdown_comments_are_removed_and_named() -> None:
     assert "zebra" not in doc.pages[0].text and "Swifts sleep aloft." in doc.pages[0].text
     warnings = " | ".join(doc.warnings)
     assert "hidden Markdown text removed (HTML comment" in warnings and "(comment line" in warnings
+
+
+def test_docx_content_controls_footnotes_and_shaded_cells_are_read_and_theme_white_is_hidden(tmp_path: Path) -> None:
+    import docx
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+    from docx.shared import RGBColor
+
+    d = docx.Document()
+    d.add_paragraph("Owls hunt at night.")
+    # a content control (w:sdt) around a paragraph, as forms and templates write them
+    d.element.body.insert(
+        -1,
+        parse_xml(
+            f"<w:sdt {nsdecls('w')}><w:sdtContent><w:p><w:r><w:t>Pelicans glide over the bay.</w:t></w:r></w:p>"
+            "</w:sdtContent></w:sdt>"
+        ),
+    )
+    # white header text on a dark cell is seen; white text through the theme colour on the page is not
+    table = d.add_table(rows=1, cols=1)
+    cell = table.cell(0, 0)
+    cell._tc.get_or_add_tcPr().append(
+        parse_xml(f'<w:shd {nsdecls("w")} w:val="clear" w:color="auto" w:fill="1F4E79"/>')
+    )
+    cell.paragraphs[0].add_run("Tide table header").font.color.rgb = RGBColor(255, 255, 255)
+    themed = d.add_paragraph("Herons fish. ").add_run(SECRET + " themed.")
+    themed._r.get_or_add_rPr().append(parse_xml(f'<w:color {nsdecls("w")} w:val="FFFFFF" w:themeColor="background1"/>'))
+    themed2 = d.add_paragraph("Gulls steal chips. ").add_run(SECRET + " theme auto.")
+    themed2._r.get_or_add_rPr().append(parse_xml(f'<w:color {nsdecls("w")} w:val="auto" w:themeColor="background1"/>'))
+    # a footnote, which Word prints at the foot of the page
+    notes = (
+        f"<w:footnotes {nsdecls('w')}>"
+        '<w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote>'
+        '<w:footnote w:id="1"><w:p><w:r><w:t>Counted at dawn on the north pier.</w:t></w:r></w:p></w:footnote>'
+        "</w:footnotes>"
+    ).encode()
+    ct = "application/vnd.openxmlformats-officedocument.wordprocessingml.footnotes+xml"
+    d.part.relate_to(Part(PackURI("/word/footnotes.xml"), ct, notes, d.part.package), RT.FOOTNOTES)
+    d.save(str(tmp_path / "birds.docx"))
+
+    doc = load_bytes((tmp_path / "birds.docx").read_bytes(), "birds.docx")
+    text = doc.pages[0].text
+    for seen in ("Owls hunt", "Pelicans glide over the bay", "Tide table header", "Counted at dawn on the north pier"):
+        assert seen in text, text
+    assert "zebra" not in text and "Herons fish" in text and "Gulls steal" in text
+    assert "white text" in " | ".join(doc.warnings)
