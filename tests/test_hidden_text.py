@@ -371,3 +371,15 @@ def test_docx_content_controls_footnotes_and_shaded_cells_are_read_and_theme_whi
         assert seen in text, text
     assert "zebra" not in text and "Herons fish" in text and "Gulls steal" in text
     assert "white text" in " | ".join(doc.warnings)
+
+
+def test_a_markdown_comment_inside_code_is_shown_and_kept() -> None:
+    md = (
+        f"# HTML notes\n\nWrite a comment like this:\n\n```html\n<!-- the header starts here -->\n<header>\n```\n\n"
+        f"Or inline: `<!-- note -->` works too.\n\n<!-- {SECRET} -->\n\nSwifts sleep aloft.\n"
+    )
+    doc = load_bytes(md.encode(), "notes.md")
+    text = doc.pages[0].text
+    assert "<!-- the header starts here -->" in text and "`<!-- note -->`" in text
+    assert "zebra" not in text and "Swifts sleep aloft." in text
+    assert any("HTML comment" in w for w in doc.warnings)
