@@ -57,12 +57,34 @@ _BLACK: RGBA = (0.0, 0.0, 0.0, 1.0)
 
 @dataclass(frozen=True)
 class _Inherited:
-    """What a child takes from its parent (the effective background is carried the same way)."""
+    """What a child takes from its parent (the effective background is carried the same way), and
+    the custom properties (`--name`) in force, which `var()` reads."""
 
     color: RGBA = _BLACK
     background: RGBA = _WHITE
     font_px: float = 16.0
     visibility_hidden: bool = False
+    custom: tuple[tuple[str, str], ...] = ()
+
+
+_VAR = re.compile(r"var\(\s*(--[\w-]+)\s*(?:,\s*([^()]*(?:\([^()]*\))?[^()]*))?\)")
+
+
+def _resolved(props: dict[str, str], parent: _Inherited) -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
+    """The element's properties with `var(--x)` replaced from the custom properties in force (its own
+    over its parent's), and those custom properties, for its children."""
+    custom = dict(parent.custom)
+    custom.update({k: v for k, v in props.items() if k.startswith("--")})
+    out = {}
+    for name, value in props.items():
+        if name.startswith("--"):
+            continue
+        for _ in range(5):  # a variable may name another
+            if "var(" not in value:
+                break
+            value = _VAR.sub(lambda m: custom.get(m.group(1), (m.group(2) or "").strip()), value)
+        out[name] = value.strip()
+    return out, tuple(custom.items())
 
 
 def html_to_text(html: str, drop_hidden: bool = True) -> tuple[str, Counter[str]]:
@@ -150,11 +172,30 @@ def _rules(rules: list[Any]) -> Iterator[Any]:
     for rule in rules:
         if rule.type == "qualified-rule":
             yield rule
-        elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports") and rule.content:
+        elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports", "layer") and rule.content:
             media = tinycss2.serialize(rule.prelude).lower()
-            if rule.lower_at_keyword == "media" and (("print" in media and "screen" not in media) or "(" in media):
-                continue  # print-only, or only on some screen sizes: a reader at a desktop may see it
+            if rule.lower_at_keyword == "media" and not _on_a_desktop_screen(media):
+                continue  # print-only, or not on a desktop screen: a reader there may see what it hides
             yield from _rules(tinycss2.parse_rule_list(rule.content, True, True))
+
+
+_FEATURE = re.compile(r"\(\s*(min|max)-(width|height)\s*:\s*([^)]+?)\s*\)")
+_SCREEN = {"width": 1280.0, "height": 800.0}  # the desktop screen media queries are read for
+
+
+def _on_a_desktop_screen(media: str) -> bool:
+    """Does a media query hold on a desktop screen (1280x800)? Only `all`/`screen` and min/max width
+    and height joined by `and` are read; anything else (print, `not`, other features) does not hold."""
+    if "print" in media and "screen" not in media:
+        return False
+    rest = _FEATURE.sub("", media)
+    if re.search(r"[(,]|\bnot\b|\bor\b|\bonly\b", rest) or set(re.findall(r"[a-z-]+", rest)) - {"and", "screen", "all"}:
+        return False
+    for bound, dim, value in _FEATURE.findall(media):
+        px = _length(value, 16.0)
+        if px is None or (bound == "min" and _SCREEN[dim] < px) or (bound == "max" and _SCREEN[dim] > px):
+            return False
+    return True
 
 
 def _declarations(content: Any) -> list[tuple[str, str, int]]:
@@ -204,8 +245,8 @@ def _walk(root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[st
         tag = el.tag.lower()
         if tag in _SKIP or el.get("role") in ("navigation", "banner", "contentinfo", "search"):
             continue  # boilerplate a reader skips, not hidden
-        props = styles.get(el, {})
-        state = _inherit(parent, props)
+        props, custom = _resolved(styles.get(el, {}), parent)
+        state = replace(_inherit(parent, props), custom=custom)
         kind = parent_kind or _element_hidden(el, tag, props, state)
         if tag in _WARNED and parent_kind is None:
             kind = _WARNED[tag]
@@ -222,12 +263,16 @@ def _walk(root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[st
             out.append("\n\n" if tag in _WIDE else "\n")
         stack.append(("close", tag))
         children = list(el)
+        # a closed <details> shows its first <summary> only
+        closed = tag == "details" and el.get("open") is None and kind is None
+        summary = next((c for c in children if isinstance(c.tag, str) and c.tag.lower() == "summary"), None)
+        inner = "closed details" if closed else kind
         for child in reversed(children):
             if child.tail:
-                stack.append(("text", child.tail, state, kind))
-            stack.append(("open", child, state, kind))
+                stack.append(("text", child.tail, state, inner))
+            stack.append(("open", child, state, kind if closed and child is summary else inner))
         if el.text:
-            stack.append(("text", el.text, state, kind))
+            stack.append(("text", el.text, state, inner))
 
 
 def _inherit(parent: _Inherited, props: dict[str, str]) -> _Inherited:
@@ -239,9 +284,20 @@ def _inherit(parent: _Inherited, props: dict[str, str]) -> _Inherited:
         state = replace(state, background=c)
     if "font-size" in props and (px := _length(props["font-size"], parent.font_px)) is not None:
         state = replace(state, font_px=px)
+    elif "font" in props and (px := _font_shorthand_px(props["font"], parent.font_px)) is not None:
+        state = replace(state, font_px=px)  # "font: 0/0 a"
     if "visibility" in props:
         state = replace(state, visibility_hidden=props["visibility"].split()[0] in ("hidden", "collapse"))
     return state
+
+
+def _font_shorthand_px(value: str, font_px: float) -> float | None:
+    """The size in a `font:` shorthand: its first length (before a `/line-height`)."""
+    for token in value.split():
+        px = _length(token.split("/", 1)[0], font_px)
+        if px is not None:
+            return px
+    return None
 
 
 def _text_hidden(state: _Inherited) -> str | None:
@@ -263,12 +319,16 @@ def _element_hidden(el: Any, tag: str, props: dict[str, str], state: _Inherited)
     """Why the element and all it holds cannot be seen, or None."""
     if el.get("hidden") is not None:
         return "hidden attribute"
+    if el.get("popover") is not None:
+        return "popover (shown only when opened)"
     if tag == "dialog" and el.get("open") is None:
         return "closed dialog"
     if props.get("display", "").split()[:1] == ["none"]:
         return "display:none"
     opacity = _number(props.get("opacity", ""))
     if opacity is not None and opacity <= 0.01:
+        return "opacity:0"
+    if re.search(r"opacity\(\s*0*\.?0+%?\s*\)", props.get("filter", "")):
         return "opacity:0"
     if props.get("content-visibility") == "hidden":
         return "content-visibility:hidden"
@@ -331,9 +391,16 @@ def _background_colour(shorthand: str) -> str | None:
     return shorthand
 
 
+_SPACED = re.compile(r"^(rgba?|hsla?)\(\s*([^,()/\s]+)\s+([^,()/\s]+)\s+([^,()/\s]+)\s*(?:/\s*([^,()/\s]+)\s*)?\)$")
+
+
 def _colour(value: str, current: RGBA) -> RGBA | None:
     from tinycss2.color3 import parse_color
 
+    m = _SPACED.match(value.strip())
+    if m:  # "rgb(0 0 0 / 0)", the space-separated syntax, as the comma one
+        fn, a, b, c, alpha = m.groups()
+        value = f"{fn.rstrip('a')}a({a}, {b}, {c}, {alpha or '1'})"
     parsed = parse_color(value)
     if parsed == "currentColor":
         return current

@@ -383,3 +383,48 @@ def test_a_markdown_comment_inside_code_is_shown_and_kept() -> None:
     assert "<!-- the header starts here -->" in text and "`<!-- note -->`" in text
     assert "zebra" not in text and "Swifts sleep aloft." in text
     assert any("HTML comment" in w for w in doc.warnings)
+
+
+@pytest.mark.parametrize(
+    ("trick", "page"),
+    [
+        ("closed details", "<details><summary>More about owls</summary><p>SECRET</p></details>"),
+        ("font shorthand", '<p style="font: 0/0 a">SECRET</p>'),
+        ("filter opacity", '<p style="filter: opacity(0)">SECRET</p>'),
+        ("spaced rgb alpha", '<p style="color: rgb(0 0 0 / 0)">SECRET</p>'),
+        (
+            "media for every screen",
+            "<style>@media (min-width: 1px) { .x { display: none } }</style><p class=x>SECRET</p>",
+        ),
+        ("layer", "<style>@layer base { .x { display: none } }</style><p class=x>SECRET</p>"),
+        ("var()", '<style>:root { --h: none }</style><p style="display: var(--h)">SECRET</p>'),
+        ("var() fallback", '<p style="font-size: var(--missing, 0px)">SECRET</p>'),
+        ("popover", "<div popover>SECRET</div>"),
+    ],
+)
+def test_html_hiding_tricks_of_round_three_are_removed(trick: str, page: str) -> None:
+    html = f"<html><body><h1>Birds</h1><p>Owls hunt at night.</p>{page.replace('SECRET', SECRET)}</body></html>"
+    doc = load_bytes(html.encode(), "birds.html")
+    text = doc.pages[0].text
+    assert "zebra" not in text, (trick, text)
+    assert "Owls hunt at night." in text and any("hidden HTML text" in w for w in doc.warnings), trick
+
+
+def test_html_rules_for_other_screens_and_open_details_keep_visible_text() -> None:
+    html = (
+        "<html><body><style>@media (max-width: 600px) { .wide { display: none } } @media print { .s { display: none } }"
+        "</style><p class=wide>Tables read best on a wide screen.</p><p class=s>Shown on screen.</p>"
+        "<details open><summary>Owls</summary><p>Owls hunt at night.</p></details>"
+        '<details><summary>Herons fish at dawn.</summary></details><p style="font: bold 16px/1.2 serif">Bold.</p>'
+        '<p style="color: rgb(0 0 0 / 1)">Black.</p></body></html>'
+    )
+    text = load_bytes(html.encode(), "birds.html").pages[0].text
+    for seen in (
+        "Tables read best",
+        "Shown on screen.",
+        "Owls hunt at night.",
+        "Herons fish at dawn.",
+        "Bold.",
+        "Black.",
+    ):
+        assert seen in text, (seen, text)
