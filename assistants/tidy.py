@@ -94,8 +94,12 @@ _FILLER_WORDS = frozenset(
 
 
 def _filler(sentence: str) -> bool:
+    """Only announces an answer, or gives a bare yes or no after it ("So, yes."): nothing a check of
+    the documents could vouch for (the quote before it says what they say)."""
     words = re.findall(r"[a-z]+", re.sub(r"\[\d{1,2}\]", " ", sentence.lower()))
-    return bool(words) and "answer" in words and set(words) <= _FILLER_WORDS
+    if not words or not set(words) <= _FILLER_WORDS | {"yes", "no"}:
+        return False
+    return "answer" in words or "yes" in words or "no" in words
 
 
 _ANNOUNCED = re.compile(r"^(?:so,?\s+)?(?:the\s+)?(?:correct\s+)?answer\s+is\s*:?\s*", re.I)
@@ -103,9 +107,10 @@ _ANNOUNCED = re.compile(r"^(?:so,?\s+)?(?:the\s+)?(?:correct\s+)?answer\s+is\s*:
 
 def without_filler(text: str) -> str:
     """`text` without the sentences after its first that repeat what came before (word for word, or
-    announced: 'The answer is: "<a sentence quoted above>"'), only announce an answer ("So, yes. So,
-    yes." keeps one; "So the answer is: [4]" goes), or end the answer on a colon that introduces
-    nothing ("You can use [2]:")."""
+    announced: 'The answer is: "<a sentence quoted above>"'), only announce an answer or give a bare
+    yes or no ("So, yes.", "So the answer is: [4]": on a 135M model as often wrong as right, and
+    nothing the check can read), or end the answer on a colon that introduces nothing ("You can use
+    [2]:")."""
     spans = split_sentences(text)
     if len(spans) < 2:
         return text
