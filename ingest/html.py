@@ -57,11 +57,12 @@ _BLACK: RGBA = (0.0, 0.0, 0.0, 1.0)
 
 @dataclass(frozen=True)
 class _Inherited:
-    """What a child takes from its parent (the effective background is carried the same way), and
-    the custom properties (`--name`) in force, which `var()` reads."""
+    """What a child takes from its parent (the effective background is carried the same way; None
+    when it is an image or a gradient, whose colour under the text is unknown), and the custom
+    properties (`--name`) in force, which `var()` reads."""
 
     color: RGBA = _BLACK
-    background: RGBA = _WHITE
+    background: RGBA | None = _WHITE
     font_px: float = 16.0
     visibility_hidden: bool = False
     custom: tuple[tuple[str, str], ...] = ()
@@ -127,6 +128,8 @@ def _cascade(root: Any, notes: Counter[str]) -> dict[Any, dict[str, str]]:
     selectors = 0
     translator = HTMLTranslator()
     for style in root.iter("style"):
+        if not _on_a_desktop_screen((style.get("media") or "all").lower()):
+            continue  # <style media="print">: its rules never reach a screen
         for rule in _rules(tinycss2.parse_stylesheet(style.text_content() or "", True, True)):
             try:
                 parsed = parse_selectors(tinycss2.serialize(rule.prelude))
@@ -282,6 +285,9 @@ def _inherit(parent: _Inherited, props: dict[str, str]) -> _Inherited:
     bg = props.get("background-color") or _background_colour(props.get("background", ""))
     if bg and (c := _colour(bg, state.color)) is not None and c[3] > 0.5:
         state = replace(state, background=c)
+    image = props.get("background-image", "") + " " + props.get("background", "")
+    if "url(" in image or "gradient" in image:
+        state = replace(state, background=None)  # text on a picture or gradient: its colour cannot be judged
     if "font-size" in props and (px := _length(props["font-size"], parent.font_px)) is not None:
         state = replace(state, font_px=px)
     elif "font" in props and (px := _font_shorthand_px(props["font"], parent.font_px)) is not None:
@@ -310,7 +316,9 @@ def _text_hidden(state: _Inherited) -> str | None:
         return "sub-pixel font size"
     if state.color[3] <= 0.05:
         return "color:transparent"
-    if all(abs(a - b) <= _SAME_COLOUR for a, b in zip(state.color[:3], state.background[:3], strict=True)):
+    if state.background is not None and all(
+        abs(a - b) <= _SAME_COLOUR for a, b in zip(state.color[:3], state.background[:3], strict=True)
+    ):
         return "same colour as its background"
     return None
 

@@ -416,7 +416,10 @@ def test_html_rules_for_other_screens_and_open_details_keep_visible_text() -> No
         "</style><p class=wide>Tables read best on a wide screen.</p><p class=s>Shown on screen.</p>"
         "<details open><summary>Owls</summary><p>Owls hunt at night.</p></details>"
         '<details><summary>Herons fish at dawn.</summary></details><p style="font: bold 16px/1.2 serif">Bold.</p>'
-        '<p style="color: rgb(0 0 0 / 1)">Black.</p></body></html>'
+        '<p style="color: rgb(0 0 0 / 1)">Black.</p>'
+        '<style media="print">.screen { display: none }</style><p class=screen>Read on screen.</p>'
+        '<div style="background: linear-gradient(#036, #024)"><p style="color: #fff">White on a dark banner.</p></div>'
+        "</body></html>"
     )
     text = load_bytes(html.encode(), "birds.html").pages[0].text
     for seen in (
