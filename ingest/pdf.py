@@ -9,7 +9,8 @@ rules a renderer applies, and kept out of the page's text:
 - the invisible render mode (3, or 7 clip-only);
 - fill opacity 0 (an ExtGState `ca` of 0) for filled text, an invisible stroke for stroke-only text;
 - text the colour of what lies under it: the page's white, or a filled shape drawn before it;
-- text covered by an opaque filled shape or an image drawn after it (a black "redaction" box);
+- text covered by an opaque filled shape or an opaque image drawn after it (a black "redaction"
+  box); an image with transparency (a full-page overlay, a watermark drawn last) covers nothing;
 - text clipped away by a clipping path;
 - an effective size under 1 pt (font size times the text and form matrices);
 - text placed outside the page's visible box (the CropBox), rise included;
@@ -81,7 +82,7 @@ def page_text(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | N
     try:
         n = textpage.count_chars()
         text = textpage.get_text_range(0, n) if n > 0 else ""
-        texts = _objects(page.raw, _visible_box(page), layers.forms(index) if layers is not None else [])
+        texts = _objects(page.raw, _visible_box(page), layers.forms(index) if layers is not None else [], doc.raw)
         if layers is not None:
             judge_layers(texts, layers, index)
         hidden_objs = {t.handle: t.kind for t in texts if t.kind}
@@ -123,8 +124,9 @@ def _visible_box(page: Any) -> Box:
     return (left, bottom, right, top)
 
 
-def _objects(raw_page: Any, visible: Box, forms: list[Form] | None = None) -> list[_Text]:
-    """The page's text objects, each with the reason it cannot be seen (or None), in drawing order."""
+def _objects(raw_page: Any, visible: Box, forms: list[Form] | None = None, raw_doc: Any = None) -> list[_Text]:
+    """The page's text objects, each with the reason it cannot be seen (or None), in drawing order.
+    `raw_doc`: the document, so an image can be rendered to see how much of it is see-through."""
     import pypdfium2.raw as c
 
     texts: list[_Text] = []
@@ -169,7 +171,9 @@ def _objects(raw_page: Any, visible: Box, forms: list[Form] | None = None) -> li
                     c.FPDFPageObj_GetFillColor(obj, r, g, b, a)
                     if a.value >= _OPAQUE and _area(box) > 4:
                         fills.append(_Fill(_clip(box, obj), (r.value, g.value, b.value), order))
-            elif kind == c.FPDF_PAGEOBJ_IMAGE and _area(box) > 4:
+            elif kind == c.FPDF_PAGEOBJ_IMAGE and _area(box) > 4 and _opaque_image(raw_doc, raw_page, obj):
+                # an image with transparency (a soft mask, an alpha below 1: an overlay, a watermark)
+                # lets the text under it show; an opaque one covers it
                 fills.append(_Fill(_clip(box, obj), None, order))
 
     walk(
@@ -211,6 +215,30 @@ def _text(
         elif (clip := _clip(box, obj)) != box and _area(clip) <= 0:
             kind = "text clipped away"
     return _Text(handle, box, kind, fill, order, layer_marks(obj))
+
+
+def _opaque_image(raw_doc: Any, raw_page: Any, obj: Any) -> bool:
+    """Does the image hide what lies under it? Rendered as the page draws it (its soft mask and the
+    graphics state's alpha applied), it must be mostly opaque: a see-through overlay or a faint
+    watermark drawn last hides nothing."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as c
+
+    if c.FPDFPageObj_HasTransparency(obj):
+        return False
+    if raw_doc is None:
+        return True
+    raw = c.FPDFImageObj_GetRenderedBitmap(raw_doc, raw_page, obj)
+    if not raw:
+        return True
+    bitmap = pdfium.PdfBitmap.from_raw(raw)
+    try:
+        pixels = bitmap.to_numpy()
+        if bitmap.format != c.FPDFBitmap_BGRA or pixels.ndim != 3 or pixels.shape[2] != 4:
+            return True  # no alpha channel: opaque
+        return float(pixels[..., 3].mean()) >= _OPAQUE * 0.8
+    finally:
+        bitmap.close()
 
 
 def _judge_by_neighbours(texts: list[_Text], fills: list[_Fill]) -> None:

@@ -431,3 +431,34 @@ def test_html_rules_for_other_screens_and_open_details_keep_visible_text() -> No
         "Black.",
     ):
         assert seen in text, (seen, text)
+
+
+def test_a_transparent_overlay_or_watermark_drawn_last_hides_nothing_and_an_opaque_image_does(tmp_path: Path) -> None:
+    import io
+
+    from fpdf import FPDF
+    from PIL import Image
+
+    def png(alpha: int, colour: tuple[int, int, int] = (200, 200, 200)) -> io.BytesIO:
+        buf = io.BytesIO()
+        Image.new("RGBA", (64, 64), (*colour, alpha)).save(buf, format="PNG")
+        buf.seek(0)
+        return buf
+
+    pdf = FPDF()
+    for alpha, words in ((0, "Owls hunt at night in the old barn."), (40, "Herons fish at dawn on the river.")):
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=12)
+        pdf.multi_cell(0, 8, words, new_x="LMARGIN", new_y="NEXT")
+        pdf.image(png(alpha), x=0, y=0, w=210, h=297)  # drawn last, over the whole page
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 8, "Swifts sleep aloft.", new_x="LMARGIN", new_y="NEXT")
+    pdf.text(x=20, y=60, text=SECRET + " under a box.")
+    pdf.image(png(255, (0, 0, 0)), x=15, y=55, w=150, h=10)  # an opaque black box over the secret
+    pdf.output(str(tmp_path / "birds.pdf"))
+
+    doc = load_bytes((tmp_path / "birds.pdf").read_bytes(), "birds.pdf")
+    assert "Owls hunt at night" in doc.pages[0].text and "Herons fish at dawn" in doc.pages[1].text
+    assert "Swifts sleep aloft." in doc.pages[2].text and "zebra" not in doc.pages[2].text
+    assert "page 3: hidden text removed (text covered" in " | ".join(doc.warnings)
