@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.ui.login import require_login
+
 st.set_page_config(page_title="Archivist", page_icon=":books:", layout="wide")
+require_login()  # served beyond this machine: an API key first
 page = st.navigation(
     [
         st.Page("ui/chat.py", title="Chat", icon=":material/chat:", default=True),

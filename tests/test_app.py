@@ -417,3 +417,26 @@ def test_knowledge_page_syncs_a_folder_renames_and_deletes_a_collection(
     at.button(key="kn-coll-delete").click().run()
     assert not at.exception, at.exception
     assert "seabirds" not in at.selectbox(key="kn-collection").options
+
+
+def test_a_shared_app_asks_for_a_key_and_refuses_a_wrong_one(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.api import KeyStore
+    from app.cli import main
+    from app.services import Services
+
+    assert main(["--home", str(home), "ui", "--host", "0.0.0.0"]) == 1  # no key: no shared app
+    assert "archivist keys create" in capsys.readouterr().err
+    secret = KeyStore(Services.create(home).store.engine).create("laptop")
+    monkeypatch.setenv("ARCHIVIST_UI_LOGIN", "1")  # as `archivist ui --host 0.0.0.0` sets it
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="login-key") and not at.chat_input  # nothing but the login
+    at.text_input(key="login-key").set_value("ak-wrong").run()
+    at.button(key="login-go").click().run()
+    assert any("not valid" in error_text(e) for e in at.error) and not at.chat_input
+    at.text_input(key="login-key").set_value(secret).run()
+    at.button(key="login-go").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value.endswith("archivist-guide")  # the chat, as on loopback

@@ -18,6 +18,16 @@ from runtime.errors import ArchivistError
 
 
 def ui(args: argparse.Namespace) -> int:
+    from app.api import KeyStore, is_loopback
+    from app.ui.login import LOGIN_ENV
+    from runtime.errors import ArchivistError
+
+    shared = not is_loopback(args.host)
+    if shared and not KeyStore(services(args).store.engine).active_count():
+        raise ArchivistError(
+            f"refusing to serve the app on {args.host} without a login: create an API key with "
+            "`archivist keys create NAME` (the app then asks for it), or bind to 127.0.0.1"
+        )
     main = Path(__file__).resolve().parent.parent / "main.py"  # app/main.py
     cmd = [
         sys.executable,
@@ -37,6 +47,8 @@ def ui(args: argparse.Namespace) -> int:
         "minimal",
     ]
     env = dict(os.environ)
+    if shared:
+        env[LOGIN_ENV] = "1"
     if args.home:
         env["ARCHIVIST_HOME"] = str(Path(args.home).resolve())
     if getattr(args, "database_url", None):
