@@ -120,3 +120,25 @@ def test_a_workspace_written_by_an_earlier_version_keeps_everything_after_the_up
     assert [b.vote for b in ArenaStore(svc.store.engine).battles("human")] == ["b"]
     assert [k.name for k in KeyStore(svc.store.engine).list()] == ["desk"]
     assert svc.store.sources("harbor") == []  # the new table is there, empty
+
+
+def test_on_a_server_database_the_backup_says_pg_dump_and_keeps_the_local_parts(
+    home: Path, tmp_path: Path, pg_server
+) -> None:  # type: ignore[no-untyped-def]
+    from app.settings import Settings
+
+    url = pg_server.database()
+    try:
+        svc = Services.create(embedder=FakeEmbedder(), settings=Settings.load(home=home, database_url=url))
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "ferry.txt").write_text("The ferry leaves the harbor at seven every morning.")
+        ingest_paths([tmp_path / "docs"], "port", svc.store, svc.embedder)
+        (home / "calibration.json").write_text("{}")
+        report = backup(home, tmp_path / "server.tar.gz", server=True)
+        assert "pg_dump" in report.note and report.counts == {}  # the catalog is the server's
+        with tarfile.open(tmp_path / "server.tar.gz") as tar:
+            names = tar.getnames()
+        assert "calibration.json" in names and "archivist.db" not in names
+        svc.store.engine.dispose()
+    finally:
+        pg_server.drop(url)
