@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from app.commands.base import services
 from runtime.errors import ArchivistError
 
 
-def sync(args: argparse.Namespace) -> int:
+def _sources(args: argparse.Namespace, svc: Any, command: str) -> list[Any]:
+    """The folders named on the command line (with its globs), else the ones the collection keeps."""
     from ingest.store_sources import SourceSpec
+
+    if args.paths:
+        return [SourceSpec(str(p), tuple(args.include), tuple(args.exclude)) for p in args.paths]
+    specs = [s.spec for s in svc.store.sources(args.collection)]
+    if not specs:
+        raise ArchivistError(
+            f"collection {args.collection!r} has no sources yet; name its folders once: "
+            f"archivist {command} FOLDER... --collection {args.collection}"
+        )
+    return specs
+
+
+def sync(args: argparse.Namespace) -> int:
     from ingest.sync import plan_sync
     from ingest.sync import sync as run_sync
 
     svc = services(args)
-    if args.paths:
-        specs = [SourceSpec(str(p), tuple(args.include), tuple(args.exclude)) for p in args.paths]
-    else:
-        specs = [s.spec for s in svc.store.sources(args.collection)]
-        if not specs:
-            raise ArchivistError(
-                f"collection {args.collection!r} has no sources yet; name its folders once: "
-                f"archivist sync FOLDER... --collection {args.collection}"
-            )
+    specs = _sources(args, svc, "sync")
     if args.dry_run:
         plan = plan_sync(svc.store, args.collection, specs)
         for name, _ in plan.added:
@@ -58,20 +65,11 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def watch(args: argparse.Namespace) -> int:
-    from ingest.store_sources import SourceSpec
     from ingest.sync import SyncResult
     from ingest.watch import watch as follow
 
     svc = services(args)
-    if args.paths:
-        specs = [SourceSpec(str(p), tuple(args.include), tuple(args.exclude)) for p in args.paths]
-    else:
-        specs = [s.spec for s in svc.store.sources(args.collection)]
-        if not specs:
-            raise ArchivistError(
-                f"collection {args.collection!r} has no sources yet; name its folders once: "
-                f"archivist watch FOLDER... --collection {args.collection}"
-            )
+    specs = _sources(args, svc, "watch")
     where = ", ".join(s.path for s in specs)
     print(f"following {where} into {args.collection} (Ctrl-C to stop)", flush=True)
 
