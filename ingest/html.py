@@ -1,10 +1,8 @@
 """HTML to text: the text a reader sees (no scripts, styles, navigation boilerplate), headings kept as Markdown.
 
-What a reader cannot see is judged from the page's own CSS, applied as a browser would: the
-`<style>` sheets are parsed by a real CSS parser (tinycss2), their selectors matched by cssselect
-through lxml, and the cascade (specificity, order, `!important`, inline `style=` over sheets,
-inheritance of color, font-size and visibility) computed per element. Hidden, and kept out of
-the text with a warning per kind: `display:none`, `visibility:hidden` (a child may show again),
+What a reader cannot see is judged from the page's own CSS, applied as a browser would (the
+cascade in `ingest.css`; inheritance of color, font-size, visibility and custom properties here).
+Hidden, and kept out of the text with a warning per kind: `display:none`, `visibility:hidden` (a child may show again),
 the `hidden` attribute, `opacity:0`, `color:transparent`, text the colour of its background,
 zero or sub-pixel font sizes, off-screen positioning and `text-indent`, zero-size clipping,
 zero height or width with `overflow:hidden`, `transform:scale(0)`, a closed `<dialog>`, and
@@ -16,9 +14,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
+
+from ingest.css import cascade as _cascade
+from ingest.css import length as _length
+from ingest.css import number as _number
 
 _SKIP = {"script", "style", "nav", "header", "footer", "aside", "svg", "head", "form", "title", "meta", "link"}
 _WARNED = {"template": "template element", "noscript": "noscript element"}
@@ -46,7 +47,6 @@ _BLOCK = {
 }
 _WIDE = {"p", "div", "section", "article", "pre", "table"}  # a blank line around these
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-MAX_SELECTORS = 2000  # a page's style sheets are applied up to this many selectors
 _OFFSCREEN_PX = 1000.0  # a position or text-indent this far left or up puts text off the screen
 _SAME_COLOUR = 0.1  # largest channel difference (0-1) still read as "the same colour"
 
@@ -111,104 +111,6 @@ def html_to_text(html: str, drop_hidden: bool = True) -> tuple[str, Counter[str]
         if line or (kept and kept[-1]):
             kept.append(line)
     return "\n".join(kept).strip(), +hidden
-
-
-# --- the cascade ---------------------------------------------------------------------------------
-
-
-def _cascade(root: Any, notes: Counter[str]) -> dict[Any, dict[str, str]]:
-    """Each styled element's declared properties after the cascade (name -> lower-cased value)."""
-    import tinycss2
-    from cssselect import HTMLTranslator, SelectorError
-    from cssselect import parse as parse_selectors
-    from lxml import etree
-
-    found: dict[Any, list[tuple[tuple[int, ...], str, str]]] = {}
-    order = 0
-    selectors = 0
-    translator = HTMLTranslator()
-    for style in root.iter("style"):
-        if not _on_a_desktop_screen((style.get("media") or "all").lower()):
-            continue  # <style media="print">: its rules never reach a screen
-        for rule in _rules(tinycss2.parse_stylesheet(style.text_content() or "", True, True)):
-            try:
-                parsed = parse_selectors(tinycss2.serialize(rule.prelude))
-            except SelectorError:
-                continue  # a selector this parser does not know (e.g. :hover) never matches a reader's view
-            decls = _declarations(rule.content)
-            for sel in parsed:
-                if sel.pseudo_element is not None:
-                    continue
-                selectors += 1
-                if selectors > MAX_SELECTORS:
-                    notes["style rules beyond the first 2,000 not applied"] += 0
-                    break
-                try:
-                    matched = etree.XPath(translator.selector_to_xpath(sel))(root)
-                except (SelectorError, etree.XPathError, ValueError):
-                    continue
-                a, b, c = sel.specificity()
-                for el in matched:
-                    for name, value, important in decls:
-                        order += 1
-                        found.setdefault(el, []).append(((important, 0, a, b, c, order), name, value))
-    for el in root.iter():
-        inline = el.get("style") if isinstance(el.tag, str) else None
-        if inline:
-            for prop, val, important in _declarations(inline):
-                order += 1
-                found.setdefault(el, []).append(((important, 1, 0, 0, 0, order), prop, val))
-    styles: dict[Any, dict[str, str]] = {}
-    for el, declared in found.items():
-        props: dict[str, str] = {}
-        for _, prop, val in sorted(declared, key=lambda d: d[0]):
-            props[prop] = val
-        styles[el] = props
-    return styles
-
-
-def _rules(rules: list[Any]) -> Iterator[Any]:
-    """Qualified rules, including those inside @media blocks for every screen (not print-only ones,
-    nor those for some screen sizes only, which would hide what a desktop reader sees)."""
-    import tinycss2
-
-    for rule in rules:
-        if rule.type == "qualified-rule":
-            yield rule
-        elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports", "layer") and rule.content:
-            media = tinycss2.serialize(rule.prelude).lower()
-            if rule.lower_at_keyword == "media" and not _on_a_desktop_screen(media):
-                continue  # print-only, or not on a desktop screen: a reader there may see what it hides
-            yield from _rules(tinycss2.parse_rule_list(rule.content, True, True))
-
-
-_FEATURE = re.compile(r"\(\s*(min|max)-(width|height)\s*:\s*([^)]+?)\s*\)")
-_SCREEN = {"width": 1280.0, "height": 800.0}  # the desktop screen media queries are read for
-
-
-def _on_a_desktop_screen(media: str) -> bool:
-    """Does a media query hold on a desktop screen (1280x800)? Only `all`/`screen` and min/max width
-    and height joined by `and` are read; anything else (print, `not`, other features) does not hold."""
-    if "print" in media and "screen" not in media:
-        return False
-    rest = _FEATURE.sub("", media)
-    if re.search(r"[(,]|\bnot\b|\bor\b|\bonly\b", rest) or set(re.findall(r"[a-z-]+", rest)) - {"and", "screen", "all"}:
-        return False
-    for bound, dim, value in _FEATURE.findall(media):
-        px = _length(value, 16.0)
-        if px is None or (bound == "min" and _SCREEN[dim] < px) or (bound == "max" and _SCREEN[dim] > px):
-            return False
-    return True
-
-
-def _declarations(content: Any) -> list[tuple[str, str, int]]:
-    import tinycss2
-
-    out = []
-    for d in tinycss2.parse_declaration_list(content, skip_comments=True, skip_whitespace=True):
-        if d.type == "declaration":
-            out.append((d.lower_name, tinycss2.serialize(d.value).strip().lower(), int(d.important)))
-    return out
 
 
 # --- what a reader sees -------------------------------------------------------------------------------
@@ -364,32 +266,6 @@ def _element_hidden(el: Any, tag: str, props: dict[str, str], state: _Inherited)
             if px is not None and px < 1:
                 return "zero size with overflow:hidden"
     return None
-
-
-_LENGTH = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(px|pt|em|rem|%|vw|vh|in|cm|mm|ex|ch)?$")
-_UNIT_PX = {"px": 1.0, "pt": 4 / 3, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, "rem": 16.0, "vw": 12.8, "vh": 9.0}
-
-
-def _length(value: str, font_px: float) -> float | None:
-    """A CSS length in pixels (em and % against the font size), or None when it is not one."""
-    m = _LENGTH.match(value.replace("!important", "").strip())
-    if not m:
-        return None
-    number, unit = float(m.group(1)), m.group(2)
-    if unit is None:
-        return number if number == 0 else None
-    if unit in ("em", "ex", "ch"):
-        return number * font_px * (0.5 if unit != "em" else 1.0)
-    if unit == "%":
-        return number / 100 * font_px
-    return number * _UNIT_PX[unit]
-
-
-def _number(value: str) -> float | None:
-    m = re.fullmatch(r"([+-]?(?:\d+\.?\d*|\.\d+))(%?)", value.strip())
-    if not m:
-        return None
-    return float(m.group(1)) / (100 if m.group(2) else 1)
 
 
 def _background_colour(shorthand: str) -> str | None:
