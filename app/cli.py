@@ -152,16 +152,21 @@ def _backup_commands(sub: Any, commands: Any) -> None:
     c.set_defaults(func=commands.restore)
 
 
+def _source_arguments(c: Any) -> None:
+    """The folders a collection mirrors (sync, watch), the collection and the globs."""
+    c.add_argument("paths", nargs="*", metavar="FOLDER", help="its sources (default: those it was synced with)")
+    c.add_argument("--collection", "-c", required=True)
+    c.add_argument("--include", action="append", default=[], metavar="GLOB", help="only files matching (repeatable)")
+    c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out files matching")
+
+
 def _sync_command(sub: Any, commands: Any) -> None:
     c = sub.add_parser(
         "sync",
         help="make a collection mirror folders and files: new files added, changed ones read again, "
         "moved ones renamed, removed ones deleted",
     )
-    c.add_argument("paths", nargs="*", metavar="FOLDER", help="its sources (default: those it was synced with)")
-    c.add_argument("--collection", "-c", required=True)
-    c.add_argument("--include", action="append", default=[], metavar="GLOB", help="only files matching (repeatable)")
-    c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out files matching")
+    _source_arguments(c)
     c.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
     c.add_argument(
         "--follow",
@@ -171,10 +176,7 @@ def _sync_command(sub: Any, commands: Any) -> None:
     )
     c.set_defaults(func=commands.sync)
     c = sub.add_parser("watch", help="keep a collection mirroring its folders as they change (sync, then follow)")
-    c.add_argument("paths", nargs="*", metavar="FOLDER", help="its sources (default: those it was synced with)")
-    c.add_argument("--collection", "-c", required=True)
-    c.add_argument("--include", action="append", default=[], metavar="GLOB", help="only files matching (repeatable)")
-    c.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out files matching")
+    _source_arguments(c)
     c.add_argument("--poll", type=float, default=5.0, help="seconds between looks where file events are missing")
     c.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged before it is read")
     c.set_defaults(func=commands.watch)
