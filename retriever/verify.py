@@ -40,10 +40,11 @@ _NEGATORS = frozenset(["not", "no", "never", "cannot", "cant", "dont", "doesnt",
 OVERLAP = 0.3  # share of a claim's content words a window sentence holds to count as one it stands on
 NEGATION_SCOPE = 2  # content words after a negator that it denies (up to punctuation or a conjunction)
 _SCOPE_ENDS = frozenset("because but and or while which that so if when where since whereas".split())  # noqa: SIM905
-# Each pair: a word and its opposite, as a reader would call one the other's swap (compared as stems).
-OPPOSITES: tuple[tuple[str, str], ...] = tuple(
-    tuple(pair.split("/"))  # type: ignore[misc]
-    for pair in [
+# The pairs that name what a question asks to do (or where): a question that reads is not answered by a
+# sentence that writes. Word pairs such as first/last, row/column or use/ignore describe rather than ask,
+# and a question's "first line ... column names" is well answered by a sentence on rows.
+ACTIONS = frozenset(
+    [
         "read/write",
         "reads/writes",
         "reading/writing",
@@ -53,8 +54,21 @@ OPPOSITES: tuple[tuple[str, str], ...] = tuple(
         "enable/disable",
         "add/remove",
         "insert/delete",
-        "before/after",
         "server/client",
+        "install/uninstall",
+        "encode/decode",
+        "send/receive",
+        "show/hide",
+        "include/exclude",
+    ]
+)
+# Each pair: a word and its opposite, as a reader would call one the other's swap (compared as stems):
+# the actions above and the pairs that describe.
+OPPOSITES: tuple[tuple[str, str], ...] = tuple(
+    tuple(pair.split("/"))  # type: ignore[misc]
+    for pair in [
+        *sorted(ACTIONS),
+        "before/after",
         "true/false",
         "increase/decrease",
         "minimum/maximum",
@@ -62,7 +76,6 @@ OPPOSITES: tuple[tuple[str, str], ...] = tuple(
         "first/last",
         "open/close",
         "start/stop",
-        "include/exclude",
         "upper/lower",
         "left/right",
         "above/below",
@@ -72,14 +85,10 @@ OPPOSITES: tuple[tuple[str, str], ...] = tuple(
         "faster/slower",
         "always/never",
         "allow/forbid",
-        "show/hide",
-        "install/uninstall",
-        "encode/decode",
         "row/column",
         "rows/columns",
         "ascending/descending",
         "begin/end",
-        "send/receive",
         "local/global",
         "public/private",
         "optional/required",
@@ -128,28 +137,6 @@ def stem(word: str) -> str:
     return w
 
 
-# The pairs that name what a question asks to do (or where): a question that reads is not answered by a
-# sentence that writes. Word pairs such as first/last, row/column or use/ignore describe rather than ask,
-# and a question's "first line ... column names" is well answered by a sentence on rows.
-ACTIONS = frozenset(
-    [
-        "read/write",
-        "reads/writes",
-        "reading/writing",
-        "input/output",
-        "import/export",
-        "load/save",
-        "enable/disable",
-        "add/remove",
-        "insert/delete",
-        "server/client",
-        "install/uninstall",
-        "encode/decode",
-        "send/receive",
-        "show/hide",
-        "include/exclude",
-    ]
-)
 _ACTION_OPPOSITE: dict[str, set[str]] = {}
 for _a, _b in OPPOSITES:
     for table in (_OPPOSITE, _ACTION_OPPOSITE) if f"{_a}/{_b}" in ACTIONS else (_OPPOSITE,):
