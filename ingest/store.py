@@ -403,9 +403,10 @@ class Store(StoreReads, StoreSources, Journal):
             )
             return int(getattr(gone, "rowcount", 0) or 0)
 
-    def delete_document(self, collection: str, name: str) -> int:
+    def delete_document(self, collection: str, name: str, *, scrub: bool = True) -> int:
         """Delete every version of `name` from the collection: text, vectors, its original file where
-        no other document has the same content, and every copy SQLite kept (`catalog.forget`)."""
+        no other document has the same content, and every copy SQLite kept (`catalog.forget`; with
+        `scrub=False` the caller runs it once after a batch of deletes)."""
         with self._lock, self.sessions.begin() as s:
             col = self._collection(s, collection)
             if col is None:
@@ -427,7 +428,8 @@ class Store(StoreReads, StoreSources, Journal):
         if not removed:
             self._rebuild(collection, index)
         self._drop_originals(hashes - kept)
-        forget(self.engine, full_text=True)
+        if scrub:
+            forget(self.engine, full_text=True)
         return len(docs)
 
     def _drop_originals(self, hashes: set[str]) -> None:

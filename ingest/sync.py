@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.catalog import DocumentStatus
+from ingest.catalog import DocumentStatus, forget
 from ingest.embed import Embedder
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import IngestLimits, IngestReport, ProgressCallback, ingest_named
@@ -198,8 +198,10 @@ def sync(
         for r in report.results:
             tell(f"failed {r.path}: {r.error}" if r.status == "failed" else f"ingested {r.name or r.path}")
     for name in plan.removed:
-        store.delete_document(collection, name)
+        store.delete_document(collection, name, scrub=False)
         tell(f"removed {name} (its file is gone)")
+    if plan.removed:
+        forget(store.engine, full_text=True)  # once for all the removals: no copy of them left behind
     result = SyncResult(plan, report, time.perf_counter() - t0)
     store.record_sync(collection, result.summary())
     return result

@@ -98,3 +98,22 @@ def test_a_deleted_assistant_leaves_no_trace_in_the_workspace(home: Path) -> Non
     svc.library.delete("vault-bot")
     assert holding(home, MARKER) == []
     assert svc.library.get_by_name("port-bot").instructions == "Answer about the port."
+
+
+def test_a_synced_file_that_is_gone_leaves_no_trace(home: Path, tmp_path: Path) -> None:
+    from ingest.store_sources import SourceSpec
+    from ingest.sync import sync
+
+    emb = FakeEmbedder()
+    svc = Services.create(home, embedder=emb)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"secret{i}.txt").write_text(f"Vault {i} opens with {MARKER}.\n" * 30)
+    (folder / "keep.txt").write_text("The ferry leaves the harbor at seven every morning.")
+    sync(svc.store, emb, "notes", [SourceSpec(str(folder))])
+    assert holding(home, MARKER)
+    for i in range(3):
+        (folder / f"secret{i}.txt").unlink()
+    assert sync(svc.store, emb, "notes", [SourceSpec(str(folder))]).summary()["removed"] == 3
+    assert holding(home, MARKER) == []
