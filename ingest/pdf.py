@@ -24,8 +24,10 @@ rules a renderer applies, and kept out of the page's text:
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +73,7 @@ class _Fill:
     box: Box
     colour: tuple[int, int, int] | None  # None: an image (colour unknown)
     index: int
+    opaque: Callable[[], bool] | None = None  # an image: whether it hides what is under it, asked only when it matters
 
 
 def page_text(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | None = None) -> tuple[str, Counter[str]]:
@@ -171,10 +174,12 @@ def _objects(raw_page: Any, visible: Box, forms: list[Form] | None = None, raw_d
                     c.FPDFPageObj_GetFillColor(obj, r, g, b, a)
                     if a.value >= _OPAQUE and _area(box) > 4:
                         fills.append(_Fill(_clip(box, obj), (r.value, g.value, b.value), order))
-            elif kind == c.FPDF_PAGEOBJ_IMAGE and _area(box) > 4 and _opaque_image(raw_doc, raw_page, obj):
+            elif kind == c.FPDF_PAGEOBJ_IMAGE and _area(box) > 4:
                 # an image with transparency (a soft mask, an alpha below 1: an overlay, a watermark)
-                # lets the text under it show; an opaque one covers it
-                fills.append(_Fill(_clip(box, obj), None, order))
+                # lets the text under it show; an opaque one covers it. Rendering it to tell is asked
+                # for only where the image lies over or under text still judged visible.
+                opaque = functools.cache(functools.partial(_opaque_image, raw_doc, raw_page, obj))
+                fills.append(_Fill(_clip(box, obj), None, order, opaque))
 
     walk(
         c.FPDFPage_CountObjects(raw_page), lambda p, j: c.FPDFPage_GetObject(p, j), raw_page, _IDENTITY, [], forms or []
@@ -251,8 +256,9 @@ def _judge_by_neighbours(texts: list[_Text], fills: list[_Fill]) -> None:
         under: tuple[int, int, int] | None = _WHITE
         for f in fills:
             if f.index < t.index and _contains(f.box, t.box):
-                under = f.colour  # the last one drawn before the text is what shows through
-            elif f.index > t.index and _contains(f.box, t.box, tolerance=1.0):
+                if f.opaque is None or f.opaque():
+                    under = f.colour  # the last one drawn before the text is what shows through
+            elif f.index > t.index and _contains(f.box, t.box, tolerance=1.0) and (f.opaque is None or f.opaque()):
                 t.kind = "text covered by a shape drawn over it"
                 break
         if t.kind is None and under is not None and _same(t.fill, under):
