@@ -74,9 +74,10 @@ def import_problems(
     except ArchivistError as exc:
         return [f"model.path: {exc}"]
     if servers:
-        if spec.startswith("openai:") and parse_remote(spec).key_env != KEY_ENV:
+        key_env = parse_remote(spec).key_env if spec.startswith("openai:") else KEY_ENV
+        if key_env != KEY_ENV:
             problems.append(
-                f"model.path: key_env={parse_remote(spec).key_env}: an imported assistant may not choose which "
+                f"model.path: key_env={key_env}: an imported assistant may not choose which "
                 f"environment variable's secret is sent to a server; remove key_env (the key comes from {KEY_ENV})"
             )
         for url in servers:
