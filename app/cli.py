@@ -61,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _ocr_flags(c: Any) -> None:
+    c.add_argument(
+        "--ocr",
+        choices=("auto", "always", "off"),
+        help="read pictures: auto (scanned pages, image files; the default, ARCHIVIST_OCR), "
+        "always (every PDF page from its image), off",
+    )
+    c.add_argument(
+        "--ocr-languages", metavar="LANGS", help="languages OCR reads, e.g. en,de (default en, ARCHIVIST_OCR_LANGUAGES)"
+    )
+
+
 def _knowledge_commands(sub: Any, commands: Any) -> None:
     """ingest, search, eval, documents, delete, reindex, collections"""
     c = sub.add_parser("ingest", help="add files or folders to a collection")
@@ -79,6 +91,7 @@ def _knowledge_commands(sub: Any, commands: Any) -> None:
     c.add_argument(
         "--parse-timeout", type=float, help="seconds allowed to parse one file (default 600, ARCHIVIST_PARSE_TIMEOUT_S)"
     )
+    _ocr_flags(c)
     c.set_defaults(func=commands.ingest)
 
     c = sub.add_parser("search", help="show the passages a query retrieves")
@@ -167,6 +180,7 @@ def _sync_command(sub: Any, commands: Any) -> None:
         "moved ones renamed, removed ones deleted",
     )
     _source_arguments(c)
+    _ocr_flags(c)
     c.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
     c.add_argument(
         "--follow",
@@ -177,6 +191,7 @@ def _sync_command(sub: Any, commands: Any) -> None:
     c.set_defaults(func=commands.sync)
     c = sub.add_parser("watch", help="keep a collection mirroring its folders as they change (sync, then follow)")
     _source_arguments(c)
+    _ocr_flags(c)
     c.add_argument("--poll", type=float, default=5.0, help="seconds between looks where file events are missing")
     c.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged before it is read")
     c.set_defaults(func=commands.watch)

@@ -173,7 +173,17 @@ class Services:
             specs = [s.spec for s in self.store.sources(name)]
             threading.Thread(
                 target=_follow,
-                args=(watch, self.store, self.embedder, name, specs, stop, poll_s, settle_s),
+                args=(
+                    watch,
+                    self.store,
+                    self.embedder,
+                    name,
+                    specs,
+                    stop,
+                    poll_s,
+                    settle_s,
+                    self.settings.ingest_limits(),
+                ),
                 daemon=True,
                 name=f"archivist-follow-{name}",
             ).start()
@@ -221,6 +231,7 @@ def _follow(
     stop: threading.Event,
     poll_s: float,
     settle_s: float,
+    limits: Any,
 ) -> None:
     """One collection's follower: a failure is logged and the follower starts again after a pause."""
     import logging
@@ -228,7 +239,7 @@ def _follow(
     log = logging.getLogger("archivist.watch")
     while not stop.is_set():
         try:
-            watch(store, embedder, name, specs, stop=stop, poll_s=poll_s, settle_s=settle_s)
+            watch(store, embedder, name, specs, stop=stop, poll_s=poll_s, settle_s=settle_s, limits=limits)
         except Exception:
             log.exception("following the folders of %s failed; trying again in 30 s", name)
             stop.wait(30)

@@ -7,10 +7,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.embed import DEFAULT_EMBEDDER
+from ingest.errors import IngestError
+from ingest.ocr import OcrSettings
 from ingest.pipeline import IngestLimits
 from runtime.errors import ArchivistError
 
@@ -22,6 +25,9 @@ ENV: dict[str, str] = {
     "parse_timeout_s": "ARCHIVIST_PARSE_TIMEOUT_S",
     "log_level": "ARCHIVIST_LOG_LEVEL",
     "database_url": "ARCHIVIST_DATABASE_URL",
+    "ocr": "ARCHIVIST_OCR",
+    "ocr_languages": "ARCHIVIST_OCR_LANGUAGES",
+    "ocr_engine": "ARCHIVIST_OCR_ENGINE",
 }
 
 
@@ -39,6 +45,17 @@ class Settings(BaseModel):
         None,
         description="a PostgreSQL server (with pgvector) holding the catalog, vectors and full text, "
         "e.g. postgresql+psycopg://user:password@host:5432/archivist (default: the SQLite file in the workspace)",
+    )
+
+    ocr: Literal["auto", "always", "off"] = Field(
+        "auto",
+        description="reading pictures: auto (scanned pages, image files), always (every PDF page from its image), off",
+    )
+    ocr_languages: str = Field(
+        "en", description="languages OCR reads, comma-separated (the engine's codes: en, de, fr ...)"
+    )
+    ocr_engine: Literal["rapidocr", "tesseract"] = Field(
+        "rapidocr", description="OCR engine: rapidocr (bundled) or tesseract (where installed)"
     )
 
     @field_validator("database_url")
@@ -67,7 +84,17 @@ class Settings(BaseModel):
 
     def ingest_limits(self) -> IngestLimits:
         """The limits every way in (CLI, API, app) applies to a file."""
-        return IngestLimits(max_file_bytes=int(self.max_file_mb * 2**20), parse_timeout_s=self.parse_timeout_s)
+        return IngestLimits(
+            max_file_bytes=int(self.max_file_mb * 2**20), parse_timeout_s=self.parse_timeout_s, ocr=self.ocr_settings()
+        )
+
+    def ocr_settings(self) -> OcrSettings:
+        """How pictures are read, checked (an unknown language or a missing engine named)."""
+        langs = tuple(x.strip() for x in self.ocr_languages.split(",") if x.strip())
+        try:
+            return OcrSettings(self.ocr, langs, self.ocr_engine).check()
+        except IngestError as exc:
+            raise ArchivistError(f"bad setting: {exc}") from None
 
 
 def _without_password(value: str) -> str:

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.hidden import strip_invisible_unicode
 from ingest.injection import find_injections
+from ingest.ocr import OcrSettings
+from ingest.pictures import page_ranges
 from ingest.running import without_running
 from ingest.types import LoadedDocument, Page
 
 if TYPE_CHECKING:
     from ingest.pdf_layers import Layers
 
-SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text"
+SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text, images (PNG, JPEG, TIFF, WebP, BMP)"
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 
 
@@ -33,9 +35,9 @@ def sniff(data: bytes, name: str) -> str:
         raise UnsupportedFileError(
             f"{name}: unsupported file type: the content is a ZIP archive that is not a DOCX; supported: {SUPPORTED}"
         )
+    if is_image(data):
+        return "image"
     for magic, kind in (
-        (b"\x89PNG", "a PNG image"),
-        (b"\xff\xd8\xff", "a JPEG image"),
         (b"GIF8", "a GIF image"),
         (b"\x7fELF", "an executable"),
     ):
@@ -53,6 +55,13 @@ def sniff(data: bytes, name: str) -> str:
     if suffix == ".json" or (head[:1] in ("{", "[") and suffix not in MARKDOWN_SUFFIXES and _is_json(data)):
         return "json"
     return "markdown" if suffix in MARKDOWN_SUFFIXES else "text"
+
+
+def is_image(data: bytes) -> bool:
+    """PNG, JPEG, TIFF, WebP or BMP, by their first bytes."""
+    return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")) or (
+        data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    )
 
 
 def _is_json(data: bytes) -> bool:
@@ -90,22 +99,41 @@ def _control_ratio(sample: bytes) -> float:
 
 
 def load_bytes(
-    data: bytes, name: str, *, max_pages: int = 5000, drop_hidden: bool = True, password: str | None = None
+    data: bytes,
+    name: str,
+    *,
+    max_pages: int = 5000,
+    drop_hidden: bool = True,
+    password: str | None = None,
+    ocr: OcrSettings | None = None,
 ) -> LoadedDocument:
     """Parse `data` (the content of the file called `name`) into pages."""
-    fmt, pages, warnings = iter_pages(data, name, max_pages=max_pages, drop_hidden=drop_hidden, password=password)
+    fmt, pages, warnings = iter_pages(
+        data, name, max_pages=max_pages, drop_hidden=drop_hidden, password=password, ocr=ocr
+    )
     doc = LoadedDocument(name, fmt, list(pages), warnings)
     return doc
 
 
 def iter_pages(
-    data: bytes, name: str, *, max_pages: int = 5000, drop_hidden: bool = True, password: str | None = None
+    data: bytes,
+    name: str,
+    *,
+    max_pages: int = 5000,
+    drop_hidden: bool = True,
+    password: str | None = None,
+    ocr: OcrSettings | None = None,
 ) -> tuple[str, Iterator[Page], list[str]]:
     """The format, the pages as they are parsed, and the warnings (complete once the pages are)."""
     fmt = sniff(data, name)
     warnings: list[str] = []
+    settings = (ocr or OcrSettings()).check()
     if fmt == "pdf":
-        pages = _pdf_pages(data, name, max_pages, drop_hidden, password, warnings)
+        pages = _pdf_pages(data, name, max_pages, drop_hidden, password, settings, warnings)
+    elif fmt == "image":
+        from ingest.pictures import image_pages
+
+        pages = image_pages(data, name, max_pages, drop_hidden, settings, warnings)
     else:
         doc = _LOADERS[fmt](data, name, max_pages, drop_hidden)
         warnings.extend(doc.warnings)
@@ -132,7 +160,7 @@ def _without_invisible(pages: Iterator[Page], drop: bool, warnings: list[str]) -
             where = f"page {page.number}" if page.number else "text"
             kinds = ", ".join(f"{n} {kind}" for kind, n in found.items())
             warnings.append(f"{where}: invisible Unicode {'removed' if drop else 'found'} ({kinds})")
-        yield Page(page.number, text) if drop else page
+        yield Page(page.number, text, page.ocr) if drop else page
 
 
 def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
@@ -178,7 +206,13 @@ def _load_markdown(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -
 
 
 def _pdf_pages(
-    data: bytes, name: str, max_pages: int, drop_hidden: bool, password: str | None, warnings: list[str]
+    data: bytes,
+    name: str,
+    max_pages: int,
+    drop_hidden: bool,
+    password: str | None,
+    ocr: OcrSettings,
+    warnings: list[str],
 ) -> Iterator[Page]:
     from ingest.pdf import open_pdf
     from ingest.pdf_layers import Layers
@@ -188,41 +222,32 @@ def _pdf_pages(
     if n > max_pages:
         doc.close()
         raise IngestError(f"{name}: PDF has {n:,} pages; the limit is {max_pages:,}")
-    return _pdf_page_iter(doc, name, n, drop_hidden, warnings, Layers(data, password))
+    return _pdf_page_iter(doc, name, n, drop_hidden, ocr, warnings, Layers(data, password))
 
 
 def _pdf_page_iter(
-    doc: Any, name: str, n: int, drop_hidden: bool, warnings: list[str], layers: Layers
+    doc: Any, name: str, n: int, drop_hidden: bool, ocr: OcrSettings, warnings: list[str], layers: Layers
 ) -> Iterator[Page]:
     """The pages in order, read one at a time, without their running headers and footers."""
+    from ingest.pictures import ocr_summary, pdf_page_texts
+
     empty: list[int] = []
     page_warnings: list[str] = []
-    for i, text in without_running(_pdf_texts(doc, name, n, drop_hidden, layers, page_warnings)):
+    read: dict[int, float] = {}
+    texts = pdf_page_texts(doc, name, n, drop_hidden, layers, ocr, page_warnings)
+    for (i, confidence), text in without_running(((i, conf), _normalize(t)) for i, t, conf in texts):
         if not text.strip():
             empty.append(i)
-        yield Page(i, text)
+        if confidence is not None:
+            read[i] = confidence
+        yield Page(i, text, confidence)
     if len(empty) == n:
-        raise IngestError(f"{name}: no extractable text on any of its {n} pages (scanned? OCR it first)")
+        hint = "scanned? OCR it first" if ocr.mode == "off" else "nothing was read from its pictures either"
+        raise IngestError(f"{name}: no extractable text on any of its {n} pages ({hint})")
     if empty:
-        warnings.append(f"no text on pages {_ranges(empty)}, scanned?")
+        warnings.append(f"no text on pages {page_ranges(empty)}" + (", scanned?" if ocr.mode == "off" else ""))
+    warnings.extend(ocr_summary(read, ocr))
     warnings.extend(page_warnings)
-
-
-def _pdf_texts(
-    doc: Any, name: str, n: int, drop_hidden: bool, layers: Layers, page_warnings: list[str]
-) -> Iterator[tuple[int, str]]:
-    from ingest.pdf import page_text
-
-    try:
-        for i in range(1, n + 1):
-            try:
-                raw, hidden = page_text(doc, i - 1, drop_hidden, layers)
-            except Exception as exc:  # PDFium reports a damaged page as an error of its own
-                raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
-            page_warnings += hidden_warnings(f"page {i}: hidden text", hidden, drop_hidden)
-            yield i, _normalize(raw)
-    finally:
-        doc.close()
 
 
 def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
@@ -266,19 +291,6 @@ def _normalize(text: str) -> str:
     return re.sub(r"[ \t\u00a0]+\n", "\n", text)
 
 
-def _ranges(numbers: list[int]) -> str:
-    out: list[str] = []
-    start = prev = numbers[0]
-    for n in [*numbers[1:], None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ", ".join(out)
-
-
 _LOADERS: dict[str, Callable[[bytes, str, int, bool], LoadedDocument]] = {
     "html": _load_html,
     "docx": _load_docx,
@@ -288,3 +300,5 @@ _LOADERS: dict[str, Callable[[bytes, str, int, bool], LoadedDocument]] = {
     "text": _load_text,
 }
 SUPPORTED_SUFFIXES = {".pdf", ".docx", ".txt", ".text", ".html", ".htm", ".csv", ".tsv", ".json", *MARKDOWN_SUFFIXES}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+SUPPORTED_SUFFIXES |= IMAGE_SUFFIXES

@@ -324,3 +324,55 @@ def _contains(outer: Box, inner: Box, tolerance: float = 0.5) -> bool:
         and outer[2] >= inner[2] - tolerance
         and outer[3] >= inner[3] - tolerance
     )
+
+
+def picture_share(doc: Any, index: int) -> float:
+    """How much of page `index` (0-based) its images cover (0-1; overlaps counted once at most per
+    image, so a share near 1 is a page that is a picture: a scan)."""
+    import pypdfium2.raw as c
+
+    page = doc[index]
+    try:
+        visible = _visible_box(page)
+        area = _area(visible) or 1.0
+        left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+        covered = 0.0
+
+        def walk(count: int, get: Any, parent: Any, depth: int) -> None:
+            nonlocal covered
+            for j in range(count):
+                obj = get(parent, j)
+                kind = c.FPDFPageObj_GetType(obj)
+                if kind == c.FPDF_PAGEOBJ_FORM and depth < 8:
+                    walk(c.FPDFFormObj_CountObjects(obj), c.FPDFFormObj_GetObject, obj, depth + 1)
+                elif kind == c.FPDF_PAGEOBJ_IMAGE and c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
+                    box = (left.value, bottom.value, right.value, top.value)
+                    cut = (
+                        max(box[0], visible[0]),
+                        max(box[1], visible[1]),
+                        min(box[2], visible[2]),
+                        min(box[3], visible[3]),
+                    )
+                    covered += _area(cut)
+
+        walk(c.FPDFPage_CountObjects(page.raw), lambda p, j: c.FPDFPage_GetObject(p, j), page.raw, 0)
+        return min(1.0, covered / area)
+    finally:
+        page.close()
+
+
+def render_page(doc: Any, index: int, dpi: int) -> Any:
+    """Page `index` (0-based) as RGB pixels (height x width x 3) at `dpi`, as a reader sees it."""
+    page = doc[index]
+    try:
+        width, height = page.get_width() * dpi / 72, page.get_height() * dpi / 72
+        from ingest.ocr import check_size
+
+        check_size(int(width), int(height), f"page {index + 1} at {dpi} dpi")
+        bitmap = page.render(scale=dpi / 72, rev_byteorder=True)
+        try:
+            return bitmap.to_numpy()[..., :3].copy()
+        finally:
+            bitmap.close()
+    finally:
+        page.close()

@@ -19,6 +19,7 @@ from ingest.chunk import ChunkSettings, chunk_document
 from ingest.embed import Embedder, Vectors
 from ingest.errors import IngestError, UnsupportedFileError
 from ingest.loaders import SUPPORTED_SUFFIXES, sniff
+from ingest.ocr import OcrSettings
 from ingest.store import Store, check_collection_name
 from ingest.types import ChunkDraft, LoadedDocument, Page
 from ingest.worker import ParseLimits, ParseStream, parse_in_worker
@@ -44,6 +45,7 @@ class IngestLimits:
     password: str | None = None
     # policy for text a reader cannot see: drop it from the chunks (and warn), or keep it (and warn)
     hidden_text: str = "drop"
+    ocr: OcrSettings = field(default_factory=OcrSettings)  # how scanned pages and image files are read
 
 
 FileStatus = Literal["added", "replaced", "unchanged", "failed"]  # what one ingest did to one file
@@ -410,7 +412,12 @@ def _stage(
         store.drop_failed_versions(collection, name, sha)  # an interrupted replacement is moot now
         return FileResult(str(path), "unchanged", known.chunks, known.pages, known.warnings, name=name)
     parse = ParseLimits(
-        limits.parse_timeout_s, limits.parse_memory_mb, limits.max_pages, limits.hidden_text != "keep", limits.password
+        limits.parse_timeout_s,
+        limits.parse_memory_mb,
+        limits.max_pages,
+        limits.hidden_text != "keep",
+        limits.password,
+        limits.ocr,
     )
     try:
         sniff(data, name)  # an empty or unsupported file is refused before a parser process is started
@@ -533,7 +540,8 @@ def _store(staged: _Staged, collection: str, store: Store, vectors: Vectors) -> 
     doc.warnings = list(staged.info.warnings or [])
     _keep_original(store.home, data, staged.sha, Path(name).suffix)
     store.share_original(staged.sha, _safe_suffix(Path(name).suffix), data)
-    pages = len(doc.pages) if doc.format == "pdf" else None
+    # PDFs and pictures have pages (a TIFF's frames; one that could not be read still counts)
+    pages = max((p.number or 0 for p in doc.pages), default=0) or None if doc.format in ("pdf", "image") else None
     _, replaced = store.add_document(
         collection,
         name=name,

@@ -11,6 +11,7 @@ class Page:
 
     number: int | None
     text: str
+    ocr: float | None = None  # read from a picture: the engine's confidence (0-1); None: the file's own text
 
 
 @dataclass

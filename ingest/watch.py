@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ingest.embed import Embedder
+from ingest.pipeline import IngestLimits
 from ingest.store import Store
 from ingest.store_sources import SourceSpec
 from ingest.sync import SyncResult, source_files, sync
@@ -83,6 +84,7 @@ def watch(
     settle_s: float = 2.0,
     on_sync: Callable[[SyncResult], None] | None = None,
     said: Callable[[str], None] | None = None,
+    limits: IngestLimits | None = None,
 ) -> None:
     """Keep `collection` mirroring `sources` until `stop` is set (or forever)."""
     stop = stop or threading.Event()
@@ -103,7 +105,7 @@ def watch(
             hold = {p for p in now_snap if now - steady_since[p] < settle_s}
             settled = {p: sig for p, sig in now_snap.items() if p not in hold}
             if settled != seen:
-                result = sync(store, embedder, collection, sources, hold=hold, said=said)
+                result = sync(store, embedder, collection, sources, hold=hold, said=said, limits=limits)
                 seen = settled
                 log.info("synced %s: %s", collection, result.summary())
                 if on_sync is not None:

@@ -16,15 +16,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import IngestError, UnsupportedFileError
+from ingest.ocr import OcrSettings
 from ingest.types import Page
 
 BATCH_PAGES = 16
+OCR_PAGE_S = 60.0  # time each page read by OCR adds to a file's parse limit (a page takes 1-3 s on 2 cores)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ParseLimits:
     max_pages: int = 5000
     drop_hidden: bool = True
     password: str | None = None
+    ocr: OcrSettings = field(default_factory=OcrSettings)
 
 
 def serve(conn: Connection) -> None:
@@ -80,13 +83,20 @@ def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> 
 
     try:
         fmt, pages, warnings = iter_pages(
-            data, name, max_pages=limits.max_pages, drop_hidden=limits.drop_hidden, password=limits.password
+            data,
+            name,
+            max_pages=limits.max_pages,
+            drop_hidden=limits.drop_hidden,
+            password=limits.password,
+            ocr=limits.ocr,
         )
         conn.send(("start", fmt))
-        batch: list[tuple[int | None, str]] = []
+        batch: list[tuple[int | None, str, float | None]] = []
         for page in pages:
-            batch.append((page.number, page.text))
-            if len(batch) >= BATCH_PAGES:
+            batch.append((page.number, page.text, page.ocr))
+            # a page read from a picture took seconds: it goes at once (progress, and the time limit
+            # counts from it)
+            if len(batch) >= BATCH_PAGES or page.ocr is not None:
                 conn.send(("pages", batch))
                 batch = []
         if batch:
@@ -264,9 +274,13 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
             raise IngestError(payload)
 
     def batches() -> Iterator[list[Page]]:
+        nonlocal deadline
         try:
             while (message := receive())[0] == "pages":
-                yield [Page(n, t) for n, t in message[1]]
+                pages = [Page(n, t, ocr) for n, t, ocr in message[1]]
+                # a long scan is read page by page: each page read from a picture adds its own time
+                deadline += OCR_PAGE_S * sum(p.ocr is not None for p in pages)
+                yield pages
         except BaseException:
             worker.kill()  # stopped mid-file (a limit, a crash, or the reader stopped): its pipe is out of step
             raise

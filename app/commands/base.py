@@ -20,6 +20,8 @@ def services(args: argparse.Namespace) -> Services:
         max_file_mb=getattr(args, "max_mb", None),
         parse_timeout_s=getattr(args, "parse_timeout", None),
         database_url=getattr(args, "database_url", None),
+        ocr=getattr(args, "ocr", None),
+        ocr_languages=getattr(args, "ocr_languages", None),
     )
     return Services.create(settings=settings)
 

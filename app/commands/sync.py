@@ -47,7 +47,15 @@ def sync(args: argparse.Namespace) -> int:
             print(f"problem: {problem} (nothing is removed while a source cannot be read)", file=sys.stderr)
         print(f"{plan.changes} change(s), {plan.unchanged} unchanged (dry run: nothing was changed)")
         return 1 if plan.problems else 0
-    result = run_sync(svc.store, svc.embedder, args.collection, specs, follow=args.follow, said=print)
+    result = run_sync(
+        svc.store,
+        svc.embedder,
+        args.collection,
+        specs,
+        follow=args.follow,
+        said=print,
+        limits=svc.settings.ingest_limits(),
+    )
     if args.follow is not None:
         where = "the app and `archivist serve` follow" if args.follow else "nothing follows"
         print(f"{where} these folders in the background from now on")
@@ -95,6 +103,7 @@ def watch(args: argparse.Namespace) -> int:
             settle_s=args.settle,
             on_sync=done,
             said=print,
+            limits=svc.settings.ingest_limits(),
         )
     except KeyboardInterrupt:
         print("stopped")
