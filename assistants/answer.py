@@ -29,6 +29,7 @@ class Citation:
     text: str
     cited: bool  # the answer refers to it as [n]
     similarity: float = 0.0  # cosine of question and passage, whatever the search mode
+    ocr: float | None = None  # its page was read from a picture: the OCR engine's confidence (check the page)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -339,7 +339,17 @@ class ChatService:
     def _citations(self, passages: Sequence[Hit], cited: set[int]) -> list[Citation]:
         return [
             Citation(
-                n, h.document, h.collection, h.page, h.page_end, h.chunk_id, h.score, h.text, n in cited, h.similarity
+                n,
+                h.document,
+                h.collection,
+                h.page,
+                h.page_end,
+                h.chunk_id,
+                h.score,
+                h.text,
+                n in cited,
+                h.similarity,
+                h.ocr,
             )
             for n, h in enumerate(passages, start=1)
         ]

@@ -33,6 +33,7 @@ RAPIDOCR_LANGUAGES = (
 )  # fmt: skip
 _TESSERACT_CODES = {"en": "eng", "de": "deu", "fr": "fra", "es": "spa", "it": "ita", "pt": "por", "nl": "nld"}
 
+DET_SIDE = 960  # long side (pixels) the text detector looks at; see _engine
 DPI = 200  # PDF pages are rendered at this resolution for reading (bench/ocr.py: CER and speed per DPI)
 MAX_PIXELS = 60_000_000  # an image (or a TIFF frame) larger than this is refused: a decompression bomb
 MAX_SIDE = 30_000  # a page longer than this is refused whatever its area
@@ -198,23 +199,26 @@ def _resize(img: Any, scale: float) -> Any:
 
 
 @functools.cache
-def _engine() -> Any:
-    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+def _engine(det_side: int = DET_SIDE) -> Any:
     from rapidocr import RapidOCR
 
     threads = int(os.environ.get("ARCHIVIST_OCR_THREADS", "0")) or len(os.sched_getaffinity(0))
     return RapidOCR(
         params={
             "Global.log_level": "error",
-            "Global.use_cls": False,  # pages are upright; the angle classifier cost time and changed nothing measured
+            "Global.use_cls": False,  # pages are upright; the angle classifier costs time
+            # text is found on the page scaled to this long side (bench/ocr.py: speed and CER per size)
+            "Det.limit_side_len": det_side,
+            "Det.limit_type": "max",
+            "Rec.rec_batch_num": 1,  # lines one at a time: 1.63 s a page against 2.04 s in sixes (padding)
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
     )
 
 
-def _rapidocr(img: Any) -> list[Line]:
-    out = _engine()(img)
+def _rapidocr(img: Any, det_side: int = 0) -> list[Line]:
+    out = _engine(det_side or DET_SIDE)(img)
     if out.boxes is None or out.txts is None:
         return []
     lines = []
@@ -236,6 +240,8 @@ def _tesseract(img: Any, langs: Sequence[str]) -> list[Line]:
     codes = "+".join(_TESSERACT_CODES.get(lang, lang) for lang in langs)
     proc = subprocess.run(
         [exe, "stdin", "stdout", "-l", codes, "--psm", "3", "tsv"],
+        # OpenMP's threads spin against each other on few cores: 8.7 s a page unlimited, 1.2-2.5 s at 2
+        env={**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "2")},
         input=png.tobytes(),
         capture_output=True,
         timeout=300,

@@ -205,3 +205,27 @@ def _agreement(layer: str, seen: str) -> float:
         return 0.0
     shown = {w.lower() for w in _WORD.findall(seen)}
     return sum(w in shown for w in words) / len(words)
+
+
+def page_pixels(path: str, page: int, dpi: int) -> Any:
+    """Page `page` (1-based) of a stored file as RGB pixels, as OCR read it: a PDF page rendered at
+    `dpi`, an image file's frame upright."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"%PDF-"):
+        from ingest.pdf import open_pdf, render_page
+
+        with open(path, "rb") as fh:
+            doc = open_pdf(fh.read(), path, None)
+        try:
+            return render_page(doc, page - 1, dpi)
+        finally:
+            doc.close()
+    Image.MAX_IMAGE_PIXELS = None
+    with Image.open(path) as image:
+        check_size(image.width, image.height, path)
+        image.seek(page - 1)
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))

@@ -552,6 +552,7 @@ def _store(staged: _Staged, collection: str, store: Store, vectors: Vectors) -> 
         warnings=doc.warnings,
         chunks=staged.drafts,
         vectors=vectors,
+        ocr={p.number: p.ocr for p in doc.pages if p.number is not None and p.ocr is not None},
     )
     status: FileStatus = "replaced" if replaced else "added"
     return FileResult(staged.label, status, len(staged.drafts), pages, doc.warnings, name=name)

@@ -46,6 +46,7 @@ class StoredChunk:
     text: str
     n_tokens: int
     embedding: bytes = b""
+    ocr: float | None = None  # its page was read from a picture: the OCR engine's confidence
 
 
 def check_collection_name(name: str) -> None:

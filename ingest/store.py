@@ -6,7 +6,7 @@ import fcntl
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -240,15 +240,17 @@ class Store(StoreReads, StoreSources, Journal):
         warnings: Sequence[str],
         chunks: Sequence[ChunkDraft],
         vectors: Vectors,
+        ocr: Mapping[int, float] | None = None,
     ) -> tuple[int, list[str]]:
         """Store a document and make it searchable in one step; replaces older versions of the same name.
+        `ocr`: the pages read from pictures, with the engine's confidence.
 
         Returns the new document id and the names of the versions it replaced. Call inside `writer()`.
         """
         if len(chunks) != len(vectors):
             raise IngestError(f"{name}: {len(chunks)} chunks but {len(vectors)} vectors")
         if self.server:
-            fields = dict(name=name, sha256=sha256, fmt=fmt, size=size, pages=pages, warnings=warnings)
+            fields = dict(name=name, sha256=sha256, fmt=fmt, size=size, pages=pages, warnings=warnings, ocr=ocr)
             return self._add_on_server(collection, fields, chunks, vectors)
         if {(collection, name), (collection, sha256)} & self._pending_keys:
             self.flush()  # the same name or content again within one flush: settle the first one
@@ -270,6 +272,7 @@ class Store(StoreReads, StoreSources, Journal):
                 n_chunks=len(chunks),
                 status=DocumentStatus.INDEXING,
                 warnings_json=json.dumps(list(warnings)),
+                ocr_json=_ocr_json(ocr),
             )
             s.add(doc)
             s.flush()
@@ -330,6 +333,7 @@ class Store(StoreReads, StoreSources, Journal):
                         n_chunks=len(chunks),
                         status=DocumentStatus.READY,
                         warnings_json=json.dumps(list(doc["warnings"])),
+                        ocr_json=_ocr_json(doc["ocr"]),
                     )
                     s.add(row)
                     s.flush()
@@ -527,3 +531,7 @@ def _chunk_rows(document_id: int, chunks: Sequence[ChunkDraft], vectors: Vectors
         )
         for i, (c, v) in enumerate(zip(chunks, vectors, strict=True))
     ]
+
+
+def _ocr_json(ocr: Mapping[int, float] | None) -> str | None:
+    return json.dumps({str(p): round(c, 3) for p, c in sorted(ocr.items())}) if ocr else None

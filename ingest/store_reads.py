@@ -3,6 +3,7 @@ counts. All SQL on the catalog stays in ingest."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,7 +123,7 @@ class StoreReads:
             return {}
         with self.sessions() as s:
             rows = s.execute(
-                select(Chunk, Document.name, Collection.name)
+                select(Chunk, Document.name, Collection.name, Document.ocr_json)
                 .select_from(Chunk)
                 .join(Document, Chunk.document_id == Document.id)
                 .join(Collection, Document.collection_id == Collection.id)
@@ -142,6 +143,15 @@ class StoreReads:
                 c.text,
                 c.n_tokens,
                 c.embedding,
+                _page_ocr(ocr_json, c.page),
             )
-            for c, dname, cname in rows
+            for c, dname, cname, ocr_json in rows
         }
+
+
+def _page_ocr(ocr_json: str | None, page: int | None) -> float | None:
+    """The OCR confidence of `page` when it was read from a picture (None: its own text)."""
+    if not ocr_json or page is None:
+        return None
+    value = json.loads(ocr_json).get(str(page))
+    return float(value) if value is not None else None

@@ -43,6 +43,7 @@ class Hit:
     start: int = 0
     end: int = 0
     similarity: float = 0.0
+    ocr: float | None = None  # the page was read from a picture (OCR): the engine's confidence
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -164,7 +165,7 @@ def present_words(store: Store, collections: Sequence[str], words: Sequence[str]
 
 def _hit(c: StoredChunk, score: float, qv: Any) -> Hit:
     sim = float(np.frombuffer(c.embedding, dtype=np.float32) @ qv) if c.embedding else 0.0
-    return Hit(c.id, c.document, c.collection, c.page, c.page_end, c.heading, c.text, score, c.start, c.end, sim)
+    return Hit(c.id, c.document, c.collection, c.page, c.page_end, c.heading, c.text, score, c.start, c.end, sim, c.ocr)
 
 
 def is_contents(text: str) -> bool:

@@ -102,6 +102,7 @@ def test_scanned_pdf_tiff_and_photo_are_read_page_true(tmp_path: Path, real_embe
 
     hits = search(store, real_embedder, ["c"], "On which day is the lens of the lighthouse cleaned?", 3)
     assert hits[0].page == 2 and "Tuesday" in hits[0].text
+    assert hits[0].ocr is not None and hits[0].ocr > 0.9  # marked: read from an image, with its confidence
     assert {h.document for h in hits[:2]} <= {"scan.pdf", "fax.tiff"}
     puffins = search(store, real_embedder, ["c"], "When do puffins nest on the cliffs?", 5)
     assert any(h.document == "photo.jpg" and h.page == 1 and "April" in h.text for h in puffins)

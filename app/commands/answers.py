@@ -23,7 +23,7 @@ def ask(args: argparse.Namespace) -> int:
     stream = svc.chat.ask(assistant, args.question, **overrides)
     if args.json:
         answer = stream.result()
-        keys = ("document", "page", "chunk_id", "score")
+        keys = ("document", "page", "chunk_id", "score", "ocr")
         out = {
             "answer": answer.text,
             "citations": [{k: c.to_json()[k] for k in keys} for c in answer.citations],
@@ -50,7 +50,10 @@ def ask(args: argparse.Namespace) -> int:
         print("\nSources:")
         for c in answer.citations:
             where = f", page {c.page}" if c.page else ""
-            print(f"  [{c.n}] {c.document}{where} (relevance {c.similarity:.2f}){'' if c.cited else ' (not cited)'}")
+            seen = f", read from an image (confidence {c.ocr:.2f})" if c.ocr is not None else ""
+            print(
+                f"  [{c.n}] {c.document}{where}{seen} (relevance {c.similarity:.2f}){'' if c.cited else ' (not cited)'}"
+            )
     return 0
 
 
@@ -163,7 +166,8 @@ def chat(args: argparse.Namespace) -> int:
         print_details(answer, indent="  ")
         for c in answer.citations:
             where = f", page {c.page}" if c.page else ""
-            print(f"  [{c.n}] {c.document}{where}")
+            seen = f", read from an image (confidence {c.ocr:.2f})" if c.ocr is not None else ""
+            print(f"  [{c.n}] {c.document}{where}{seen}")
         t = answer.stats.time_to_first_token
         print(
             f"  (message {answer.message_id}; first token {t or 0:.2f}s, "

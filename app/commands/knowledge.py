@@ -92,12 +92,13 @@ def search(args: argparse.Namespace) -> int:
         raise ArchivistError(f"no collection named {args.collection!r}; ingest files with --collection first")
     hits = svc.search([args.collection], args.query, args.k, mode=args.mode, where=_filter(args))
     if args.json:
-        keys = ("document", "page", "page_end", "chunk_id", "score", "text")
+        keys = ("document", "page", "page_end", "chunk_id", "score", "text", "ocr")
         print(json.dumps({"hits": [{k: h.to_json()[k] for k in keys} for h in hits]}, ensure_ascii=False))
         return 0
     for n, h in enumerate(hits, start=1):
         where = f"page {h.page}" if h.page else "-"
-        print(f"[{n}] {h.document} {where} score={h.score:.3f} relevance={h.similarity:.2f}")
+        seen = f" (read from an image, confidence {h.ocr:.2f})" if h.ocr is not None else ""
+        print(f"[{n}] {h.document} {where}{seen} score={h.score:.3f} relevance={h.similarity:.2f}")
         print("    " + h.text[:300].replace("\n", " ") + ("..." if len(h.text) > 300 else ""))
     return 0
 

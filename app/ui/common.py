@@ -287,6 +287,8 @@ def show_citations(citations: list[dict[str, Any]], key: str, quotes: list[dict[
     for c in sorted(citations, key=lambda c: int(c["n"])):
         page = page_words(svc, c)
         label = f"[{c['n']}] {plain(c['document'])}{page} · {relevance_words(float(c.get('similarity', c['score'])))}"
+        if c.get("ocr") is not None:  # the page's text was read from a picture: worth a look at the page
+            label += f" · read from an image (confidence {float(c['ocr']):.2f})"
         with st.expander(label):
             st.markdown(passage_markdown(str(c["text"]), c["document"]))
             if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file

@@ -105,6 +105,39 @@ def pdf_page(path: str, page: int, quotes: tuple[str, ...]) -> tuple[bytes, list
     return buf.getvalue(), boxes, found
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def picture_page(path: str, page: int, quotes: tuple[str, ...]) -> tuple[bytes, int]:
+    """A page read from a picture (a scanned PDF page, an image file's frame) as a PNG with the
+    quoted lines outlined from the OCR engine's line boxes (read again here: the same engine and
+    settings give the same lines), and how many quotes were found on it."""
+    from PIL import Image, ImageDraw
+
+    from ingest.ocr import OcrSettings, read
+    from ingest.pictures import page_pixels
+
+    pixels = page_pixels(path, page, OcrSettings().dpi)
+    lines = read(pixels, OcrSettings()).lines
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    found = 0
+    for q in quotes:
+        marked = [ln for ln in lines if _line_in_quote(ln.text, q)]
+        found += bool(marked)
+        for ln in marked:
+            left, top, right, bottom = ln.box
+            draw.rectangle((left - 3, top - 3, right + 3, bottom + 3), outline=OUTLINE, width=3)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue(), found
+
+
+def _line_in_quote(line: str, quote: str) -> bool:
+    """Most of a line's words (two or more) are words of the quote."""
+    words = [w.lower() for w in re.findall(r"\w{2,}", line)]
+    said = {w.lower() for w in re.findall(r"\w{2,}", quote)}
+    return len(words) >= 2 and sum(w in said for w in words) >= 0.7 * len(words)
+
+
 def section_markdown(text: str, spans: list[tuple[int, int]]) -> str:
     """A section as formatted text with the quoted spans highlighted (Markdown kept as Markdown,
     made safe; pilcrows from HTML headings dropped)."""
@@ -132,6 +165,18 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
         path = svc.store.original(c["collection"], c["document"])
     page = c.get("page")
     st.markdown(f"**{_esc(c['document'])}**")
+    if path is not None and page and c.get("ocr") is not None:
+        st.caption(
+            f"Page {page} · read from an image (confidence {float(c['ocr']):.2f}) · the quoted lines are outlined"
+        )
+        with st.spinner("Reading the page again to find the quoted lines..."):
+            png, found = picture_page(str(path), int(page), tuple(quotes or [c["text"][:200]]))
+        if quotes and not found:
+            st.caption("The quote could not be located on the page image; it is below.")
+        st.image(png, caption=f"{_esc(c['document'])}, page {page}")
+        with st.expander("The passage as text"):
+            st.markdown(passage_markdown(str(c["text"])))
+        return
     if path is not None and path.suffix.lower() == ".pdf" and page:
         from streamlit_pdf_viewer import pdf_viewer
 
