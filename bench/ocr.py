@@ -121,6 +121,23 @@ def bomb_seconds() -> float:
     raise SystemExit("the bomb was not refused")
 
 
+def text_pdf_parse(pdfs: list[Path], rounds: int = 3) -> tuple[float, float]:
+    """Seconds to parse text PDFs with OCR auto and with OCR off (medians of interleaved rounds): a
+    page with a text layer must cost no more in auto mode."""
+    from ingest import load_bytes
+    from ingest.ocr import OcrSettings
+
+    data = [(p.read_bytes(), p.name) for p in pdfs]
+    times: dict[str, list[float]] = {"auto": [], "off": []}
+    for _ in range(rounds):
+        for mode in ("auto", "off"):
+            t0 = time.perf_counter()
+            for blob, name in data:
+                load_bytes(blob, name, ocr=OcrSettings(mode=mode))  # type: ignore[arg-type]
+            times[mode].append(time.perf_counter() - t0)
+    return statistics.median(times["auto"]), statistics.median(times["off"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pdf", action="append", type=Path, help="text PDFs (default: three R manuals)")
@@ -173,8 +190,10 @@ def main() -> None:
         print(f"{name:22s} {kind:18s} {row['cer_median']:10.4f} {row['cer_mean']:9.4f} {row['s_median']:13.2f}")
     bomb = bomb_seconds()
     print(f"decompression bomb (100,000 x 100,000 PNG) refused in {bomb * 1000:.1f} ms")
+    auto, off = text_pdf_parse(pdfs)
+    print(f"parsing the text PDFs themselves: ocr auto {auto:.2f} s, ocr off {off:.2f} s (ratio {auto / off:.2f})")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "bomb_s": bomb}, indent=1))
+        args.json.write_text(json.dumps({"rows": rows, "bomb_s": bomb, "text_pdf_s": [auto, off]}, indent=1))
 
 
 if __name__ == "__main__":

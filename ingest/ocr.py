@@ -133,12 +133,21 @@ def lines_text(lines: Sequence[Line]) -> str:
 
 # The recogniser reads "read.csv2" as "read. csv2": a dot between two lowercase words, with no
 # abbreviation before it, is a name's dot (prose starts a new sentence with a capital).
-_DOTTED = re.compile(r"(?<![\w.])([a-z_][\w]*)\. (?=[a-z_][\w]*\b)")
+# It also reads "read.fwf" as "read .fwf" (but "the .csv files" is prose: a file extension).
+_DOTTED = re.compile(r"(?<![\w.])([a-z_][\w]*)(?:\. | \.)(?=[a-z_][\w]*\b)")
 _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "cf", "al", "approx", "incl", "resp", "fig", "eq", "no", "p", "pp"}
+_BEFORE_EXTENSION = {"the", "a", "an", "of", "in", "to", "and", "or", "with", "as", "for", "from", "by", "on", "at", "is"}
 
 
 def _dotted(text: str) -> str:
-    return _DOTTED.sub(lambda m: m.group(0) if m.group(1).lower() in _ABBREVIATIONS else m.group(1) + ".", text)
+    def join(m: re.Match[str]) -> str:
+        word = m.group(1).lower()
+        spaced_before = m.group(0).endswith(".")  # "read .fwf"
+        if word in _ABBREVIATIONS or (spaced_before and word in _BEFORE_EXTENSION):
+            return m.group(0)
+        return m.group(1) + "."
+
+    return _DOTTED.sub(join, text)
 
 
 def check_size(width: int, height: int, what: str) -> None:
