@@ -136,7 +136,24 @@ def lines_text(lines: Sequence[Line]) -> str:
 # It also reads "read.fwf" as "read .fwf" (but "the .csv files" is prose: a file extension).
 _DOTTED = re.compile(r"(?<![\w.])([a-z_][\w]*)(?:\. | \.)(?=[a-z_][\w]*\b)")
 _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "cf", "al", "approx", "incl", "resp", "fig", "eq", "no", "p", "pp"}
-_BEFORE_EXTENSION = {"the", "a", "an", "of", "in", "to", "and", "or", "with", "as", "for", "from", "by", "on", "at", "is"}
+_BEFORE_EXTENSION = {
+    "the",
+    "a",
+    "an",
+    "of",
+    "in",
+    "to",
+    "and",
+    "or",
+    "with",
+    "as",
+    "for",
+    "from",
+    "by",
+    "on",
+    "at",
+    "is",
+}
 
 
 def _dotted(text: str) -> str:

@@ -504,3 +504,67 @@ def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: 
         page.wait_for_timeout(1500)
         page.screenshot(path=str(OUTPUT / "citation-page.png"))
         browser.close()
+
+
+@pytest.mark.slow
+def test_a_citation_of_a_scanned_page_opens_its_picture_with_the_quote_outlined(
+    home: Path,
+    tmp_path: Path,
+    real_embedder,  # type: ignore[no-untyped-def]
+    app_url: str,
+) -> None:
+    import io
+
+    import numpy as np
+    import pypdfium2 as pdfium
+    import yaml
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.services import Services
+    from app.ui.evidence import OUTLINE
+    from ingest import ingest_paths
+    from tests.conftest import PAGES, make_pdf
+
+    text_pdf = pdfium.PdfDocument(str(make_pdf(tmp_path / "guide.pdf", PAGES)))
+    pictures = [Image.fromarray(text_pdf[i].render(scale=150 / 72).to_numpy()[..., :3].copy()) for i in range(4)]
+    text_pdf.close()
+    scan = tmp_path / "scan.pdf"
+    pictures[0].save(scan, save_all=True, append_images=pictures[1:], resolution=150)  # a scanner's PDF: pictures only
+    svc = Services.create(home, embedder=real_embedder)
+    assert not ingest_paths([scan], "scans", svc.store, svc.embedder).failed
+    (svc.home / "assistants").mkdir(parents=True, exist_ok=True)
+    spec = {"name": "scan-bot", "knowledge": {"collections": ["scans"]}, "answer_mode": "extractive"}
+    (svc.home / "assistants" / "scan-bot.yaml").write_text(yaml.safe_dump(spec))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url + "/?assistant=scan-bot")
+        box = page.get_by_placeholder("Ask a question about the documents")
+        expect(box).to_be_visible(timeout=240_000)
+        box.fill("How often is the lens of the Greywater lighthouse cleaned?")
+        box.press("Enter")
+        label = "[1] scan.pdf, page 2"
+        expect(page.locator("summary", has_text=label).last).to_be_visible(timeout=120_000)
+        expect(page.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=60_000)
+        page.wait_for_timeout(1500)
+        citation = page.locator("summary", has_text=label).last
+        expect(citation).to_contain_text("read from an image (confidence")
+        citation.click()
+        opened = page.locator("details", has=page.locator("summary", has_text=label)).last
+        opened.get_by_role("button", name="Show in the document").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text("read from an image", exact=False).first).to_be_visible(timeout=60_000)
+        picture = dialog.locator("img").first
+        expect(picture).to_be_visible(timeout=120_000)
+        expect(dialog.get_by_text("could not be located")).to_have_count(0)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(OUTPUT / "citation-scan.png"))
+        src = picture.get_attribute("src") or ""
+        shown = httpx.get(src if src.startswith("http") else app_url + src, timeout=30).content
+        pixels = np.asarray(Image.open(io.BytesIO(shown)).convert("RGB")).astype(int)
+        colour = np.array([int(OUTLINE[i : i + 2], 16) for i in (1, 3, 5)])
+        # the outline's colour (Streamlit sends the picture as a JPEG: near it, not exactly it)
+        outlined = (np.abs(pixels - colour).max(axis=2) < 60).sum()
+        assert outlined > 2000, f"no outline drawn around the quoted lines ({outlined} pixels of its colour)"
+        browser.close()
