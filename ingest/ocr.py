@@ -164,7 +164,11 @@ def _dotted(text: str) -> str:
             return m.group(0)
         return m.group(1) + "."
 
-    return _DOTTED.sub(join, text)
+    return _CALL.sub(lambda m: (m.group(1) or m.group(2)) + "(", _DOTTED.sub(join, text))
+
+
+# ... and "loess()" as "loess ()": a name before empty brackets, or a dotted name before any, is a call
+_CALL = re.compile(r"\b([A-Za-z_][\w]*(?:\.[\w]+)*) \((?=\))|\b([A-Za-z_]\w*(?:\.\w+)+) \(")
 
 
 def check_size(width: int, height: int, what: str) -> None:

@@ -232,3 +232,21 @@ def test_settings_name_the_field_and_what_it_may_be(tmp_path: Path) -> None:
     assert doc.pages[0].ocr is None and not any("read from an image" in w for w in doc.warnings)
     always = load_bytes(page.read_bytes(), "t.pdf", ocr=OcrSettings(mode="always"))
     assert always.pages[0].ocr is not None and re.search(r"Tuesday\s+morning", always.pages[0].text)
+
+
+def test_lines_are_put_in_reading_order_and_names_mended() -> None:
+    from ingest.ocr import Line, lines_text
+
+    lines = [
+        Line("10", (900, 20, 930, 40), 1.0),  # the page number, right of the heading on the same line
+        Line("Chapter 2: Spreadsheet-like data", (100, 18, 500, 42), 1.0),
+        Line("The variations read. csv2 and read .delim2 suit, e.g. the locales", (100, 80, 900, 104), 0.98),
+        Line(
+            "where the comma is the decimal point; see loess () and the .csv files (below).", (100, 110, 900, 134), 0.97
+        ),
+    ]
+    assert lines_text(lines).splitlines() == [
+        "Chapter 2: Spreadsheet-like data 10",
+        "The variations read.csv2 and read.delim2 suit, e.g. the locales",
+        "where the comma is the decimal point; see loess() and the .csv files (below).",
+    ]
