@@ -164,7 +164,12 @@ def _dotted(text: str) -> str:
             return m.group(0)
         return m.group(1) + "."
 
-    return _CALL.sub(lambda m: (m.group(1) or m.group(2)) + "(", _DOTTED.sub(join, text))
+    text = _CALL.sub(lambda m: (m.group(1) or m.group(2)) + "(", _DOTTED.sub(join, text))
+    return _ONE_FOR_L.sub("l", text)
+
+
+# ... and a monospaced "lqs" as "1qs": a 1 that starts a word of letters (not 1st, 1px) is an l
+_ONE_FOR_L = re.compile(r"(?<![\w.])1(?=[a-z]{2,}\b)(?!st\b|nd\b|px\b|pt\b|em\b)")
 
 
 # ... and "loess()" as "loess ()": a name before empty brackets, or a dotted name before any, is a call

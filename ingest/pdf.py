@@ -326,39 +326,44 @@ def _contains(outer: Box, inner: Box, tolerance: float = 0.5) -> bool:
     )
 
 
-def picture_share(doc: Any, index: int) -> float:
-    """How much of page `index` (0-based) its images cover (0-1; overlaps counted once at most per
-    image, so a share near 1 is a page that is a picture: a scan)."""
+def picture_boxes(doc: Any, index: int) -> tuple[list[Box], Box]:
+    """The boxes of page `index`'s images (0-based page; left, bottom, right, top in points, cut to
+    the visible page, forms' images included), and the visible page box."""
     import pypdfium2.raw as c
 
     page = doc[index]
     try:
         visible = _visible_box(page)
-        area = _area(visible) or 1.0
         left, bottom, right, top = (ctypes.c_float() for _ in range(4))
-        covered = 0.0
+        boxes: list[Box] = []
 
         def walk(count: int, get: Any, parent: Any, depth: int) -> None:
-            nonlocal covered
             for j in range(count):
                 obj = get(parent, j)
                 kind = c.FPDFPageObj_GetType(obj)
                 if kind == c.FPDF_PAGEOBJ_FORM and depth < 8:
                     walk(c.FPDFFormObj_CountObjects(obj), c.FPDFFormObj_GetObject, obj, depth + 1)
                 elif kind == c.FPDF_PAGEOBJ_IMAGE and c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
-                    box = (left.value, bottom.value, right.value, top.value)
-                    cut = (
-                        max(box[0], visible[0]),
-                        max(box[1], visible[1]),
-                        min(box[2], visible[2]),
-                        min(box[3], visible[3]),
+                    box = (
+                        max(left.value, visible[0]),
+                        max(bottom.value, visible[1]),
+                        min(right.value, visible[2]),
+                        min(top.value, visible[3]),
                     )
-                    covered += _area(cut)
+                    if _area(box) > 0:
+                        boxes.append(box)
 
         walk(c.FPDFPage_CountObjects(page.raw), lambda p, j: c.FPDFPage_GetObject(p, j), page.raw, 0)
-        return min(1.0, covered / area)
+        return boxes, visible
     finally:
         page.close()
+
+
+def picture_share(doc: Any, index: int) -> float:
+    """How much of page `index` its images cover (0-1; overlaps counted once at most per image, so
+    a share near 1 is a page that is a picture: a scan)."""
+    boxes, visible = picture_boxes(doc, index)
+    return min(1.0, sum(_area(b) for b in boxes) / (_area(visible) or 1.0))
 
 
 def render_page(doc: Any, index: int, dpi: int) -> Any:

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from ingest.errors import IngestError
-from ingest.ocr import LOW_CONFIDENCE, OcrPage, OcrSettings, check_size, read
+from ingest.ocr import LOW_CONFIDENCE, Line, OcrPage, OcrSettings, check_size, read
 from ingest.types import Page
 
 SCAN_SHARE = 0.5  # a page whose images cover this much of it, with little text of its own, is a scan
 FEW_CHARS = 40  # a page with fewer visible letters than this has no usable text layer
+PICTURE_MIN_PT = (72.0, 18.0)  # a picture smaller than 1 x 1/4 inch holds no line worth reading
 LAYER_AGREES = 0.5  # share of an invisible layer's words the picture must show for the layer to be kept
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
@@ -139,6 +140,8 @@ def pdf_page_texts(
                 raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
             if not _wants_ocr(doc, i - 1, raw, settings):
                 page_warnings += hidden_warnings(f"page {i}: hidden text", hidden, drop_hidden)
+                if settings.mode == "auto":
+                    raw = _with_picture_text(doc, i - 1, raw, drop_hidden, settings, page_warnings)
                 yield i, raw, None
                 continue
             try:
@@ -152,6 +155,53 @@ def pdf_page_texts(
             yield i, text, confidence
     finally:
         doc.close()
+
+
+def _with_picture_text(
+    doc: Any, index: int, raw: str, drop_hidden: bool, settings: OcrSettings, notes: list[str]
+) -> str:
+    """A text page's pictures that carry text a reader sees (a figure's labels, a pasted screenshot):
+    their lines that the page's text layer does not already hold, added after its text. Only the
+    pictures are read, and only pictures large enough to hold a line of text."""
+    from ingest.ocr import lines_text
+    from ingest.pdf import picture_boxes, render_page
+
+    boxes, page_box = picture_boxes(doc, index)
+    boxes = [b for b in boxes if (b[2] - b[0]) >= PICTURE_MIN_PT[0] and (b[3] - b[1]) >= PICTURE_MIN_PT[1]]
+    if not boxes:
+        return raw
+    try:
+        pixels = render_page(doc, index, settings.dpi)
+    except IngestError as exc:
+        notes.append(f"page {index + 1}: its pictures were not read ({exc})")
+        return raw
+    scale = settings.dpi / 72
+    known = {w.lower() for w in _WORD.findall(raw)}
+    added: list[Line] = []
+    confidence: list[float] = []
+    faint = 0
+    for left, bottom, right, top in boxes:
+        x0, x1 = int((left - page_box[0]) * scale), int((right - page_box[0]) * scale)
+        y0, y1 = int((page_box[3] - top) * scale), int((page_box[3] - bottom) * scale)
+        crop = pixels[max(0, y0) : y1, max(0, x0) : x1]
+        if crop.size == 0:
+            continue
+        page = read(crop, settings)
+        faint += page.hidden_chars
+        for line in page.lines if drop_hidden else [*page.lines, *page.hidden]:
+            words = [w.lower() for w in _WORD.findall(line.text)]
+            if len(words) >= 2 and sum(w in known for w in words) < 0.5 * len(words):
+                added.append(line)
+                confidence.append(line.confidence)
+    if faint:
+        verb = "removed" if drop_hidden else "found"
+        notes.append(f"page {index + 1}: hidden text in a picture {verb} (text too faint to see, {faint} characters)")
+    if not added:
+        return raw
+    mean = sum(confidence) / len(confidence)
+    lines = f"{len(added)} line{'s' if len(added) > 1 else ''}"
+    notes.append(f"page {index + 1}: {lines} read from its pictures, confidence {mean:.2f}")
+    return raw.rstrip() + "\n\n" + lines_text(added)
 
 
 def _wants_ocr(doc: Any, index: int, raw: str, settings: OcrSettings) -> bool:

@@ -249,4 +249,29 @@ def test_lines_are_put_in_reading_order_and_names_mended() -> None:
         "Chapter 2: Spreadsheet-like data 10",
         "The variations read.csv2 and read.delim2 suit, e.g. the locales",
         "where the comma is the decimal point; see loess() and the .csv files (below).",
+        "Function lqs fits at the 1st try.",
     ]
+
+
+def test_a_picture_on_a_text_page_adds_the_lines_its_text_layer_lacks(tmp_path: Path) -> None:
+    from fpdf import FPDF
+    from PIL import Image
+
+    screenshot = Image.fromarray(
+        _picture_of([("Pier seven closes at dusk during storms.", (0, 0, 0)), ("Harbour rules", (0, 0, 0))])
+    )
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 8, "Harbour rules. Boats must keep to the marked channel. See the notice below.")
+    pdf.image(screenshot, x=10, y=60, w=150)
+    pdf.output(str(tmp_path / "rules.pdf"))
+    doc = load_bytes((tmp_path / "rules.pdf").read_bytes(), "rules.pdf")
+    text = doc.pages[0].text
+    assert text.startswith("Harbour rules. Boats must keep")  # the text layer as it is, first
+    assert "Pier seven closes at dusk during storms." in text  # what only the picture says, added
+    assert text.count("Harbour rules") == 1  # a picture's line the text layer already holds is not repeated
+    assert doc.pages[0].ocr is None  # the page is not a scan
+    assert any("1 line read from its pictures" in w for w in doc.warnings), doc.warnings
+    off = load_bytes((tmp_path / "rules.pdf").read_bytes(), "rules.pdf", ocr=OcrSettings(mode="off"))
+    assert "Pier seven" not in off.pages[0].text
