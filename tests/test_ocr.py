@@ -244,6 +244,7 @@ def test_lines_are_put_in_reading_order_and_names_mended() -> None:
         Line(
             "where the comma is the decimal point; see loess () and the .csv files (below).", (100, 110, 900, 134), 0.97
         ),
+        Line("Function 1qs fits at the 1st try.", (100, 140, 900, 164), 0.97),
     ]
     assert lines_text(lines).splitlines() == [
         "Chapter 2: Spreadsheet-like data 10",
