@@ -468,14 +468,17 @@ def test_the_models_page_downloads_a_served_gguf_with_progress_and_the_builder_p
 
 
 @pytest.mark.slow
-def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A text PDF's page in the PDF viewer with the quote outlined; then a scanned copy's page as its
+    picture, said to be read from an image, with the quoted lines outlined (one app for both)."""
     import yaml
     from playwright.sync_api import expect, sync_playwright
 
-    svc, _ = harbor
+    svc, pdf = harbor
     (svc.home / "assistants").mkdir(parents=True, exist_ok=True)
     spec = {"name": "guide-bot", "knowledge": {"collections": ["harbor"]}, "answer_mode": "extractive"}
     (svc.home / "assistants" / "guide-bot.yaml").write_text(yaml.safe_dump(spec))
+    _scan_into(svc, pdf, tmp_path / "scan.pdf")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
@@ -503,68 +506,64 @@ def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: 
         expect(viewer.locator("canvas").first).to_be_visible(timeout=60_000)  # the page itself, drawn
         page.wait_for_timeout(1500)
         page.screenshot(path=str(OUTPUT / "citation-page.png"))
+        _scanned_citation(page, app_url)
         browser.close()
 
 
-@pytest.mark.slow
-def test_a_citation_of_a_scanned_page_opens_its_picture_with_the_quote_outlined(
-    home: Path,
-    tmp_path: Path,
-    real_embedder,  # type: ignore[no-untyped-def]
-    app_url: str,
-) -> None:
-    import io
-
-    import numpy as np
+def _scan_into(svc, pdf: Path, scan: Path) -> None:  # type: ignore[no-untyped-def]
+    """A scanner's copy of `pdf` (pictures only) in the collection "scans", and an assistant on it."""
     import pypdfium2 as pdfium
     import yaml
     from PIL import Image
-    from playwright.sync_api import expect, sync_playwright
 
-    from app.services import Services
-    from app.ui.evidence import OUTLINE
     from ingest import ingest_paths
-    from tests.conftest import PAGES, make_pdf
 
-    text_pdf = pdfium.PdfDocument(str(make_pdf(tmp_path / "guide.pdf", PAGES)))
-    pictures = [Image.fromarray(text_pdf[i].render(scale=150 / 72).to_numpy()[..., :3].copy()) for i in range(4)]
+    text_pdf = pdfium.PdfDocument(str(pdf))
+    pictures = [
+        Image.fromarray(text_pdf[i].render(scale=150 / 72).to_numpy()[..., :3].copy()) for i in range(len(text_pdf))
+    ]
     text_pdf.close()
-    scan = tmp_path / "scan.pdf"
-    pictures[0].save(scan, save_all=True, append_images=pictures[1:], resolution=150)  # a scanner's PDF: pictures only
-    svc = Services.create(home, embedder=real_embedder)
+    pictures[0].save(scan, save_all=True, append_images=pictures[1:], resolution=150)
     assert not ingest_paths([scan], "scans", svc.store, svc.embedder).failed
-    (svc.home / "assistants").mkdir(parents=True, exist_ok=True)
     spec = {"name": "scan-bot", "knowledge": {"collections": ["scans"]}, "answer_mode": "extractive"}
     (svc.home / "assistants" / "scan-bot.yaml").write_text(yaml.safe_dump(spec))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_url + "/?assistant=scan-bot")
-        box = page.get_by_placeholder("Ask a question about the documents")
-        expect(box).to_be_visible(timeout=240_000)
-        box.fill("How often is the lens of the Greywater lighthouse cleaned?")
-        box.press("Enter")
-        label = "[1] scan.pdf, page 2"
-        expect(page.locator("summary", has_text=label).last).to_be_visible(timeout=120_000)
-        expect(page.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=60_000)
-        page.wait_for_timeout(1500)
-        citation = page.locator("summary", has_text=label).last
-        expect(citation).to_contain_text("read from an image (confidence")
-        citation.click()
-        opened = page.locator("details", has=page.locator("summary", has_text=label)).last
-        opened.get_by_role("button", name="Show in the document").click()
-        dialog = page.get_by_role("dialog")
-        expect(dialog.get_by_text("read from an image", exact=False).first).to_be_visible(timeout=60_000)
-        picture = dialog.locator("img").first
-        expect(picture).to_be_visible(timeout=120_000)
-        expect(dialog.get_by_text("could not be located")).to_have_count(0)
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(OUTPUT / "citation-scan.png"))
-        src = picture.get_attribute("src") or ""
-        shown = httpx.get(src if src.startswith("http") else app_url + src, timeout=30).content
-        pixels = np.asarray(Image.open(io.BytesIO(shown)).convert("RGB")).astype(int)
-        colour = np.array([int(OUTLINE[i : i + 2], 16) for i in (1, 3, 5)])
-        # the outline's colour (Streamlit sends the picture as a JPEG: near it, not exactly it)
-        outlined = (np.abs(pixels - colour).max(axis=2) < 60).sum()
-        assert outlined > 2000, f"no outline drawn around the quoted lines ({outlined} pixels of its colour)"
-        browser.close()
+
+
+def _scanned_citation(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    from app.ui.evidence import OUTLINE
+
+    page.goto(app_url + "/?assistant=scan-bot")
+    box = page.get_by_placeholder("Ask a question about the documents")
+    expect(box).to_be_visible(timeout=240_000)
+    expect(page.get_by_role("heading", name="scan-bot")).to_be_visible(timeout=60_000)
+    box.fill("How often is the lens of the Greywater lighthouse cleaned?")
+    box.press("Enter")
+    label = "[1] scan.pdf, page 2"
+    expect(page.locator("summary", has_text=label).last).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=60_000)
+    page.wait_for_timeout(1500)
+    citation = page.locator("summary", has_text=label).last
+    expect(citation).to_contain_text("read from an image (confidence")
+    citation.click()
+    opened = page.locator("details", has=page.locator("summary", has_text=label)).last
+    opened.get_by_role("button", name="Show in the document").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("read from an image", exact=False).first).to_be_visible(timeout=60_000)
+    picture = dialog.locator("img").first
+    expect(picture).to_be_visible(timeout=120_000)
+    expect(dialog.get_by_text("could not be located")).to_have_count(0)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(OUTPUT / "citation-scan.png"))
+    src = picture.get_attribute("src") or ""
+    shown = httpx.get(src if src.startswith("http") else app_url + src, timeout=30).content
+    pixels = np.asarray(Image.open(io.BytesIO(shown)).convert("RGB")).astype(int)
+    colour = np.array([int(OUTLINE[i : i + 2], 16) for i in (1, 3, 5)])
+    # the outline's colour (Streamlit sends the picture as a JPEG: near it, not exactly it)
+    outlined = (np.abs(pixels - colour).max(axis=2) < 60).sum()
+    assert outlined > 2000, f"no outline drawn around the quoted lines ({outlined} pixels of its colour)"
