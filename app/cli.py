@@ -56,9 +56,25 @@ def _parser() -> argparse.ArgumentParser:
         _assistant_commands,
         _system_commands,
         _backup_commands,
+        _voice_commands,
     ):
         add(sub, commands)
     return p
+
+
+def _voice_commands(sub: Any, commands: Any) -> None:
+    """transcribe, say"""
+    c = sub.add_parser("transcribe", help="a recording's speech as text with its times (offline)")
+    c.add_argument("file", help="WAV, MP3, OGG/Opus, FLAC, M4A or WebM")
+    c.add_argument("--language", default="en", help="the spoken language (the bundled model hears English)")
+    c.add_argument("--json", action="store_true", help='{"text": ..., "segments": [{"start", "end", "text"}]}')
+    c.set_defaults(func=commands.transcribe)
+    c = sub.add_parser("say", help="speak TEXT into a WAV file (offline)")
+    c.add_argument("text")
+    c.add_argument("--output", "-o", required=True, help="the WAV file to write")
+    c.add_argument("--voice", choices=("joe", "espeak"), help="default: the best installed")
+    c.add_argument("--speed", type=float, default=1.0, help="0.25-4 (1: normal)")
+    c.set_defaults(func=commands.say)
 
 
 def _ocr_flags(c: Any) -> None:

@@ -30,6 +30,7 @@ class Citation:
     cited: bool  # the answer refers to it as [n]
     similarity: float = 0.0  # cosine of question and passage, whatever the search mode
     ocr: float | None = None  # its page was read from a picture: the OCR engine's confidence (check the page)
+    seconds: tuple[float, float] | None = None  # a stretch of a recording: where it starts and ends
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -350,6 +350,7 @@ class ChatService:
                 n in cited,
                 h.similarity,
                 h.ocr,
+                h.seconds,
             )
             for n, h in enumerate(passages, start=1)
         ]

@@ -100,8 +100,9 @@ class Document(Base):
     warnings_json: Mapped[str] = mapped_column(Text, default="[]")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
-    # pages read from pictures: {"4": 0.93} (page -> the OCR engine's confidence); None: none
-    ocr_json: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    # what some pages are: {"4": {"ocr": 0.93}} read from a picture (the OCR engine's confidence),
+    # {"3": {"start": 61.2, "end": 90.4}} a stretch of a recording; None: plain pages
+    pages_json: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     collection: Mapped[Collection] = relationship(back_populates="documents")
     chunks: Mapped[list[Chunk]] = relationship(back_populates="document", cascade="all, delete-orphan")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -18,7 +19,10 @@ from ingest.types import LoadedDocument, Page
 if TYPE_CHECKING:
     from ingest.pdf_layers import Layers
 
-SUPPORTED = "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text, images (PNG, JPEG, TIFF, WebP, BMP)"
+SUPPORTED = (
+    "PDF, DOCX, HTML, Markdown, CSV, JSON, plain text, images (PNG, JPEG, TIFF, WebP, BMP), "
+    "recordings (WAV, MP3, OGG, FLAC, M4A, WebM)"
+)
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 
 
@@ -37,6 +41,10 @@ def sniff(data: bytes, name: str) -> str:
         )
     if is_image(data):
         return "image"
+    from ingest.audio import is_audio
+
+    if is_audio(data):
+        return "audio"
     for magic, kind in (
         (b"GIF8", "a GIF image"),
         (b"\x7fELF", "an executable"),
@@ -134,6 +142,8 @@ def iter_pages(
         from ingest.pictures import image_pages
 
         pages = image_pages(data, name, max_pages, drop_hidden, settings, warnings)
+    elif fmt == "audio":
+        pages = _recording_pages(data, name, warnings)
     else:
         doc = _LOADERS[fmt](data, name, max_pages, drop_hidden)
         warnings.extend(doc.warnings)
@@ -160,7 +170,24 @@ def _without_invisible(pages: Iterator[Page], drop: bool, warnings: list[str]) -
             where = f"page {page.number}" if page.number else "text"
             kinds = ", ".join(f"{n} {kind}" for kind, n in found.items())
             warnings.append(f"{where}: invisible Unicode {'removed' if drop else 'found'} ({kinds})")
-        yield Page(page.number, text, page.ocr) if drop else page
+        yield dataclasses.replace(page, text=text) if drop else page
+
+
+def _recording_pages(data: bytes, name: str, warnings: list[str]) -> Iterator[Page]:
+    """A recording's speech, transcribed with its times, a stretch of about 30 s a page."""
+    from ingest.audio import clock, duration, pages, transcribe
+
+    seconds = duration(data, name)  # refused here when too long, before anything is decoded
+
+    def heard() -> Iterator[Page]:
+        n = 0
+        for n, text, start, end in pages(transcribe(data, name)):
+            yield Page(n, text, None, (start, end))
+        if n == 0:
+            raise IngestError(f"{name}: no speech was heard in the recording ({clock(seconds)} long)")
+        warnings.append(f"transcribed {clock(seconds)} of speech (whisper tiny.en)")
+
+    return heard()
 
 
 def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
@@ -301,4 +328,5 @@ _LOADERS: dict[str, Callable[[bytes, str, int, bool], LoadedDocument]] = {
 }
 SUPPORTED_SUFFIXES = {".pdf", ".docx", ".txt", ".text", ".html", ".htm", ".csv", ".tsv", ".json", *MARKDOWN_SUFFIXES}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
-SUPPORTED_SUFFIXES |= IMAGE_SUFFIXES
+AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".flac", ".m4a", ".webm"}
+SUPPORTED_SUFFIXES |= IMAGE_SUFFIXES | AUDIO_SUFFIXES

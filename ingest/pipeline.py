@@ -541,7 +541,9 @@ def _store(staged: _Staged, collection: str, store: Store, vectors: Vectors) -> 
     _keep_original(store.home, data, staged.sha, Path(name).suffix)
     store.share_original(staged.sha, _safe_suffix(Path(name).suffix), data)
     # PDFs and pictures have pages (a TIFF's frames; one that could not be read still counts)
-    pages = max((p.number or 0 for p in doc.pages), default=0) or None if doc.format in ("pdf", "image") else None
+    pages = (
+        max((p.number or 0 for p in doc.pages), default=0) or None if doc.format in ("pdf", "image", "audio") else None
+    )
     _, replaced = store.add_document(
         collection,
         name=name,
@@ -552,10 +554,23 @@ def _store(staged: _Staged, collection: str, store: Store, vectors: Vectors) -> 
         warnings=doc.warnings,
         chunks=staged.drafts,
         vectors=vectors,
-        ocr={p.number: p.ocr for p in doc.pages if p.number is not None and p.ocr is not None},
+        page_info=_page_info(doc.pages),
     )
     status: FileStatus = "replaced" if replaced else "added"
     return FileResult(staged.label, status, len(staged.drafts), pages, doc.warnings, name=name)
+
+
+def _page_info(pages: Sequence[Page]) -> dict[int, dict[str, float]]:
+    """What pages are beyond text: read from a picture (the OCR confidence), a stretch of a recording."""
+    info: dict[int, dict[str, float]] = {}
+    for p in pages:
+        if p.number is None:
+            continue
+        if p.ocr is not None:
+            info.setdefault(p.number, {})["ocr"] = p.ocr
+        if p.seconds is not None:
+            info.setdefault(p.number, {}).update(start=p.seconds[0], end=p.seconds[1])
+    return info
 
 
 def _check_size(size: int, name: str, limits: IngestLimits) -> None:

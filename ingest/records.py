@@ -47,6 +47,7 @@ class StoredChunk:
     n_tokens: int
     embedding: bytes = b""
     ocr: float | None = None  # its page was read from a picture: the OCR engine's confidence
+    seconds: tuple[float, float] | None = None  # its page is a stretch of a recording: start and end
 
 
 def check_collection_name(name: str) -> None:

@@ -240,17 +240,20 @@ class Store(StoreReads, StoreSources, Journal):
         warnings: Sequence[str],
         chunks: Sequence[ChunkDraft],
         vectors: Vectors,
-        ocr: Mapping[int, float] | None = None,
+        page_info: Mapping[int, Mapping[str, float]] | None = None,
     ) -> tuple[int, list[str]]:
         """Store a document and make it searchable in one step; replaces older versions of the same name.
-        `ocr`: the pages read from pictures, with the engine's confidence.
+        `page_info`: what some pages are: read from a picture ({"ocr": confidence}), a stretch of a
+        recording ({"start": s, "end": s}).
 
         Returns the new document id and the names of the versions it replaced. Call inside `writer()`.
         """
         if len(chunks) != len(vectors):
             raise IngestError(f"{name}: {len(chunks)} chunks but {len(vectors)} vectors")
         if self.server:
-            fields = dict(name=name, sha256=sha256, fmt=fmt, size=size, pages=pages, warnings=warnings, ocr=ocr)
+            fields = dict(
+                name=name, sha256=sha256, fmt=fmt, size=size, pages=pages, warnings=warnings, page_info=page_info
+            )
             return self._add_on_server(collection, fields, chunks, vectors)
         if {(collection, name), (collection, sha256)} & self._pending_keys:
             self.flush()  # the same name or content again within one flush: settle the first one
@@ -272,7 +275,7 @@ class Store(StoreReads, StoreSources, Journal):
                 n_chunks=len(chunks),
                 status=DocumentStatus.INDEXING,
                 warnings_json=json.dumps(list(warnings)),
-                ocr_json=_ocr_json(ocr),
+                pages_json=_pages_json(page_info),
             )
             s.add(doc)
             s.flush()
@@ -333,7 +336,7 @@ class Store(StoreReads, StoreSources, Journal):
                         n_chunks=len(chunks),
                         status=DocumentStatus.READY,
                         warnings_json=json.dumps(list(doc["warnings"])),
-                        ocr_json=_ocr_json(doc["ocr"]),
+                        pages_json=_pages_json(doc["page_info"]),
                     )
                     s.add(row)
                     s.flush()
@@ -533,5 +536,7 @@ def _chunk_rows(document_id: int, chunks: Sequence[ChunkDraft], vectors: Vectors
     ]
 
 
-def _ocr_json(ocr: Mapping[int, float] | None) -> str | None:
-    return json.dumps({str(p): round(c, 3) for p, c in sorted(ocr.items())}) if ocr else None
+def _pages_json(info: Mapping[int, Mapping[str, float]] | None) -> str | None:
+    return (
+        json.dumps({str(p): {k: round(v, 3) for k, v in d.items()} for p, d in sorted(info.items())}) if info else None
+    )

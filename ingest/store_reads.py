@@ -123,7 +123,7 @@ class StoreReads:
             return {}
         with self.sessions() as s:
             rows = s.execute(
-                select(Chunk, Document.name, Collection.name, Document.ocr_json)
+                select(Chunk, Document.name, Collection.name, Document.pages_json)
                 .select_from(Chunk)
                 .join(Document, Chunk.document_id == Document.id)
                 .join(Collection, Document.collection_id == Collection.id)
@@ -143,15 +143,17 @@ class StoreReads:
                 c.text,
                 c.n_tokens,
                 c.embedding,
-                _page_ocr(ocr_json, c.page),
+                *_page_info(pages_json, c.page),
             )
-            for c, dname, cname, ocr_json in rows
+            for c, dname, cname, pages_json in rows
         }
 
 
-def _page_ocr(ocr_json: str | None, page: int | None) -> float | None:
-    """The OCR confidence of `page` when it was read from a picture (None: its own text)."""
-    if not ocr_json or page is None:
-        return None
-    value = json.loads(ocr_json).get(str(page))
-    return float(value) if value is not None else None
+def _page_info(pages_json: str | None, page: int | None) -> tuple[float | None, tuple[float, float] | None]:
+    """What `page` is beyond text: its OCR confidence when read from a picture, its start and end
+    when it is a stretch of a recording."""
+    if not pages_json or page is None:
+        return None, None
+    info = json.loads(pages_json).get(str(page)) or {}
+    seconds = (float(info["start"]), float(info["end"])) if "start" in info and "end" in info else None
+    return (float(info["ocr"]) if "ocr" in info else None), seconds

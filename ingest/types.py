@@ -12,6 +12,7 @@ class Page:
     number: int | None
     text: str
     ocr: float | None = None  # read from a picture: the engine's confidence (0-1); None: the file's own text
+    seconds: tuple[float, float] | None = None  # a stretch of a recording: where it starts and ends
 
 
 @dataclass

@@ -91,12 +91,12 @@ def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> 
             ocr=limits.ocr,
         )
         conn.send(("start", fmt))
-        batch: list[tuple[int | None, str, float | None]] = []
+        batch: list[tuple[int | None, str, float | None, tuple[float, float] | None]] = []
         for page in pages:
-            batch.append((page.number, page.text, page.ocr))
+            batch.append((page.number, page.text, page.ocr, page.seconds))
             # a page read from a picture took seconds: it goes at once (progress, and the time limit
             # counts from it)
-            if len(batch) >= BATCH_PAGES or page.ocr is not None:
+            if len(batch) >= BATCH_PAGES or page.ocr is not None or page.seconds is not None:
                 conn.send(("pages", batch))
                 batch = []
         if batch:
@@ -277,9 +277,10 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
         nonlocal deadline
         try:
             while (message := receive())[0] == "pages":
-                pages = [Page(n, t, ocr) for n, t, ocr in message[1]]
-                # a long scan is read page by page: each page read from a picture adds its own time
-                deadline += OCR_PAGE_S * sum(p.ocr is not None for p in pages)
+                pages = [Page(n, t, ocr, seconds) for n, t, ocr, seconds in message[1]]
+                # a long scan or recording is read page by page: each page read from a picture or
+                # heard from a recording adds its own time
+                deadline += OCR_PAGE_S * sum(p.ocr is not None or p.seconds is not None for p in pages)
                 yield pages
         except BaseException:
             worker.kill()  # stopped mid-file (a limit, a crash, or the reader stopped): its pipe is out of step

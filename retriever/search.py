@@ -44,6 +44,7 @@ class Hit:
     end: int = 0
     similarity: float = 0.0
     ocr: float | None = None  # the page was read from a picture (OCR): the engine's confidence
+    seconds: tuple[float, float] | None = None  # the passage is a stretch of a recording: start and end
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -165,7 +166,21 @@ def present_words(store: Store, collections: Sequence[str], words: Sequence[str]
 
 def _hit(c: StoredChunk, score: float, qv: Any) -> Hit:
     sim = float(np.frombuffer(c.embedding, dtype=np.float32) @ qv) if c.embedding else 0.0
-    return Hit(c.id, c.document, c.collection, c.page, c.page_end, c.heading, c.text, score, c.start, c.end, sim, c.ocr)
+    return Hit(
+        c.id,
+        c.document,
+        c.collection,
+        c.page,
+        c.page_end,
+        c.heading,
+        c.text,
+        score,
+        c.start,
+        c.end,
+        sim,
+        c.ocr,
+        c.seconds,
+    )
 
 
 def is_contents(text: str) -> bool:

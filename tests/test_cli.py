@@ -51,7 +51,7 @@ def test_batch_with_bad_files_reports_each_and_ingests_the_rest(home: Path, tmp_
     s = run(home, "search", "birds", "how fast does a falcon dive", "--k", "2", "--json")
     assert s.returncode == 0, s.stderr
     hits = json.loads(s.stdout)["hits"]
-    assert set(hits[0]) == {"document", "page", "page_end", "chunk_id", "score", "text", "ocr"}
+    assert set(hits[0]) == {"document", "page", "page_end", "chunk_id", "score", "text", "ocr", "seconds"}
     assert hits[0]["ocr"] is None  # its own text, not read from a picture
     assert hits[0]["document"] == "guide.pdf" and hits[0]["page"] == 2
 
@@ -90,7 +90,7 @@ def test_ask_json_answers_with_citations_from_docs(home: Path) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["answer"].strip()
-    assert out["citations"] and set(out["citations"][0]) == {"document", "page", "chunk_id", "score", "ocr"}
+    assert out["citations"] and set(out["citations"][0]) == {"document", "page", "chunk_id", "score", "ocr", "seconds"}
     # the formats are listed in knowledge.md and in getting-started.md's first steps
     assert {c["document"] for c in out["citations"][:2]} <= {"docs/knowledge.md", "docs/getting-started.md"}
     assert any("DOCX" in q["text"] for q in out["quotes"]), out["quotes"]

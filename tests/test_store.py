@@ -413,7 +413,7 @@ def test_a_workspace_made_before_migrations_is_upgraded_in_place(
         conn.execute(text("DROP TABLE originals"))
         conn.execute(text("DROP TABLE collection_sources"))
         conn.execute(text("ALTER TABLE messages DROP COLUMN details_json"))
-        conn.execute(text("ALTER TABLE documents DROP COLUMN ocr_json"))
+        conn.execute(text("ALTER TABLE documents DROP COLUMN pages_json"))
         conn.execute(
             text(
                 "INSERT INTO messages (conversation_id, role, text, citations_json, prompt_tokens, "

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import chat, knowledge
+from app.api import audio, chat, knowledge
 from app.api.deps import ApiContext, Auth, Ctx, is_loopback
 from app.api.errors import ApiError, api_error_handler, http_handler, validation_handler
 from app.api.guard import RequestGuard
@@ -63,6 +63,7 @@ def create_app(
     app.get("/v1/models")(models)
     app.include_router(chat.router)
     app.include_router(knowledge.router)
+    app.include_router(audio.router)
     return app
 
 

@@ -44,6 +44,7 @@ from app.commands.knowledge import (
 )
 from app.commands.sync import sync, watch
 from app.commands.system import arena, calibration_texts, doctor, keys_create, keys_list, keys_revoke, serve, ui
+from app.commands.voice import say, transcribe
 
 __all__ = [
     "arena",
@@ -82,10 +83,12 @@ __all__ = [
     "reindex",
     "restore",
     "run",
+    "say",
     "search",
     "serve",
     "services",
     "sync",
+    "transcribe",
     "ui",
     "verify",
     "watch",

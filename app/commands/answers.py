@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands.base import services, write_out
+from app.commands.base import services, where_words, write_out
 from runtime.errors import ArchivistError
 
 
@@ -23,7 +23,7 @@ def ask(args: argparse.Namespace) -> int:
     stream = svc.chat.ask(assistant, args.question, **overrides)
     if args.json:
         answer = stream.result()
-        keys = ("document", "page", "chunk_id", "score", "ocr")
+        keys = ("document", "page", "chunk_id", "score", "ocr", "seconds")
         out = {
             "answer": answer.text,
             "citations": [{k: c.to_json()[k] for k in keys} for c in answer.citations],
@@ -49,7 +49,7 @@ def ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            where = f", page {c.page}" if c.page else ""
+            where = f", {w}" if (w := where_words(c.page, c.seconds)) else ""
             seen = f", read from an image (confidence {c.ocr:.2f})" if c.ocr is not None else ""
             print(
                 f"  [{c.n}] {c.document}{where}{seen} (relevance {c.similarity:.2f}){'' if c.cited else ' (not cited)'}"
@@ -165,7 +165,7 @@ def chat(args: argparse.Namespace) -> int:
         print()
         print_details(answer, indent="  ")
         for c in answer.citations:
-            where = f", page {c.page}" if c.page else ""
+            where = f", {w}" if (w := where_words(c.page, c.seconds)) else ""
             seen = f", read from an image (confidence {c.ocr:.2f})" if c.ocr is not None else ""
             print(f"  [{c.n}] {c.document}{where}{seen}")
         t = answer.stats.time_to_first_token

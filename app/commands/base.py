@@ -26,6 +26,15 @@ def services(args: argparse.Namespace) -> Services:
     return Services.create(settings=settings)
 
 
+def where_words(page: int | None, seconds: tuple[float, float] | None) -> str:
+    """'page 4', or 'at 12:34' in a recording ('' for neither)."""
+    if seconds is not None:
+        from ingest.audio import clock
+
+        return f"at {clock(seconds[0])}"
+    return f"page {page}" if page else ""
+
+
 def write_out(text: str, output: str | None) -> None:
     if output:
         Path(output).write_text(text, encoding="utf-8")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands.base import services
+from app.commands.base import services, where_words
 from ingest.chunk import ChunkSettings
 from ingest.pipeline import IngestReport, Progress, ingest_paths
 from retriever.search import MODES
@@ -92,11 +92,11 @@ def search(args: argparse.Namespace) -> int:
         raise ArchivistError(f"no collection named {args.collection!r}; ingest files with --collection first")
     hits = svc.search([args.collection], args.query, args.k, mode=args.mode, where=_filter(args))
     if args.json:
-        keys = ("document", "page", "page_end", "chunk_id", "score", "text", "ocr")
+        keys = ("document", "page", "page_end", "chunk_id", "score", "text", "ocr", "seconds")
         print(json.dumps({"hits": [{k: h.to_json()[k] for k in keys} for h in hits]}, ensure_ascii=False))
         return 0
     for n, h in enumerate(hits, start=1):
-        where = f"page {h.page}" if h.page else "-"
+        where = where_words(h.page, h.seconds) or "-"
         seen = f" (read from an image, confidence {h.ocr:.2f})" if h.ocr is not None else ""
         print(f"[{n}] {h.document} {where}{seen} score={h.score:.3f} relevance={h.similarity:.2f}")
         print("    " + h.text[:300].replace("\n", " ") + ("..." if len(h.text) > 300 else ""))

@@ -91,8 +91,9 @@ def add_documents(chosen: list[str], name: str, svc: Any) -> None:
             f"Documents for {plain(target)}",
             accept_multiple_files=True,
             key="f-upload",
-            help="PDF, DOCX, HTML, Markdown, CSV, JSON, text, or scans and photos (PNG, JPEG, TIFF, WebP, BMP, "
-            "read by OCR). They are ingested in the background.",
+            help="PDF, DOCX, HTML, Markdown, CSV, JSON, text, scans and photos (PNG, JPEG, TIFF, WebP, BMP, "
+            "read by OCR) and recordings (WAV, MP3, OGG, FLAC, M4A, WebM, transcribed). They are ingested in the "
+            "background.",
         )
         if files and st.button(f"Add {len(files)} file(s) to {plain(target)}", key="f-upload-go"):
             try:

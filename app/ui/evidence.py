@@ -165,6 +165,17 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
         path = svc.store.original(c["collection"], c["document"])
     page = c.get("page")
     st.markdown(f"**{_esc(c['document'])}**")
+    if path is not None and c.get("seconds"):
+        from ingest.audio import clock
+
+        start, end = (float(x) for x in c["seconds"])
+        st.caption(f"From {clock(start)} to {clock(end)} · plays from where the passage starts")
+        kinds = {".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".opus": "audio/ogg", ".oga": "audio/ogg"}
+        kinds |= {".flac": "audio/flac", ".m4a": "audio/mp4", ".webm": "audio/webm"}
+        kind = kinds.get(path.suffix.lower(), "audio/wav")
+        st.audio(path.read_bytes(), format=kind, start_time=int(start), end_time=int(end) + 1)
+        st.markdown(passage_markdown(str(c["text"])))
+        return
     if path is not None and page and c.get("ocr") is not None:
         st.caption(
             f"Page {page} · read from an image (confidence {float(c['ocr']):.2f}) · the quoted lines are outlined"
@@ -198,7 +209,12 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
 
 
 def page_words(svc: Any, c: dict[str, Any]) -> str:
-    """ ", page 30 (p. 24)": the physical page, and the label the book prints when it has one."""
+    """ ", page 30 (p. 24)": the physical page, and the label the book prints when it has one; " at
+    12:34" in a recording."""
+    if c.get("seconds"):
+        from ingest.audio import clock
+
+        return f" at {clock(float(c['seconds'][0]))}"
     if not c.get("page"):
         return ""
     words = f", page {c['page']}"

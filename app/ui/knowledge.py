@@ -32,10 +32,12 @@ except IngestError as exc:
     st.stop()
 
 files = st.file_uploader(
-    "Add documents (PDF, DOCX, HTML, Markdown, CSV, JSON, text, or scans and photos: PNG, JPEG, TIFF, WebP, BMP)",
+    "Add documents (PDF, DOCX, HTML, Markdown, CSV, JSON, text; scans and photos: PNG, JPEG, TIFF, WebP, BMP; "
+    "recordings: WAV, MP3, OGG, FLAC, M4A, WebM)",
     accept_multiple_files=True,
     key="kn-files",
-    help="Scanned pages and pictures are read by OCR on this machine (about 2 s a page); their citations say so.",
+    help="Scanned pages and pictures are read by OCR on this machine (about 2 s a page); their citations say so. "
+    "Recordings are transcribed on this machine; their citations play from the second the passage starts.",
 )
 if files and st.button(f"Ingest {len(files)} file(s) into {name}", type="primary", key="kn-ingest"):
     # the size limit is checked by ingest_bytes, like every other way in
