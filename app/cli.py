@@ -253,7 +253,9 @@ def _answer_commands(sub: Any, commands: Any) -> None:
     """ask, run, chat, conversations, feedback"""
     c = sub.add_parser("ask", help="ask an assistant one question")
     c.add_argument("assistant", help="assistant name or YAML file")
-    c.add_argument("question")
+    c.add_argument("question", nargs="?", help="the question (or --audio)")
+    c.add_argument("--audio", metavar="FILE", help="the question spoken in a recording (transcribed first)")
+    c.add_argument("--speak", metavar="WAV", help="also write the answer, spoken, to this WAV file")
     c.add_argument("--json", action="store_true", help="answer, citations, quotes and per-sentence support as JSON")
     c.add_argument(
         "--extractive", action="store_true", help="answer with the supporting quotes only (no model is loaded)"

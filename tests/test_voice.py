@@ -127,6 +127,17 @@ def test_cli_transcribes_and_says(tmp_path: Path, home: Path) -> None:
     assert wer(heard["text"], SENTENCES[2]) <= 0.2 and heard["segments"][0]["start"] == 0.0
     r = run("transcribe", str(tmp_path / "missing.wav"))
     assert r.returncode == 1 and "missing.wav" in r.stderr
+    # a question asked aloud, the answer written and spoken
+    (tmp_path / "ferry.txt").write_text(" ".join(SENTENCES))
+    assert run("ingest", str(tmp_path / "ferry.txt"), "-c", "ferry").returncode == 0
+    bot = tmp_path / "bot.yaml"
+    bot.write_text("name: ferry-bot\nknowledge: {collections: [ferry]}\nanswer_mode: extractive\n")
+    (tmp_path / "q.wav").write_bytes(say("How much do tickets for adults cost?").wav)
+    r = run("ask", str(bot), "--audio", str(tmp_path / "q.wav"), "--speak", str(tmp_path / "a.wav"))
+    assert r.returncode == 0, r.stderr
+    heard = re.search(r"\(heard: (.*)\)", r.stderr)
+    assert heard and "adults cost" in heard.group(1) and "twelve euros" in r.stdout
+    assert "twelve" in " ".join(words(load_bytes((tmp_path / "a.wav").read_bytes(), "a.wav").pages[0].text))
 
 
 @pytest.fixture

@@ -12,6 +12,43 @@ from app.commands.base import services, where_words, write_out
 from runtime.errors import ArchivistError
 
 
+def _question(args: argparse.Namespace) -> str:
+    """The question typed, or heard in `--audio` (shown before the answer)."""
+    if bool(args.question) == bool(args.audio):
+        raise ArchivistError("ask: give the question, or --audio FILE with it spoken (one of the two)")
+    if not args.audio:
+        return str(args.question)
+    from pathlib import Path
+
+    from ingest.audio import transcribe
+    from ingest.errors import IngestError
+
+    path = Path(args.audio)
+    try:
+        text = " ".join(s.text for s in transcribe(path.read_bytes(), path.name))
+    except OSError as exc:
+        raise ArchivistError(f"{path}: {exc.strerror or exc}") from None
+    except IngestError as exc:
+        raise ArchivistError(str(exc)) from None
+    if not text.strip():
+        raise ArchivistError(f"{path.name}: no speech was heard in it")
+    print(f"(heard: {text})", file=sys.stderr)
+    return text
+
+
+def _spoken(args: argparse.Namespace, text: str) -> None:
+    if args.speak:
+        import re
+        from pathlib import Path
+
+        from runtime.speech import say
+
+        spoken = re.sub(r"\[\d+\]|[*_`>#]", "", text)  # citation marks and Markdown are not read aloud
+        speech = say(spoken)
+        Path(args.speak).write_bytes(speech.wav)
+        print(f"(wrote {args.speak}: {speech.seconds:.1f} s of speech)", file=sys.stderr)
+
+
 def ask(args: argparse.Namespace) -> int:
     svc = services(args)
     assistant = svc.library.get(args.assistant)
@@ -20,9 +57,10 @@ def ask(args: argparse.Namespace) -> int:
         "grounding": args.grounding,
         "seed": args.seed,
     }
-    stream = svc.chat.ask(assistant, args.question, **overrides)
+    stream = svc.chat.ask(assistant, _question(args), **overrides)
     if args.json:
         answer = stream.result()
+        _spoken(args, answer.text)
         keys = ("document", "page", "chunk_id", "score", "ocr", "seconds")
         out = {
             "answer": answer.text,
@@ -54,6 +92,7 @@ def ask(args: argparse.Namespace) -> int:
             print(
                 f"  [{c.n}] {c.document}{where}{seen} (relevance {c.similarity:.2f}){'' if c.cited else ' (not cited)'}"
             )
+    _spoken(args, answer.text)
     return 0
 
 
