@@ -56,6 +56,12 @@ def test_chat_starter_answers_with_citations_and_is_stored(home: Path) -> None:
     assert ":orange-background[**" in shown
     titles = at.sidebar.radio[0].options
     assert any("GPU" in t for t in titles)  # the conversation is listed
+    from runtime.speech import engines
+
+    if engines():  # the answer read aloud, offline
+        next(b for b in at.button if b.label == "Listen").click().run()
+        assert not at.exception, at.exception
+        assert at.get("audio"), "no audio player after Listen"
 
 
 def test_chat_marks_sentences_the_documents_do_not_support(harbor) -> None:  # type: ignore[no-untyped-def]

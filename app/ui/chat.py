@@ -84,6 +84,53 @@ if picked is not None:
             st.session_state[conv_key] = None
             st.rerun()
 
+
+def listen(text: str, key: str) -> None:
+    """A Listen button under an answer: the answer spoken (citation marks left out), offline."""
+    import re
+
+    from runtime.speech import engines, say
+
+    if not engines():
+        return
+    if st.button("Listen", key=key, icon=":material/volume_up:", help="read this answer aloud"):
+        try:
+            speech = say(re.sub(r"\[\d+\]|[*_`>#]", "", text)[:4000])
+        except ArchivistError as exc:
+            st.error(str(exc))
+            return
+        st.audio(speech.wav, format="audio/wav", autoplay=True)
+
+
+def asked_aloud(key: str) -> str | None:
+    """The microphone: a recorded question, transcribed here, shown for editing, sent with Send."""
+    import hashlib
+
+    recording = st.audio_input("Or ask aloud", key=key, help="recorded and transcribed on this machine")
+    if recording is None:
+        return None
+    data = recording.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    heard = st.session_state.setdefault("heard", {})
+    if digest not in heard:
+        from ingest.audio import transcribe
+        from ingest.errors import IngestError
+
+        with st.spinner("Listening..."):
+            try:
+                heard[digest] = " ".join(s.text for s in transcribe(data, "question.wav"))
+            except IngestError as exc:
+                st.error(str(exc))
+                return None
+    if not heard[digest]:
+        st.caption("No speech was heard in the recording.")
+        return None
+    text = st.text_input("Heard (edit it, then send)", value=heard[digest], key=f"{key}-text-{digest[:8]}")
+    if st.button("Send", key=f"{key}-send-{digest[:8]}", icon=":material/send:"):
+        return text.strip() or None
+    return None
+
+
 st.title(assistant.display_name or assistant.name)
 if assistant.description:
     st.caption(safe_markdown(assistant.description))
@@ -98,6 +145,7 @@ for m in messages:
             quotes = m.details.get("quotes", [])
             show_quotes(quotes, key=f"q{m.id}", expanded=quotes_open(m.details), citations=m.citations)
             show_citations(m.citations, key=f"m{m.id}", quotes=quotes)
+            listen(m.text, key=f"listen-{m.id}")
             vote = st.feedback("thumbs", key=f"fb-{m.id}")  # on the answer it rates
             if vote is not None and (1 if vote == 1 else -1) != m.feedback:
                 svc.conversations.feedback(m.id, 1 if vote == 1 else -1)
@@ -107,6 +155,7 @@ for m in messages:
             run_buttons(m.text, f"u{m.id}", assistant, trusted=True, show_code=True)
 
 question = st.chat_input("Ask a question about the documents")
+question = question or asked_aloud(f"mic-{picked}")
 if not messages and assistant.starters:
     cols = st.columns(len(assistant.starters))
     for col, starter in zip(cols, assistant.starters, strict=True):
