@@ -35,9 +35,19 @@ def is_audio(data: bytes) -> bool:
     return (
         (head[:4] == b"RIFF" and head[8:12] == b"WAVE")
         or head.startswith((b"ID3", b"OggS", b"fLaC", b"\x1a\x45\xdf\xa3"))
-        or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 != 0)  # MPEG frame
+        or _mpeg_frame(head)
         or (head[4:8] == b"ftyp" and head[8:12] in (b"M4A ", b"M4B ", b"isom", b"mp42", b"dash", b"iso5"))
     )
+
+
+def _mpeg_frame(head: bytes) -> bool:
+    """An MP3 without tags: an MPEG audio frame header of layer II or III (a UTF-16 byte order mark,
+    FF FE, would read as layer I)."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+    return version != 1 and layer in (1, 2) and bitrate not in (0, 15) and rate != 3
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,9 @@ def test_the_api_speaks_and_transcribes_in_openais_shapes(voice_api: dict) -> No
     assert wer(text.text, SENTENCES[0]) <= 0.2, text.text
     verbose = client.audio.transcriptions.create(model="whisper-1", file=("q.wav", wav), response_format="verbose_json")
     assert verbose.segments and verbose.segments[0].start == 0.0 and verbose.duration > 1  # type: ignore[union-attr]
+    mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCES[2], response_format="mp3").read()
+    heard = client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", mp3), response_format="text")
+    assert wer(str(heard), SENTENCES[2]) <= 0.2, heard  # an MP3 the API made, heard back
     with pytest.raises(openai.BadRequestError, match="whisper-1"):
         client.audio.transcriptions.create(model="whisper-large", file=("q.wav", wav))
     with pytest.raises(openai.APIStatusError, match="not a recording"):
