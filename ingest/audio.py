@@ -34,7 +34,8 @@ def is_audio(data: bytes) -> bool:
     head = data[:16]
     return (
         (head[:4] == b"RIFF" and head[8:12] == b"WAVE")
-        or head.startswith((b"ID3", b"OggS", b"fLaC", b"\x1a\x45\xdf\xa3"))
+        or (head[:3] == b"ID3" and head[3:4] in (b"\x02", b"\x03", b"\x04") and head[4] == 0)  # an ID3v2 tag
+        or head.startswith((b"OggS\x00", b"fLaC", b"\x1a\x45\xdf\xa3"))
         or _mpeg_frame(head)
         or (head[4:8] == b"ftyp" and head[8:12] in (b"M4A ", b"M4B ", b"isom", b"mp42", b"dash", b"iso5"))
     )

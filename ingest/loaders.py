@@ -66,9 +66,13 @@ def sniff(data: bytes, name: str) -> str:
 
 
 def is_image(data: bytes) -> bool:
-    """PNG, JPEG, TIFF, WebP or BMP, by their first bytes."""
-    return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")) or (
-        data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    """PNG, JPEG, TIFF, WebP or BMP, by their first bytes (a BMP by its whole header: a text that
+    starts with "BM" is text)."""
+    bmp = data[:2] == b"BM" and data[6:10] == b"\x00" * 4 and data[14:15] in (b"\x0c", b"(", b"4", b"8", b"l", b"|")
+    return (
+        bmp
+        or data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*"))
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
     )
 
 

@@ -70,7 +70,7 @@ def image_pages(
 ) -> Iterator[Page]:
     """An image file's pages (one, or a TIFF's frames), read by OCR. A frame that cannot be read is
     reported and skipped; the others go on."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     if settings.mode == "off":
         raise IngestError(f"{name}: an image, and reading pictures is off (ocr: off); set ocr to auto to read it")
@@ -83,20 +83,14 @@ def image_pages(
         raise IngestError(f"{name}: not a readable image ({exc})") from None
     if frames > max_pages:
         raise IngestError(f"{name}: the image has {frames:,} pages; the limit is {max_pages:,}")
-    return _frames(image, name, frames, drop_hidden, settings, warnings, ImageOps, Image)
+    return _frames(image, name, frames, drop_hidden, settings, warnings)
 
 
 def _frames(
-    image: Any,
-    name: str,
-    frames: int,
-    drop_hidden: bool,
-    settings: OcrSettings,
-    warnings: list[str],
-    ops: Any,
-    mod: Any,
+    image: Any, name: str, frames: int, drop_hidden: bool, settings: OcrSettings, warnings: list[str]
 ) -> Iterator[Page]:
     import numpy as np
+    from PIL import Image, ImageOps
 
     read_pages: dict[int, float] = {}
     failed: list[str] = []
@@ -105,12 +99,12 @@ def _frames(
             try:
                 image.seek(i - 1)
                 check_size(image.width, image.height, f"{name} page {i}")
-                rgb = ops.exif_transpose(image).convert("RGB")
+                rgb = ImageOps.exif_transpose(image).convert("RGB")
                 page = read(np.asarray(rgb), settings)
             except IngestError as exc:
                 failed.append(str(exc))
                 continue
-            except (OSError, ValueError, SyntaxError, mod.DecompressionBombError) as exc:
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
                 failed.append(f"{name} page {i}: could not be read ({type(exc).__name__}: {exc})")
                 continue
             read_pages[i] = page.confidence

@@ -181,3 +181,11 @@ def test_a_bad_collection_name_stops_a_batch_before_any_file_is_read(tmp_path: P
     with pytest.raises(IngestError, match="collection name '../x' is not allowed"):
         ingest_paths([pdf, pdf], "../x", store, NoEmbedding())  # type: ignore[arg-type]
     assert store.documents() == []
+
+
+def test_text_that_starts_like_a_picture_or_a_recording_is_text() -> None:
+    from ingest.loaders import sniff
+
+    for head in (b"BMW cars are built in Munich.", b"ID3 tags describe songs.", b"OggS is a container."):
+        assert sniff(head + b"\n", "notes.txt") == "text"
+    assert sniff("héllo".encode("utf-16"), "a.txt") == "text"  # its byte order mark is no MP3 frame
