@@ -22,6 +22,7 @@ it around; otherwise *not found*.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -207,6 +208,24 @@ def opposed(asked: dict[str, set[str]], sentence: str) -> bool:
     return any(w not in s and not o.isdisjoint(s) for w, o in asked.items())
 
 
+_DOUBLE_NEGATION = re.compile(r"\b(?:not|never|no)\s+(?:not|never)\b", re.I)
+
+
+def _swapped_in_place(claim: str, aligned: str) -> tuple[str, str] | None:
+    """A word of an opposite pair said once more than the documents' sentence says it, where that
+    sentence says its opposite once more than the claim: "the last subscript moving fastest and the
+    last slowest" against "the first ... fastest and the last slowest" (each word is in both, so only
+    their counts tell)."""
+    said = Counter(stem(w) for w in words(claim))
+    source = Counter(stem(w) for w in words(aligned))
+    for w, n in said.items():
+        if n > source[w]:
+            for o in _OPPOSITE.get(w, ()):
+                if source[o] > said[o]:
+                    return w, o
+    return None
+
+
 @dataclass(frozen=True)
 class Alignment:
     """The outcome of reading one claim against one window of the documents."""
@@ -238,6 +257,11 @@ def align(
         for o in _OPPOSITE.get(w, ()):
             if o in aligned_parts and o not in claim_stems:
                 return Alignment(CONTRADICTED, f"the documents say {o!r} where it says {w!r}")
+    swapped = _swapped_in_place(claim, aligned)
+    if swapped:
+        return Alignment(CONTRADICTED, f"the documents say {swapped[1]!r} where it says {swapped[0]!r}")
+    if _DOUBLE_NEGATION.search(claim) and not _DOUBLE_NEGATION.search(aligned):
+        return Alignment(CONTRADICTED, "it denies what the documents state (a negation doubled)")
     claim_denies, aligned_denies = denied(claim), denied(aligned)
     if claim_denies and not aligned_denies:
         return Alignment(CONTRADICTED, "it denies what the documents state")

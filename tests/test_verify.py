@@ -30,6 +30,27 @@ WRITE = "In some locales the comma is used as the decimal point: use write.csv2 
         ("The lamp runs on a 12 volt supply.", ["The lamp runs on a 24 volt supply."], CONTRADICTED),
         ("read.fwf reads files where the comma is the decimal point.", [SENTENCE], NOT_FOUND),
         ("The keeper paints the tower red every spring.", ["The keeper cleans the lens every Tuesday."], NOT_FOUND),
+        # each word of the pair is in both: only how often each is said tells the swap
+        (
+            "The last subscript moves fastest and the last subscript slowest.",
+            ["The first subscript moves fastest and the last subscript slowest."],
+            CONTRADICTED,
+        ),
+        (
+            "readBin and writeBin write to and write from connections.",
+            ["readBin and writeBin read from and write to connections."],
+            CONTRADICTED,
+        ),
+        (
+            "The first subscript moves fastest and the last subscript slowest.",
+            ["The first subscript moves fastest and the last subscript slowest."],
+            SUPPORTED,
+        ),
+        (
+            "Such an assignment does not not replace the component.",
+            ["Such an assignment does not replace the component."],
+            CONTRADICTED,
+        ),
     ],
 )
 def test_a_claim_is_supported_only_when_its_window_says_it(claim: str, window: list[str], label: str) -> None:
