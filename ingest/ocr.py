@@ -165,7 +165,11 @@ def _dotted(text: str) -> str:
         return m.group(1) + "."
 
     text = _CALL.sub(lambda m: (m.group(1) or m.group(2)) + "(", _DOTTED.sub(join, text))
-    return _ONE_FOR_L.sub("l", text)
+    return _GLUED_SECTION.sub(r"\1 ", _ONE_FOR_L.sub("l", text))
+
+
+# ... and a heading "1.7 Getting help" as "1.7Getting help": a section number glued to its title
+_GLUED_SECTION = re.compile(r"^(\d{1,2}(?:\.\d{1,2})+)(?=[A-Z][a-z])")
 
 
 # ... and a monospaced "lqs" as "1qs": a 1 that starts a word of letters (not 1st, 1px) is an l

@@ -26,6 +26,9 @@ _BREAK = re.compile(r"\n[ \t]*\n\s*|\n(?=[ \t]*(?:[-*•◦▪]|\d{1,3}[.)])[ \t
 MAX_SENTENCE_CHARS = 600  # longer runs (tables, code) are cut at line ends
 _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S[^\n]*", re.M)  # a Markdown heading line
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)  # a line opening or closing a fenced code block
+_PROMPT_LINE = re.compile(r"^[ \t]*(?:>|\$|>>>)[ \t]+\S[^\n]*$(?=\n[ \t]*[A-Z])", re.M)
+_BEFORE_PROMPT = re.compile(r"(?<=[.!?])\n(?=[ \t]*(?:>|\$|>>>)[ \t])")  # a finished sentence, then code
+_SECTION_LINE = re.compile(r"^[ \t]*\d{1,2}(?:\.\d{1,2})+[ \t]+[A-Z][^\n.!?]{0,80}$", re.M)
 LEADER = re.compile(r"(?:\.\s?){4,}")  # ". . . ." or "....." leaders of contents and index pages
 
 
@@ -36,6 +39,13 @@ def split_sentences(text: str, *, in_code: bool = False) -> list[tuple[int, int]
     for m in _BREAK.finditer(text):
         cuts.append((m.start(), m.end()))
     cuts.extend(_markdown_cuts(text, in_code))
+    # a line typed at a prompt ("> help(solve)", "$ make", ">>> f(x)") ends the sentence that leads
+    # into it ("... the command is > help(solve)") when prose follows; and a numbered section heading
+    # ("1.7 Getting help with functions") ends where its line does. The manuals write no full stop
+    # after either, and prose ran on past them as one long "sentence"
+    cuts += [(m.end(), m.end()) for m in _PROMPT_LINE.finditer(text)]
+    cuts += [(m.start(), m.end()) for m in _BEFORE_PROMPT.finditer(text)]
+    cuts += [(m.end(), m.end()) for m in _SECTION_LINE.finditer(text)]
     for m in _END.finditer(text):
         word = re.search(r"([\w.]+)[.!?][\"'”’)\]]*$", text[max(0, m.start() - 20) : m.start(1)])
         w = word.group(1) if word else ""

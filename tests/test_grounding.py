@@ -83,6 +83,22 @@ def test_sentences_keep_abbreviations_and_initials_together_and_follow_markdown_
     assert [text[a:b] for a, b in split_sentences(text)] == sentences
 
 
+def test_a_line_typed_at_a_prompt_and_a_section_heading_end_their_sentences() -> None:
+    text = (
+        "1.7 Getting help with functions and features\n"
+        "To get more information on any function, for example solve, the command is\n"
+        "> help(solve)\nAn alternative is\n> ?solve\nFor a feature, quote it.\n"
+        "> x <- 1\n> y <- 2\nthen x and y are set."
+    )
+    assert [collapse(text[a:b]) for a, b in split_sentences(text)] == [
+        "1.7 Getting help with functions and features",
+        "To get more information on any function, for example solve, the command is > help(solve)",
+        "An alternative is > ?solve",
+        "For a feature, quote it.",
+        "> x <- 1 > y <- 2 then x and y are set.",  # code followed by lower-case prose runs on
+    ]
+
+
 def test_a_run_without_punctuation_is_cut_into_readable_pieces() -> None:
     text = ("word " * 400).strip()
     spans = split_sentences(text)

@@ -245,12 +245,14 @@ def test_lines_are_put_in_reading_order_and_names_mended() -> None:
             "where the comma is the decimal point; see loess () and the .csv files (below).", (100, 110, 900, 134), 0.97
         ),
         Line("Function 1qs fits at the 1st try.", (100, 140, 900, 164), 0.97),
+        Line("1.7Getting help with functions", (100, 170, 900, 194), 0.97),
     ]
     assert lines_text(lines).splitlines() == [
         "Chapter 2: Spreadsheet-like data 10",
         "The variations read.csv2 and read.delim2 suit, e.g. the locales",
         "where the comma is the decimal point; see loess() and the .csv files (below).",
         "Function lqs fits at the 1st try.",
+        "1.7 Getting help with functions",
     ]
 
 
