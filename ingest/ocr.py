@@ -128,7 +128,7 @@ def lines_text(lines: Sequence[Line]) -> str:
                 rows[-1].append(ln)
                 continue
         rows.append([ln])
-    return "\n".join(_dotted(" ".join(ln.text for ln in sorted(row, key=lambda ln: ln.box[0]))) for row in rows)
+    return "\n".join(_mend(" ".join(ln.text for ln in sorted(row, key=lambda ln: ln.box[0]))) for row in rows)
 
 
 # The recogniser reads "read.csv2" as "read. csv2": a dot between two lowercase words, with no
@@ -156,7 +156,9 @@ _BEFORE_EXTENSION = {
 }
 
 
-def _dotted(text: str) -> str:
+def _mend(text: str) -> str:
+    """One line as read, with the recogniser's known slips in names and headings mended (below)."""
+
     def join(m: re.Match[str]) -> str:
         word = m.group(1).lower()
         spaced_before = m.group(0).endswith(".")  # "read .fwf"
