@@ -11,6 +11,7 @@ from assistants.tools import ToolStep
 from retriever.grounding import GroundingReport
 from retriever.passages import PassageSentences
 from retriever.quotes import Quote
+from retriever.search import Hit
 from retriever.sentences import collapse
 from runtime.protocol import GenerationStats
 
@@ -31,6 +32,13 @@ class Citation:
     similarity: float = 0.0  # cosine of question and passage, whatever the search mode
     ocr: float | None = None  # its page was read from a picture: the OCR engine's confidence (check the page)
     seconds: tuple[float, float] | None = None  # a stretch of a recording: where it starts and ends
+
+    @classmethod
+    def of(cls, n: int, hit: Hit, cited: bool) -> Citation:
+        """Passage `n` of the prompt, from the hit it was found as."""
+        h = hit
+        fields = (h.document, h.collection, h.page, h.page_end, h.chunk_id, h.score, h.text)
+        return cls(n, *fields, cited, h.similarity, h.ocr, h.seconds)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -337,23 +337,7 @@ class ChatService:
         return self.plan(assistant, question, passages, history, reserve, lead=lead, marker=plan.marker)
 
     def _citations(self, passages: Sequence[Hit], cited: set[int]) -> list[Citation]:
-        return [
-            Citation(
-                n,
-                h.document,
-                h.collection,
-                h.page,
-                h.page_end,
-                h.chunk_id,
-                h.score,
-                h.text,
-                n in cited,
-                h.similarity,
-                h.ocr,
-                h.seconds,
-            )
-            for n, h in enumerate(passages, start=1)
-        ]
+        return [Citation.of(n, h, n in cited) for n, h in enumerate(passages, start=1)]
 
     def _extractive(
         self,
