@@ -29,28 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.measure import cer
 from ingest import ocr
 
 R_MANUALS = Path("/usr/share/doc/r-doc-pdf/manual")
-
-
-def cer(found: str, truth: str) -> float:
-    """Levenshtein distance / len(truth), rows computed with numpy (the insertion chain by a
-    running minimum)."""
-    a, b = " ".join(found.split()), " ".join(truth.split())
-    if not b:
-        return float(bool(a))
-    bb = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
-    idx = np.arange(len(bb) + 1)
-    prev = idx.astype(np.int64)
-    for ch in a:
-        sub = prev[:-1] + (bb != ord(ch))
-        cur = np.empty_like(prev)
-        cur[0] = prev[0] + 1
-        cur[1:] = np.minimum(prev[1:] + 1, sub)
-        cur = np.minimum.accumulate(cur - idx) + idx
-        prev = cur
-    return float(prev[-1]) / len(bb)
 
 
 def degrade(pixels: np.ndarray, seed: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import re
 import statistics
 import subprocess
@@ -32,30 +33,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import edit_distance, words  # noqa: E402
 from ingest.audio import transcribe  # noqa: E402
 from runtime.speech import engines, say  # noqa: E402
 
 SETS = [ROOT.parent / "shared" / "eval" / "r-manuals-dev.jsonl"] + [
     ROOT / "bench" / "eval" / f"{name}-dev.jsonl" for name in ("second", "third", "fourth")
 ]
-_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-_NUMBERS += "seventeen eighteen nineteen twenty"
-NUMBER_WORDS = {str(i): w for i, w in enumerate(_NUMBERS.split())}
-
-
-def words(text: str) -> list[str]:
-    text = text.lower().replace("harbor", "harbour").replace("color", "colour")
-    return [NUMBER_WORDS.get(w, w) for w in re.findall(r"[a-z0-9']+", text)]
-
-
-def edits(a: list[str], b: list[str]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, wa in enumerate(a, 1):
-        cur = [i]
-        for j, wb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (wa != wb)))
-        prev = cur
-    return prev[-1]
 
 
 def sentences(n: int, plain: bool = True) -> list[str]:
@@ -89,6 +73,20 @@ def noisy(wav: bytes, snr_db: float, seed: int) -> bytes:
     return out.getvalue()
 
 
+def joined(clips: list[bytes], pause_s: float = 0.0) -> bytes:
+    """WAV clips (16-bit mono, one rate) one after another, with `pause_s` of silence after each."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        for n, clip in enumerate(clips):
+            with wave.open(io.BytesIO(clip)) as r:
+                if n == 0:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(r.getframerate())
+                w.writeframes(r.readframes(r.getnframes()) + b"\x00\x00" * int(r.getframerate() * pause_s))
+    return out.getvalue()
+
+
 def seconds_of(wav: bytes) -> float:
     with wave.open(io.BytesIO(wav)) as r:
         return r.getnframes() / r.getframerate()
@@ -98,21 +96,10 @@ def long_recording(minutes: float, texts: list[str]) -> tuple[float, float, str]
     """A recording of `minutes` (the sentences over and over), ingested by the CLI: seconds, peak
     RSS in GB, and its report line."""
     clips = [say(t).wav for t in texts]
+    passes = math.ceil(minutes * 60 / sum(seconds_of(c) for c in clips))  # whole passes over the sentences
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.wav"
-        with wave.open(str(path), "wb") as w:
-            rate = None
-            total = 0.0
-            while total < minutes * 60:
-                for clip in clips:
-                    with wave.open(io.BytesIO(clip)) as r:
-                        if rate is None:
-                            rate = r.getframerate()
-                            w.setnchannels(1)
-                            w.setsampwidth(2)
-                            w.setframerate(rate)
-                        w.writeframes(r.readframes(r.getnframes()))
-                        total += r.getnframes() / r.getframerate()
+        path.write_bytes(joined(clips * passes))
         t0 = time.perf_counter()
         proc = subprocess.run(
             [
@@ -167,7 +154,7 @@ def main() -> None:
             heard = " ".join(s.text for s in transcribe(wav, "s.wav"))
             spent += time.perf_counter() - t0
             heard_s += seconds_of(wav)
-            errors += edits(words(heard), words(text))
+            errors += edit_distance(words(heard), words(text))
             said += len(words(text))
         row = {"sentences": kind, "voice": voice, "speed": speed, "snr_db": snr}
         row |= {"wer": errors / said, "rtf": spent / heard_s}

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.measure import cer
+from bench.ocr import degrade
 from ingest import IngestError, Store, ingest_paths, load_bytes
 from ingest.ocr import OcrSettings, read
 from tests.conftest import make_pdf
@@ -23,18 +25,6 @@ PARAGRAPH = (
     "Spare bulbs are stored in the oil house beside the tower. The lamp runs on a 24 volt supply "
     "and is checked at dusk. Visitors may climb the stairs between April and August."
 )
-
-
-def _cer(found: str, truth: str) -> float:
-    """Character error rate: edit distance over the truth's length, whitespace runs as one space."""
-    a, b = " ".join(found.split()), " ".join(truth.split())
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1] / max(1, len(b))
 
 
 def _render(pdf_path: Path, dpi: int) -> list[np.ndarray]:
@@ -56,29 +46,13 @@ def _scan(pixels: list[np.ndarray], path: Path, dpi: int) -> Path:
     return path
 
 
-def _degrade(pixels: np.ndarray) -> np.ndarray:
-    """A poor scan: tilted 1 degree, blurred, noisy, saved as a low-quality JPEG."""
-    from PIL import Image, ImageFilter
-
-    rng = np.random.default_rng(0)
-    img = (
-        Image.fromarray(pixels)
-        .rotate(1.0, expand=True, fillcolor=(255, 255, 255))
-        .filter(ImageFilter.GaussianBlur(0.6))
-    )
-    arr = np.clip(np.asarray(img).astype(np.int16) + rng.normal(0, 8, (img.height, img.width, 3)), 0, 255)
-    buf = io.BytesIO()
-    Image.fromarray(arr.astype(np.uint8)).save(buf, "JPEG", quality=40)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
 def test_reads_rendered_pages_within_the_error_rate(tmp_path: Path) -> None:
     page = make_pdf(tmp_path / "p.pdf", [PARAGRAPH])
     clean = read(_render(page, 300)[0], OcrSettings())
-    assert _cer(clean.text, PARAGRAPH) <= 0.02, clean.text
+    assert cer(clean.text, PARAGRAPH) <= 0.02, clean.text
     assert clean.confidence > 0.9
-    poor = read(_degrade(_render(page, 150)[0]), OcrSettings())
-    assert _cer(poor.text, PARAGRAPH) <= 0.05, poor.text
+    poor = read(degrade(_render(page, 150)[0], seed=0), OcrSettings())
+    assert cer(poor.text, PARAGRAPH) <= 0.05, poor.text
 
 
 def test_scanned_pdf_tiff_and_photo_are_read_page_true(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]

@@ -4,17 +4,17 @@ through OpenAI's own client, and broken or endless recordings refused with a cle
 
 from __future__ import annotations
 
-import io
 import re
 import subprocess
 import sys
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
+from bench.measure import wer, words
+from bench.speech import joined
 from ingest import IngestError, Store, ingest_paths, load_bytes
 from runtime.speech import engines, say
 
@@ -26,46 +26,12 @@ SENTENCES = [
     "The lighthouse museum opens at ten and closes at five.",
     "Visitors should bring warm clothes because the wind is strong.",
 ]
-_NUMBERS = {"9": "nine", "10": "ten", "12": "twelve", "5": "five", "4": "four"}
-
-
-def words(text: str) -> list[str]:
-    text = text.lower().replace("harbor", "harbour")
-    return [_NUMBERS.get(w, w) for w in re.findall(r"[a-z0-9']+", text)]
-
-
-def wer(heard: str, said: str) -> float:
-    """Word error rate: word edit distance over the words said."""
-    a, b = words(heard), words(said)
-    prev = list(range(len(b) + 1))
-    for i, wa in enumerate(a, 1):
-        cur = [i]
-        for j, wb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (wa != wb)))
-        prev = cur
-    return prev[-1] / max(1, len(b))
-
-
-def _joined(parts: list[bytes], pause_s: float = 0.6) -> bytes:
-    """WAV clips one after another with a pause between them."""
-    out = io.BytesIO()
-    rate = None
-    with wave.open(out, "wb") as w:
-        for part in parts:
-            with wave.open(io.BytesIO(part)) as r:
-                if rate is None:
-                    rate = r.getframerate()
-                    w.setnchannels(1)
-                    w.setsampwidth(2)
-                    w.setframerate(rate)
-                w.writeframes(r.readframes(r.getnframes()) + b"\x00\x00" * int(rate * pause_s))
-    return out.getvalue()
 
 
 def test_generated_speech_is_heard_within_the_word_error_rate(tmp_path: Path) -> None:
     from ingest.audio import transcribe
 
-    recording = _joined([say(s).wav for s in SENTENCES])
+    recording = joined([say(s).wav for s in SENTENCES], pause_s=0.6)
     heard = " ".join(seg.text for seg in transcribe(recording, "talk.wav"))
     assert wer(heard, " ".join(SENTENCES)) <= 0.10, heard
 
@@ -74,7 +40,7 @@ def test_a_recording_is_searchable_and_its_passages_name_the_second(tmp_path: Pa
     from retriever.search import search
 
     talk = tmp_path / "talk.wav"
-    talk.write_bytes(_joined([say(s).wav for s in SENTENCES * 3], pause_s=1.0))  # about 45 s: two stretches
+    talk.write_bytes(joined([say(s).wav for s in SENTENCES * 3], pause_s=1.0))  # about 45 s: two stretches
     store = Store(tmp_path / "ws", real_embedder.name, real_embedder.dim)
     report = ingest_paths([talk], "c", store, real_embedder)
     assert not report.failed, [r.error for r in report.failed]
