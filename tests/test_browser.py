@@ -483,22 +483,7 @@ def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_url + "/?assistant=guide-bot")
-        box = page.get_by_placeholder("Ask a question about the documents")
-        expect(box).to_be_visible(timeout=240_000)
-        expect(page.get_by_role("heading", name="guide-bot")).to_be_visible(timeout=60_000)
-        box.fill("How often is the lens of the Greywater lighthouse cleaned?")
-        box.press("Enter")
-        citation = page.locator("summary", has_text="[1] harbor.pdf, page 2").last  # the citation, not the quote
-        expect(citation).to_be_visible(timeout=120_000)
-        # the answer is stored and the page drawn again from the conversation: no Stop button any more
-        expect(page.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=60_000)
-        page.wait_for_timeout(1500)
-        citation = page.locator("summary", has_text="[1] harbor.pdf, page 2").last
-        citation.click()
-        opened = page.locator("details", has=page.locator("summary", has_text="[1] harbor.pdf, page 2")).last
-        opened.get_by_role("button", name="Show in the document").click()
-        dialog = page.get_by_role("dialog")
+        dialog = _open_citation(page, app_url, "guide-bot", "[1] harbor.pdf, page 2")
         expect(dialog.get_by_text("Page 2", exact=False).first).to_be_visible(timeout=60_000)
         viewer = dialog.frame_locator("iframe").first
         outline = viewer.locator('[id^="annotation-"]').first
@@ -508,6 +493,30 @@ def test_a_citation_opens_the_pdf_page_with_the_quote_outlined(harbor, app_url: 
         page.screenshot(path=str(OUTPUT / "citation-page.png"))
         _scanned_citation(page, app_url)
         browser.close()
+
+
+def _open_citation(page, app_url: str, assistant: str, label: str, says: str | None = None):  # type: ignore[no-untyped-def]
+    """Ask `assistant` when the lighthouse lens is cleaned, wait for the stored answer, open its
+    citation `label` (which must say `says`) and press Show in the document: the dialog."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{app_url}/?assistant={assistant}")
+    box = page.get_by_placeholder("Ask a question about the documents")
+    expect(box).to_be_visible(timeout=240_000)
+    expect(page.get_by_role("heading", name=assistant)).to_be_visible(timeout=60_000)
+    box.fill("How often is the lens of the Greywater lighthouse cleaned?")
+    box.press("Enter")
+    expect(page.locator("summary", has_text=label).last).to_be_visible(timeout=120_000)  # the citation, not the quote
+    # the answer is stored and the page drawn again from the conversation: no Stop button any more
+    expect(page.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=60_000)
+    page.wait_for_timeout(1500)
+    citation = page.locator("summary", has_text=label).last
+    if says is not None:
+        expect(citation).to_contain_text(says)
+    citation.click()
+    opened = page.locator("details", has=page.locator("summary", has_text=label)).last
+    opened.get_by_role("button", name="Show in the document").click()
+    return page.get_by_role("dialog")
 
 
 def _scan_into(svc, pdf: Path, scan: Path) -> None:  # type: ignore[no-untyped-def]
@@ -538,22 +547,7 @@ def _scanned_citation(page, app_url: str) -> None:  # type: ignore[no-untyped-de
 
     from app.ui.evidence import OUTLINE
 
-    page.goto(app_url + "/?assistant=scan-bot")
-    box = page.get_by_placeholder("Ask a question about the documents")
-    expect(box).to_be_visible(timeout=240_000)
-    expect(page.get_by_role("heading", name="scan-bot")).to_be_visible(timeout=60_000)
-    box.fill("How often is the lens of the Greywater lighthouse cleaned?")
-    box.press("Enter")
-    label = "[1] scan.pdf, page 2"
-    expect(page.locator("summary", has_text=label).last).to_be_visible(timeout=120_000)
-    expect(page.get_by_role("button", name="Stop writing")).to_have_count(0, timeout=60_000)
-    page.wait_for_timeout(1500)
-    citation = page.locator("summary", has_text=label).last
-    expect(citation).to_contain_text("read from an image (confidence")
-    citation.click()
-    opened = page.locator("details", has=page.locator("summary", has_text=label)).last
-    opened.get_by_role("button", name="Show in the document").click()
-    dialog = page.get_by_role("dialog")
+    dialog = _open_citation(page, app_url, "scan-bot", "[1] scan.pdf, page 2", says="read from an image (confidence")
     expect(dialog.get_by_text("read from an image", exact=False).first).to_be_visible(timeout=60_000)
     picture = dialog.locator("img").first
     expect(picture).to_be_visible(timeout=120_000)
