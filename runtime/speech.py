@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import shutil
 import subprocess
 import wave
@@ -69,6 +70,11 @@ def _piper() -> object:
     path = _piper_voice_path()
     assert path is not None  # asked only where engines() lists the voice
     return PiperVoice.load(path)
+
+
+def aloud(answer: str) -> str:
+    """An answer as it is read aloud: its citation marks ([1]) and Markdown symbols left out."""
+    return re.sub(r"\[\d+\]|[*_`>#]", "", answer)
 
 
 def say(text: str, voice: str | None = None, speed: float = 1.0) -> Speech:

@@ -38,13 +38,11 @@ def _question(args: argparse.Namespace) -> str:
 
 def _spoken(args: argparse.Namespace, text: str) -> None:
     if args.speak:
-        import re
         from pathlib import Path
 
-        from runtime.speech import say
+        from runtime.speech import aloud, say
 
-        spoken = re.sub(r"\[\d+\]|[*_`>#]", "", text)  # citation marks and Markdown are not read aloud
-        speech = say(spoken)
+        speech = say(aloud(text))
         Path(args.speak).write_bytes(speech.wav)
         print(f"(wrote {args.speak}: {speech.seconds:.1f} s of speech)", file=sys.stderr)
 

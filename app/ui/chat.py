@@ -87,15 +87,13 @@ if picked is not None:
 
 def listen(text: str, key: str) -> None:
     """A Listen button under an answer: the answer spoken (citation marks left out), offline."""
-    import re
-
-    from runtime.speech import engines, say
+    from runtime.speech import aloud, engines, say
 
     if not engines():
         return
     if st.button("Listen", key=key, icon=":material/volume_up:", help="read this answer aloud"):
         try:
-            speech = say(re.sub(r"\[\d+\]|[*_`>#]", "", text)[:4000])
+            speech = say(aloud(text)[:4000])
         except ArchivistError as exc:
             st.error(str(exc))
             return
