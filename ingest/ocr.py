@@ -70,6 +70,7 @@ class OcrSettings:
         return self
 
 
+@functools.cache  # every file's settings are checked: Tesseract is asked once per process
 def languages(engine: str) -> tuple[str, ...]:
     """The languages `engine` can read here (tesseract: its installed language packs)."""
     if engine == "rapidocr":

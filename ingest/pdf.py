@@ -76,8 +76,26 @@ class _Fill:
     opaque: Callable[[], bool] | None = None  # an image: whether it hides what is under it, asked only when it matters
 
 
+@dataclass(frozen=True)
+class PageRead:
+    """A page as `read_page` found it: its text minus what a reader cannot see, the hidden characters
+    per kind, and where its images lie (cut to the visible page box, also given)."""
+
+    text: str
+    hidden: Counter[str]
+    pictures: list[Box]
+    visible: Box
+
+
 def page_text(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | None = None) -> tuple[str, Counter[str]]:
     """Page `index` (0-based) as text, minus what a reader cannot see; and the hidden characters per kind."""
+    read = read_page(doc, index, drop_hidden, layers)
+    return read.text, read.hidden
+
+
+def read_page(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | None = None) -> PageRead:
+    """Page `index` (0-based): its visible text, hidden characters and images, from one walk of its
+    objects."""
     import pypdfium2.raw as c
 
     page = doc[index]
@@ -85,7 +103,8 @@ def page_text(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | N
     try:
         n = textpage.count_chars()
         text = textpage.get_text_range(0, n) if n > 0 else ""
-        texts = _objects(page.raw, _visible_box(page), layers.forms(index) if layers is not None else [], doc.raw)
+        visible = _visible_box(page)
+        texts, fills = _objects(page.raw, visible, layers.forms(index) if layers is not None else [], doc.raw)
         if layers is not None:
             judge_layers(texts, layers, index)
         hidden_objs = {t.handle: t.kind for t in texts if t.kind}
@@ -104,7 +123,8 @@ def page_text(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | N
                 if drop_hidden and out[i] not in "\r\n":
                     out[i] = " "
             text = "".join(out).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return _clean(text), hidden
+        pictures = [_cut(f.box, visible) for f in fills if f.colour is None]
+        return PageRead(_clean(text), hidden, [b for b in pictures if _area(b) > 0], visible)
     finally:
         textpage.close()
         page.close()
@@ -127,9 +147,12 @@ def _visible_box(page: Any) -> Box:
     return (left, bottom, right, top)
 
 
-def _objects(raw_page: Any, visible: Box, forms: list[Form] | None = None, raw_doc: Any = None) -> list[_Text]:
-    """The page's text objects, each with the reason it cannot be seen (or None), in drawing order.
-    `raw_doc`: the document, so an image can be rendered to see how much of it is see-through."""
+def _objects(
+    raw_page: Any, visible: Box, forms: list[Form] | None = None, raw_doc: Any = None
+) -> tuple[list[_Text], list[_Fill]]:
+    """The page's text objects, each with the reason it cannot be seen (or None), in drawing order;
+    and the filled shapes and images (colour None) that may hide them. `raw_doc`: the document, so
+    an image can be rendered to see how much of it is see-through."""
     import pypdfium2.raw as c
 
     texts: list[_Text] = []
@@ -185,7 +208,7 @@ def _objects(raw_page: Any, visible: Box, forms: list[Form] | None = None, raw_d
         c.FPDFPage_CountObjects(raw_page), lambda p, j: c.FPDFPage_GetObject(p, j), raw_page, _IDENTITY, [], forms or []
     )
     _judge_by_neighbours(texts, fills)
-    return texts
+    return texts, fills
 
 
 def _text(
@@ -309,6 +332,10 @@ def _transform_box(box: Box, m: Matrix) -> Box:
     return (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts), max(p[1] for p in pts))
 
 
+def _cut(box: Box, to: Box) -> Box:
+    return (max(box[0], to[0]), max(box[1], to[1]), min(box[2], to[2]), min(box[3], to[3]))
+
+
 def _area(box: Box) -> float:
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
@@ -326,43 +353,9 @@ def _contains(outer: Box, inner: Box, tolerance: float = 0.5) -> bool:
     )
 
 
-def picture_boxes(doc: Any, index: int) -> tuple[list[Box], Box]:
-    """The boxes of page `index`'s images (0-based page; left, bottom, right, top in points, cut to
-    the visible page, forms' images included), and the visible page box."""
-    import pypdfium2.raw as c
-
-    page = doc[index]
-    try:
-        visible = _visible_box(page)
-        left, bottom, right, top = (ctypes.c_float() for _ in range(4))
-        boxes: list[Box] = []
-
-        def walk(count: int, get: Any, parent: Any, depth: int) -> None:
-            for j in range(count):
-                obj = get(parent, j)
-                kind = c.FPDFPageObj_GetType(obj)
-                if kind == c.FPDF_PAGEOBJ_FORM and depth < 8:
-                    walk(c.FPDFFormObj_CountObjects(obj), c.FPDFFormObj_GetObject, obj, depth + 1)
-                elif kind == c.FPDF_PAGEOBJ_IMAGE and c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
-                    box = (
-                        max(left.value, visible[0]),
-                        max(bottom.value, visible[1]),
-                        min(right.value, visible[2]),
-                        min(top.value, visible[3]),
-                    )
-                    if _area(box) > 0:
-                        boxes.append(box)
-
-        walk(c.FPDFPage_CountObjects(page.raw), lambda p, j: c.FPDFPage_GetObject(p, j), page.raw, 0)
-        return boxes, visible
-    finally:
-        page.close()
-
-
-def picture_share(doc: Any, index: int) -> float:
-    """How much of page `index` its images cover (0-1; overlaps counted once at most per image, so
-    a share near 1 is a page that is a picture: a scan)."""
-    boxes, visible = picture_boxes(doc, index)
+def picture_share(boxes: list[Box], visible: Box) -> float:
+    """How much of the page its images (`PageRead.pictures`) cover (0-1; overlaps counted once at most
+    per image, so a share near 1 is a page that is a picture: a scan)."""
     return min(1.0, sum(_area(b) for b in boxes) / (_area(visible) or 1.0))
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import IngestError
 from ingest.ocr import LOW_CONFIDENCE, Line, OcrPage, OcrSettings, check_size, read
 from ingest.types import Page
+
+if TYPE_CHECKING:
+    from ingest.pdf import Box
 
 SCAN_SHARE = 0.5  # a page whose images cover this much of it, with little text of its own, is a scan
 FEW_CHARS = 40  # a page with fewer visible letters than this has no usable text layer
@@ -124,18 +127,21 @@ def pdf_page_texts(
     """(page, text, OCR confidence or None) for each page: the text layer where the page has a usable
     one, else what its picture shows (ocr auto); every page from its picture with ocr always."""
     from ingest.loaders import hidden_warnings
-    from ingest.pdf import page_text
+    from ingest.pdf import read_page
 
     try:
         for i in range(1, n + 1):
             try:
-                raw, hidden = page_text(doc, i - 1, drop_hidden, layers)
+                page = read_page(doc, i - 1, drop_hidden, layers)
             except Exception as exc:  # PDFium reports a damaged page as an error of its own
                 raise IngestError(f"{name}: page {i} could not be read ({type(exc).__name__}: {exc})") from exc
-            if not _wants_ocr(doc, i - 1, raw, settings):
+            raw, hidden = page.text, page.hidden
+            # auto: where the page's pictures are decides whether it is a scan or a text page with pictures
+            pictures = (page.pictures, page.visible) if settings.mode == "auto" else None
+            if not _wants_ocr(raw, settings, pictures):
                 page_warnings += hidden_warnings(f"page {i}: hidden text", hidden, drop_hidden)
-                if settings.mode == "auto":
-                    raw = _with_picture_text(doc, i - 1, raw, drop_hidden, settings, page_warnings)
+                if pictures is not None:
+                    raw = _with_picture_text(doc, i - 1, raw, drop_hidden, settings, page_warnings, pictures)
                 yield i, raw, None
                 continue
             try:
@@ -152,15 +158,21 @@ def pdf_page_texts(
 
 
 def _with_picture_text(
-    doc: Any, index: int, raw: str, drop_hidden: bool, settings: OcrSettings, notes: list[str]
+    doc: Any,
+    index: int,
+    raw: str,
+    drop_hidden: bool,
+    settings: OcrSettings,
+    notes: list[str],
+    pictures: tuple[list[Box], Box],
 ) -> str:
     """A text page's pictures that carry text a reader sees (a figure's labels, a pasted screenshot):
     their lines that the page's text layer does not already hold, added after its text. Only the
     pictures are read, and only pictures large enough to hold a line of text."""
     from ingest.ocr import lines_text
-    from ingest.pdf import picture_boxes, render_page
+    from ingest.pdf import render_page
 
-    boxes, page_box = picture_boxes(doc, index)
+    boxes, page_box = pictures
     boxes = [b for b in boxes if (b[2] - b[0]) >= PICTURE_MIN_PT[0] and (b[3] - b[1]) >= PICTURE_MIN_PT[1]]
     if not boxes:
         return raw
@@ -198,16 +210,18 @@ def _with_picture_text(
     return raw.rstrip() + "\n\n" + lines_text(added)
 
 
-def _wants_ocr(doc: Any, index: int, raw: str, settings: OcrSettings) -> bool:
+def _wants_ocr(raw: str, settings: OcrSettings, pictures: tuple[list[Box], Box] | None) -> bool:
+    """Whether the page is read from its picture: always, or (auto) a page with no usable text layer
+    that its pictures mostly cover."""
     if settings.mode == "off":
         return False
     if settings.mode == "always":
         return True
-    if sum(ch.isalpha() for ch in raw) >= FEW_CHARS:
+    if sum(ch.isalpha() for ch in raw) >= FEW_CHARS or pictures is None:
         return False  # a usable text layer: never read again in auto mode
     from ingest.pdf import picture_share
 
-    return picture_share(doc, index) >= SCAN_SHARE
+    return picture_share(*pictures) >= SCAN_SHARE
 
 
 def _read_pdf_page(
