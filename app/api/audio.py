@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import Auth, Ctx, safe_name
+from app.api.deps import Auth, Ctx, read_upload
 from app.api.errors import ApiError
 from ingest.errors import IngestError, UnsupportedFileError
 
@@ -40,11 +40,7 @@ def transcriptions(
         raise ApiError(400, f"language {language!r}: the bundled model hears English only (en)", param="language")
     if response_format not in FORMATS:
         raise ApiError(400, f"response_format must be one of {', '.join(FORMATS)}", param="response_format")
-    name = safe_name(file.filename)
-    limit = ctx.limits.max_file_bytes
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, f"{name}: file is over the limit of {limit / 2**20:,.0f} MB", param="file")
+    name, data = read_upload(file, ctx.limits, "file")
     segments = _transcribe(data, name, ctx)
     text = " ".join(s["text"] for s in segments)
     if response_format == "text":

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, UploadFile
 
 from app.api.errors import ApiError
 from app.api.keys import KeyInfo, KeyStore
@@ -47,6 +47,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def read_upload(upload: UploadFile, limits: IngestLimits, param: str) -> tuple[str, bytes]:
+    """An uploaded file's safe name and bytes; a 413 naming it and the limit when it is larger (no
+    more than one byte past the limit is read)."""
+    name = safe_name(upload.filename)
+    data = upload.file.read(limits.max_file_bytes + 1)
+    if len(data) > limits.max_file_bytes:
+        raise ApiError(413, f"{name}: file is over the limit of {limits.max_file_bytes / 2**20:,.0f} MB", param=param)
+    return name, data
 
 
 def safe_name(filename: str | None) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ApiContext, Auth, Ctx, collection_allowed, reach, safe_name
+from app.api.deps import ApiContext, Auth, Ctx, collection_allowed, reach, read_upload
 from app.api.errors import ApiError
 from app.api.schemas import EmbeddingRequest, RenameRequest, SearchRequest, VerifyRequest
 from ingest.errors import IngestError
@@ -98,13 +98,7 @@ def upload(
     results = []
     uploads = []
     for f in files:
-        name = safe_name(f.filename)
-        data = f.file.read(limits.max_file_bytes + 1)
-        if len(data) > limits.max_file_bytes:
-            raise ApiError(
-                413, f"{name}: file is over the limit of {limits.max_file_bytes / 2**20:,.0f} MB", param="files"
-            )
-        uploads.append((name, data))
+        uploads.append(read_upload(f, limits, "files"))
     if services.store.server:
         return _queued(ctx, collection, uploads, wait)
     if not wait:
