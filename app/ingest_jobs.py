@@ -22,27 +22,59 @@ from ingest.pipeline import FileResult, IngestReport, Progress, ProgressCallback
 from ingest.store import Store, check_collection_name
 from runtime.errors import ArchivistError
 
-STAGE_SHARE = {"waiting": 0.0, "reading": 0.1, "embedding": 0.5}
 KEEP_FINISHED = 20  # finished jobs listed per process
+UNKNOWN_READ = {"reading": 0.2, "embedding": 0.5}  # share read when a file's page count is not known ahead
+
+
+class IngestCancelled(Exception):
+    """Cancel was pressed: the job stops at its next step; what was stored stays."""
 
 
 @dataclass
 class FileProgress:
     name: str
     size: int
-    stage: str = "waiting"  # waiting | reading | embedding | added | replaced | unchanged | failed
-    chunks: int = 0
-    pages: int = 0
+    stage: str = "waiting"  # waiting | reading | embedding | added | replaced | unchanged | failed | cancelled
+    chunks: int = 0  # embedded so far (when done: the document's chunks)
+    pages: int = 0  # read so far
     error: str = ""
     warnings: list[str] = field(default_factory=list)
+    pages_total: int | None = None  # the pages to expect, where the format says so before reading
+    drafted: int = 0  # chunks cut from the pages read so far
+    started: float | None = None  # when its reading began (time.time)
 
     @property
     def done(self) -> bool:
-        return self.stage in ("added", "replaced", "unchanged", "failed")
+        return self.stage in ("added", "replaced", "unchanged", "failed", "cancelled")
 
     @property
     def fraction(self) -> float:
-        return 1.0 if self.done else STAGE_SHARE.get(self.stage, 0.5)
+        """The share of the file's work done: half for its pages read, half for its chunks embedded
+        (out of the chunks its pages read so far promise for the whole file)."""
+        if self.done:
+            return 1.0
+        if self.stage == "waiting":
+            return 0.0
+        read = min(1.0, self.pages / self.pages_total) if self.pages_total else UNKNOWN_READ.get(self.stage, 0.5)
+        expected = self.drafted / read if read > 0 and self.drafted else 0.0
+        embedded = min(1.0, self.chunks / expected) if expected else 0.0
+        return min(0.99, 0.5 * read + 0.5 * embedded)
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        """The time left at the pace so far; None until there is a pace to go by."""
+        f = self.fraction
+        if self.done or self.started is None or f < 0.02:
+            return None
+        spent = (now or time.time()) - self.started
+        return spent * (1 - f) / f if spent >= 1.0 else None
+
+    def step(self, stage: str, chunks: int, pages: int, pages_total: int | None = None, drafted: int = 0) -> None:
+        """A step of reading or embedding, as the pipeline reports it."""
+        if self.started is None:
+            self.started = time.time()
+        self.stage, self.chunks, self.pages = stage, chunks, pages
+        self.pages_total = pages_total if pages_total is not None else self.pages_total
+        self.drafted = max(self.drafted, drafted)
 
     def take_result(self, r: FileResult) -> None:
         """Take the file's result: its stage, counts and warnings."""
@@ -51,10 +83,32 @@ class FileProgress:
     def text(self) -> str:
         if self.stage == "failed":
             return f"{self.name}: failed: {self.error}"
-        counts = f", {self.chunks:,} chunks" if self.chunks else ""
-        pages = f" from {self.pages:,} pages" if self.pages and self.chunks else ""
-        waiting = " (in the queue)" if self.stage == "waiting" else ""
-        return f"{self.name}: {self.stage}{counts}{pages}{waiting}"
+        if self.stage == "cancelled":
+            return f"{self.name}: cancelled, nothing of it stored"
+        if self.done:
+            counts = f", {self.chunks:,} chunks" if self.chunks else ""
+            pages = f" from {self.pages:,} pages" if self.pages and self.chunks else ""
+            return f"{self.name}: {self.stage}{counts}{pages}"
+        if self.stage == "waiting":
+            return f"{self.name}: waiting (in the queue)"
+        parts = [f"{self.name}: {self.stage}"]
+        if self.pages:
+            parts.append(
+                f"page {self.pages:,} of {self.pages_total:,}" if self.pages_total else f"{self.pages:,} pages read"
+            )
+        if self.drafted:
+            parts.append(f"{self.chunks:,} of {self.drafted:,} chunks embedded")
+        left = self.seconds_left()
+        if left is not None:
+            parts.append(f"about {duration_text(left)} left")
+        return ", ".join(parts)
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 @dataclass
@@ -65,10 +119,29 @@ class IngestJob:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     error: str = ""  # the job as a whole failed (e.g. the store could not be opened)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set by Cancel: stop at the next step
 
     @property
     def running(self) -> bool:
         return self.finished is None
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise IngestCancelled(f"the ingest into {self.collection} was cancelled")
+
+    def seconds_left(self) -> float | None:
+        """The job's time left: the running files' at their pace, the waiting ones' at the pace of
+        the files so far (by size); None until there is a pace to go by."""
+        now = time.time()
+        active = [f for f in self.files if not f.done and f.stage != "waiting"]
+        lefts = [f.seconds_left(now) for f in active]
+        if not active or any(x is None for x in lefts):
+            return None
+        spent = now - self.started
+        done_bytes = sum(f.size * (1.0 if f.done else f.fraction) for f in self.files)
+        waiting = sum(f.size for f in self.files if f.stage == "waiting")
+        pace = spent / done_bytes if done_bytes else 0.0
+        return max(x or 0.0 for x in lefts) + waiting * pace
 
 
 AddDocument = Callable[[str, str, bytes, Callable[..., None] | None], FileResult]
@@ -110,6 +183,15 @@ class IngestJobs:
     def running(self, collection: str | None = None) -> bool:
         return any(j.running for j in self.jobs(collection))
 
+    def cancel(self, job_id: str) -> bool:
+        """Ask the job to stop at its next step (files done stay stored; the one under way and the
+        rest are not stored); False when no such job is running."""
+        for j in self.jobs():
+            if j.id == job_id and j.running:
+                j.cancel.set()
+                return True
+        return False
+
     def wait(self, timeout: float = 600.0) -> bool:
         """Until every job has finished (tests, shutdown); False on timeout."""
         deadline = time.monotonic() + timeout
@@ -123,12 +205,20 @@ class IngestJobs:
         try:
             with self.store.writer():
                 journal = self.store.journal(job.collection, [(n, d) for n, d in files])
-                if self.queue is None and self._add_many is not None:
-                    self._together(job, files, self._add_many, lambda name: self.store.journal_done(journal, name))
-                    return
-                for progress, (name, data) in zip(job.files, files, strict=True):
-                    self._one(job, progress, name, data)
-                    self.store.journal_done(journal, name)
+                try:
+                    if self.queue is None and self._add_many is not None:
+                        done = lambda name: self.store.journal_done(journal, name)  # noqa: E731
+                        self._together(job, files, self._add_many, done)
+                        return
+                    for progress, (name, data) in zip(job.files, files, strict=True):
+                        job.check()
+                        self._one(job, progress, name, data)
+                        self.store.journal_done(journal, name)
+                except IngestCancelled:
+                    for f in job.files:
+                        if not f.done or (f.stage == "failed" and "IngestCancelled" in f.error):
+                            f.stage, f.error = "cancelled", ""
+                            self.store.journal_done(journal, f.name)  # not stored on purpose: not "interrupted"
         except Exception as exc:  # the job's own failure is shown on its files, never lost in a thread
             job.error = f"{type(exc).__name__}: {exc}"
             for f in job.files:
@@ -143,10 +233,13 @@ class IngestJobs:
         def progress(p: Progress) -> None:
             f = job.files[p.file_index]
             if p.result is None:  # reading, embedding
-                f.stage, f.chunks, f.pages = p.stage, p.chunks, p.pages
+                job.check()  # Cancel stops the job here, between two steps
+                f.step(p.stage, p.chunks, p.pages, p.pages_total, p.drafted)
                 return
             r = p.result
-            if r.status == "failed":
+            if r.status == "failed" and job.cancel.is_set() and "IngestCancelled" in (r.error or ""):
+                f.stage = "cancelled"
+            elif r.status == "failed":
                 f.stage, f.error = "failed", r.error or "failed"
             else:
                 f.take_result(r)
@@ -155,11 +248,15 @@ class IngestJobs:
         add_many(job.collection, files, progress)
 
     def _one(self, job: IngestJob, progress: FileProgress, name: str, data: bytes) -> None:
-        def notify(stage: str, chunks: int = 0, pages: int = 0) -> None:
+        def notify(
+            stage: str, chunks: int = 0, pages: int = 0, pages_total: int | None = None, drafted: int = 0
+        ) -> None:
             if stage in ("reading", "embedding"):
-                progress.stage, progress.chunks, progress.pages = stage, chunks, pages
+                if self.queue is None:  # a queued file is the queue's until it ends: Cancel waits for it
+                    job.check()
+                progress.step(stage, chunks, pages, pages_total, drafted)
 
-        progress.stage = "reading"
+        progress.step("reading", 0, 0)
         if self.queue is not None:
             self._queued(job, progress, name, data, notify)
             return
@@ -179,10 +276,10 @@ class IngestJobs:
         assert self.queue is not None
 
         def add(collection: str, doc: str, content: bytes, record: Callable[..., None] | None) -> FileResult:
-            def both(stage: str, chunks: int = 0, pages: int = 0) -> None:
+            def both(stage: str, chunks: int = 0, pages: int = 0, **totals: int | None) -> None:
                 if record:
                     record(stage, chunks, pages)
-                notify(stage, chunks, pages)
+                notify(stage, chunks, pages, **totals)
 
             return self._add(collection, doc, content, both)
 

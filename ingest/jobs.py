@@ -189,7 +189,7 @@ class JobQueue:
                     {"lease": self.lease_s, **progress},
                 )
 
-        def notify(stage: str, chunks: int = 0, pages: int = 0) -> None:
+        def notify(stage: str, chunks: int = 0, pages: int = 0, **_totals: int | None) -> None:
             changed = stage != progress["stage"]
             progress.update(stage=stage, chunks=chunks, pages=pages)
             if changed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -120,7 +121,7 @@ def load_bytes(
     ocr: OcrSettings | None = None,
 ) -> LoadedDocument:
     """Parse `data` (the content of the file called `name`) into pages."""
-    fmt, pages, warnings = iter_pages(
+    fmt, pages, warnings, _total = iter_pages(
         data, name, max_pages=max_pages, drop_hidden=drop_hidden, password=password, ocr=ocr
     )
     doc = LoadedDocument(name, fmt, list(pages), warnings)
@@ -135,24 +136,26 @@ def iter_pages(
     drop_hidden: bool = True,
     password: str | None = None,
     ocr: OcrSettings | None = None,
-) -> tuple[str, Iterator[Page], list[str]]:
-    """The format, the pages as they are parsed, and the warnings (complete once the pages are)."""
+) -> tuple[str, Iterator[Page], list[str], int | None]:
+    """The format, the pages as they are parsed, the warnings (complete once the pages are), and
+    how many pages to expect (None where that is not known before reading: progress by work done)."""
     fmt = sniff(data, name)
     warnings: list[str] = []
     settings = (ocr or OcrSettings()).check()
+    total: int | None
     if fmt == "pdf":
-        pages = _pdf_pages(data, name, max_pages, drop_hidden, password, settings, warnings)
+        pages, total = _pdf_pages(data, name, max_pages, drop_hidden, password, settings, warnings)
     elif fmt == "image":
         from ingest.pictures import image_pages
 
-        pages = image_pages(data, name, max_pages, drop_hidden, settings, warnings)
+        pages, total = image_pages(data, name, max_pages, drop_hidden, settings, warnings)
     elif fmt == "audio":
-        pages = _recording_pages(data, name, warnings)
+        pages, total = _recording_pages(data, name, warnings)
     else:
         doc = _LOADERS[fmt](data, name, max_pages, drop_hidden)
         warnings.extend(doc.warnings)
-        pages = iter(doc.pages)
-    return fmt, _flag_injections(_without_invisible(pages, drop_hidden, warnings), warnings), warnings
+        pages, total = iter(doc.pages), len(doc.pages)
+    return fmt, _flag_injections(_without_invisible(pages, drop_hidden, warnings), warnings), warnings, total
 
 
 def _flag_injections(pages: Iterator[Page], warnings: list[str]) -> Iterator[Page]:
@@ -177,9 +180,10 @@ def _without_invisible(pages: Iterator[Page], drop: bool, warnings: list[str]) -
         yield dataclasses.replace(page, text=text) if drop else page
 
 
-def _recording_pages(data: bytes, name: str, warnings: list[str]) -> Iterator[Page]:
-    """A recording's speech, transcribed with its times, a stretch of about 30 s a page."""
-    from ingest.audio import clock, duration, pages, transcribe
+def _recording_pages(data: bytes, name: str, warnings: list[str]) -> tuple[Iterator[Page], int]:
+    """A recording's speech, transcribed with its times, a stretch of about 30 s a page (and how
+    many such stretches its length holds)."""
+    from ingest.audio import PAGE_SECONDS, clock, duration, pages, transcribe
 
     seconds = duration(data, name)  # refused here when too long, before anything is decoded
 
@@ -191,7 +195,7 @@ def _recording_pages(data: bytes, name: str, warnings: list[str]) -> Iterator[Pa
             raise IngestError(f"{name}: no speech was heard in the recording ({clock(seconds)} long)")
         warnings.append(f"transcribed {clock(seconds)} of speech (whisper tiny.en)")
 
-    return heard()
+    return heard(), max(1, math.ceil(seconds / PAGE_SECONDS))
 
 
 def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDocument:
@@ -244,7 +248,7 @@ def _pdf_pages(
     password: str | None,
     ocr: OcrSettings,
     warnings: list[str],
-) -> Iterator[Page]:
+) -> tuple[Iterator[Page], int]:
     from ingest.pdf import open_pdf
     from ingest.pdf_layers import Layers
 
@@ -253,7 +257,7 @@ def _pdf_pages(
     if n > max_pages:
         doc.close()
         raise IngestError(f"{name}: PDF has {n:,} pages; the limit is {max_pages:,}")
-    return _pdf_page_iter(doc, name, n, drop_hidden, ocr, warnings, Layers(data, password))
+    return _pdf_page_iter(doc, name, n, drop_hidden, ocr, warnings, Layers(data, password)), n
 
 
 def _pdf_page_iter(

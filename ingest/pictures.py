@@ -70,8 +70,8 @@ def _text(page: OcrPage, drop_hidden: bool) -> str:
 
 def image_pages(
     data: bytes, name: str, max_pages: int, drop_hidden: bool, settings: OcrSettings, warnings: list[str]
-) -> Iterator[Page]:
-    """An image file's pages (one, or a TIFF's frames), read by OCR. A frame that cannot be read is
+) -> tuple[Iterator[Page], int]:
+    """An image file's pages (one, or a TIFF's frames), read by OCR, and how many frames it has. A frame that cannot be read is
     reported and skipped; the others go on."""
     from PIL import Image, UnidentifiedImageError
 
@@ -86,7 +86,7 @@ def image_pages(
         raise IngestError(f"{name}: not a readable image ({exc})") from None
     if frames > max_pages:
         raise IngestError(f"{name}: the image has {frames:,} pages; the limit is {max_pages:,}")
-    return _frames(image, name, frames, drop_hidden, settings, warnings)
+    return _frames(image, name, frames, drop_hidden, settings, warnings), frames
 
 
 def _frames(

@@ -84,9 +84,11 @@ class Progress:
     files: int
     name: str
     stage: str  # reading | embedding | done | failed | unchanged
-    chunks: int = 0
-    pages: int = 0
+    chunks: int = 0  # embedded so far (with done: the file's chunks)
+    pages: int = 0  # read so far
     result: FileResult | None = None  # with done, failed and unchanged: what happened to the file
+    pages_total: int | None = None  # the pages to expect, where known before reading
+    drafted: int = 0  # chunks cut from the pages read so far
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -319,9 +321,9 @@ def _ingest(
 
 
 def _notifier(progress: ProgressCallback | None, i: int, n: int, name: str) -> Callable[..., None]:
-    def notify(stage: str, chunks: int = 0, pages: int = 0) -> None:
+    def notify(stage: str, chunks: int = 0, pages: int = 0, pages_total: int | None = None, drafted: int = 0) -> None:
         if progress is not None:
-            progress(Progress(i, n, name, stage, chunks, pages))
+            progress(Progress(i, n, name, stage, chunks, pages, pages_total=pages_total, drafted=drafted))
 
     return notify
 
@@ -520,7 +522,7 @@ def _embed_sorted(
         advance()
         picked = order[at : at + step]
         vectors[picked] = embedder.embed([drafts[i].text for i in picked])
-        notify("embedding", at + len(picked), pages)
+        notify("embedding", at + len(picked), pages, pages_total=pages, drafted=len(drafts))
     return vectors
 
 
@@ -596,7 +598,7 @@ def _embed(staged: _Staged, embedder: Embedder, notify: Callable[..., None], adv
     def take_pages() -> None:
         # everything the parser has ready; wait for more only while there is too little to embed
         while not pages.exhausted and staged.take(wait=len(drafts) - embedded < EMBED_BATCH):
-            pass
+            progress("embedding" if embedded else "reading", 0, 0)  # a slow page (a scan) shows at once
         advance()
 
     def before() -> None:
@@ -607,8 +609,8 @@ def _embed(staged: _Staged, embedder: Embedder, notify: Callable[..., None], adv
             # HTML pages took 29-31 s giving them a core, 21-24 s not)
             share(not pages.finished)
 
-    def progress(stage: str, n: int, _pages: int) -> None:
-        notify(stage, embedded + n, len(staged.doc.pages))
+    def progress(stage: str, n: int, _pages: int, **_totals: int) -> None:
+        notify(stage, embedded + n, len(staged.doc.pages), pages_total=staged.info.pages_total, drafted=len(drafts))
 
     try:
         while True:

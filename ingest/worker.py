@@ -68,7 +68,7 @@ def serve(conn: Connection) -> None:
 
 
 def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> bool:
-    """Parse one file and send ('start', fmt), ('pages', [...])..., ('done', warnings), or ('error', msg)
+    """Parse one file and send ('start', (fmt, pages expected or None)), ('pages', [...])..., ('done', warnings), or ('error', msg)
     or ('unsupported', msg); ('fatal', msg) when the process is not fit to parse another file (it
     then exits). Returns whether it is fit."""
     import resource
@@ -82,7 +82,7 @@ def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> 
     from ingest.loaders import iter_pages
 
     try:
-        fmt, pages, warnings = iter_pages(
+        fmt, pages, warnings, total = iter_pages(
             data,
             name,
             max_pages=limits.max_pages,
@@ -90,7 +90,7 @@ def run_child(conn: Connection, data: bytes, name: str, limits: ParseLimits) -> 
             password=limits.password,
             ocr=limits.ocr,
         )
-        conn.send(("start", fmt))
+        conn.send(("start", (fmt, total)))
         batch: list[tuple[int | None, str, float | None, tuple[float, float] | None]] = []
         for page in pages:
             batch.append((page.number, page.text, page.ocr, page.seconds))
@@ -221,6 +221,7 @@ class ParseStream:
     name: str
     format: str = ""
     warnings: list[str] | None = None
+    pages_total: int | None = None  # the pages to expect, where known before reading (progress)
 
 
 def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseStream, Iterator[list[Page]]]:
@@ -293,7 +294,7 @@ def parse_in_worker(data: bytes, name: str, limits: ParseLimits) -> tuple[ParseS
     kind, payload = receive()
     if kind != "start":
         settle(kind, payload)
-    info.format = payload
+    info.format, info.pages_total = payload
     return info, batches()
 
 

@@ -129,6 +129,25 @@ def make_pdf(path: Path, pages: Sequence[str]) -> Path:
     return path
 
 
+def make_scan(path: Path, pages: Sequence[str], dpi: int = 150) -> Path:
+    """An image-only PDF of `pages` (what a scanner writes): each page of `make_pdf` rendered to a
+    grey picture, one picture per page, no text layer."""
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    text_pdf = make_pdf(path.with_name(path.stem + "-text.pdf"), pages)
+    doc = pdfium.PdfDocument(str(text_pdf))
+    try:
+        images = [
+            Image.fromarray(doc[i].render(scale=dpi / 72).to_numpy()[..., :3].copy()).convert("L")
+            for i in range(len(doc))
+        ]
+    finally:
+        doc.close()
+    images[0].save(path, save_all=True, append_images=images[1:], resolution=dpi)
+    return path
+
+
 # A four-page field guide: the harbor fixture ingests it as a real PDF into the collection "harbor".
 PAGES = [
     "Harbor Lights Field Guide. This guide describes the lighthouses of the northern coast.",

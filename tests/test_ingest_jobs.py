@@ -80,3 +80,45 @@ def test_a_job_of_small_uploads_embeds_them_together_and_reports_each(
     assert svc.store.in_progress() == []  # every file was taken off the journal
     found = svc.search(["notes"], "heron3 small3", 1)
     assert found[0].document == "s3.md"
+
+
+def test_progress_moves_by_pages_and_chunks_and_cancel_stores_nothing_more(
+    home: Path, tmp_path: Path, fake_embedder: Any, monkeypatch: Any
+) -> None:
+    """A running job says how far it is by work done (page N of the PDF's total, chunks embedded),
+    with the time left at its pace; Cancel stops it at the next step: the file under way and the ones
+    after it are not stored, none is left to be reported later as interrupted, and what finished before
+    stays."""
+    slow_encoder(fake_embedder, monkeypatch, seconds=0.05)
+    pages = [f"Page {i}. " + "The keeper logs the weather, the tide and every passing ship. " * 25 for i in range(80)]
+    pdf = make_pdf(tmp_path / "logbook.pdf", pages).read_bytes()
+    svc = Services.create(home, embedder=fake_embedder)
+    first = svc.ingest_jobs.submit("logs", [("owls.txt", b"Owls hunt at night.")])
+    assert svc.ingest_jobs.wait(120) and first.files[0].stage == "added"
+
+    job = svc.ingest_jobs.submit("logs", [("logbook.pdf", pdf), ("later.txt", b"Herons wade at dawn.")])
+    seen: list[tuple[float, str]] = []
+    deadline = time.time() + 120
+    while time.time() < deadline and job.running:
+        f = job.files[0]
+        seen.append((f.fraction, f.text()))
+        if f.pages_total and f.fraction > 0.2 and job.seconds_left() is not None:
+            break
+        time.sleep(0.05)
+    assert job.running, "the job ended before it could be watched"
+    file = job.files[0]
+    assert file.pages_total == 80 and 0 < file.pages <= 80
+    assert f"page {file.pages} of 80" in file.text() and "chunks embedded" in file.text() and "left" in file.text()
+    fractions = [x for x, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] < 1.0, seen  # it only moves forward
+    assert len({x for x in fractions if x > 0}) >= 3, seen  # and moves, step by step
+
+    assert svc.ingest_jobs.cancel(job.id)
+    assert svc.ingest_jobs.wait(60)
+    assert [f.stage for f in job.files] == ["cancelled", "cancelled"]
+    assert "cancelled, nothing of it stored" in job.files[0].text()
+    assert [d.name for d in svc.store.documents("logs")] == ["owls.txt"]
+    assert svc.store.in_progress() == []  # nothing left to be called interrupted
+    svc.store.recover_if_idle()
+    assert [(d.name, d.status) for d in svc.store.documents("logs")] == [("owls.txt", "ready")]
+    assert not svc.ingest_jobs.cancel(job.id)  # a finished job: nothing to cancel

@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from app.ingest_jobs import duration_text
 from app.ui.common import passage_markdown, plain, services
 from ingest import IngestError
 from ingest.store import check_collection_name
@@ -91,21 +92,31 @@ def manage(name: str) -> None:
 
 @st.fragment(run_every=1.0)
 def ingest_progress() -> None:
-    """The collection's ingests, running in the background: they go on while you are on other pages
-    or reload, and show here again when you come back."""
-    jobs = svc.ingest_jobs.jobs(name)[:3]
-    for job in jobs:
-        if job.running:
-            st.caption("Ingesting in the background: you can leave this page; the work goes on.")
+    """Every running ingest, whichever collection it fills (they go on while you are on other pages or
+    reload, and show here again when you come back), then this collection's finished ones."""
+    for job in [j for j in svc.ingest_jobs.jobs() if j.running]:
+        with st.container(border=True, key=f"kn-job-{job.id}"):
+            left = job.seconds_left()
+            eta = f"; about {duration_text(left)} left" if left is not None else ""
+            st.markdown(
+                f"**Ingesting {len(job.files)} file(s) into {plain(job.collection)}**{eta}. You can leave this "
+                "page; the work goes on."
+            )
             for f in job.files:
-                st.progress(f.fraction, text=f.text())
-        else:
-            when = time.strftime("%H:%M:%S", time.localtime(job.finished or 0))
-            with st.expander(f"Ingest of {len(job.files)} file(s), finished at {when}", expanded=job is jobs[0]):
-                for f in job.files:
-                    (st.error if f.stage == "failed" else st.text)(f.text())  # names as written, not Markdown
-                    for w in f.warnings:
-                        st.warning(f"{plain(f.name)}: {plain(w)}")
+                st.progress(f.fraction, text=plain(f.text()))
+            if job.cancel.is_set():
+                st.caption("Cancelling: stopping after the current step...")
+            elif st.button("Cancel", key=f"kn-cancel-{job.id}", icon=":material/cancel:"):
+                svc.ingest_jobs.cancel(job.id)
+                st.rerun(scope="fragment")
+    jobs = [j for j in svc.ingest_jobs.jobs(name) if not j.running][:3]
+    for job in jobs:
+        when = time.strftime("%H:%M:%S", time.localtime(job.finished or 0))
+        with st.expander(f"Ingest of {len(job.files)} file(s), finished at {when}", expanded=job is jobs[0]):
+            for f in job.files:
+                (st.error if f.stage == "failed" else st.text)(f.text())  # names as written, not Markdown
+                for w in f.warnings:
+                    st.warning(f"{plain(f.name)}: {plain(w)}")
     running = svc.ingest_jobs.running(name)
     if st.session_state.get("kn-running") and not running:
         st.session_state["kn-running"] = False
