@@ -36,6 +36,18 @@ class HubUnreachableError(ArchivistError):
         super().__init__(f"the model hub at {endpoint} could not be reached ({detail})")
 
 
+class HubOfflineError(HubUnreachableError):
+    """Downloads are switched off on this computer (HF_HUB_OFFLINE is set): no request is made."""
+
+    def __init__(self, endpoint: str, url: str) -> None:
+        super().__init__(endpoint, url, "HF_HUB_OFFLINE is set, so nothing is downloaded")
+
+
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE switches the hub off, read as huggingface_hub reads it (1, true, yes, on)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 class DownloadCancelledError(ArchivistError):
     """The user cancelled a download; what was downloaded is kept for a resume."""
 
@@ -180,6 +192,8 @@ def download(
         return dest
     base = (endpoint or endpoint_now()).rstrip("/")
     url = hf_hub_url(repo, filename, endpoint=base)
+    if hub_offline():
+        raise HubOfflineError(base, url)
     part = dest.with_name(dest.name + ".part")
     state = dest.with_name(dest.name + ".part.json")  # the checksum the part belongs to
     dest.parent.mkdir(parents=True, exist_ok=True)

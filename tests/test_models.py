@@ -25,6 +25,26 @@ def gguf() -> bytes:
     return BUNDLED.read_bytes()
 
 
+@pytest.fixture(autouse=True)
+def hub_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Downloads on (the suite runs with HF_HUB_OFFLINE=1; these reach a hub on loopback)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+
+
+def test_hf_hub_offline_switches_downloads_off_without_a_request(
+    tmp_path: Path, gguf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with serve_hub(Hub({KEY: gguf})) as hub:
+        jobs = Downloads(tmp_path / "models", endpoint=lambda: hub.url)
+        job = jobs.start(SPEC)
+        while job.running:
+            time.sleep(0.05)
+        assert job.stage == "failed" and job.offline and "HF_HUB_OFFLINE is set" in job.error
+        assert hub.requests == []  # nothing was asked of the hub
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*.gguf*"))
+
+
 def test_a_hub_model_downloads_through_the_endpoint_setting_and_resolves(
     tmp_path: Path, gguf: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -87,6 +87,13 @@ with t2:
 def offline_help(job: Download) -> str:
     repo, filename = split_spec(job.spec)
     url = f"{endpoint_now()}/{repo}/resolve/main/{filename}"
+    if "HF_HUB_OFFLINE" in job.error:
+        return (
+            "Downloads are switched off on this computer: the setting HF_HUB_OFFLINE is on, so the app reaches "
+            "no model hub. To download here, start the app without it (or with HF_HUB_OFFLINE=0). Otherwise "
+            f"download the file on a computer that has internet from {url}, bring it over, and add it above "
+            "under **Add a model file**."
+        )
     return (
         f"The model hub ({endpoint_now()}) can't be reached: this computer seems to be offline. "
         "Connect it to the internet, then press **Download** again: what was downloaded so far is kept and "
