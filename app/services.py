@@ -16,7 +16,9 @@ from assistants.arena import Arena, ArenaStore
 from assistants.chat import ChatService
 from assistants.conversation_service import ConversationService
 from assistants.conversations import ConversationStore
+from assistants.errors import AssistantError
 from assistants.library import AssistantStore
+from assistants.schema import Assistant
 from ingest.embed import Embedder, SentenceTransformerEmbedder, embedder_identity
 from ingest.jobs import JobQueue
 from ingest.pipeline import FileResult, IngestReport, ProgressCallback, ingest_bytes, ingest_files
@@ -162,6 +164,15 @@ class Services:
             )
             self.library.save(entry.assistant.model_copy(update={"knowledge": knowledge}), overwrite=True)
         return stuck
+
+    def rename_assistant(self, old: str, assistant: Assistant) -> None:
+        """Save `assistant` (its new name must be free) in place of the workspace's assistant `old`: its
+        conversations follow it, and `old` is gone. A shipped assistant cannot be renamed (save a copy)."""
+        if not self.library.taken(old):
+            raise AssistantError(old, [f"name: {old} is a shipped assistant; save it under a new name as a copy"])
+        self.library.save(assistant)
+        self.conversations.move_assistant(old, assistant.name)
+        self.library.delete(old)
 
     def follow_folders(self, stop: threading.Event, *, poll_s: float = 5.0, settle_s: float = 2.0) -> list[str]:
         """Follow the folders of every collection switched on for it (`archivist sync --follow`), each

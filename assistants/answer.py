@@ -121,13 +121,21 @@ class AnswerStream:
         finish: Callable[[str], Answer],
         quotes: Sequence[Quote] = (),
         tools: Sequence[ToolStep] = (),
+        draft: Callable[[], str] | None = None,
     ) -> None:
         self._pieces, self._finish = pieces, finish
         self.quotes = list(quotes)  # known before the first piece: a UI can show them while the model writes
         self.tools = list(tools)  # the tool steps run before the answer (cards), also known up front
+        self._draft = draft
         self._then: list[Callable[[Answer], None]] = []
         self.answer: Answer | None = None
         self._parts: list[str] = []
+
+    def draft(self) -> str:
+        """While an answer is written to be judged before it is shown (the pieces are then empty
+        heartbeats): the candidate being written so far, for a UI to show marked as a draft; "" when
+        there is none (the answer streams as it is written, or it is done)."""
+        return self._draft() if self._draft is not None and self.answer is None else ""
 
     def then(self, callback: Callable[[Answer], None]) -> AnswerStream:
         """Run `callback` on the finished answer (e.g. to store it) before `answer` is set."""

@@ -236,7 +236,7 @@ class ChatService:
                 tools=steps,
             )
 
-        return AnswerStream(pieces, finish, quotes, steps)
+        return AnswerStream(pieces, finish, quotes, steps, draft=lambda: "".join(state.get("partial") or ()))
 
     def _prepare(
         self,

@@ -128,6 +128,14 @@ class ConversationStore:
             )
             return [_conv(r) for r in s.scalars(q)]
 
+    def move_assistant(self, old: str, new: str) -> int:
+        """The conversations of assistant `old` become `new`'s (the assistant was renamed); returns how many."""
+        with Session(self.engine) as s, s.begin():
+            rows = list(s.scalars(select(ConversationRow).where(ConversationRow.assistant == old)))
+            for row in rows:
+                row.assistant = new
+            return len(rows)
+
     def rename(self, conversation_id: int, title: str) -> None:
         with Session(self.engine) as s, s.begin():
             row = s.get(ConversationRow, conversation_id)

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from assistants.errors import AssistantError
-from assistants.schema import Assistant
+from assistants.schema import NAME_PATTERN, Assistant
 
 
 def parse_assistant(data: Any, source: str) -> Assistant:
@@ -24,10 +24,46 @@ def parse_assistant(data: Any, source: str) -> Assistant:
 
 def _problem(err: Any) -> str:
     path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-    if err["type"] == "missing":
-        msg = "required field is missing"
-    return f"{path}: {msg}"
+    return f"{path}: {plain_problem(err)}"
+
+
+def plain_problem(err: Any) -> str:
+    """A validation error in a reader's words, with the limit it broke ("use letters, digits ... up
+    to 64 characters", "at most 8 items (this has 20)"), not the validator's wording."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    items = "items" if "List" in str(ctx.get("field_type", "")) else "characters"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
+        return "use letters, digits, '-', '_' and '.', starting with a letter or digit, up to 64 characters (no spaces)"
+    if kind == "string_pattern_mismatch":
+        return "holds characters that are not allowed here"
+    if kind in ("too_short", "string_too_short"):
+        n = ctx.get("min_length", 1)
+        return "choose at least one" if n == 1 and items == "items" else f"needs at least {n} {items}"
+    if kind in ("too_long", "string_too_long"):
+        have = f" (this has {ctx['actual_length']})" if "actual_length" in ctx else ""
+        return f"at most {ctx.get('max_length')} {items if kind == 'too_long' else 'characters'}{have}"
+    bounds = {
+        "less_than_equal": "at most",
+        "greater_than_equal": "at least",
+        "less_than": "under",
+        "greater_than": "over",
+    }
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "")
+        return f"must be {bounds[kind]} {limit:g}" if isinstance(limit, (int, float)) else str(err["msg"])
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "must be a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "must be a number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "must be true or false"
+    if kind == "literal_error":
+        return f"choose one of {ctx.get('expected', '')}".replace("'", "")
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 MAX_YAML_BYTES = 2**20  # an assistant is a few KB; a larger file is refused before it is parsed

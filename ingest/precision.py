@@ -98,6 +98,31 @@ class Calibration:
     batch_size: int = DEFAULT_BATCH
     batch_speeds: dict[str, float] = field(default_factory=dict)  # chunks/s at the chosen precision
 
+    def plain(self) -> str:
+        """What was measured, what was chosen and why it matters, in a reader's words (no jargon beyond
+        the name of the number format)."""
+        fast = self.speeds.get(self.chosen, 0.0)
+        base = self.speeds.get("float32", 0.0)
+        when = self.measured_at[:10]
+        if self.chosen == "float32":
+            why = (
+                "the faster formats were not faster on this computer, or their search results differed"
+                if len(self.speeds) > 1
+                else "the standard format"
+            )
+        else:
+            why = (
+                f"{fast / base:.1f} times as fast as the standard float32 here, with the same search results"
+                if base
+                else "faster here"
+            )
+        return (
+            f"Adding documents turns each passage into numbers for search. This computer was timed on "
+            f"{self.chunks} passages ({when}): it handles about {fast:,.0f} passages a second with "
+            f"{self.chosen}, chosen because it was {why}. This sets how long adding documents takes; "
+            "answers and search results do not depend on it."
+        )
+
     def summary(self) -> str:
         speeds = ", ".join(f"{p} {s:.0f} chunks/s" for p, s in self.speeds.items())
         batches = ", ".join(f"{b}: {s:.0f}" for b, s in self.batch_speeds.items())

@@ -267,7 +267,9 @@ def test_doctor_shows_what_the_first_ingest_measured(tmp_path: Path) -> None:
     assert report["precision"] == cal["chosen"] in precision.PRECISIONS
     assert cal["speeds"]["float32"] > 0 and cal["fingerprint"]["cpu"] == report["cpu"]
     text = subprocess.run([*cli, "doctor"], capture_output=True, text=True, env=env, check=True).stdout
-    assert f"precision    {cal['chosen']} (" in text and "chunks/s" in text
+    # in plain words first (what was timed, what was chosen, why it matters), the figures after
+    assert "passages a second with " + cal["chosen"] in text and "sets how long adding documents takes" in text
+    assert f"measured: {cal['chosen']} (" in text and "chunks/s" in text
 
 
 def test_a_batch_size_is_kept_only_when_it_beats_the_default_by_the_margin() -> None:

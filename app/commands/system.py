@@ -20,6 +20,7 @@ from runtime.errors import ArchivistError
 def ui(args: argparse.Namespace) -> int:
     from app.api import KeyStore, is_loopback
     from app.ui.login import LOGIN_ENV
+    from app.ui.theme import app_flags
     from runtime.errors import ArchivistError
 
     shared = not is_loopback(args.host)
@@ -45,6 +46,7 @@ def ui(args: argparse.Namespace) -> int:
         "false",
         "--client.toolbarMode",
         "minimal",
+        *app_flags(),
     ]
     env = dict(os.environ)
     if shared:
@@ -169,7 +171,8 @@ def doctor(args: argparse.Namespace) -> int:
     if chosen != "auto":
         print(f"precision    {chosen} (set by {ENV}; calibration not used)")
     elif here:
-        print(f"precision    {here.summary()}")
+        print(f"precision    {here.plain()}")
+        print(f"             measured: {here.summary()}")
         print("             mean cosine to float32: " + ", ".join(f"{p} {c:.4f}" for p, c in here.cosine.items()))
     else:
         print("precision    not measured on this machine yet: the first ingest measures it (or run doctor --calibrate)")

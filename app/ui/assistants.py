@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from app.ui.builder import draft_of, show_problems
+from app.ui.builder_common import field_label
 from app.ui.common import plain, safe_markdown, services, show_citations, stream_markdown
 from assistants import Assistant, AssistantError, dump_assistant, parse_assistant
 from assistants.bundle import PRIVATE_NETWORK, export_bundle, import_bundle, remote_destinations
@@ -84,15 +85,20 @@ NEW = "(new assistant)"
 # A save, an Edit button, a duplicate or a delete asks for an assistant; the selector follows it
 # (set before the widget exists: its own state would otherwise keep the old choice).
 wanted = st.session_state.pop("editing", None)
+if wanted is None and "builder-choice" not in st.session_state:
+    wanted = st.session_state.get("builder-loaded")  # back from another page: the assistant being edited
 if wanted is not None:
     st.session_state["builder-choice"] = wanted if wanted in names else NEW
 st.subheader("Builder")
 choice = st.selectbox("Edit an assistant, or start a new one", [NEW, *names], key="builder-choice")
-if st.session_state.get("builder-loaded") != choice:  # another assistant: its values, not the last one's
+NOT_KEPT = ("f-upload", "f-upload-go", "f-upload-note")  # the uploader and its button hold no edit
+loading = st.session_state.get("builder-loaded") != choice
+if loading:  # another assistant: its values, not the last one's
     for k in [k for k in st.session_state if str(k).startswith("f-")]:
         del st.session_state[k]
     st.session_state["builder-loaded"] = choice
     st.session_state["builder-problems"] = {}
+    st.session_state.pop("builder-renaming", None)
 base = next((e.assistant for e in entries if e.assistant.name == choice), None)
 d: dict[str, Any] = (
     base.model_dump(mode="json")
@@ -136,9 +142,57 @@ def check(draft: dict[str, Any]) -> Assistant | None:
         return None
 
 
+# Unsaved edits survive leaving the page (Streamlit forgets a page's fields when another page is shown):
+# the draft is kept aside while it differs from what was loaded, and offered back when the same
+# assistant's fields are drawn anew. Nothing is written until Save.
+stash: dict[str, Any] | None = st.session_state.get("builder-unsaved")
+restoring = st.session_state.pop("builder-restore", False) and stash is not None and stash["choice"] == choice
+fresh = "f-name" not in st.session_state  # the fields drawn anew: another choice, or back from another page
+# Values put into the fields through the Session State API, before the fields exist, so the browser
+# shows them too: a field the browser already drew keeps what it shows when its value only changes on
+# this side (the old assistant's text stayed on screen, and was saved, after choosing another one).
+put: dict[str, Any] = st.session_state.pop("builder-put", {})
+if restoring:
+    assert stash is not None
+    put = stash["values"]
+for k, v in put.items():
+    st.session_state[k] = v
+
+if fresh and not restoring and stash is not None and stash["choice"] == choice:
+    st.session_state["builder-offer"] = choice  # asked until answered, or until the fields are edited anew
+offered = st.session_state.get("builder-offer") == choice and not restoring
+
 form, preview = st.columns([3, 2], gap="large")
 with form:
+    if offered:
+        with st.container(border=True, key="builder-offer-box"):
+            st.info(
+                plain(f"You have unsaved changes to {choice} from before. Restore them?"), icon=":material/history:"
+            )
+            o1, o2 = st.columns(2)
+            if o1.button("Restore my changes", key="b-restore", type="primary"):
+                st.session_state.pop("builder-offer", None)
+                st.session_state["builder-restore"] = True
+                st.rerun()
+            if o2.button("Discard them", key="b-discard"):
+                st.session_state.pop("builder-offer", None)
+                st.session_state.pop("builder-unsaved", None)
+                st.rerun()
     draft = draft_of(d, collections, problems, svc)
+    if loading:  # the chosen assistant's values, once more through the Session State API (see above)
+        st.session_state["builder-initial"] = draft
+        st.session_state["builder-put"] = {
+            k: v for k, v in st.session_state.items() if str(k).startswith("f-") and k not in NOT_KEPT
+        }
+        st.rerun()
+    if fresh and not restoring:
+        st.session_state["builder-initial"] = draft  # what was loaded
+    elif draft != st.session_state.get("builder-initial"):
+        values = {k: v for k, v in st.session_state.items() if str(k).startswith("f-") and k not in NOT_KEPT}
+        st.session_state["builder-unsaved"] = {"choice": choice, "draft": draft, "values": values}
+        st.session_state.pop("builder-offer", None)  # new edits: they are what is kept now
+    elif stash is not None and stash["choice"] == choice and not offered:
+        st.session_state.pop("builder-unsaved", None)  # edited back to what was loaded
     if st.session_state.get("builder-checked"):  # after a Save or Preview, messages follow each edit
         check(draft)
     show_problems(st.session_state.get("builder-problems", {}))
@@ -146,18 +200,60 @@ with form:
     if (just_saved := st.session_state.pop("builder-saved", None)) is not None:
         st.success(plain(f"Saved {just_saved}"), icon=":material/check:")
 
+
+def write(ready: Assistant, how: str) -> None:
+    """Save the draft: over the assistant being edited ("same"), as a new one ("new", "copy"), or in
+    place of the one being edited under its new name ("rename")."""
+    try:
+        if how == "rename" and base is not None:
+            svc.rename_assistant(base.name, ready)
+        else:
+            svc.library.save(ready, overwrite=how == "same")
+        st.session_state.pop("builder-unsaved", None)
+        st.session_state["builder-loaded"] = None  # the fields drawn anew from what was saved
+        st.session_state["editing"] = ready.name
+        st.session_state["builder-saved"] = (
+            f"{base.name} renamed to {ready.name}" if how == "rename" and base else ready.name
+        )  # said after the rerun that shows it
+    except AssistantError as exc:
+        st.session_state["builder-problems"] = problem_map(exc)
+    st.rerun()
+
+
 if saved:
     st.session_state["builder-checked"] = True
     ready = check(draft)
-    if ready is not None:
-        try:
-            svc.library.save(ready, overwrite=base is not None and base.name == ready.name)
-            st.session_state["editing"] = ready.name
-            st.session_state["builder-saved"] = ready.name  # said after the rerun that shows it
-            st.rerun()
-        except AssistantError as exc:
-            st.session_state["builder-problems"] = problem_map(exc)
+    if ready is not None and base is not None and base.name != ready.name:
+        st.session_state["builder-renaming"] = ready.name  # asked below: rename, or a copy
+    elif ready is not None:
+        write(ready, "new" if base is None else "same")
     st.rerun()
+
+if base is not None and (new_name := st.session_state.get("builder-renaming")):
+    ready = check(draft)
+    if ready is None or ready.name != new_name:
+        st.session_state.pop("builder-renaming", None)  # the name was changed again: ask again at Save
+    else:
+        with form, st.container(border=True, key="builder-rename-ask"):
+            shipped = not svc.library.taken(base.name)
+            st.warning(
+                plain(f"You changed the name from {base.name} to {new_name}. ")
+                + (
+                    "Rename it (its conversations follow), or save a copy and keep both?"
+                    if not shipped
+                    else "It is a shipped assistant, so it is saved as a copy and the original stays."
+                )
+            )
+            r1, r2, r3 = st.columns(3)
+            if not shipped and r1.button(f"Rename to {new_name}", key="b-rename", type="primary"):
+                st.session_state.pop("builder-renaming", None)
+                write(ready, "rename")
+            if r2.button(f"Save a copy as {new_name}", key="b-copy"):
+                st.session_state.pop("builder-renaming", None)
+                write(ready, "copy")
+            if r3.button("Cancel", key="b-rename-cancel"):
+                st.session_state.pop("builder-renaming", None)
+                st.rerun()
 
 # ---- preview: beside the fields, answering with what is on screen, saved or not ----------
 with preview, st.container(border=True):
@@ -168,7 +264,8 @@ with preview, st.container(border=True):
         st.session_state["builder-checked"] = True
         shown = check(draft)
         if shown is None:
-            st.error("Fix the fields marked on the left first.")
+            marked = st.session_state.get("builder-problems", {})
+            st.error(plain("Fix the fields marked on the left first: " + ", ".join(field_label(p) for p in marked)))
         elif not question.strip():
             st.info("Type a question above, then press Preview answer.")
         else:

@@ -28,15 +28,41 @@ def field_errors(prefix: str) -> None:
     _SLOTS.append((prefix, st.empty()))
 
 
+# The field paths of an assistant's YAML as the builder labels them.
+LABELS = {
+    "name": "Name",
+    "display_name": "Display name",
+    "description": "Description",
+    "instructions": "Instructions",
+    "knowledge": "Knowledge",
+    "knowledge.collections": "Knowledge",
+    "starters": "Conversation starters",
+    "refusal": "Reply when the documents don't answer",
+    "model": "Model",
+    "model.path": "Model",
+    "retrieval": "Finding passages",
+    "tools": "Tools",
+    "tools.web.allow_private": "Web reader may also read (private addresses)",
+}
+
+
+def field_label(path: str) -> str:
+    """A problem's field as the builder names it: 'model.temperature' -> 'Model: temperature'."""
+    if path in LABELS:
+        return LABELS[path]
+    head, _, rest = path.partition(".")
+    return f"{LABELS.get(head, head.replace('_', ' ').capitalize())}: {rest.replace('_', ' ')}" if rest else path
+
+
 def show_problems(problems: dict[str, list[str]]) -> None:
-    """Each field's messages, in plain words, in its slot."""
-    for prefix, slot in _SLOTS:
-        lines = [
-            f"{path}: {m}"
-            for path, msgs in problems.items()
-            if path == prefix or path.startswith(prefix + ".")
-            for m in msgs
-        ]
+    """Each field's messages, in plain words, in its slot; a message for a field the form has no slot
+    for goes to the first slot, so nothing marked is ever hidden."""
+    owned = {prefix: [p for p in problems if p == prefix or p.startswith(prefix + ".")] for prefix, _ in _SLOTS}
+    shown = {p for paths in owned.values() for p in paths}
+    rest = [p for p in problems if p not in shown]
+    for i, (prefix, slot) in enumerate(_SLOTS):
+        paths = owned[prefix] + (rest if i == 0 else [])
+        lines = [f"{field_label(path)}: {m}" for path in paths for m in problems[path]]
         if lines:
             slot.error(plain("; ".join(lines)), icon=":material/error:")
         else:

@@ -185,6 +185,7 @@ if question:
             with answer_area:
                 judged = judged_first(assistant.thinking, assistant.fallback, assistant.grounding)
                 if judged and assistant.answer_mode == "generate":
+                    # the draft shows as it is written; the checked answer replaces it
                     with st.spinner("Writing the answer and checking it against the documents..."):
                         stream_markdown(stream, on_stop=stream.stop)
                 else:

@@ -84,14 +84,25 @@ def stream_markdown(pieces: Iterable[str], on_stop: Callable[[], object] | None 
 
     Each piece (an empty one is a heartbeat between tokens while candidates are written) is a point
     where Streamlit ends this run when the user clicks anything, Stop included: `on_stop` then
-    stops the generation and keeps what was written, before the next run shows it."""
+    stops the generation and keeps what was written, before the next run shows it. While an answer
+    is written to be judged before it is shown, its draft (the stream's `draft()`) is shown as it is
+    written, marked as a draft, and the judged answer replaces it."""
     from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
     box = st.empty()
-    text = ""
+    text = shown_draft = ""
+    draft = getattr(pieces, "draft", None)
     try:
         for piece in pieces:
             text += piece
+            if not text and draft is not None:
+                now = draft()
+                if now.strip() and now != shown_draft:
+                    shown_draft = now
+                    with box.container():
+                        st.caption(":material/edit_note: Draft, being checked against the documents:")
+                        st.markdown(safe_markdown(now) + " ▌")
+                continue
             box.markdown(safe_markdown(text) + " ▌")
     except ScriptControlException:
         if on_stop is not None:

@@ -13,13 +13,16 @@ svc = services()
 
 
 def precision_line(svc) -> str:  # type: ignore[no-untyped-def]
-    """What the encoder runs at here and why: a setting, or the speeds measured on this machine."""
+    """How fast documents are added here and why, in plain words: a setting, or what was measured."""
     if setting() != "auto":
-        return f"{setting()}, set by `{ENV}`"
+        return f"Adding documents uses the {setting()} number format, as the setting `{ENV}` says."
     cal = for_this_machine(svc.home, svc.store.embedder)
     if cal is None:
-        return "not measured on this machine yet; the first ingest measures both precisions (a few seconds)"
-    return cal.summary() + f"; override with `{ENV}=float32|bfloat16|float32-onnx`"
+        return (
+            "Not timed on this computer yet: the first time documents are added, a few seconds go to finding "
+            "the fastest way to turn passages into numbers for search here."
+        )
+    return cal.plain()
 
 
 st.title("Settings")
@@ -66,4 +69,7 @@ st.markdown(
     f"(`ARCHIVIST_LLAMA_BACKEND=cuda make setup`).  \n"
     f"**Embedder:** {svc.store.embedder} ({svc.store.dim} dimensions)"
 )
-st.markdown(f"**Encoder precision:** {precision_line(svc)}")
+st.markdown(f"**Speed of adding documents:** {precision_line(svc)}")
+if setting() == "auto" and (cal := for_this_machine(svc.home, svc.store.embedder)) is not None:
+    with st.expander("The measurement in detail"):
+        st.text(cal.summary() + f"\nTo choose yourself, set {ENV}=float32, bfloat16 or float32-onnx.")
