@@ -12,15 +12,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, MetaData, Table, func, inspect, select, text
+from sqlalchemy import Connection, Engine, Table, func, inspect, select, text
 
-from app.api.keys import KeyStore
-from app.api.keys import _Base as KeysBase
-from assistants.arena import ArenaStore
-from assistants.arena import _Base as ArenaBase
-from assistants.conversations import ConversationStore
-from assistants.conversations import _Base as ConversationsBase
-from ingest.catalog import Base as CatalogBase
+import app.api.keys  # noqa: F401 - its table is part of the metadata copied
+import assistants.arena
+import assistants.conversations  # noqa: F401
+from ingest.catalog import Base
 from ingest.store import Store
 from runtime.errors import ArchivistError
 
@@ -33,10 +30,6 @@ class MigrationReport:
 
     rows: dict[str, int] = field(default_factory=dict)
     searches: list[str] = field(default_factory=list)
-
-
-def _metadatas() -> list[MetaData]:
-    return [CatalogBase.metadata, ConversationsBase.metadata, ArenaBase.metadata, KeysBase.metadata]
 
 
 def migrate(
@@ -53,11 +46,8 @@ def migrate(
     if not target.server:
         raise ArchivistError("--to must name a PostgreSQL database (postgresql+psycopg://user:password@host/name)")
     src, dst = source.engine, target.engine
-    # the other parts' tables exist once their stores have been opened on each side
-    for engine in (src, dst):
-        ConversationStore(engine), ArenaStore(engine), KeyStore(engine)
     report = MigrationReport()
-    tables = [t for md in _metadatas() for t in md.sorted_tables]
+    tables = Base.metadata.sorted_tables  # every table, parents before children
     with dst.connect() as conn:
         for table in ("assistants", "originals"):
             held = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() or 0

@@ -21,12 +21,13 @@ from itertools import combinations
 from typing import Any
 
 from sqlalchemy import Engine, Float, Integer, String, Text, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from assistants.answer_eval import evidence_recall
 from assistants.chat import ChatService
 from assistants.ratings import MIN_VOTES, rate
 from assistants.schema import Assistant
+from ingest.catalog import Base
 from retriever.evaluate import Question
 from runtime.errors import ArchivistError
 
@@ -45,11 +46,7 @@ def config_hash(assistant: Assistant) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class BattleRow(_Base):
+class BattleRow(Base):
     __tablename__ = "arena_battles"
     id: Mapped[int] = mapped_column(primary_key=True)
     mode: Mapped[str] = mapped_column(String(10), index=True)
@@ -133,8 +130,7 @@ class ArenaStore:
     """Battles in the workspace's database, next to conversations and the catalog."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        _Base.metadata.create_all(engine)
+        self.engine = engine  # the workspace's, with its tables made by the migrations (ingest.schema)
 
     def add(
         self,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, delete, func, inspect, or_, select, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, delete, func, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from ingest.catalog import forget
+from ingest.catalog import Base, forget
 from runtime.errors import ArchivistError
 
 
@@ -18,11 +18,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class ConversationRow(_Base):
+class ConversationRow(Base):
     __tablename__ = "conversations"
     id: Mapped[int] = mapped_column(primary_key=True)
     assistant: Mapped[str] = mapped_column(String(100), index=True)
@@ -31,7 +27,7 @@ class ConversationRow(_Base):
     updated_at: Mapped[datetime] = mapped_column(default=_now)
 
 
-class MessageRow(_Base):
+class MessageRow(Base):
     __tablename__ = "messages"
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
@@ -86,9 +82,7 @@ class ConversationStore:
     """List, create, resume, rename, delete and export conversations."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        _Base.metadata.create_all(engine)
-        _add_missing_columns(engine)
+        self.engine = engine  # the workspace's, with its tables made by the migrations (ingest.schema)
 
     def create(self, assistant: str, title: str = "New conversation") -> Conversation:
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
@@ -216,14 +210,6 @@ class ConversationStore:
                     out.append(f"- [{c['n']}] {c['document']}{page}")
                 out.append("")
         return "\n".join(out)
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Workspaces made by an earlier version lack newer columns: add them (nothing stored is touched)."""
-    have = {c["name"] for c in inspect(engine).get_columns("messages")}
-    with engine.begin() as conn:
-        if "details_json" not in have:
-            conn.execute(text("ALTER TABLE messages ADD COLUMN details_json TEXT NOT NULL DEFAULT '{}'"))
 
 
 def _conv(r: ConversationRow) -> Conversation:

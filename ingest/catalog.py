@@ -166,6 +166,25 @@ class IngestJob(Base):
     updated_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class AssistantRow(Base):
+    """An assistant's YAML on a server database (a workspace's own are files; assistants/library.py)."""
+
+    __tablename__ = "assistants"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    yaml: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class OriginalRow(Base):
+    """A document's original file on a server database, by content (on SQLite they are files)."""
+
+    __tablename__ = "originals"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    suffix: Mapped[str] = mapped_column(String(10))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column()
+
+
 def make_engine(path: Path, url: str | None = None) -> Engine:
     """The catalog's engine, its schema brought to the newest migration (ingest/schema.py): the
     SQLite file at `path` (WAL mode, foreign keys enforced), or the PostgreSQL server `url` names

@@ -9,18 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, String, Text, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from ingest.catalog import Base
 from runtime.errors import ArchivistError
 
 PREFIX = "ak-"
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class ApiKey(_Base):
+class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -53,8 +50,7 @@ class KeyStore:
     """API keys in the workspace database."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        _Base.metadata.create_all(engine)
+        self.engine = engine  # the workspace's, with its tables made by the migrations (ingest.schema)
 
     def create(self, name: str, assistants: list[str] | None = None) -> str:
         """A new key; the secret is returned once and only its hash is kept."""
