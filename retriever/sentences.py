@@ -91,8 +91,9 @@ def in_fence(text: str, pos: int) -> bool:
 
 
 def is_heading(text: str) -> bool:
-    """Is this sentence a Markdown heading line ("## Running on the GPU")?"""
-    return bool(_HEADING.match(text))
+    """Is this sentence a heading: a Markdown heading line ("## Running on the GPU") or a manual's
+    numbered section line ("1.9 Recall and correction of previous commands")?"""
+    return bool(_HEADING.match(text) or _SECTION_LINE.fullmatch(text.strip()))
 
 
 def letters(text: str) -> str:

@@ -99,6 +99,17 @@ def test_a_line_typed_at_a_prompt_and_a_section_heading_end_their_sentences() ->
     ]
 
 
+def test_a_numbered_section_heading_is_never_quoted_nor_brought_into_a_quote() -> None:
+    from retriever.quotes import _quotable
+    from retriever.sentences import is_heading
+
+    assert is_heading("1.9 Recall and correction of previous commands")
+    assert is_heading("## Running on the GPU")
+    assert not is_heading("1.5 million lines were read in under a minute.")
+    assert not _quotable("1.9 Recall and correction of previous commands")
+    assert _quotable("Command lines entered at the console are limited to about 4095 bytes.")
+
+
 def test_a_run_without_punctuation_is_cut_into_readable_pieces() -> None:
     text = ("word " * 400).strip()
     spans = split_sentences(text)
