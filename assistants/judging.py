@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from assistants.answer import extractive_text
 from assistants.schema import Assistant
@@ -19,15 +19,36 @@ from assistants.system2 import (
     without_repeats,
 )
 from assistants.tidy import tidy
+from ingest.embed import Embedder
 from retriever.context import PromptPlan
 from retriever.grounding import GroundingReport, check
 from retriever.passages import PassageSentences
 from retriever.quotes import Quote
+from retriever.search import Hit
 from retriever.sentences import collapse
-from runtime.protocol import GenerationParams, GenerationStats, Message
+from runtime.protocol import GenerationParams, GenerationStats, Message, TextGenerator
 
-if TYPE_CHECKING:
-    from assistants.chat import ChatService
+
+class ChatService(Protocol):
+    """What judging needs of the answering service (assistants.chat.ChatService has it): the model,
+    the embedder the checks use, and a prompt plan; named here so judging never imports chat."""
+
+    embedder: Embedder
+
+    def model_for(self, assistant: Assistant) -> TextGenerator: ...
+
+    def plan(
+        self,
+        assistant: Assistant,
+        question: str,
+        hits: Sequence[Hit],
+        history: Sequence[Message] = (),
+        reserve: int | None = None,
+        *,
+        lead: str = "",
+        marker: str | None = None,
+    ) -> PromptPlan: ...
+
 
 STRICT_RULE = (
     "Answer strictly from the passages: state only what they say, in their words where you can, and cite a "

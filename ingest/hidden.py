@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 
 _INVISIBLE = {
     "tag characters": re.compile("[\U000e0000-\U000e007f]"),
@@ -26,3 +27,9 @@ def strip_invisible_unicode(text: str) -> tuple[str, Counter[str]]:
         if n:
             found[kind] += n
     return text, found
+
+
+def hidden_warnings(what: str, hidden: Mapping[str, int], dropped: bool) -> list[str]:
+    """One warning per kind of hidden text: 'WHAT removed (KIND, N characters)' ('found' when kept)."""
+    verb = "removed" if dropped else "found"
+    return [f"{what} {verb} ({kind}, {n} characters)" for kind, n in hidden.items()]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import IngestError, UnsupportedFileError
-from ingest.hidden import strip_invisible_unicode
+from ingest.hidden import hidden_warnings, strip_invisible_unicode
 from ingest.injection import find_injections
 from ingest.ocr import OcrSettings
 from ingest.pictures import page_ranges
@@ -313,12 +313,6 @@ def _load_json(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDo
 
     text, warning = decode_text(data, name)
     return LoadedDocument(name, "json", [Page(None, json_text(text))], [warning] if warning else [])
-
-
-def hidden_warnings(what: str, hidden: Mapping[str, int], dropped: bool) -> list[str]:
-    """One warning per kind of hidden text: 'WHAT removed (KIND, N characters)' ('found' when kept)."""
-    verb = "removed" if dropped else "found"
-    return [f"{what} {verb} ({kind}, {n} characters)" for kind, n in hidden.items()]
 
 
 def _normalize(text: str) -> str:

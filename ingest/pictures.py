@@ -126,7 +126,7 @@ def pdf_page_texts(
 ) -> Iterator[tuple[int, str, float | None]]:
     """(page, text, OCR confidence or None) for each page: the text layer where the page has a usable
     one, else what its picture shows (ocr auto); every page from its picture with ocr always."""
-    from ingest.loaders import hidden_warnings
+    from ingest.hidden import hidden_warnings
     from ingest.pdf import read_page
 
     try:
@@ -229,7 +229,7 @@ def _read_pdf_page(
 ) -> tuple[str, float, list[str]]:
     """The page read from its rendering; an invisible text layer kept instead where the picture shows
     its words."""
-    from ingest.loaders import hidden_warnings
+    from ingest.hidden import hidden_warnings
     from ingest.pdf import page_text, render_page
 
     where = f"page {index + 1}"

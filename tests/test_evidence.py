@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from app.ui.common import passage_markdown, relevance_words
-from app.ui.evidence import find_span, page_label, page_words, pdf_page
+from app.ui.common import passage_markdown
+from app.ui.evidence import find_span, page_label, page_words, pdf_page, relevance_words
 from tests.conftest import PAGES, make_pdf
 
 
@@ -68,7 +68,7 @@ def test_passages_read_as_formatted_text() -> None:
 
 def test_one_passage_is_shown_once_with_all_its_quotes() -> None:
     def page() -> None:
-        from app.ui.common import show_quotes
+        from app.ui.evidence import show_quotes
 
         context = "The lamp runs on a 24 volt supply. Spare bulbs are kept in the oil house. Parking is free."
         quotes = [

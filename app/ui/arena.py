@@ -9,7 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.ui.common import quotes_open, safe_markdown, services, show_answer, show_citations, show_quotes
+from app.ui.common import quotes_open, safe_markdown, services, show_answer
+from app.ui.evidence import show_citations, show_quotes
 from assistants.arena import VOTE_LABELS, Side, config_hash, leaderboard
 from assistants.ratings import MIN_VOTES, PROVISIONAL
 from retriever.evaluate import Question, load_questions

@@ -10,7 +10,8 @@ import streamlit as st
 
 from app.ui.builder import draft_of, show_problems
 from app.ui.builder_common import field_label
-from app.ui.common import plain, safe_markdown, services, show_citations, stream_markdown
+from app.ui.common import plain, safe_markdown, services, stream_markdown
+from app.ui.evidence import show_citations
 from assistants import Assistant, AssistantError, dump_assistant, parse_assistant
 from assistants.bundle import PRIVATE_NETWORK, export_bundle, import_bundle, remote_destinations
 from runtime.errors import ArchivistError

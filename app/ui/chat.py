@@ -14,14 +14,13 @@ from app.ui.common import (
     safe_markdown,
     services,
     show_answer,
-    show_citations,
-    show_quotes,
     show_tools,
     slug,
     stream_markdown,
     wait_for_answer,
     without_code,
 )
+from app.ui.evidence import show_citations, show_quotes
 from assistants.system2 import judged_first
 from runtime.errors import ArchivistError
 

@@ -121,7 +121,8 @@ def plain(s: str) -> str:
     return " ".join(s.split())
 
 
-def _esc(s: str) -> str:
+def esc_markdown(s: str) -> str:
+    """Plain text as Markdown that shows it as written (every character Markdown reads escaped)."""
     for ch in "\\`*_{}[]<>()#+-.!|~$:":
         s = s.replace(ch, "\\" + ch)
     return s.replace("\n", "  \n")
@@ -130,9 +131,11 @@ def _esc(s: str) -> str:
 def highlight(text: str, start: int | None = None, end: int | None = None) -> str:
     """Passage text as Markdown (never raw HTML), optionally with a span highlighted."""
     if start is None or end is None or not (0 <= start < end <= len(text)):
-        return _esc(text)
+        return esc_markdown(text)
     marked = " ".join(text[start:end].split())
-    return _esc(text[:start]) + ":orange-background[**" + _esc(marked) + "**]" + _esc(text[end:])
+    return (
+        esc_markdown(text[:start]) + ":orange-background[**" + esc_markdown(marked) + "**]" + esc_markdown(text[end:])
+    )
 
 
 MARKDOWN_SOURCES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm", ".xhtml")
@@ -143,7 +146,7 @@ def _esc_lines(s: str) -> str:
     lines = []
     for line in s.split("\n"):
         body = line.lstrip(" ")
-        lines.append("\u00a0" * (len(line) - len(body)) + _esc(body))
+        lines.append("\u00a0" * (len(line) - len(body)) + esc_markdown(body))
     return "  \n".join(lines)
 
 
@@ -158,7 +161,7 @@ def passage_markdown(text: str, document: str = "", spans: Iterable[tuple[int, i
     keep = (lambda t: t) if markdown else _esc_lines
 
     def flag(sentence: str, kind: str) -> str:
-        return f":red-background[⚠ {kind}, never given to the model: {_esc(' '.join(sentence.split()))}]"
+        return f":red-background[⚠ {kind}, never given to the model: {esc_markdown(' '.join(sentence.split()))}]"
 
     def part(t: str) -> str:
         return rewrite_injections(t, flag, keep)
@@ -167,7 +170,7 @@ def passage_markdown(text: str, document: str = "", spans: Iterable[tuple[int, i
     for a, b in sorted(spans):
         if a < last or not (0 <= a < b <= len(text)):
             continue
-        out.append(part(text[last:a]) + ":orange-background[**" + _esc(" ".join(text[a:b].split())) + "**]")
+        out.append(part(text[last:a]) + ":orange-background[**" + esc_markdown(" ".join(text[a:b].split())) + "**]")
         last = b
     out.append(part(text[last:]))
     done = "".join(out).replace("\u00b6", "")
@@ -186,7 +189,7 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
     left_out = details.get("left_out") or []
     if left_out:
         with st.expander(f"Left out: {len(left_out)} sentence(s) the documents do not support"):
-            st.markdown("\n".join(f"- {_esc(s)}" for s in left_out))
+            st.markdown("\n".join(f"- {esc_markdown(s)}" for s in left_out))
     action = (details.get("grounding") or {}).get("action")
     if action == "retried":
         st.caption("Most sentences of the first answer lacked support; this is the second, stricter answer.")
@@ -207,7 +210,7 @@ def show_answer(text: str, details: dict[str, Any]) -> None:
         lines = []
         for s in unsupported:
             why = f" (not in the passages: {', '.join(s['missing'])})" if s.get("missing") else ""
-            lines.append(f"- {_esc(' '.join(s['text'].split()))}{_esc(why)}")
+            lines.append(f"- {esc_markdown(' '.join(s['text'].split()))}{esc_markdown(why)}")
         st.warning(
             f"\u26a0\ufe0f Not supported by the documents ({len(unsupported)} of {max(claims, len(unsupported))} "
             "sentences): check them against the quotes below.\n\n" + "\n".join(lines)
@@ -249,78 +252,6 @@ def quotes_open(details: dict[str, Any]) -> bool:
     return any(not s.get("supported", True) for s in details.get("sentences", []))
 
 
-def show_quotes(
-    quotes: list[dict[str, Any]], key: str, expanded: bool = False, citations: list[dict[str, Any]] | None = None
-) -> None:
-    """What the documents say: each passage once, with every quote taken from it highlighted in
-    place, and a button that opens the document there."""
-    if not quotes:
-        return
-    by_passage: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
-    for q in quotes:
-        by_passage.setdefault((q["passage"], q["document"], q.get("page")), []).append(q)
-    with st.expander("What the documents say", expanded=expanded):
-        for i, ((n, document, page), group) in enumerate(by_passage.items()):
-            where = f", page {page}" if page is not None else ""
-            st.markdown(f"**[{n}] {_esc(document)}{where}**")
-            context, c0 = group[0].get("context"), int(group[0].get("context_start", 0))
-            if context and all(q.get("context") == context for q in group):
-                spans = [(int(q["start"]) - c0, int(q["end"]) - c0) for q in group]
-                st.markdown(passage_markdown(context, document, spans))
-            else:
-                for q in group:
-                    st.markdown(highlight(q["text"], 0, len(q["text"])))
-            cited = next((c for c in citations or [] if c["n"] == n and c["collection"] not in ("web", "tools")), None)
-            if cited is not None and st.button(
-                "Show in the document", key=f"evq-{key}-{n}", icon=":material/find_in_page:"
-            ):
-                from app.ui.evidence import show_evidence
-
-                show_evidence(cited, [q["text"] for q in group])
-            if i < len(by_passage) - 1:
-                st.divider()
-
-
-def relevance_words(similarity: float) -> str:
-    """One score a person reads: how closely the passage matches the question."""
-    pct = max(0, min(100, round(100 * similarity)))
-    word = "close match" if similarity >= 0.6 else "related" if similarity >= 0.4 else "loose match"
-    return f"{word} ({pct}%)"
-
-
-def show_citations(citations: list[dict[str, Any]], key: str, quotes: list[dict[str, Any]] | None = None) -> None:
-    """Each citation (most relevant first, numbered as the answer cites them) with its passage as
-    formatted text, a button that opens the document at the page with the quotes outlined, and the
-    original file."""
-    from app.ui.evidence import page_words
-
-    svc = services()
-    for c in sorted(citations, key=lambda c: int(c["n"])):
-        page = page_words(svc, c)
-        label = f"[{c['n']}] {plain(c['document'])}{page} · {relevance_words(float(c.get('similarity', c['score'])))}"
-        if c.get("ocr") is not None:  # the page's text was read from a picture: worth a look at the page
-            label += f" · read from an image (confidence {float(c['ocr']):.2f})"
-        with st.expander(label):
-            st.markdown(passage_markdown(str(c["text"]), c["document"]))
-            if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file
-                continue
-            b1, b2 = st.columns(2)
-            if b1.button("Show in the document", key=f"ev-{key}-{c['n']}", icon=":material/find_in_page:"):
-                from app.ui.evidence import show_evidence
-
-                mine = [q["text"] for q in quotes or [] if q.get("passage") == c["n"]]
-                show_evidence(c, mine)
-            original = svc.store.original(c["collection"], c["document"])
-            if original is not None:
-                b2.download_button(
-                    f"Download {plain(c['document'])}",
-                    original.read_bytes(),
-                    file_name=c["document"],
-                    key=f"dl-{key}-{c['n']}",
-                    help=f"the original file{page}",
-                )
-
-
 _TOOL_LABELS = {
     "calculator": ("Calculator", ":material/calculate:"),
     "web": ("Web page", ":material/language:"),
@@ -334,7 +265,7 @@ def show_tools(steps: list[dict[str, Any]]) -> None:
     for s in steps:
         label, icon = _TOOL_LABELS.get(str(s.get("tool")), (str(s.get("tool")), ":material/build:"))
         who = " (called by the model)" if s.get("by") == "model" else ""
-        text = f"**{label}**{who}: {_esc(str(s.get('card') or s.get('output', '')))}"
+        text = f"**{label}**{who}: {esc_markdown(str(s.get('card') or s.get('output', '')))}"
         (st.info if s.get("ok", True) else st.warning)(text, icon=icon)
 
 

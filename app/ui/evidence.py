@@ -12,6 +12,8 @@ from typing import Any
 
 import streamlit as st
 
+from app.ui.common import esc_markdown, highlight, passage_markdown, plain, safe_markdown, services
+
 _WS = re.compile(r"\s+")
 OUTLINE = "#e8590c"  # the highlight's colour, readable on white and dark pages
 
@@ -141,7 +143,6 @@ def _line_in_quote(line: str, quote: str) -> bool:
 def section_markdown(text: str, spans: list[tuple[int, int]]) -> str:
     """A section as formatted text with the quoted spans highlighted (Markdown kept as Markdown,
     made safe; pilcrows from HTML headings dropped)."""
-    from app.ui.common import safe_markdown
 
     out, last = [], 0
     for a, b in sorted(spans):
@@ -157,7 +158,6 @@ def section_markdown(text: str, spans: list[tuple[int, int]]) -> str:
 @st.dialog("In the document", width="large")
 def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
     """The cited page with the quotes outlined, or the passage in its section."""
-    from app.ui.common import passage_markdown, services
 
     svc = services()
     path: Path | None = None
@@ -226,6 +226,71 @@ def page_words(svc: Any, c: dict[str, Any]) -> str:
 
 
 def _esc(s: str) -> str:
-    from app.ui.common import plain
 
     return plain(s)
+
+
+def relevance_words(similarity: float) -> str:
+    """One score a person reads: how closely the passage matches the question."""
+    pct = max(0, min(100, round(100 * similarity)))
+    word = "close match" if similarity >= 0.6 else "related" if similarity >= 0.4 else "loose match"
+    return f"{word} ({pct}%)"
+
+
+def show_citations(citations: list[dict[str, Any]], key: str, quotes: list[dict[str, Any]] | None = None) -> None:
+    """Each citation (most relevant first, numbered as the answer cites them) with its passage as
+    formatted text, a button that opens the document at the page with the quotes outlined, and the
+    original file."""
+    svc = services()
+    for c in sorted(citations, key=lambda c: int(c["n"])):
+        page = page_words(svc, c)
+        label = f"[{c['n']}] {plain(c['document'])}{page} · {relevance_words(float(c.get('similarity', c['score'])))}"
+        if c.get("ocr") is not None:  # the page's text was read from a picture: worth a look at the page
+            label += f" · read from an image (confidence {float(c['ocr']):.2f})"
+        with st.expander(label):
+            st.markdown(passage_markdown(str(c["text"]), c["document"]))
+            if c["collection"] in ("web", "tools"):  # a page the web reader read, a tool's result: no file
+                continue
+            b1, b2 = st.columns(2)
+            if b1.button("Show in the document", key=f"ev-{key}-{c['n']}", icon=":material/find_in_page:"):
+                mine = [q["text"] for q in quotes or [] if q.get("passage") == c["n"]]
+                show_evidence(c, mine)
+            original = svc.store.original(c["collection"], c["document"])
+            if original is not None:
+                b2.download_button(
+                    f"Download {plain(c['document'])}",
+                    original.read_bytes(),
+                    file_name=c["document"],
+                    key=f"dl-{key}-{c['n']}",
+                    help=f"the original file{page}",
+                )
+
+
+def show_quotes(
+    quotes: list[dict[str, Any]], key: str, expanded: bool = False, citations: list[dict[str, Any]] | None = None
+) -> None:
+    """What the documents say: each passage once, with every quote taken from it highlighted in
+    place, and a button that opens the document there."""
+    if not quotes:
+        return
+    by_passage: dict[tuple[Any, Any, Any], list[dict[str, Any]]] = {}
+    for q in quotes:
+        by_passage.setdefault((q["passage"], q["document"], q.get("page")), []).append(q)
+    with st.expander("What the documents say", expanded=expanded):
+        for i, ((n, document, page), group) in enumerate(by_passage.items()):
+            where = f", page {page}" if page is not None else ""
+            st.markdown(f"**[{n}] {esc_markdown(document)}{where}**")
+            context, c0 = group[0].get("context"), int(group[0].get("context_start", 0))
+            if context and all(q.get("context") == context for q in group):
+                spans = [(int(q["start"]) - c0, int(q["end"]) - c0) for q in group]
+                st.markdown(passage_markdown(context, document, spans))
+            else:
+                for q in group:
+                    st.markdown(highlight(q["text"], 0, len(q["text"])))
+            cited = next((c for c in citations or [] if c["n"] == n and c["collection"] not in ("web", "tools")), None)
+            if cited is not None and st.button(
+                "Show in the document", key=f"evq-{key}-{n}", icon=":material/find_in_page:"
+            ):
+                show_evidence(cited, [q["text"] for q in group])
+            if i < len(by_passage) - 1:
+                st.divider()
