@@ -150,6 +150,8 @@ def _walk(root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[st
         tag = el.tag.lower()
         if tag in _SKIP or el.get("role") in ("navigation", "banner", "contentinfo", "search"):
             continue  # boilerplate a reader skips, not hidden
+        if tag == "a" and "headerlink" in (el.get("class") or "").split():
+            continue  # a heading's permalink mark ("¶", shown on hover): no text of the page
         props, custom = _resolved(styles.get(el, {}), parent)
         state = replace(_inherit(parent, props), custom=custom)
         kind = parent_kind or _element_hidden(el, tag, props, state)

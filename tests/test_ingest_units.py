@@ -189,3 +189,14 @@ def test_text_that_starts_like_a_picture_or_a_recording_is_text() -> None:
     for head in (b"BMW cars are built in Munich.", b"ID3 tags describe songs.", b"OggS is a container."):
         assert sniff(head + b"\n", "notes.txt") == "text"
     assert sniff("héllo".encode("utf-16"), "a.txt") == "text"  # its byte order mark is no MP3 frame
+
+
+def test_a_headings_permalink_mark_is_no_text_of_the_page() -> None:
+    """Sphinx pages (the Python docs) put a "¶" link after every heading, shown on hover only."""
+    html = (
+        b'<html><body><h2>Introducing Optional arguments<a class="headerlink" href="#opt" title="Link">\xc2\xb6</a>'
+        b"</h2><p>So far we have played with positional arguments. See <a href='#x'>the tutorial</a>.</p></body></html>"
+    )
+    text = load_bytes(html, "argparse.html").pages[0].text
+    assert "## Introducing Optional arguments\n" in text and "\u00b6" not in text
+    assert "See the tutorial." in text  # other links keep their words
