@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 import numpy as np
 import numpy.typing as npt
@@ -226,6 +227,45 @@ def _swapped_in_place(claim: str, aligned: str) -> tuple[str, str] | None:
     return None
 
 
+NEAR_COPY = 0.75  # share of a claim's words copied, in order, from one sentence: the claim is that sentence
+_SAYS_MUCH = frozenset("same other more most only all every both".split())  # light, yet a change of them matters  # noqa: SIM905
+
+
+def _carries(word: str) -> bool:
+    return word not in _LIGHT or word in _SAYS_MUCH
+
+
+def _changed_word(claim: str, aligned: str, window_stems: set[str]) -> tuple[str, str] | None:
+    """A claim copied from the documents' sentence with a word changed ("the same value" where the
+    sentence says "a different value", "length" where it says "on.exit"): (the claim's word, the
+    sentence's), when the claim's word is one the window (for a name: the sentence) never says and
+    either word is a name or a word of quantity."""
+    said, source = words(claim), words(aligned)
+    if len(said) < 4 or not source:
+        return None
+    source_stems = {stem(w) for w in source}
+    matcher = SequenceMatcher(None, said, source, autojunk=False)
+    copied = sum(block.size for block in matcher.get_matching_blocks())
+    if copied < NEAR_COPY * len(said):
+        return None
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
+        if op != "replace" or a2 - a1 > 2 or b2 - b1 > 2:
+            continue
+        # a name must stand in the sentence itself (its neighbours name other things); a word, in the window
+        new = [
+            w
+            for w in said[a1:a2]
+            if _carries(w) and not _is_negator(w) and stem(w) not in (window_stems if w.isalpha() else source_stems)
+        ]
+        old = [w for w in source[b1:b2] if _carries(w)]
+        # a name, option or identifier put in another's place, or a quantity word changed ("same" for
+        # "different", "all" for "some"); a plain word for another may be a fair synonym ("offers" for
+        # "provides") and is left to the other checks
+        if new and old and any(not w.isalpha() or w in _SAYS_MUCH for w in (*new, *old)):
+            return new[0], old[0]
+    return None
+
+
 @dataclass(frozen=True)
 class Alignment:
     """The outcome of reading one claim against one window of the documents."""
@@ -277,6 +317,9 @@ def align(
     numbers = [f for f in missing_facts if re.fullmatch(r"[-+]?\d[\d,.]*%?", f)]
     if numbers and re.search(r"\d", aligned):
         return Alignment(CONTRADICTED, f"the documents give another number than {', '.join(numbers)}")
+    changed = _changed_word(claim, aligned, window_stems)
+    if changed:
+        return Alignment(NOT_FOUND, f"the documents' sentence says {changed[1]!r} where it says {changed[0]!r}")
     if missing_facts:
         return Alignment(NOT_FOUND, f"not in the documents here: {', '.join(missing_facts)}")
     lacking = [w for w in wanted if w not in window_stems]

@@ -51,6 +51,24 @@ WRITE = "In some locales the comma is used as the decimal point: use write.csv2 
             ["Such an assignment does not replace the component."],
             CONTRADICTED,
         ),
+        # the sentence copied with a name swapped for one its neighbour names: not what it says
+        (
+            SENTENCE.replace("read.csv2 and", "read.table and"),
+            ["The function read.table is the most convenient way to read in a rectangular grid of data.", SENTENCE],
+            NOT_FOUND,
+        ),
+        # ... or with a word of quantity changed
+        (
+            "The main reason is that R and S have the same defaults for unordered factors.",
+            ["The main reason is that R and S have different defaults for unordered factors."],
+            NOT_FOUND,
+        ),
+        # a plain word for a synonym stays a fair copy
+        (
+            "Function read.fwf offers a simple way to read such files, specifying a vector of field widths.",
+            ["Function read.fwf provides a simple way to read such files, specifying a vector of field widths."],
+            SUPPORTED,
+        ),
     ],
 )
 def test_a_claim_is_supported_only_when_its_window_says_it(claim: str, window: list[str], label: str) -> None:
