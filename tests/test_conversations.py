@@ -188,7 +188,7 @@ def test_chat_cli_streams_and_keeps_history(home: Path, tmp_path: Path) -> None:
     )
     r = subprocess.run(
         [*cli, "chat", "archivist-guide"],
-        input="Which formats can I ingest?\n/history\n/exit\n",
+        input="Which file formats can Archivist ingest?\n/history\n/exit\n",
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -197,9 +197,9 @@ def test_chat_cli_streams_and_keeps_history(home: Path, tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "archivist-guide> " in r.stdout and "knowledge.md" in r.stdout
-    assert "you> Which formats can I ingest?" in r.stdout  # /history
+    assert "you> Which file formats can Archivist ingest?" in r.stdout  # /history
     listed = subprocess.run([*cli, "conversations", "list"], env=env, cwd=ROOT, capture_output=True, text=True)
-    assert "archivist-guide\tWhich formats can I ingest?" in listed.stdout
+    assert "archivist-guide\tWhich file formats can Archivist ingest?" in listed.stdout
 
 
 def test_a_new_conversation_reuses_the_assistants_instructions_prefix() -> None:
