@@ -146,6 +146,13 @@ def check(draft: dict[str, Any]) -> Assistant | None:
 # Unsaved edits survive leaving the page (Streamlit forgets a page's fields when another page is shown):
 # the draft is kept aside while it differs from what was loaded, and offered back when the same
 # assistant's fields are drawn anew. Nothing is written until Save.
+
+
+def field_values() -> dict[str, Any]:
+    """What the fields hold now, by widget key (the uploader and its button hold no edit)."""
+    return {str(k): v for k, v in st.session_state.items() if str(k).startswith("f-") and k not in NOT_KEPT}
+
+
 stash: dict[str, Any] | None = st.session_state.get("builder-unsaved")
 restoring = st.session_state.pop("builder-restore", False) and stash is not None and stash["choice"] == choice
 fresh = "f-name" not in st.session_state  # the fields drawn anew: another choice, or back from another page
@@ -182,15 +189,12 @@ with form:
     draft = draft_of(d, collections, problems, svc)
     if loading:  # the chosen assistant's values, once more through the Session State API (see above)
         st.session_state["builder-initial"] = draft
-        st.session_state["builder-put"] = {
-            k: v for k, v in st.session_state.items() if str(k).startswith("f-") and k not in NOT_KEPT
-        }
+        st.session_state["builder-put"] = field_values()
         st.rerun()
     if fresh and not restoring:
         st.session_state["builder-initial"] = draft  # what was loaded
     elif draft != st.session_state.get("builder-initial"):
-        values = {k: v for k, v in st.session_state.items() if str(k).startswith("f-") and k not in NOT_KEPT}
-        st.session_state["builder-unsaved"] = {"choice": choice, "draft": draft, "values": values}
+        st.session_state["builder-unsaved"] = {"choice": choice, "draft": draft, "values": field_values()}
         st.session_state.pop("builder-offer", None)  # new edits: they are what is kept now
     elif stash is not None and stash["choice"] == choice and not offered:
         st.session_state.pop("builder-unsaved", None)  # edited back to what was loaded

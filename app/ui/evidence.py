@@ -164,7 +164,7 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
     if c.get("collection") not in ("web", "tools"):
         path = svc.store.original(c["collection"], c["document"])
     page = c.get("page")
-    st.markdown(f"**{_esc(c['document'])}**")
+    st.markdown(f"**{plain(c['document'])}**")
     if path is not None and c.get("seconds"):
         from ingest.audio import clock
 
@@ -184,7 +184,7 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
             png, found = picture_page(str(path), int(page), tuple(quotes or [c["text"][:200]]))
         if quotes and not found:
             st.caption("The quote could not be located on the page image; it is below.")
-        st.image(png, caption=f"{_esc(c['document'])}, page {page}")
+        st.image(png, caption=f"{plain(c['document'])}, page {page}")
         with st.expander("The passage as text"):
             st.markdown(passage_markdown(str(c["text"])))
         return
@@ -203,7 +203,7 @@ def show_evidence(c: dict[str, Any], quotes: list[str]) -> None:
     text, heading, _ = svc.store.section(int(c["chunk_id"])) if c.get("chunk_id") else ("", "", -1)
     text = text or str(c["text"])
     if heading:
-        st.caption(f"Section: {_esc(heading)}")
+        st.caption(f"Section: {plain(heading)}")
     spans = [s for q in (quotes or [c["text"][:200]]) if (s := find_span(text, q)) is not None]
     st.markdown(section_markdown(text, spans))
 
@@ -223,11 +223,6 @@ def page_words(svc: Any, c: dict[str, Any]) -> str:
     path = svc.store.original(c["collection"], c["document"])
     label = page_label(str(path), int(c["page"])) if path is not None else None
     return words + (f" (p. {label})" if label else "")
-
-
-def _esc(s: str) -> str:
-
-    return plain(s)
 
 
 def relevance_words(similarity: float) -> str:
