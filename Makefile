@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml runtime/build_llama.py
 	touch $@
 
 run: setup
-	$(VENV)/bin/archivist ingest docs --collection archivist-docs --quiet
+	$(VENV)/bin/archivist ingest docs --collection archivist-docs --exclude architecture.md --exclude benchmarks.md --quiet
 	$(VENV)/bin/archivist ui --port $(PORT)
 
 lint: setup

@@ -23,6 +23,13 @@ def _ingest_command(sub: Any, commands: Any) -> None:
     c.add_argument("--chunk-tokens", type=int, default=ChunkSettings.chunk_tokens)
     c.add_argument("--overlap-tokens", type=int, default=ChunkSettings.overlap_tokens)
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    c.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out files of a folder matching (repeatable)",
+    )
     c.add_argument("--password", help="password of encrypted PDFs")
     c.add_argument(
         "--keep-hidden-text",

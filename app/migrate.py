@@ -112,7 +112,7 @@ def _copy_originals(source: Store, target: Store) -> int:
     for f in sorted((source.home / "files").glob("*")) if (source.home / "files").is_dir() else []:
         sha, _, suffix = f.name.partition(".")
         if f.is_file() and len(sha) == 64 and not f.name.endswith((".tmp", ".part")):
-            target.share_original(sha, f".{suffix}" if suffix else "", f.read_bytes())
+            target.originals.share(sha, f".{suffix}" if suffix else "", f.read_bytes())
             n += 1
     return n
 

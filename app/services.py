@@ -223,14 +223,23 @@ class Services:
 
 REPO_DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLE_COLLECTION = "archivist-docs"
+# pages of docs/ written for people who work on Archivist, not for its users: the example
+# assistant (a guide to using Archivist) is not to quote the layer diagram or bench figures
+DEVELOPER_PAGES = ("architecture.md", "benchmarks.md")
 
 
 def ensure_example_knowledge(services: Services, docs: Path = REPO_DOCS) -> None:
-    """Ingest Archivist's own docs/ into the example assistant's collection (no work when unchanged)."""
+    """Ingest Archivist's own user guide (docs/ less the developer pages) into the example
+    assistant's collection (no work when unchanged); developer pages an earlier version put
+    there are taken out."""
     if docs.is_dir():
         from ingest.pipeline import ingest_paths
 
-        ingest_paths([docs], EXAMPLE_COLLECTION, services.store, services.embedder)
+        ingest_paths([docs], EXAMPLE_COLLECTION, services.store, services.embedder, exclude=DEVELOPER_PAGES)
+        held = {d.name for d in services.store.documents(EXAMPLE_COLLECTION)}
+        for page in DEVELOPER_PAGES:
+            if f"{docs.name}/{page}" in held:
+                services.store.delete_document(EXAMPLE_COLLECTION, f"{docs.name}/{page}")
 
 
 def _follow(

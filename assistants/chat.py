@@ -180,21 +180,15 @@ class ChatService:
         seed = seed if seed is not None else assistant.model.seed
         hits, steps, why, retrieval_time = self._gather(assistant, question, history, query, mode)
         if not hits:
-            refusal = assistant.refusal
-            return AnswerStream(
-                iter([refusal]),
-                lambda text: Answer(
-                    text, [], True, retrieval_time=retrieval_time, shown="refusal", refusal_reason=why, tools=steps
-                ),
-                tools=steps,
-            )
+            return _refused(assistant.refusal, why, retrieval_time, steps)
         check_mode = grounding or assistant.grounding
         if mode == "extractive":
             return self._extractive(assistant, question, hits, retrieval_time, steps)
+        model = assistant.model
         sampling = GenerationParams(
-            max_tokens=max_tokens if max_tokens is not None else assistant.model.max_tokens,
-            temperature=temperature if temperature is not None else assistant.model.temperature,
-            top_p=top_p if top_p is not None else assistant.model.top_p,
+            max_tokens=max_tokens if max_tokens is not None else model.max_tokens,
+            temperature=temperature if temperature is not None else model.temperature,
+            top_p=top_p if top_p is not None else model.top_p,
             stop=(*stop, *ECHO_STOPS),
             seed=seed,
             repeatable=seed is not None,
@@ -383,3 +377,14 @@ def _unique(hits: Sequence[Hit]) -> list[Hit]:
             seen.add(h.chunk_id)
             out.append(h)
     return out
+
+
+def _refused(refusal: str, why: str, retrieval_time: float, steps: list[ToolStep]) -> AnswerStream:
+    """The assistant's refusal, when nothing found answers the question (`why` says what was missing)."""
+    return AnswerStream(
+        iter([refusal]),
+        lambda text: Answer(
+            text, [], True, retrieval_time=retrieval_time, shown="refusal", refusal_reason=why, tools=steps
+        ),
+        tools=steps,
+    )

@@ -5,8 +5,6 @@ All SQL on the catalog stays in ingest."""
 from __future__ import annotations
 
 import json
-import shutil
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +14,10 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ingest.backend import StorageBackend
 from ingest.catalog import Collection, CollectionSource, Document, forget
 from ingest.errors import IngestError
+from ingest.originals import Originals
 from ingest.records import check_collection_name
 
 
@@ -45,36 +45,30 @@ class StoreSources:
 
     home: Path
     engine: Engine
-    server: bool
     sessions: sessionmaker[Session]
-    _lock: threading.RLock
-    _indexes: dict[str, Any]
+    backend: StorageBackend
+    originals: Originals
     _collection: Callable[..., Collection | None]  # (session, name, create=False), from Store
     flush: Callable[[], None]
-    _drop_originals: Callable[[set[str]], None]
 
     def rename_collection(self, old: str, new: str) -> None:
         """Give collection `old` the name `new`: its documents, chunks, vectors and sources stay."""
         check_collection_name(new)
         self.flush()
-        with self._lock, self.sessions.begin() as s:
+        with self.backend.lock, self.sessions.begin() as s:
             col = self._collection(s, old)
             if col is None:
                 raise IngestError(f"no collection named {old!r}")
             if s.scalar(select(Collection.id).where(Collection.name == new)) is not None:
                 raise IngestError(f"a collection named {new!r} exists already")
             col.name = new
-            if not self.server:
-                self._indexes.pop(old, None)
-                folder = self.home / "indexes" / old
-                if folder.exists():
-                    folder.rename(self.home / "indexes" / new)
+            self.backend.renamed(old, new)
 
     def delete_collection(self, name: str) -> int:
         """Delete the collection and everything of it (documents, chunks, vectors, sources, original
         files no other document shares); returns how many documents it held."""
         self.flush()
-        with self._lock, self.sessions.begin() as s:
+        with self.backend.lock, self.sessions.begin() as s:
             col = self._collection(s, name)
             if col is None:
                 raise IngestError(f"no collection named {name!r}")
@@ -83,10 +77,8 @@ class StoreSources:
             s.execute(delete(Document).where(Document.collection_id == col.id))  # chunks follow (cascade)
             s.delete(col)
             kept = set(s.scalars(select(Document.sha256).where(Document.sha256.in_(hashes)))) if hashes else set()
-            if not self.server:
-                self._indexes.pop(name, None)
-                shutil.rmtree(self.home / "indexes" / name, ignore_errors=True)
-        self._drop_originals(hashes - kept)
+            self.backend.dropped(name)
+        self.originals.drop(hashes - kept)
         forget(self.engine, full_text=True)
         return n
 
@@ -118,7 +110,7 @@ class StoreSources:
     def set_sources(self, collection: str, specs: Sequence[SourceSpec], follow: bool | None = None) -> None:
         """Make `specs` the collection's sources (creating the collection if needed); `follow`: whether
         they are followed in the background (None: as before)."""
-        with self._lock, self.sessions.begin() as s:
+        with self.backend.lock, self.sessions.begin() as s:
             col = self._collection(s, collection, create=True)
             assert col is not None
             old = s.scalars(select(CollectionSource.follow).where(CollectionSource.collection_id == col.id)).first()
@@ -137,7 +129,7 @@ class StoreSources:
 
     def record_sync(self, collection: str, result: dict[str, Any]) -> None:
         """Keep the last sync's time and result with each of the collection's sources."""
-        with self._lock, self.sessions.begin() as s:
+        with self.backend.lock, self.sessions.begin() as s:
             col = self._collection(s, collection)
             if col is None:
                 return
@@ -147,7 +139,7 @@ class StoreSources:
 
     def rename_document(self, collection: str, old: str, new: str) -> None:
         """Give document `old` the name `new` (a moved or renamed file): its chunks and vectors stay."""
-        with self._lock, self.sessions.begin() as s:
+        with self.backend.lock, self.sessions.begin() as s:
             col = self._collection(s, collection)
             if col is None:
                 raise IngestError(f"no collection named {collection!r}")

@@ -116,16 +116,7 @@ class LlamaCppGenerator:
         hold = max((len(s) for s in stops), default=1) - 1
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llm._model.vocab
-        guard = None
-        if params.sources is not None:
-            texts, eog = self._vocabulary()
-            guard = FaithfulLogits(texts, params.sources, always=eog)
-        processors = llama_cpp.LogitsProcessorList([guard]) if guard is not None else None
-        grammar = None
-        if params.json_schema:
-            from llama_cpp.llama_grammar import LlamaGrammar
-
-            grammar = LlamaGrammar.from_json_schema(params.json_schema, verbose=False)
+        guard, processors, grammar = self._constraints(params)
         if params.prefix:
             if guard is not None:
                 guard.feed(params.prefix)
@@ -188,6 +179,23 @@ class LlamaCppGenerator:
                 stats.total_time = time.perf_counter() - start
                 if self.cache is not None and produced:
                     self.cache.save(llm)
+
+    def _constraints(self, params: GenerationParams) -> tuple[FaithfulLogits | None, Any, Any]:
+        """What narrows the sampling: the faithful-copy guard over the sources (and its logits
+        processor list) and a grammar from the JSON schema; None where not asked for."""
+        import llama_cpp
+
+        guard = None
+        if params.sources is not None:
+            texts, eog = self._vocabulary()
+            guard = FaithfulLogits(texts, params.sources, always=eog)
+        processors = llama_cpp.LogitsProcessorList([guard]) if guard is not None else None
+        grammar = None
+        if params.json_schema:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            grammar = LlamaGrammar.from_json_schema(params.json_schema, verbose=False)
+        return guard, processors, grammar
 
     def _vocabulary(self) -> tuple[list[str], list[int]]:
         """Every token's text and the end-of-generation tokens, read once (faithful decoding needs them)."""

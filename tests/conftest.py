@@ -39,9 +39,9 @@ class FakeEmbedder:
 def slow_encoder(embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, seconds: float = 0.1) -> list[list[str]]:
     """Make `embedder` take `seconds` per call, as a real encoder takes a while (the parser reads
     the next files meanwhile), in calls of 4 chunks; returns the texts of each call, as made."""
-    from ingest import pipeline
+    from ingest import staging
 
-    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    monkeypatch.setattr(staging, "EMBED_BATCH", 4)
     calls: list[list[str]] = []
     embed = embedder.embed
 

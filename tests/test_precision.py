@@ -167,7 +167,7 @@ def test_a_workspace_calibrated_to_onnx_runtime_embeds_with_it_and_float32_vecto
 
 
 def test_only_the_newest_export_of_a_model_stays(tmp_path: Path) -> None:
-    from ingest.embed import prune_exports
+    from ingest.onnx_encoder import prune_exports
 
     keep = tmp_path / "all-MiniLM-L6-v2-aaaaaaaaaa.onnx"
     older = tmp_path / "all-MiniLM-L6-v2-bbbbbbbbbb.onnx"

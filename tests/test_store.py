@@ -131,11 +131,11 @@ def test_the_next_file_is_parsed_while_this_one_is_embedded_and_results_stay_in_
 ) -> None:
     """Once a file's parse is done, the next file's parse starts before this file's last batch is
     embedded; a bad file staged ahead fails alone, reported at its own turn."""
-    from ingest import pipeline
+    from ingest import staging
 
-    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    monkeypatch.setattr(staging, "EMBED_BATCH", 4)
     events: list[str] = []
-    parse, embed = pipeline.parse_in_worker, fake_embedder.embed
+    parse, embed = staging.parse_in_worker, fake_embedder.embed
 
     def parsing(data, name, limits):  # type: ignore[no-untyped-def]
         events.append(f"parse {name}")
@@ -147,7 +147,7 @@ def test_the_next_file_is_parsed_while_this_one_is_embedded_and_results_stay_in_
             time.sleep(0.5)
         return embed(texts, batch_size)
 
-    monkeypatch.setattr(pipeline, "parse_in_worker", parsing)
+    monkeypatch.setattr(staging, "parse_in_worker", parsing)
     monkeypatch.setattr(fake_embedder, "embed", embedding)
     for stem in ("alpha", "beta"):
         (tmp_path / f"{stem}.md").write_text("\n".join(f"# {stem} {i}\n\n{stem} text {i}.\n" for i in range(30)))
@@ -225,9 +225,9 @@ def test_small_files_parsed_ahead_are_embedded_together_each_with_its_own_vector
 def test_an_encoder_failure_in_a_group_of_small_files_fails_only_the_file_it_fails_on(
     home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ingest import pipeline
+    from ingest import staging
 
-    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
+    monkeypatch.setattr(staging, "EMBED_BATCH", 4)
     embed = fake_embedder.embed
     grouped: list[bool] = []
 
@@ -261,10 +261,10 @@ def test_chunks_embedded_in_length_sorted_batches_keep_their_own_vectors(
     import numpy as np
     from sqlalchemy import text
 
-    from ingest import pipeline
+    from ingest import staging
 
-    monkeypatch.setattr(pipeline, "EMBED_BATCH", 4)
-    monkeypatch.setattr(pipeline, "EMBED_GROUP", 16)
+    monkeypatch.setattr(staging, "EMBED_BATCH", 4)
+    monkeypatch.setattr(staging, "EMBED_GROUP", 16)
     calls: list[list[str]] = []
     embed = fake_embedder.embed
 
@@ -299,7 +299,7 @@ def test_chunks_embedded_in_length_sorted_batches_keep_their_own_vectors(
 def test_a_batch_writes_the_index_once_and_its_documents_become_searchable_together(
     home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ingest import store as store_module
+    from ingest import backend_local as store_module
     from ingest import vectors
     from ingest.pipeline import ingest_bytes
 
@@ -329,7 +329,7 @@ def test_a_batch_writes_the_index_once_and_its_documents_become_searchable_toget
 def test_replacing_within_one_batch_keeps_only_the_last_version(
     home: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, database_url: str | None
 ) -> None:
-    from ingest import store as store_module
+    from ingest import backend_local as store_module
     from ingest.pipeline import ingest_bytes
 
     monkeypatch.setattr(store_module, "FLUSH_S", 3600.0)
@@ -440,3 +440,20 @@ def test_a_workspace_made_before_migrations_is_upgraded_in_place(
         assert search(reopened, fake_embedder, ["c"], "apples crisp", 1, mode=mode)[0].document == "a.txt"
     (message,) = ConversationStore(reopened.engine).messages(conv.id)
     assert message.text == "Which apples?"
+
+
+def test_the_example_guide_holds_the_user_pages_not_the_developer_ones(
+    home: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    """The example assistant answers how to use Archivist: docs/architecture.md and
+    docs/benchmarks.md are for people working on it, and an earlier ingest of them is taken out."""
+    from app.services import EXAMPLE_COLLECTION, Services, ensure_example_knowledge
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for page in ("knowledge.md", "architecture.md", "benchmarks.md"):
+        (docs / page).write_text(f"# {page}\n\nThe page {page} says what it says about Archivist.\n")
+    svc = Services.create(home, embedder=fake_embedder)
+    ingest_paths([docs], EXAMPLE_COLLECTION, svc.store, fake_embedder)  # as an earlier version did
+    ensure_example_knowledge(svc, docs)
+    assert [d.name for d in svc.store.documents(EXAMPLE_COLLECTION)] == ["docs/knowledge.md"]

@@ -64,6 +64,7 @@ def ingest(args: argparse.Namespace) -> int:
             hidden_text="keep" if args.keep_hidden_text else "drop",
         ),
         progress=progress,
+        exclude=args.exclude,
     )
     if bar is not None:
         bar.close()

@@ -23,7 +23,7 @@ depends_on = None
 
 
 def _tables() -> list[tuple[str, list[SchemaItem], list[tuple[str, list[str], bool]]]]:
-    """(table, columns and constraints, indexes (name, columns, unique))."""
+    """The knowledge catalog's tables: (table, columns and constraints, indexes (name, columns, unique))."""
     return [
         (
             "collections",
@@ -78,6 +78,12 @@ def _tables() -> list[tuple[str, list[SchemaItem], list[tuple[str, list[str], bo
             ],
             [("ix_chunks_document_id", ["document_id"], False)],
         ),
+    ]
+
+
+def _conversation_tables() -> list[tuple[str, list[SchemaItem], list[tuple[str, list[str], bool]]]]:
+    """Conversations and their messages, as `_tables`."""
+    return [
         (
             "conversations",
             [
@@ -114,6 +120,12 @@ def _tables() -> list[tuple[str, list[SchemaItem], list[tuple[str, list[str], bo
             ],
             [("ix_messages_conversation_id", ["conversation_id"], False)],
         ),
+    ]
+
+
+def _vote_and_key_tables() -> list[tuple[str, list[SchemaItem], list[tuple[str, list[str], bool]]]]:
+    """Arena votes and API keys, as `_tables`."""
+    return [
         (
             "arena_battles",
             [
@@ -181,7 +193,7 @@ def upgrade() -> None:
     if postgres:
         op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     have = set(sa.inspect(bind).get_table_names())
-    for name, items, indexes in _tables():
+    for name, items, indexes in _tables() + _conversation_tables() + _vote_and_key_tables():
         if name in have:
             continue
         op.create_table(name, *items)
