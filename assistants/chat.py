@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hmac
-import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from assistants.answer import Answer, AnswerStream, Citation, extractive_text
-from assistants.judging import checked, judged
+from assistants.judging import Judging, Verdict, written
+from assistants.markers import seeded_marker, workspace_key
 from assistants.schema import Assistant
 from assistants.system2 import (
-    judged_first,
     lead_text,
     opening,
     quote_passages,
@@ -26,12 +21,12 @@ from assistants.system2 import (
 from assistants.tidy import tidy
 from assistants.tools import ToolStep
 from assistants.tools.calls import LoopResult, ToolLoop
+from assistants.tools.client import ClientTurn, client_turn
 from assistants.tools.use import before_answer, executors, from_passages
 from ingest.embed import Embedder
 from ingest.store import Store
 from retriever.answerable import Answerability, answerability
 from retriever.context import ECHO_STOPS, PromptPlan, build_prompt, system_prompt, without_marker
-from retriever.grounding import GroundingReport, check
 from retriever.keyword import content_words
 from retriever.passages import PassageSentences, passage_sentences
 from retriever.quotes import Quote, find_quotes
@@ -47,29 +42,6 @@ from runtime.registry import ModelPool
 ANSWER_PASSAGES_PER_PAGE = 2
 
 _CITE = re.compile(r"\[(\d{1,2})\]")
-
-
-def _workspace_key(path: Path) -> bytes:
-    """32 random bytes kept in `path` (owner-only), made by whichever process asks first; a damaged
-    file is replaced, and a workspace that cannot be written gets a key for this process only."""
-    for _ in range(2):  # the second try follows the removal of a damaged file
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            for _ in range(50):  # another process may be writing it right now
-                key = path.read_bytes()
-                if len(key) == 32:
-                    return key
-                time.sleep(0.01)
-            path.unlink(missing_ok=True)
-            continue
-        except OSError:
-            break
-        key = secrets.token_bytes(32)
-        with contextlib.suppress(OSError), os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key
-    return secrets.token_bytes(32)
 
 
 class ChatService:
@@ -184,53 +156,49 @@ class ChatService:
         check_mode = grounding or assistant.grounding
         if mode == "extractive":
             return self._extractive(assistant, question, hits, retrieval_time, steps)
-        model = assistant.model
-        sampling = GenerationParams(
-            max_tokens=max_tokens if max_tokens is not None else model.max_tokens,
-            temperature=temperature if temperature is not None else model.temperature,
-            top_p=top_p if top_p is not None else model.top_p,
-            stop=(*stop, *ECHO_STOPS),
-            seed=seed,
-            repeatable=seed is not None,
-        )
+        sampling = _sampling(assistant, max_tokens, temperature, top_p, stop, seed)
         params, plan, ps, quotes, quote_time, prompt = self._prepare(assistant, question, hits, history, sampling)
         stats = GenerationStats()
-        state: dict[str, Any] = {}
-        if check_mode == "retry":
-            pieces = checked(self, assistant, question, history, params, prompt, ps, quotes, stats, state)
-        elif judged_first(assistant.thinking, assistant.fallback, check_mode):
-            pieces = judged(self, assistant, params, prompt, ps, quotes, stats, state)
-        else:
-            pieces = self.model_for(assistant).stream(prompt.messages, params, stats)
-        pieces = without_marker(pieces, prompt.marker)
+        verdict = Verdict()
+        by = Judging(ps, quotes, self.embedder)
+
+        def replan(strict: Assistant) -> PromptPlan:  # grounding: retry writes it again under a stricter rule
+            return self.plan(
+                strict, question, prompt.passages, history, reserve=params.max_tokens, marker=prompt.marker
+            )
+
+        model = self.model_for(assistant)
+        pieces = without_marker(
+            written(model, assistant, params, prompt, check_mode, by, stats, verdict, replan), prompt.marker
+        )
 
         def finish(text: str) -> Answer:
-            if not text.strip() and state.get("partial"):  # stopped while a candidate was being written
-                text = "".join(state["partial"])
+            if not text.strip() and verdict.partial:  # stopped while a candidate was being written
+                text = "".join(verdict.partial)
             text = tidy(text)  # no template debris, no sentence cut off by the token budget
-            report: GroundingReport | None = state.get("report")
+            report = verdict.report
             if report is None and check_mode != "off":
-                report = check(text, ps, self.embedder)
+                report = by.check(text)
             return Answer(
                 text.strip(),
                 self._citations(plan.passages, {int(n) for n in _CITE.findall(text)}),
                 False,
                 stats,
                 retrieval_time,
-                state.get("user_content", prompt.user_content),
+                verdict.user_content or prompt.user_content,
                 quotes=quotes,
                 grounding=report,
-                action=state.get("action", ""),
+                action=verdict.action,
                 quote_time=quote_time,
                 evidence=ps,
-                shown=state.get("shown", "generated"),
-                candidates=state.get("candidates", 1),
-                judge_time=state.get("judge_time", 0.0),
-                left_out=state.get("left_out", []),
+                shown=verdict.shown,
+                candidates=verdict.candidates,
+                judge_time=verdict.judge_time,
+                left_out=verdict.left_out,
                 tools=steps,
             )
 
-        return AnswerStream(pieces, finish, quotes, steps, draft=lambda: "".join(state.get("partial") or ()))
+        return AnswerStream(pieces, finish, quotes, steps, draft=lambda: "".join(verdict.partial or ()))
 
     def _prepare(
         self,
@@ -256,13 +224,10 @@ class ChatService:
         return params, plan, ps, quotes, quote_time, prompt
 
     def _seeded_marker(self, seed: int, question: str) -> str:
-        """The passages' data marker for a seeded request: the same for the same seed and question,
-        so the prompt (and with it the answer) repeats, yet keyed by a secret kept in the workspace,
-        so a document still cannot know it and close the data early."""
         with self._lock:
             if self._marker_key is None:
-                self._marker_key = _workspace_key(self.store.home / "marker.key")
-        return hmac.new(self._marker_key, f"{seed}\0{question}".encode(), "sha256").hexdigest()[:8]
+                self._marker_key = workspace_key(self.store.home / "marker.key")
+        return seeded_marker(self._marker_key, seed, question)
 
     def _gather(
         self, assistant: Assistant, question: str, history: Sequence[Message], query: str | None, mode: str
@@ -295,6 +260,18 @@ class ChatService:
         hits = _unique([*tool_hits, *hits])
         retrieval_time = time.perf_counter() - t0
         return hits, steps, why, retrieval_time
+
+    def client_turn(
+        self,
+        assistant: Assistant,
+        turns: Sequence[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        params: GenerationParams,
+    ) -> ClientTurn:
+        """The model's turn of a conversation whose caller brought its own tools (the API's
+        `tools`): its calls go back to the caller. ToolsUnsupportedError when its model cannot
+        be handed tools."""
+        return client_turn(self.model_for(assistant), assistant, turns, tools, params)
 
     def model_calls(self, assistant: Assistant, question: str, history: Sequence[Message] = ()) -> LoopResult | None:
         """Let the model call tools (calls: auto, where its template supports tools; calls: forced, one
@@ -387,4 +364,24 @@ def _refused(refusal: str, why: str, retrieval_time: float, steps: list[ToolStep
             text, [], True, retrieval_time=retrieval_time, shown="refusal", refusal_reason=why, tools=steps
         ),
         tools=steps,
+    )
+
+
+def _sampling(
+    assistant: Assistant,
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    stop: Sequence[str],
+    seed: int | None,
+) -> GenerationParams:
+    """The assistant's sampling settings, with what this request overrides."""
+    settings = assistant.model
+    return GenerationParams(
+        max_tokens=max_tokens if max_tokens is not None else settings.max_tokens,
+        temperature=temperature if temperature is not None else settings.temperature,
+        top_p=top_p if top_p is not None else settings.top_p,
+        stop=(*stop, *ECHO_STOPS),
+        seed=seed,
+        repeatable=seed is not None,
     )

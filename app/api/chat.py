@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -18,10 +18,9 @@ from app.api.schemas import ChatRequest
 from app.api.streaming import ClosingStreamingResponse, Slot, closing, sse
 from assistants.answer import Answer, AnswerStream
 from assistants.schema import Assistant
-from retriever.context import system_prompt
+from assistants.tools.client import ToolsUnsupportedError
 from runtime.errors import ArchivistError, ContextOverflowError, ModelNotFoundError
-from runtime.protocol import GenerationParams, GenerationStats, Message
-from runtime.toolcalls import parse_calls
+from runtime.protocol import GenerationParams, Message
 
 router = APIRouter()
 
@@ -175,36 +174,28 @@ def client_tools(ctx: ApiContext, req: ChatRequest, assistant: Assistant) -> dic
     when the model answered without a call to the user's question: the documents answer it."""
     if (req.answer_mode or assistant.answer_mode) == "extractive":
         raise ApiError(400, "tools need a model; this request answers with quotes only (extractive)", param="tools")
-    try:
-        model = ctx.services.chat.model_for(assistant)
-    except ModelNotFoundError as exc:
-        raise ApiError(503, str(exc)) from None
-    native, why = getattr(model, "tool_support", (False, "this model backend reports no tool support"))
-    if not native:
-        raise ApiError(400, f"tools cannot be used with assistant {assistant.name!r}: {why}", param="tools")
     specs = [t for t in req.tools or [] if t.get("type") == "function" and isinstance(t.get("function"), dict)]
     if not specs:
         raise ApiError(400, "tools must be a list of {type: function, function: {name, parameters}}", param="tools")
-    messages = tool_messages(req, assistant)
-    forced = forced_schema(req.tool_choice, specs)
     seed = req.seed if req.seed is not None else assistant.model.seed
     params = GenerationParams(
         max_tokens=req.max_completion_tokens or req.max_tokens or max(assistant.model.max_tokens, 256),
         temperature=req.temperature if req.temperature is not None else assistant.model.temperature,
         top_p=req.top_p if req.top_p is not None else assistant.model.top_p,
         tools=specs,
-        json_schema=forced,
+        json_schema=forced_schema(req.tool_choice, specs),
         seed=seed,
         repeatable=seed is not None,
     )
-    stats = GenerationStats()
     try:
-        # tool-call turns carry more keys than Message names; the chat template reads them all
-        text = "".join(model.stream(cast("list[Message]", messages), params, stats))
+        turn = ctx.services.chat.client_turn(assistant, tool_turns(req), specs, params)
+    except ModelNotFoundError as exc:
+        raise ApiError(503, str(exc)) from None
+    except ToolsUnsupportedError as exc:
+        raise ApiError(400, str(exc), param="tools") from None
     except ContextOverflowError as exc:
         raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
-    names = {t["function"].get("name") for t in specs}
-    calls = [c for c in parse_calls(text) if c.name in names]
+    calls, text, stats = turn.calls, turn.text, turn.stats
     if not calls and req.messages[-1].role == "user":
         return None
     usage = {
@@ -215,19 +206,16 @@ def client_tools(ctx: ApiContext, req: ChatRequest, assistant: Assistant) -> dic
     return tool_response(req, assistant, calls, text, usage)
 
 
-def tool_messages(req: ChatRequest, assistant: Assistant) -> list[dict[str, Any]]:
-    """The conversation as the model reads it with tools: the assistant's system prompt, then the
-    request's messages with their tool calls and results."""
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": system_prompt(assistant.instructions, assistant.citation_style)}
-    ]
+def tool_turns(req: ChatRequest) -> list[dict[str, Any]]:
+    """The request's messages as the model reads them with tools: with their tool calls and results."""
+    turns: list[dict[str, Any]] = []
     for m in req.messages:
         turn: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
         for extra in ("tool_calls", "tool_call_id", "name"):
             if getattr(m, extra, None) is not None:
                 turn[extra] = getattr(m, extra)
-        messages.append(turn)
-    return messages
+        turns.append(turn)
+    return turns
 
 
 def tool_response(
