@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest import Store, ingest_paths
-from tests.conftest import FakeEmbedder
+from tests.shared import FakeEmbedder
 
 
 class SlowFakeEmbedder(FakeEmbedder):

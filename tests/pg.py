@@ -21,7 +21,7 @@ from pathlib import Path
 USER = "archivist-pg"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -63,7 +63,7 @@ class PgServer:
             data_parent = self.folder / "pg"
             data_parent.mkdir()
         self.data = data_parent / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.log = data_parent / "server.log"
         run = lambda cmd: subprocess.run(_as_user(cmd, self.root), check=True, capture_output=True, text=True)  # noqa: E731
         run(

@@ -3,57 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from app.api import KeyStore, create_app
 from app.services import Services
 from ingest import IngestLimits, ingest_paths
-from tests.conftest import make_pdf
-
-BOT = """
-name: harbor-bot
-description: Answers from the harbor guide.
-model: {max_tokens: 24, temperature: 0, context_window: 2048}
-knowledge: {collections: [harbor]}
-retrieval: {top_k: 2}
-thinking: off    # answers stream as written: the streaming tests need pieces
-fallback: off
-anchor: off
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, app, port: int) -> None:  # type: ignore[no-untyped-def]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started and time.time() < deadline:
-            time.sleep(0.05)
-        assert self.server.started
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+from tests.shared import BOT, Server, free_port, make_pdf
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -80,7 +40,7 @@ def api(
     keys = KeyStore(svc.store.engine)
     full, limited = keys.create("full"), keys.create("limited", ["other-bot"])
     app = create_app(svc, max_queue=64, limits=IngestLimits(max_file_bytes=200_000))
-    with Server(app, _free_port()) as server:
+    with Server(app, free_port()) as server:
         yield {"url": server.url, "key": full, "limited": limited, "svc": svc}
     if pg:
         svc.store.engine.dispose()
@@ -332,7 +292,7 @@ def test_full_queue_answers_503_with_retry_after(tmp_path: Path, real_embedder, 
     (tmp_path / "a.txt").write_text("The lighthouse lens is cleaned every Tuesday.")
     ingest_paths([tmp_path / "a.txt"], "harbor", svc.store, svc.embedder)
     model = svc.chat.model_for(svc.library.get("harbor-bot"))
-    with Server(create_app(svc, max_queue=1), _free_port()) as server:
+    with Server(create_app(svc, max_queue=1), free_port()) as server:
         model.lock.acquire()  # the one slot is busy
         try:
             r = httpx.post(

@@ -16,7 +16,7 @@ import pytest
 from app.api import KeyStore, create_app
 from app.services import Services
 from ingest import ingest_paths
-from tests.test_api import BOT, Server, _free_port
+from tests.shared import BOT, Server, free_port
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, real_embedder, model_pool) ->
     keys = KeyStore(svc.store.engine)
     full, alpha = keys.create("full"), keys.create("alpha-only", ["alpha-bot"])
     app = create_app(svc, max_queue=2, allowed_hosts=["archivist.internal"])
-    with Server(app, _free_port()) as server:
+    with Server(app, free_port()) as server:
         yield {"url": server.url, "full": full, "alpha": alpha, "svc": svc, "keys": keys}
 
 
@@ -122,7 +122,7 @@ def test_a_key_for_one_assistant_reaches_only_its_collections(site: dict) -> Non
 def test_revoking_every_key_keeps_the_api_closed(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     svc = Services.create(tmp_path / "ws", embedder=real_embedder)
     keys = KeyStore(svc.store.engine)
-    with Server(create_app(svc), _free_port()) as server:
+    with Server(create_app(svc), free_port()) as server:
         assert httpx.get(server.url + "/v1/models").status_code == 200  # no key ever made: loopback is open
         secret = keys.create("only")
         assert httpx.get(server.url + "/v1/models").status_code == 401

@@ -67,7 +67,7 @@ def test_chat_starter_answers_with_citations_and_is_stored(home: Path) -> None:
 def test_chat_marks_sentences_the_documents_do_not_support(harbor) -> None:  # type: ignore[no-untyped-def]
     """What the chat service stored for a real question (MiniLM, the store, the grounding check; the
     model scripted to write one sentence the guide supports and one it does not), as the app shows it."""
-    from tests.test_grounding import OnePool, ScriptedModel, assistant, use
+    from tests.shared import OnePool, ScriptedModel, assistant, use
 
     svc, _ = harbor
     half = "The keeper cleans the Greywater lens every Tuesday [1]. The lighthouse was built in 1897 by Captain Ahab."

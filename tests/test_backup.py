@@ -18,7 +18,7 @@ from app.services import Services
 from assistants.arena import ArenaStore, Side
 from ingest import ingest_paths
 from runtime.errors import ArchivistError
-from tests.conftest import FakeEmbedder
+from tests.shared import FakeEmbedder
 
 
 def _workspace(home: Path, tmp_path: Path) -> Services:

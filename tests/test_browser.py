@@ -2,81 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.ui.theme import app_flags
+from tests.shared import CHROMIUM, OUTPUT, ROOT, needs_chromium, start_app
 
-ROOT = Path(__file__).parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-OUTPUT = ROOT / "test-output" / "browser"
-
-# CI installs chromium (.ci/run) and must run this test; elsewhere it is skipped with a reason.
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-    reason="Debian's chromium is not installed (apt-get install chromium)",
-)
-
-
-@pytest.fixture
-def app_url(home: Path) -> Iterator[str]:
-    yield from start_app(home)
-
-
-def start_app(home: Path, **extra_env: str) -> Iterator[str]:
-    """The Streamlit app on a free loopback port for this workspace, stopped at the end."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "ARCHIVIST_HOME": str(home), "HF_HUB_OFFLINE": "1", **extra_env}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app" / "main.py"),
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            *app_flags(),  # as `archivist ui` starts it
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/_stcore/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(60)
+# CI installs chromium (.ci/run) and must run these tests; elsewhere they are skipped with a reason.
+pytestmark = needs_chromium
 
 
 def choose(page, combobox, option: str, *, exact: bool = False, tries: int = 4) -> None:  # type: ignore[no-untyped-def]
@@ -262,7 +199,7 @@ def test_an_ingest_goes_on_when_you_leave_the_page_and_reload(app_url: str, home
 
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.conftest import make_pdf, make_scan
+    from tests.shared import make_pdf, make_scan
 
     pages = [f"Page {i}. " + "The keeper logs the weather, the tide and every passing ship. " * 25 for i in range(60)]
     pdf = make_pdf(tmp_path / "logbook.pdf", pages)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_pdf
+from tests.shared import make_pdf
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from assistants import AssistantError, parse_assistant
 from assistants.conversation_service import retrieval_query
 from ingest import ingest_paths
 from runtime import GenerationParams, GenerationStats, LlamaCppGenerator, resolve_model
-from tests.conftest import FakeEmbedder, make_pdf
+from tests.shared import FakeEmbedder, make_pdf
 
 ROOT = Path(__file__).parent.parent
 

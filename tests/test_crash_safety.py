@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from ingest import Store, ingest_paths
 from retriever import search
-from tests.conftest import FakeEmbedder
+from tests.shared import FakeEmbedder
 
 ROOT = Path(__file__).parent.parent
 

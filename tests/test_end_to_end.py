@@ -9,7 +9,7 @@ import pytest
 from app.services import Services
 from assistants import parse_assistant
 from ingest import ingest_paths
-from tests.conftest import make_pdf
+from tests.shared import make_pdf
 
 PAGES = [
     "Harbor Lights Field Guide. This guide describes the lighthouses of the northern coast.",

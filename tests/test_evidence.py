@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.ui.common import passage_markdown
 from app.ui.evidence import find_span, page_label, page_words, pdf_page, relevance_words
-from tests.conftest import PAGES, make_pdf
+from tests.shared import PAGES, make_pdf
 
 
 def test_a_quote_is_found_across_line_breaks_and_outlined_on_its_page(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from app.services import Services
 from assistants import parse_assistant
 from ingest import ingest_paths
 from ingest.errors import IngestError
-from tests.conftest import FakeEmbedder
+from tests.shared import FakeEmbedder
 
 MARKER = "zqxjvmarker4711"
 

@@ -11,7 +11,7 @@ import pytest
 
 from ingest import IngestLimits, Store, ingest_paths, load_bytes
 from retriever import search
-from tests.conftest import FakeEmbedder, make_pdf
+from tests.shared import FakeEmbedder, make_pdf
 
 
 def bomb_pdf(path: Path, expanded: int = 200_000_000) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.cli import main
 from app.services import Services
-from tests.conftest import make_pdf, slow_encoder
+from tests.shared import make_pdf, slow_encoder
 
 ROOT = Path(__file__).parent.parent
 

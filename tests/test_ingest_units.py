@@ -12,7 +12,7 @@ from ingest.errors import IngestError, UnsupportedFileError
 from ingest.loaders import load_bytes
 from ingest.ocr import OcrSettings
 from ingest.types import LoadedDocument, Page
-from tests.conftest import FakeEmbedder, make_pdf
+from tests.shared import FakeEmbedder, make_pdf
 
 
 def test_pdf_pages_keep_their_numbers(tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_read_ahead_hands_over_what_is_ready_without_waiting() -> None:
 
 def test_a_bad_collection_name_stops_a_batch_before_any_file_is_read(tmp_path: Path) -> None:
     from ingest import IngestError, Store, ingest_paths
-    from tests.conftest import make_pdf
+    from tests.shared import make_pdf
 
     class NoEmbedding:
         name, dim, max_tokens = "none", 4, 100

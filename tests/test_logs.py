@@ -11,7 +11,7 @@ import pytest
 
 from app.cli import main
 from app.logs import FILE
-from tests.test_api import Server, _free_port
+from tests.shared import Server, free_port
 
 
 def test_the_cli_logs_ingest_failures_to_the_workspace_without_document_text(
@@ -49,7 +49,7 @@ def test_api_requests_carry_an_id_in_the_access_log_and_never_a_key(home: Path, 
     access.addHandler(keep)
     access.setLevel(logging.INFO)
     try:
-        with Server(create_app(svc), _free_port()) as server:
+        with Server(create_app(svc), free_port()) as server:
             auth = {"Authorization": f"Bearer {key}"}
             r = httpx.get(server.url + "/v1/models?q=private", headers={**auth, "X-Request-ID": "trace-42"})
             assert r.status_code == 200 and r.headers["X-Request-ID"] == "trace-42"

@@ -18,7 +18,7 @@ from bench.measure import cer
 from bench.ocr import degrade
 from ingest import IngestError, Store, ingest_paths, load_bytes
 from ingest.ocr import OcrSettings, read
-from tests.conftest import make_pdf
+from tests.shared import make_pdf
 
 PARAGRAPH = (
     "The keeper of the Greywater lighthouse cleans the lens every Tuesday morning. "
@@ -58,7 +58,7 @@ def test_reads_rendered_pages_within_the_error_rate(tmp_path: Path) -> None:
 def test_scanned_pdf_tiff_and_photo_are_read_page_true(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 
-    from tests.conftest import PAGES
+    from tests.shared import PAGES
 
     text_pdf = make_pdf(tmp_path / "guide.pdf", PAGES)
     pixels = _render(text_pdf, 150)

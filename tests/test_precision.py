@@ -250,7 +250,7 @@ def test_the_real_encoder_calibrates_once_per_machine_and_a_setting_overrides(
 
 
 def test_doctor_shows_what_the_first_ingest_measured(tmp_path: Path) -> None:
-    from tests.conftest import make_pdf
+    from tests.shared import make_pdf
 
     home = tmp_path / "ws"
     env = {k: v for k, v in __import__("os").environ.items() if k != precision.ENV}

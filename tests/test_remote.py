@@ -18,14 +18,14 @@ from runtime.errors import ArchivistError
 from runtime.protocol import GenerationParams, GenerationStats
 from runtime.remote import RemoteGenerator, parse_remote
 from runtime.spec import resolve_model
-from tests.test_api import _free_port
+from tests.shared import free_port
 
 
 class LlamaServer:
     """`python -m llama_cpp.server` on a free loopback port, its log (uvicorn's access lines) in a file."""
 
     def __init__(self, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
         model = resolve_model("bundled:smollm2-135m")
@@ -94,7 +94,7 @@ def test_the_servers_tokenizer_counts_and_the_answer_streams(servers: list[Llama
 
 
 def test_round_robin_with_failover_and_a_clear_error_when_none_answers(servers: list[LlamaServer]) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     a, b = servers
     model = RemoteGenerator(parse_remote(f"openai:{a.url},{dead},{b.url}"), context_window=2048)
     before = [a.completions_served(), b.completions_served()]
@@ -106,7 +106,7 @@ def test_round_robin_with_failover_and_a_clear_error_when_none_answers(servers: 
     assert served == [1, 2], served
     model.close()
 
-    nobody = RemoteGenerator(parse_remote(f"openai:{dead},http://127.0.0.1:{_free_port()}/v1"))
+    nobody = RemoteGenerator(parse_remote(f"openai:{dead},http://127.0.0.1:{free_port()}/v1"))
     with pytest.raises(ArchivistError, match="no model server answered") as err:
         list(nobody.stream([{"role": "user", "content": "Hi"}], params))
     assert dead in str(err.value)

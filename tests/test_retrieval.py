@@ -11,7 +11,7 @@ import pytest
 from ingest import ChunkSettings, Store, ingest_paths
 from retriever import SearchFilter, evaluate, load_questions, rrf, search
 from retriever.keyword import fts_query
-from tests.conftest import FakeEmbedder, make_pdf
+from tests.shared import FakeEmbedder, make_pdf
 
 
 def test_rrf_weights_and_ranks() -> None:

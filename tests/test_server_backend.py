@@ -20,8 +20,8 @@ from ingest import Store, ingest_paths
 from ingest.schema import current, head
 from retriever import search
 from runtime.errors import ArchivistError
-from tests.conftest import FakeEmbedder, make_pdf
-from tests.pg import _free_port
+from tests.pg import free_port
+from tests.shared import FakeEmbedder, make_pdf
 
 
 def test_a_workspace_migrates_with_its_vectors_conversations_and_keys(
@@ -89,7 +89,7 @@ def test_an_unreachable_or_unusable_database_is_a_clear_error_without_the_passwo
 ) -> None:
     from app.cli import main
 
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     url = f"postgresql+psycopg://team:s3cret-pw@127.0.0.1:{port}/archivist"
     assert main(["--home", str(home), "--database-url", url, "collections"]) == 1
     err = capsys.readouterr().err
@@ -134,7 +134,7 @@ def two_servers(tmp_path: Path, pg_server) -> Iterator[tuple[list[str], str]]:  
     procs, urls = [], []
     try:
         for h in homes:
-            port = _free_port()
+            port = free_port()
             log = open(h / "serve.log", "w")  # noqa: SIM115 (closed with the process)
             procs.append(
                 subprocess.Popen(

@@ -10,7 +10,7 @@ import pytest
 from ingest import IndexMismatchError, Store, ingest_paths
 from ingest.chunk import ChunkSettings
 from retriever import search
-from tests.conftest import FakeEmbedder, slow_encoder
+from tests.shared import FakeEmbedder, slow_encoder
 
 
 def _store(home: Path, emb: FakeEmbedder, url: str | None = None) -> Store:

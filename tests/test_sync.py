@@ -14,7 +14,7 @@ from app.services import Services
 from ingest.store_sources import SourceSpec
 from ingest.sync import plan_sync, sync
 from retriever.search import search
-from tests.conftest import FakeEmbedder
+from tests.shared import FakeEmbedder
 
 
 class CountingEmbedder(FakeEmbedder):

@@ -15,7 +15,7 @@ from assistants.answer_eval import evidence_recall, summarize, token_f1
 from assistants.system2 import FALLBACK_NOTE
 from runtime.faithful import FaithfulLogits, SourceWords
 from runtime.protocol import GenerationParams
-from tests.test_grounding import BAD, GOOD, OnePool, ScriptedModel, assistant, use
+from tests.shared import BAD, GOOD, OnePool, ScriptedModel, assistant, use
 
 SOURCES = 'Command lines are limited to about 4095 bytes. Use read.table(file) or sink("out.txt"). Run R --vanilla.'
 

@@ -26,7 +26,7 @@ from assistants.tools.calls import ToolLoop
 from assistants.tools.sandbox import CodeLimits, SandboxMissing, run_code, sandbox_status
 from assistants.tools.web import WebLimits, fetch, read
 from runtime.protocol import GenerationParams, GenerationStats, Message
-from tests.test_api import Server, _free_port
+from tests.shared import Server, free_port
 
 # ---------------------------------------------------------------- calculator
 
@@ -314,7 +314,7 @@ def test_web_page_is_cited_by_url_and_its_hidden_text_never_reaches_the_prompt(h
 
 def test_calculator_computes_the_passage_a_question_points_at(harbor: Any, tmp_path: Path) -> None:
     from ingest import ingest_paths
-    from tests.conftest import make_pdf
+    from tests.shared import make_pdf
 
     svc, _pdf = harbor
     pdf = make_pdf(tmp_path / "budget.pdf", ["Fuel budget. The keeper orders 1,200 * 12 litres of lamp oil a year."])
@@ -475,7 +475,7 @@ def tools_api(
         "name: caller\nknowledge: {collections: [harbor]}\nmodel: {path: scripted}\n"
     )
     svc = svc.using_models(Pool())
-    with Server(create_app(svc), _free_port()) as server:
+    with Server(create_app(svc), free_port()) as server:
         yield {"url": server.url}
 
 

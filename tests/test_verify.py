@@ -12,7 +12,7 @@ from assistants.tidy import cut_off, debris, names_keys, tidy, words_before_quot
 from ingest.running import without_running
 from retriever.answerable import answerability, asking_part
 from retriever.verify import CONTRADICTED, NOT_FOUND, SUPPORTED, align, asked_opposites, opposed
-from tests.conftest import make_pdf
+from tests.shared import make_pdf
 
 SENTENCE = (
     "The variations read.csv2 and read.delim2 are appropriate for use in those locales where the comma is "

@@ -111,12 +111,12 @@ def voice_api(home: Path, fake_embedder) -> Iterator[dict]:  # type: ignore[no-u
     from app.api import KeyStore, create_app
     from app.services import Services
     from ingest import IngestLimits
-    from tests.test_api import Server, _free_port
+    from tests.shared import Server, free_port
 
     svc = Services.create(home, embedder=fake_embedder)
     key = KeyStore(svc.store.engine).create("voice")
     app = create_app(svc, max_queue=8, limits=IngestLimits(max_file_bytes=5_000_000))
-    with Server(app, _free_port()) as server:
+    with Server(app, free_port()) as server:
         yield {"url": server.url, "key": key}
 
 
