@@ -51,6 +51,7 @@ def client(api: dict, key: str | None = None) -> openai.OpenAI:
     return openai.OpenAI(base_url=api["url"] + "/v1", api_key=key or api["key"], max_retries=0, timeout=120)
 
 
+@pytest.mark.slow
 def test_health_is_open_and_everything_else_needs_a_key(api: dict) -> None:
     assert httpx.get(api["url"] + "/health").json() == {"status": "ok"}
     r = httpx.get(api["url"] + "/v1/models")
@@ -65,6 +66,7 @@ def test_models_are_the_assistants_the_key_may_use(api: dict) -> None:
     assert [m.id for m in client(api, api["limited"]).models.list()] == ["other-bot"]
 
 
+@pytest.mark.slow
 def test_chat_completion_with_citations_and_real_usage(api: dict) -> None:
     r = client(api).chat.completions.create(
         model="harbor-bot", messages=[{"role": "user", "content": "When is the lighthouse lens cleaned?"}]
@@ -110,6 +112,7 @@ def test_streaming_sends_pieces_then_citations(api: dict) -> None:
     assert last.usage is not None and last.usage.completion_tokens > 0
 
 
+@pytest.mark.slow
 def test_a_question_about_what_no_document_mentions_is_refused_with_its_reason(api: dict) -> None:
     r = client(api).chat.completions.create(
         model="harbor-bot", messages=[{"role": "user", "content": "Can I pay the harbor fee with PayPal?"}]
@@ -123,6 +126,7 @@ def test_a_question_about_what_no_document_mentions_is_refused_with_its_reason(a
     assert r.model_extra["archivist"]["refused"] is False and r.model_extra["archivist"]["shown"] != "refusal"
 
 
+@pytest.mark.slow
 def test_max_tokens_and_stop_are_honoured(api: dict) -> None:
     c = client(api)
     r = c.chat.completions.create(
@@ -136,6 +140,7 @@ def test_max_tokens_and_stop_are_honoured(api: dict) -> None:
     assert " " not in r.choices[0].message.content.strip()
 
 
+@pytest.mark.slow
 def test_a_seed_repeats_the_answer_even_at_a_high_temperature(api: dict) -> None:
     c = client(api)
     ask = [{"role": "user", "content": "Describe the harbor."}]
@@ -151,6 +156,7 @@ def test_a_seed_repeats_the_answer_even_at_a_high_temperature(api: dict) -> None
     assert "seed" in str(err.value)
 
 
+@pytest.mark.slow
 def test_an_assistant_with_a_seed_repeats_its_answers_and_a_request_seed_wins(api: dict) -> None:
     """`model.seed` in the assistant: unseeded requests at a high temperature all get one answer,
     the one its seed gives; a request's own seed samples otherwise."""
@@ -171,6 +177,7 @@ def test_an_assistant_with_a_seed_repeats_its_answers_and_a_request_seed_wins(ap
     assert len(others) > 1, others  # the request's seed, not the assistant's, drove these
 
 
+@pytest.mark.slow
 def test_a_seeded_prompt_repeats_yet_documents_cannot_predict_its_data_marker(api: dict) -> None:
     """The passages' data marker is random per request; with a seed it repeats, so the prompt does,
     keyed by a secret of the workspace (owner-only), so the documents still cannot know it."""
@@ -269,6 +276,7 @@ def test_uploads_limits_types_traversal_and_delete(api: dict, tmp_path: Path) ->
     )
 
 
+@pytest.mark.slow
 def test_sixteen_concurrent_streams_all_complete(api: dict) -> None:
     def one(i: int) -> str:
         stream = client(api).chat.completions.create(

@@ -132,6 +132,7 @@ def test_revoking_every_key_keeps_the_api_closed(tmp_path: Path, real_embedder) 
         assert httpx.get(server.url + "/v1/models").status_code == 401
 
 
+@pytest.mark.slow
 def test_queue_slots_are_taken_on_arrival_and_freed_when_clients_leave(site: dict) -> None:
     body = {
         "model": "alpha-bot",

@@ -64,6 +64,7 @@ def test_chat_starter_answers_with_citations_and_is_stored(home: Path) -> None:
         assert at.get("audio"), "no audio player after Listen"
 
 
+@pytest.mark.slow
 def test_chat_marks_sentences_the_documents_do_not_support(harbor) -> None:  # type: ignore[no-untyped-def]
     """What the chat service stored for a real question (MiniLM, the store, the grounding check; the
     model scripted to write one sentence the guide supports and one it does not), as the app shows it."""
@@ -173,6 +174,7 @@ def test_builder_creates_an_assistant_and_shows_field_errors(home: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_importing_an_assistant_that_names_a_server_asks_for_that_server(home: Path) -> None:
     at = _app("ui/assistants.py")
     body = b"name: far-bot\nknowledge: {collections: [c]}\nmodel: {path: 'openai:http://203.0.113.9:8080/v1'}\n"
@@ -217,6 +219,7 @@ def test_knowledge_upload_lists_searches_and_deletes(home: Path) -> None:
     assert not at.dataframe
 
 
+@pytest.mark.slow
 def test_a_bad_collection_name_is_refused_before_any_upload(home: Path) -> None:
     at = _app("ui/knowledge.py")
     at.selectbox(key="kn-collection").set_value("(new collection)").run()
@@ -266,6 +269,7 @@ def test_no_markdown_image_survives_in_untrusted_text(hostile: str) -> None:
         assert not [t for t in inline if t.type == "image"], (hostile, out)
 
 
+@pytest.mark.slow
 def test_builder_names_a_taken_name_at_its_field_and_previews_what_is_on_screen(home: Path) -> None:
     at = _app("ui/assistants.py")
     at.text_input(key="f-name").set_value("harbor-notes")
@@ -290,6 +294,7 @@ def test_builder_names_a_taken_name_at_its_field_and_previews_what_is_on_screen(
     assert not (home / "assistants" / "draft-bot.yaml").exists()
 
 
+@pytest.mark.slow
 def test_chat_search_url_export_name_and_no_empty_conversation_after_a_failure(home: Path) -> None:
     from app.services import Services
     from app.ui.common import slug
@@ -337,6 +342,7 @@ def test_an_opened_passage_marks_the_sentences_given_to_no_model() -> None:
     assert passage_markdown("Nothing odd here.") == "Nothing odd here\\."
 
 
+@pytest.mark.slow
 def test_builder_picks_models_keeps_unshown_settings_and_clears_fixed_fields(home: Path) -> None:
     from runtime.catalog import add_upload
 
@@ -431,6 +437,7 @@ def test_unsaved_builder_edits_are_offered_back_after_another_page_and_never_sav
     assert not any("unsaved changes" in i.value for i in at.info)  # saved: nothing left to offer
 
 
+@pytest.mark.slow
 def test_models_page_says_what_to_do_offline_and_lists_users(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
@@ -502,6 +509,7 @@ def test_knowledge_page_syncs_a_folder_renames_and_deletes_a_collection(
     assert "seabirds" not in at.selectbox(key="kn-collection").options
 
 
+@pytest.mark.slow
 def test_a_shared_app_asks_for_a_key_and_refuses_a_wrong_one(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -112,6 +112,7 @@ def test_the_automatic_arena_answers_once_per_assistant_and_judges_every_pair(ha
     assert svc.arena_store.battles("human") == []
 
 
+@pytest.mark.slow
 def test_cli_battle_vote_leaderboard_and_export(harbor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import yaml
 

@@ -26,6 +26,7 @@ def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_batch_with_bad_files_reports_each_and_ingests_the_rest(home: Path, tmp_path: Path) -> None:
     good = make_pdf(tmp_path / "guide.pdf", ["Owls hunt at night.", "Falcons dive at 300 km/h."])
     (tmp_path / "empty.txt").write_text("")
@@ -83,6 +84,7 @@ def test_assistants_list_shows_the_example(home: Path) -> None:
     assert "archivist-guide" in [a["name"] for a in json.loads(r.stdout)]
 
 
+@pytest.mark.slow
 def test_ask_json_answers_with_citations_from_docs(home: Path) -> None:
     docs = Path(__file__).parent.parent / "docs"
     # as `make run` ingests the guide: the user pages, not the developer ones
@@ -101,6 +103,7 @@ def test_ask_json_answers_with_citations_from_docs(home: Path) -> None:
     assert any("DOCX" in q["text"] for q in out["quotes"]), out["quotes"]
 
 
+@pytest.mark.slow
 def test_eval_answers_on_pages_without_page_numbers(home: Path, tmp_path: Path) -> None:
     """A question set over HTML and Markdown names no pages (`"pages": []`): `archivist eval --answers`
     scores the retrieval and the quotes (it once stopped on an empty page clause in its SQL)."""
@@ -132,6 +135,7 @@ def test_eval_answers_on_pages_without_page_numbers(home: Path, tmp_path: Path) 
     assert {x["id"]: x["evidence_in_quotes"] for x in out["answers"]["rows"]} == {"z": True, "o": True}
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_public_address_without_keys_and_keys_are_managed(home: Path) -> None:
     r = run(home, "serve", "--host", "0.0.0.0", "--port", "1")
     assert r.returncode == 1 and "refusing to serve on 0.0.0.0 without an API key" in r.stderr
@@ -144,6 +148,7 @@ def test_serve_refuses_a_public_address_without_keys_and_keys_are_managed(home: 
     assert "revoked" in run(home, "keys", "list").stdout
 
 
+@pytest.mark.slow
 def test_stopping_archivist_ui_stops_the_app_server(home: Path) -> None:
     import signal
     import socket

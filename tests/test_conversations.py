@@ -107,6 +107,7 @@ def test_schema_command_writes_json_schema(home: Path, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_kv_snapshots_survive_interleaving_and_change_nothing() -> None:
     path = resolve_model("bundled:smollm2-135m")
     cached = LlamaCppGenerator(path, context_window=2048)
@@ -202,6 +203,7 @@ def test_chat_cli_streams_and_keeps_history(home: Path, tmp_path: Path) -> None:
     assert "archivist-guide\tWhich file formats can Archivist ingest?" in listed.stdout
 
 
+@pytest.mark.slow
 def test_a_new_conversation_reuses_the_assistants_instructions_prefix() -> None:
     path = resolve_model("bundled:smollm2-135m")
     gen = LlamaCppGenerator(path, context_window=2048)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from ingest import Store, ingest_paths
@@ -70,6 +71,7 @@ def check_invariants(home: Path, words: dict[str, str]) -> dict[str, str]:
     return status
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_leaves_half_visible_documents(tmp_path: Path) -> None:
     home = tmp_path / "ws"
     rng = random.Random(7)
@@ -120,6 +122,7 @@ def test_sigkill_at_random_moments_never_leaves_half_visible_documents(tmp_path:
     assert set(status.values()) == {"ready"} and len(status) == len(words_all)
 
 
+@pytest.mark.slow
 def test_a_sync_killed_at_random_moments_is_finished_by_the_next(tmp_path: Path) -> None:
     """Files changed, renamed, removed and added between syncs killed mid-way: every document stays
     whole or absent, and one uninterrupted sync leaves the collection equal to the folder."""

@@ -246,6 +246,7 @@ def test_cli_ask_json_has_quotes_and_sentences_on_the_real_model(harbor, capsys,
     assert rc == 0 and "cleaned every Tuesday" in printed and "harbor.pdf, page 2" in printed
 
 
+@pytest.mark.slow
 def test_cli_eval_answers_prints_the_evidence_rate(harbor, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from app import cli
 
@@ -453,6 +454,7 @@ CANARY_WORDS = re.compile(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context", ["quotes-only", "passages"])
 def test_injected_instructions_never_reach_generated_answers(  # type: ignore[no-untyped-def]
     context: str, home: Path, tmp_path: Path, real_embedder, model_pool

@@ -140,6 +140,7 @@ def test_invisible_unicode_is_removed_and_named() -> None:
     assert "16 tag characters" in w and "1 zero-width characters" in w and "1 bidi controls" in w
 
 
+@pytest.mark.slow
 def test_search_never_returns_hidden_text_and_documents_shows_the_warning(home: Path, tmp_path: Path) -> None:
     env = dict(os.environ, ARCHIVIST_HOME=str(home), HF_HUB_OFFLINE="1")
 

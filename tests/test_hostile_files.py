@@ -58,6 +58,7 @@ def encrypted_pdf(path: Path, password: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_hostile_batch_fails_file_by_file_and_keeps_what_is_stored(home: Path, tmp_path: Path) -> None:
     emb = FakeEmbedder()
     store = Store(home, emb.name, emb.dim)

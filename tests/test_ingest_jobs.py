@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.cli import main
 from app.services import Services
 from tests.shared import make_pdf, slow_encoder
@@ -29,6 +31,7 @@ def test_a_job_ingests_in_the_background_and_reports_each_file(home: Path, real_
     assert svc.store.in_progress() == []
 
 
+@pytest.mark.slow
 def test_an_app_killed_mid_ingest_leaves_the_file_listed_as_failed(home: Path, tmp_path: Path, capsys: Any) -> None:
     pages = [f"Page {i}. " + "The keeper logs the weather, the tide and every passing ship. " * 25 for i in range(120)]
     pdf = make_pdf(tmp_path / "logbook.pdf", pages)
@@ -82,6 +85,7 @@ def test_a_job_of_small_uploads_embeds_them_together_and_reports_each(
     assert found[0].document == "s3.md"
 
 
+@pytest.mark.slow
 def test_progress_moves_by_pages_and_chunks_and_cancel_stores_nothing_more(
     home: Path, tmp_path: Path, fake_embedder: Any, monkeypatch: Any
 ) -> None:

@@ -66,6 +66,7 @@ def test_a_hub_model_downloads_through_the_endpoint_setting_and_resolves(
     assert m.spec == SPEC and m.size == len(gguf)
 
 
+@pytest.mark.slow
 def test_a_cancelled_download_resumes_where_it_stopped(tmp_path: Path, gguf: bytes) -> None:
     models = tmp_path / "models"
     with serve_hub(Hub({KEY: gguf}, bytes_per_s=20e6)) as hub:

@@ -55,6 +55,7 @@ def test_reads_rendered_pages_within_the_error_rate(tmp_path: Path) -> None:
     assert cer(poor.text, PARAGRAPH) <= 0.05, poor.text
 
 
+@pytest.mark.slow
 def test_scanned_pdf_tiff_and_photo_are_read_page_true(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 

@@ -116,6 +116,7 @@ def test_the_finalists_race_again_on_all_the_chunks_and_that_race_decides() -> N
     assert vectors["bfloat16"].shape == (16, 16)
 
 
+@pytest.mark.slow
 def test_small_files_chunks_are_gathered_until_the_calibration_has_enough(tmp_path: Path) -> None:
     """A folder of small files embeds a few chunks at a time: the calibration waits for
     MIN_TEXTS of them (float32 meanwhile, whose vectors any precision matches) and a single text,
@@ -206,6 +207,7 @@ def test_a_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     assert precision.setting() == "bfloat16"
 
 
+@pytest.mark.slow
 def test_the_real_encoder_calibrates_once_per_machine_and_a_setting_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,6 +251,7 @@ def test_the_real_encoder_calibrates_once_per_machine_and_a_setting_overrides(
     assert forced.dtype == "bfloat16" and forced.precision_source == "setting"
 
 
+@pytest.mark.slow
 def test_doctor_shows_what_the_first_ingest_measured(tmp_path: Path) -> None:
     from tests.shared import make_pdf
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from assistants.ratings import ANCHOR, SCALE, rate
 
@@ -39,6 +40,7 @@ def test_fitted_order_and_gaps_match_known_strengths() -> None:
     assert second.upper < best.lower or second.rank > 1
 
 
+@pytest.mark.slow
 def test_intervals_cover_the_truth_about_95_percent_of_the_time() -> None:
     covered = total = 0
     for sim in range(40):

@@ -76,6 +76,7 @@ def test_specs_are_read_and_bad_ones_named() -> None:
             parse_remote(bad)
 
 
+@pytest.mark.slow
 def test_the_servers_tokenizer_counts_and_the_answer_streams(servers: list[LlamaServer], small_model) -> None:  # type: ignore[no-untyped-def]
     model = RemoteGenerator(parse_remote(f"openai:{servers[0].url}"), context_window=2048)
     text = "The lens of the Greywater lighthouse is cleaned every Tuesday by the keeper."
@@ -113,6 +114,7 @@ def test_round_robin_with_failover_and_a_clear_error_when_none_answers(servers: 
     assert nobody.count_tokens("four words right here") > 0  # no tokenizer reachable: the estimate
 
 
+@pytest.mark.slow
 def test_an_assistant_answers_through_a_remote_server_with_citations(harbor, servers: list[LlamaServer]) -> None:  # type: ignore[no-untyped-def]
     """The whole chat path (retrieval, context budget, quotes, grounding, citations) with the model
     on another server, named in the assistant's YAML."""
@@ -136,6 +138,7 @@ def test_an_assistant_answers_through_a_remote_server_with_citations(harbor, ser
     assert loaded and servers[0].url in loaded[0].label
 
 
+@pytest.mark.slow
 def test_a_server_killed_mid_conversation_leaves_the_next_answers_to_the_other(tmp_path: Path) -> None:
     a, b = (LlamaServer(tmp_path / f"own-{i}.log") for i in range(2))
     try:

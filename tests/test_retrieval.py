@@ -122,6 +122,7 @@ HARBOR_QUESTIONS = [  # (question, the page of the harbor guide that answers it)
 ]
 
 
+@pytest.mark.slow
 def test_a_trained_reranker_orders_the_passages_and_puts_the_answer_first(harbor, trained_reranker: Path) -> None:  # type: ignore[no-untyped-def]
     """A cross-encoder trained on other questions (tests/reranker_training.py) drives the final
     order, and on this guide it puts the page that answers first."""

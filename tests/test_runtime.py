@@ -54,6 +54,7 @@ def test_pool_shares_one_model_per_spec_and_settings(model_pool, small_model) ->
     assert small_model.n_threads == physical_cores()
 
 
+@pytest.mark.slow
 def test_concurrent_calls_are_serialized_and_each_gets_its_own_answer() -> None:
     from runtime import LlamaCppGenerator
 

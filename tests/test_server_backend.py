@@ -233,6 +233,7 @@ def test_two_api_servers_share_one_database(two_servers: tuple[list[str], str], 
     assert httpx.get(a + "/v1/collections/harbor/documents", headers=h, timeout=30).json()["data"] == []
 
 
+@pytest.mark.slow
 def test_jobs_are_claimed_once_and_taken_over_when_a_lease_expires(
     home: Path, fake_embedder: FakeEmbedder, pg_server
 ) -> None:  # type: ignore[no-untyped-def]
@@ -381,6 +382,7 @@ def test_the_apps_uploads_go_through_the_job_queue_on_a_server_database(
         pg_server.drop(url)
 
 
+@pytest.mark.slow
 def test_a_filtered_hnsw_search_still_returns_every_neighbour(home: Path, pg_server) -> None:  # type: ignore[no-untyped-def]
     """A small collection in a table shared with a large one: the HNSW index answers, and pgvector's
     iterative scan keeps going until k rows pass the collection filter (without it, the first

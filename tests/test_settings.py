@@ -28,6 +28,7 @@ def test_environment_then_flags(tmp_path: Path) -> None:
         Settings.load({"ARCHIVIST_LOG_LEVEL": "chatty"})
 
 
+@pytest.mark.slow
 def test_the_file_limit_from_the_environment_holds_in_the_cli(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("Owls hunt at night. " * 200)  # 4 KB

@@ -170,6 +170,7 @@ def test_the_next_file_is_parsed_while_this_one_is_embedded_and_results_stay_in_
     }
 
 
+@pytest.mark.slow
 def test_small_files_parsed_ahead_are_embedded_together_each_with_its_own_vectors(
     home: Path, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

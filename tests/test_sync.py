@@ -136,6 +136,7 @@ def test_sync_keeps_its_sources_and_renames_on_either_backend(home: Path, tmp_pa
     assert hits and hits[0].document == "notes/owls-renamed.txt"
 
 
+@pytest.mark.slow
 def test_watch_reads_a_file_written_in_pieces_only_once_it_is_complete(home: Path, tmp_path: Path) -> None:
     import threading
     import time
@@ -181,6 +182,7 @@ def test_watch_reads_a_file_written_in_pieces_only_once_it_is_complete(home: Pat
     assert not t.is_alive()
 
 
+@pytest.mark.slow
 def test_cli_watch_follows_a_folder_until_stopped(home: Path, tmp_path: Path) -> None:
     import os
     import signal

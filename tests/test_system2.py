@@ -203,6 +203,7 @@ def test_summary_counts_refusals_and_fallbacks() -> None:
     assert rows[2].right is True and rows[3].right is False and rows[1].right is False
 
 
+@pytest.mark.slow
 def test_cli_eval_counts_any_listed_evidence_in_the_quotes(harbor, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """Through the real embedder and the CLI: evidence listed as two places is found in the quotes
     when either is; a place the documents never say is not."""
@@ -222,6 +223,7 @@ def test_cli_eval_counts_any_listed_evidence_in_the_quotes(harbor, tmp_path: Pat
     assert rows["absent"]["evidence_in_quotes"] is False
 
 
+@pytest.mark.slow
 def test_cli_eval_generate_reports_answers_and_unanswerable(harbor, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from app import cli, commands
 

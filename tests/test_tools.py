@@ -68,6 +68,7 @@ def sandbox() -> None:
     assert ok, f"the Pyodide sandbox must be installed for these tests (make setup): {why}"
 
 
+@pytest.mark.slow
 def test_sandbox_runs_code_and_keeps_files_and_network_out(sandbox: None, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-7731")
@@ -107,6 +108,7 @@ for attempt in ("file", "socket", "fetch"):
     assert "REACHED" not in step.output and got == []
 
 
+@pytest.mark.slow
 def test_sandbox_stops_code_at_its_time_memory_and_output_limits(sandbox: None) -> None:
     t0 = time.perf_counter()
     slow = run_code("while True: pass", trusted=False, limits=CodeLimits(timeout_s=10))
@@ -117,6 +119,7 @@ def test_sandbox_stops_code_at_its_time_memory_and_output_limits(sandbox: None) 
     assert loud.ok and len(loud.output) <= 500 and "output cut" in loud.card
 
 
+@pytest.mark.slow
 def test_without_the_sandbox_only_the_users_own_code_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ARCHIVIST_PYODIDE", str(tmp_path / "missing"))
     with pytest.raises(SandboxMissing, match="runs only in the sandbox"):
@@ -191,6 +194,7 @@ def test_code_outside_the_sandbox_starts_few_processes_and_leaves_none_behind(
     assert forks.ok and "forked" in forks.output and int(forks.output.split()[-1]) < 8
 
 
+@pytest.mark.slow
 def test_cli_run_prints_the_output(sandbox: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "hello.py"
     f.write_text("print('hello', 6 * 7)\n")
@@ -286,6 +290,7 @@ def _assistant(**tools: Any) -> Assistant:
     )
 
 
+@pytest.mark.slow
 def test_calculator_card_and_result_in_the_prompt_on_the_bundled_model(harbor: Any, model_pool: Any) -> None:
     svc, _pdf = harbor
     svc = svc.using_models(model_pool)
@@ -327,6 +332,7 @@ def test_calculator_computes_the_passage_a_question_points_at(harbor: Any, tmp_p
     assert plain.tools == []  # computed only when the question asks for it
 
 
+@pytest.mark.slow
 def test_cli_ask_prints_the_tool_steps(harbor: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     svc, _pdf = harbor
     spec = tmp_path / "calc.yaml"
@@ -431,6 +437,7 @@ def test_model_driven_calls_feed_the_answer_and_show_as_steps(harbor: Any) -> No
     assert any(c.document == "calculator" for c in answer.citations)
 
 
+@pytest.mark.slow
 def test_bundled_model_template_has_no_tool_support_and_a_forced_call_runs(small_model: Any) -> None:
     ok, why = small_model.tool_support
     assert not ok and "no tool support" in why

@@ -85,6 +85,7 @@ def test_a_question_about_reading_is_opposed_by_a_sentence_about_writing() -> No
     assert not opposed(asked_opposites("Which function should I use to write them?"), WRITE)
 
 
+@pytest.mark.slow
 def test_cli_verify_tells_supported_from_contradicted_and_not_found(harbor, capsys) -> None:  # type: ignore[no-untyped-def]
     from app import cli
 

@@ -28,6 +28,7 @@ SENTENCES = [
 ]
 
 
+@pytest.mark.slow
 def test_generated_speech_is_heard_within_the_word_error_rate(tmp_path: Path) -> None:
     from ingest.audio import transcribe
 
@@ -36,6 +37,7 @@ def test_generated_speech_is_heard_within_the_word_error_rate(tmp_path: Path) ->
     assert wer(heard, " ".join(SENTENCES)) <= 0.10, heard
 
 
+@pytest.mark.slow
 def test_a_recording_is_searchable_and_its_passages_name_the_second(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     from retriever.search import search
 
@@ -77,6 +79,7 @@ def test_broken_and_overlong_recordings_are_refused_clearly(
         load_bytes(say(SENTENCES[0]).wav, "talk.wav")
 
 
+@pytest.mark.slow
 def test_cli_transcribes_and_says(tmp_path: Path, home: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=300)
@@ -120,6 +123,7 @@ def voice_api(home: Path, fake_embedder) -> Iterator[dict]:  # type: ignore[no-u
         yield {"url": server.url, "key": key}
 
 
+@pytest.mark.slow
 def test_the_api_speaks_and_transcribes_in_openais_shapes(voice_api: dict) -> None:
     client = openai.OpenAI(base_url=voice_api["url"] + "/v1", api_key=voice_api["key"], max_retries=0, timeout=300)
     spoken = client.audio.speech.create(model="tts-1", voice="alloy", input=SENTENCES[0], response_format="wav")
