@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -644,3 +645,77 @@ def test_editing_an_assistant_edits_it_and_unsaved_changes_survive_leaving_the_p
     assert sorted(p.name for p in folder.glob("*.yaml")) == ["tide-bot.yaml"]  # the same one, no new one
     saved = yaml.safe_load((folder / "tide-bot.yaml").read_text())
     assert saved["instructions"] == "Answer about tides only, with the time of high water."
+
+
+@pytest.mark.slow
+def test_a_shared_app_needs_a_key_collections_are_renamed_and_deleted_and_a_phone_sidebar_closes(
+    home: Path, tmp_path: Path, real_embedder: Any
+) -> None:
+    """Served beyond loopback the app asks for an API key and refuses a wrong one; on the Knowledge
+    page a collection is renamed (its documents kept) and deleted after a confirmation; on a phone
+    the sidebar closes once a choice is made in it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.api import KeyStore
+    from app.services import Services
+    from ingest import ingest_paths
+
+    svc = Services.create(home, embedder=real_embedder)
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Tides\n\nHigh water at the harbor mouth comes 40 minutes before the town quay.\n")
+    ingest_paths([notes], "tide-notes", svc.store, svc.embedder)
+    secret = KeyStore(svc.store.engine).create("deckhand")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        for url in start_app(home, ARCHIVIST_UI_LOGIN="1"):  # what `archivist ui --host 0.0.0.0` sets
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            log_in(page, url + "/knowledge", "not-a-key-of-this-workspace", refused=True)
+            log_in(page, url + "/knowledge", secret)
+            expect(page.get_by_role("heading", name="Knowledge")).to_be_visible(timeout=120_000)
+            choose(page, page.get_by_role("combobox", name="Collection"), "tide-notes", exact=True)
+            page.get_by_text("Manage tide-notes: folders, rename, delete").click()
+            page.get_by_role("textbox", name="New name").fill("harbor-notes")
+            page.get_by_role("textbox", name="New name").press("Enter")
+            page.get_by_role("button", name="Rename collection").click()
+            expect(page.get_by_role("combobox", name="Collection")).to_have_value("harbor-notes", timeout=60_000)
+            assert "harbor-notes" in svc.store.collection_names() and "tide-notes" not in svc.store.collection_names()
+            assert [d.name for d in svc.store.documents("harbor-notes")] == ["notes.md"]  # kept
+            page.get_by_text("Manage harbor-notes: folders, rename, delete").click()
+            delete = page.get_by_role("button", name="Delete collection")
+            expect(delete).to_be_disabled()  # not before the confirmation
+            sure = page.get_by_role("checkbox", name="Yes, delete harbor-notes and its 1 document(s)")
+            sure.check(force=True)  # Streamlit's checkbox input is drawn over by its label
+            expect(sure).to_be_checked(timeout=30_000)
+            expect(delete).to_be_enabled(timeout=30_000)
+            delete.click()
+            expect(page.get_by_role("combobox", name="Collection")).to_have_value("(new collection)", timeout=60_000)
+            assert "harbor-notes" not in svc.store.collection_names()
+            page.screenshot(path=str(OUTPUT / "collection-deleted.png"), full_page=True)
+            page.close()
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            log_in(phone, url, secret)
+            sidebar = phone.locator('section[data-testid="stSidebar"]')
+            expect(phone.get_by_placeholder("Ask a question about the documents")).to_be_visible(timeout=120_000)
+            expect(sidebar).to_have_attribute("data-collapsed", "true")  # a phone opens on the page itself
+            phone.get_by_role("button", name="Expand sidebar").click()
+            expect(sidebar).to_have_attribute("data-collapsed", "false", timeout=10_000)
+            sidebar.get_by_role("button", name="New conversation").click()
+            expect(sidebar).to_have_attribute("data-collapsed", "true", timeout=15_000)
+            phone.screenshot(path=str(OUTPUT / "phone-sidebar-closed.png"))
+        browser.close()
+
+
+def log_in(page: Any, url: str, secret: str, *, refused: bool = False) -> None:
+    """Open a shared app's page and give it an API key; a refused one leaves the visitor at the login."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    key = page.get_by_role("textbox", name="API key")
+    expect(key).to_be_visible(timeout=240_000)
+    key.fill(secret)
+    key.press("Enter")
+    page.get_by_role("button", name="Log in").click()
+    if refused:
+        expect(page.get_by_text("That key is not valid here (or it was revoked).")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("heading", name="Knowledge")).to_have_count(0)

@@ -6,6 +6,8 @@ import streamlit as st
 
 from app.ui.common import (
     answering,
+    chose_in_sidebar,
+    close_sidebar_if_chosen,
     code_blocks,
     highlight,
     plain,
@@ -37,7 +39,7 @@ default = names.index("archivist-guide") if "archivist-guide" in names else 0
 linked = st.query_params.get("assistant")
 if linked in names and "chat-assistant" not in st.session_state:
     st.session_state["chat-assistant"] = linked
-name = st.sidebar.selectbox("Assistant", names, index=default, key="chat-assistant")
+name = st.sidebar.selectbox("Assistant", names, index=default, key="chat-assistant", on_change=chose_in_sidebar)
 st.query_params["assistant"] = name
 assistant = next(e.assistant for e in entries if e.assistant.name == name)
 wait_for_answer(st.session_state.get(f"conversation:{name}"))  # one stopped by the click that started this run
@@ -52,11 +54,12 @@ if conv_key not in st.session_state:
     st.session_state[conv_key] = int(linked_conv) if linked_conv.isdigit() and int(linked_conv) in known else None
 if st.sidebar.button("New conversation", width="stretch"):
     st.session_state[conv_key] = None
+    chose_in_sidebar()
 ids = [None, *[c.id for c in convs]]
 titles: dict[int | None, str] = {None: "(new)", **{c.id: c.title for c in convs}}
 current = st.session_state[conv_key] if st.session_state[conv_key] in ids else None
 picked = st.sidebar.radio(
-    "Conversations", ids, index=ids.index(current), format_func=lambda i: plain(titles[i])
+    "Conversations", ids, index=ids.index(current), format_func=lambda i: plain(titles[i]), on_change=chose_in_sidebar
 )  # radio labels are Markdown
 st.session_state[conv_key] = picked
 if picked is not None:
@@ -65,6 +68,7 @@ elif "conversation" in st.query_params:
     del st.query_params["conversation"]
 if found.strip() and not convs:
     st.sidebar.caption(f"No conversation of {name} mentions {found.strip()!r}.")
+close_sidebar_if_chosen()
 if picked is not None:
     with st.sidebar.expander("Manage this conversation"):
         title = st.text_input("Title", titles[picked], key=f"title-{picked}")

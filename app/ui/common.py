@@ -310,3 +310,31 @@ def run_buttons(text: str, key: str, assistant: Any, *, trusted: bool, show_code
 def slug(title: str) -> str:
     """A file name from a title: 'How do I add PDFs?' -> 'how-do-i-add-pdfs'."""
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60]
+
+
+# Streamlit's own breakpoint: below it the sidebar is an overlay over the page. It has no API to close
+# the sidebar, so after a choice made in it a script clicks its collapse button, on a phone only.
+_CLOSE_SIDEBAR_JS = """<script>
+(() => {
+  if (window.innerWidth >= 768) return;
+  const sidebar = window.parent.document.querySelector('section[data-testid="stSidebar"]') ||
+    document.querySelector('section[data-testid="stSidebar"]');
+  if (!sidebar || sidebar.getAttribute("data-collapsed") === "true") return;
+  const button = sidebar.querySelector('[data-testid="stSidebarCollapseButton"] button');
+  if (button) button.click();
+})();
+</script><!-- %d -->"""
+
+
+def chose_in_sidebar() -> None:
+    """on_change of a sidebar widget: the sidebar is closed on a phone once this run is drawn."""
+    st.session_state["close-sidebar"] = st.session_state.get("close-sidebar-n", 0) + 1
+
+
+def close_sidebar_if_chosen() -> None:
+    """After a choice in the sidebar, close it on a phone (it covers the page there); nothing on a
+    wider screen, nothing when no choice was made this run."""
+    n = st.session_state.pop("close-sidebar", None)
+    if n is not None:
+        st.session_state["close-sidebar-n"] = n  # each time new content, so the script runs again
+        st.sidebar.html(_CLOSE_SIDEBAR_JS % n, unsafe_allow_javascript=True)

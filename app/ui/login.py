@@ -19,9 +19,14 @@ def login_required() -> bool:
     return os.environ.get(LOGIN_ENV) == "1" or not is_loopback(address)
 
 
+def logged_out() -> bool:
+    """Whether this visitor must log in before seeing anything."""
+    return login_required() and not st.session_state.get("login-user")
+
+
 def require_login() -> None:
     """Stop the page until the visitor has given a valid, unrevoked API key."""
-    if not login_required() or st.session_state.get("login-user"):
+    if not logged_out():
         return
     from app.api import KeyStore
     from app.ui.common import services
