@@ -61,18 +61,22 @@ _IDENT = re.compile(r"\b[A-Za-z_][\w]*(?:[.$:_][\w]+)+\b|\b[A-Za-z_]\w*(?=\()|--
 
 
 def seed_sentence(pages: list[tuple[int | None, str]], evidence: str) -> str | None:
-    """The whole sentence(s) of the page that hold the evidence."""
+    """The whole sentence(s) of the page that hold the evidence, as the product splits the page
+    (a code line or a heading stays its own sentence; the page is not flattened before it is split,
+    which ran code examples and headings into the prose around them)."""
     ev = collapse(evidence)
     for _, text in pages:
-        flat = collapse(text)
+        pieces = [collapse(text[s:e]) for s, e in split_sentences(text)]
+        starts, flat = [], ""
+        for piece in pieces:
+            starts.append(len(flat))
+            flat += piece + " "
         at = flat.find(ev)
         if at < 0:
             continue
-        spans = split_sentences(flat)
-        a = next(s for s, e in spans if s <= at < e) if any(s <= at < e for s, e in spans) else at
         end = at + len(ev)
-        b = next((e for s, e in spans if s < end <= e), end)
-        return flat[a:b]
+        chosen = [p for p, s in zip(pieces, starts, strict=True) if s < end and s + len(p) > at]
+        return " ".join(chosen) or None
     return None
 
 

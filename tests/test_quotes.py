@@ -149,6 +149,9 @@ def test_a_sentence_holding_the_question_itself_is_no_quote() -> None:
     for other in ("GPU?", "run a model on the GPU"):  # a few letters; words searched for, not asked
         found = find_quotes(other, passage_sentences(None, emb, hits), emb, settings=rules_off)
         assert any(q.text == example for q in found), (other, found)
+    # nor is it the answer to another question: it asks, whatever it asks
+    found = find_quotes("Can I use a GPU?", passage_sentences(None, emb, hits), emb, settings=rules_off)
+    assert found and not any(q.text == example for q in found), found
 
 
 def test_a_sentence_ending_in_a_colon_and_the_one_it_introduces_are_quoted_together() -> None:
