@@ -13,6 +13,7 @@ from assistants.answer import Answer, AnswerStream, Citation, extractive_text
 from assistants.judging import Judging, Verdict, written
 from assistants.markers import seeded_marker, workspace_key
 from assistants.schema import Assistant
+from assistants.stages import Gathered, Prepared
 from assistants.system2 import (
     lead_text,
     opening,
@@ -150,14 +151,16 @@ class ChatService:
         one piece after the quotes."""
         mode = answer_mode or assistant.answer_mode
         seed = seed if seed is not None else assistant.model.seed
-        hits, steps, why, retrieval_time = self._gather(assistant, question, history, query, mode)
+        got = self._gather(assistant, question, history, query, mode)
+        hits, steps, retrieval_time = got.hits, got.steps, got.seconds
         if not hits:
-            return _refused(assistant.refusal, why, retrieval_time, steps)
+            return _refused(assistant.refusal, got.why, retrieval_time, steps)
         check_mode = grounding or assistant.grounding
         if mode == "extractive":
             return self._extractive(assistant, question, hits, retrieval_time, steps)
         sampling = _sampling(assistant, max_tokens, temperature, top_p, stop, seed)
-        params, plan, ps, quotes, quote_time, prompt = self._prepare(assistant, question, hits, history, sampling)
+        ready = self._prepare(assistant, question, hits, history, sampling)
+        params, plan, ps, quotes, prompt = ready.params, ready.plan, ready.ps, ready.quotes, ready.prompt
         stats = GenerationStats()
         verdict = Verdict()
         by = Judging(ps, quotes, self.embedder)
@@ -189,7 +192,7 @@ class ChatService:
                 quotes=quotes,
                 grounding=report,
                 action=verdict.action,
-                quote_time=quote_time,
+                quote_time=ready.quote_time,
                 evidence=ps,
                 shown=verdict.shown,
                 candidates=verdict.candidates,
@@ -207,7 +210,7 @@ class ChatService:
         hits: Sequence[Hit],
         history: Sequence[Message],
         params: GenerationParams,
-    ) -> tuple[GenerationParams, PromptPlan, PassageSentences, list[Quote], float, PromptPlan]:
+    ) -> Prepared:
         """The prompt within the context budget, the supporting quotes, what the model reads, and the
         generation settings with the answer's opening and the faithful-decoding sources."""
         marker = None if params.seed is None else self._seeded_marker(params.seed, question)
@@ -221,7 +224,7 @@ class ChatService:
         if assistant.decoding == "faithful":
             sources = [prompt.messages[0]["content"], question, *(text for _, text in ps.contexts)]
             params = dataclasses.replace(params, sources="\n".join(sources))
-        return params, plan, ps, quotes, quote_time, prompt
+        return Prepared(params, plan, ps, quotes, quote_time, prompt)
 
     def _seeded_marker(self, seed: int, question: str) -> str:
         with self._lock:
@@ -231,7 +234,7 @@ class ChatService:
 
     def _gather(
         self, assistant: Assistant, question: str, history: Sequence[Message], query: str | None, mode: str
-    ) -> tuple[list[Hit], list[ToolStep], str, float]:
+    ) -> Gathered:
         """What the answer is built from: the tools' results and the passages (or why there are none,
         for the refusal), and the seconds it took."""
         t0 = time.perf_counter()
@@ -258,8 +261,7 @@ class ChatService:
             steps += found_steps
             tool_hits += found_hits
         hits = _unique([*tool_hits, *hits])
-        retrieval_time = time.perf_counter() - t0
-        return hits, steps, why, retrieval_time
+        return Gathered(hits, steps, why, time.perf_counter() - t0)
 
     def client_turn(
         self,
