@@ -683,9 +683,7 @@ def test_a_shared_app_needs_a_key_collections_are_renamed_and_deleted_and_a_phon
             page.get_by_text("Manage harbor-notes: folders, rename, delete").click()
             delete = page.get_by_role("button", name="Delete collection")
             expect(delete).to_be_disabled()  # not before the confirmation
-            sure = page.get_by_role("checkbox", name="Yes, delete harbor-notes and its 1 document(s)")
-            sure.check(force=True)  # Streamlit's checkbox input is drawn over by its label
-            expect(sure).to_be_checked(timeout=30_000)
+            tick(page, "Yes, delete harbor-notes and its 1 document(s)")
             expect(delete).to_be_enabled(timeout=30_000)
             delete.click()
             expect(page.get_by_role("combobox", name="Collection")).to_have_value("(new collection)", timeout=60_000)
@@ -702,8 +700,28 @@ def test_a_shared_app_needs_a_key_collections_are_renamed_and_deleted_and_a_phon
             expect(sidebar).to_have_attribute("data-collapsed", "false", timeout=10_000)
             sidebar.get_by_role("button", name="New conversation").click()
             expect(sidebar).to_have_attribute("data-collapsed", "true", timeout=15_000)
+            phone.wait_for_timeout(1000)  # its slide out
+            box = sidebar.bounding_box()
+            assert box is None or box["x"] + box["width"] <= 1, box  # out of sight, the chat page in full
             phone.screenshot(path=str(OUTPUT / "phone-sidebar-closed.png"))
         browser.close()
+
+
+def tick(page: Any, label: str, tries: int = 4) -> None:
+    """Tick a Streamlit checkbox by its label. A rerun of the page (the Knowledge page's progress
+    panel reruns every second) can swallow the click, so it is clicked again until it holds."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("checkbox", name=label)
+    for attempt in range(tries):
+        page.get_by_text(label, exact=True).click()
+        try:
+            expect(box).to_be_checked(timeout=5_000)
+            return
+        except (AssertionError, PlaywrightTimeout):
+            if attempt == tries - 1:
+                raise
 
 
 def log_in(page: Any, url: str, secret: str, *, refused: bool = False) -> None:
