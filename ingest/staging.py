@@ -25,8 +25,9 @@ from ingest.worker import ParseLimits, ParseStream, parse_in_worker
 
 T = TypeVar("T")
 
-EMBED_BATCH = 64
-EMBED_GROUP = 1024
+# read as staging.EMBED_* where they are used (pipeline, finish), so one setting holds everywhere
+EMBED_BATCH = 64  # chunks per encoder call
+EMBED_GROUP = 1024  # chunks sorted by length together (a big file's share, or small files' together)
 
 
 @dataclass
