@@ -142,11 +142,8 @@ def _candidates(question: str, ps: PassageSentences) -> list[int]:
     # answer to "Can I use a GPU?", the reader's first words of the answer a JSON fragment.
     asked = letters(question) if question.rstrip().endswith("?") else ""
     asking = bool(asked) and len(question.split()) >= 3  # a question, not a word searched for ("GPU?")
-    idx = [
-        i
-        for i, c in enumerate(ps.sentences)
-        if _quotable(c.text) and not _asks(c.text, asked) and not (asking and _ASKING.search(c.text.rstrip()))
-    ]
+    idx = [i for i, c in enumerate(ps.sentences) if _quotable(c.text) and not _asks(c.text, asked)]
+    idx = [i for i in idx if not (asking and _ASKING.search(ps.sentences[i].text.rstrip()))]
     # A passage that starts or ends inside a sentence (a chunk of a document without pages is read
     # as it is) gives a piece of a sentence that another passage may hold whole: the piece is no
     # candidate, and no quote takes in a sentence that overlaps one already taken, so no words are
