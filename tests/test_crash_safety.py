@@ -38,8 +38,15 @@ def check_invariants(home: Path, words: dict[str, str]) -> dict[str, str]:
                 {"i": d.id},
             ).scalar()
             if d.status == "ready":
+                # this document's chunks the full-text index finds by its word (a changed file that
+                # was also renamed has the same word under its new name: a sync killed between adding
+                # the new name and removing the old one leaves both, each whole)
                 n_fts = c.execute(
-                    text("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH :w"), {"w": f'"{words[d.name]}"'}
+                    text(
+                        "SELECT COUNT(*) FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+                        "WHERE chunks_fts MATCH :w AND c.document_id = :i"
+                    ),
+                    {"w": f'"{words[d.name]}"', "i": d.id},
                 ).scalar()
                 assert n_rows and n_fts == n_rows, (d.name, n_rows, n_fts)
                 revs = {
