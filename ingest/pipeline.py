@@ -136,7 +136,7 @@ def _ingest_disk(
 
     sources = [_Source(str(path), name, reader(path, name), path.name) for path, name in files]
     with store.writer():
-        return _ingest(sources, collection, store, embedder, chunking, limits, progress)
+        return _Batch(sources, collection, store, embedder, chunking, limits, progress).run()
 
 
 def ingest_files(
@@ -154,7 +154,7 @@ def ingest_files(
     `store.writer()`; one bad file fails alone."""
     check_collection_name(collection)
     sources = [_Source(name, name, _content(data), name) for name, data in files]
-    return _ingest(sources, collection, store, embedder, chunking, limits or IngestLimits(), progress)
+    return _Batch(sources, collection, store, embedder, chunking, limits or IngestLimits(), progress).run()
 
 
 def _content(data: bytes) -> Callable[[], bytes]:
@@ -169,23 +169,10 @@ class _Source:
     short: str  # how an error message names it: the file name, or the upload's name
 
 
-def _ingest(
-    files: list[_Source],
-    collection: str,
-    store: Store,
-    embedder: Embedder,
-    chunking: ChunkSettings | None,
-    limits: IngestLimits,
-    progress: ProgressCallback | None,
-) -> IngestReport:
-    """The engine of `ingest_paths` and `ingest_files`, inside the store's writer: files staged
-    ahead (checked, hashed, parse started), grouped when small and parsed, stored and reported in
-    order."""
-    return _Batch(files, collection, store, embedder, chunking, limits, progress).run()
-
-
 class _Batch:
-    """One ingest's files on their way: staged ahead while earlier ones are embedded, reported in order."""
+    """The engine of `ingest_paths` and `ingest_files`, inside the store's writer: files staged
+    ahead (checked, hashed, parse started) while earlier ones are embedded, grouped when small,
+    stored and reported in order."""
 
     def __init__(
         self,
