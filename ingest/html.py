@@ -23,6 +23,7 @@ from ingest.css import number as _number
 
 _SKIP = {"script", "style", "nav", "header", "footer", "aside", "svg", "head", "form", "title", "meta", "link"}
 _WARNED = {"template": "template element", "noscript": "noscript element"}
+_VERDICTS = ("archivist-seen", "archivist-hidden")  # the renderer's wrappers (ingest.html_render)
 _BLOCK = {
     "p",
     "div",
@@ -66,6 +67,7 @@ class _Inherited:
     font_px: float = 16.0
     visibility_hidden: bool = False
     custom: tuple[tuple[str, str], ...] = ()
+    verdict: str | None = None  # the renderer's: "" seen, a kind hidden, None not judged (the rules judge)
 
 
 _VAR = re.compile(r"var\(\s*(--[\w-]+)\s*(?:,\s*([^()]*(?:\([^()]*\))?[^()]*))?\)")
@@ -88,23 +90,29 @@ def _resolved(props: dict[str, str], parent: _Inherited) -> tuple[dict[str, str]
     return out, tuple(custom.items())
 
 
-def html_to_text(html: str, drop_hidden: bool = True) -> tuple[str, Counter[str]]:
+def html_to_text(html: str, drop_hidden: bool = True, render: bool = True) -> tuple[str, Counter[str]]:
     """The visible text of an HTML page, with '#' headings and blank lines between blocks, and the
-    number of hidden characters per kind (kept out of the text unless drop_hidden is False)."""
+    number of hidden characters per kind (kept out of the text unless drop_hidden is False).
+
+    What a reader sees is judged by rendering the page (`ingest.html_render`, where a Chromium is
+    at hand and `render`), the rule set below naming the kind and judging what was not rendered."""
     import lxml.html
     from lxml import etree
+
+    from ingest.html_render import rendered
 
     hidden: Counter[str] = Counter()
     if not html.strip():
         return "", hidden
     html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)  # lxml refuses str with an encoding declaration
+    page = rendered(html) if render else None
     try:
-        root = lxml.html.document_fromstring(html)
+        root = lxml.html.document_fromstring(page or html)
     except (etree.ParserError, ValueError):
         return "", hidden
     styles = _cascade(root, hidden)
     out: list[str] = []
-    _walk(root, styles, drop_hidden, out, hidden)
+    _walk(root, styles, drop_hidden, out, hidden, page is not None)
     lines = [" ".join(line.split()) for line in "".join(out).split("\n")]
     kept: list[str] = []
     for line in lines:
@@ -116,8 +124,11 @@ def html_to_text(html: str, drop_hidden: bool = True) -> tuple[str, Counter[str]
 # --- what a reader sees -------------------------------------------------------------------------------
 
 
-def _walk(root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[str], hidden: Counter[str]) -> None:
-    """Emit the text of the tree, depth first, without recursion (hostile pages nest deeply)."""
+def _walk(
+    root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[str], hidden: Counter[str], rendered: bool
+) -> None:
+    """Emit the text of the tree, depth first, without recursion (hostile pages nest deeply). On a
+    rendered page the renderer's verdict decides for the text it judged; the rules name its kind."""
     from lxml import etree
 
     # stack items: ("open", element, inherited, hidden kind), ("text", str, inherited, hidden kind), ("close", tag)
@@ -127,6 +138,8 @@ def _walk(root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[st
         if item[0] == "text":
             _, text, state, kind = item
             text_kind = kind or _text_hidden(state)
+            if state.verdict is not None:
+                text_kind = (text_kind or state.verdict) if state.verdict else None
             if text_kind and text.strip():
                 hidden[text_kind] += len(text.strip())
             if text_kind is None or not drop:
@@ -155,9 +168,12 @@ def _walk(root: Any, styles: dict[Any, dict[str, str]], drop: bool, out: list[st
         props, custom = _resolved(styles.get(el, {}), parent)
         state = replace(_inherit(parent, props), custom=custom)
         kind = parent_kind or _element_hidden(el, tag, props, state)
+        if tag in _VERDICTS:
+            seen = tag == _VERDICTS[0]
+            state = replace(state, verdict="" if seen else (el.get("kind") or "invisible when rendered"))
         if tag in _WARNED and parent_kind is None:
             kind = _WARNED[tag]
-        if kind and drop:
+        if kind and drop and (not rendered or kind in _WARNED.values()):
             text = el.text_content()
             if text.strip():
                 hidden[kind] += len(" ".join(text.split()))

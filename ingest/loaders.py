@@ -203,39 +203,16 @@ def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDo
     return LoadedDocument(name, "text", [Page(None, _normalize(text))], [warning] if warning else [])
 
 
-_MD_COMMENTS = [
-    (re.compile(r"<!--.*?(?:-->|\Z)", re.S), "HTML comment"),
-    # link reference definitions nothing links to, the usual Markdown comment: [//]: # (text)
-    (re.compile(r"^ {0,3}\[(?://|comment|_)\]: *(?:#|<>) *(?:\(.*?\)|\".*?\"|'.*?')? *$", re.M | re.I), "comment line"),
-]
-
-
-_MD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)", re.M | re.S)
-_MD_CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
-
-
-def _md_code(text: str) -> list[tuple[int, int]]:
-    """Where `text` holds code (fenced blocks, backtick spans), which a rendered page shows as written."""
-    spans = [m.span() for m in _MD_FENCE.finditer(text)]
-    spans += [m.span() for m in _MD_CODE_SPAN.finditer(text) if not any(a <= m.start() < b for a, b in spans)]
-    return spans
 
 
 def _load_markdown(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
-    """Markdown as text, without the comments a rendered page never shows (reported per kind); a
-    comment written inside code is shown as written, and kept."""
+    """Markdown as text, as a rendered page shows it (`ingest.markdown`): hidden text reported per kind."""
+    from ingest.markdown import visible_markdown
+
     doc = _load_text(data, name, _max_pages, drop_hidden)
     doc.format = "markdown"
-    text = doc.pages[0].text
-    for pattern, kind in _MD_COMMENTS:
-        code = _md_code(text)
-        found = [m for m in pattern.finditer(text) if not any(a <= m.start() < b for a, b in code)]
-        chars = sum(len(m.group(0).strip()) for m in found)
-        if chars:
-            doc.warnings += hidden_warnings("hidden Markdown text", {kind: chars}, drop_hidden)
-            if drop_hidden:
-                for m in reversed(found):
-                    text = text[: m.start()] + text[m.end() :]
+    text, hidden = visible_markdown(doc.pages[0].text, drop_hidden)
+    doc.warnings += hidden_warnings("hidden Markdown text", hidden, drop_hidden)
     doc.pages = [Page(None, text)]
     return doc
 

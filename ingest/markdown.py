@@ -1,0 +1,85 @@
+"""Markdown as a rendered page shows it: comments and comment lines out, raw HTML as a browser shows it.
+
+A CommonMark renderer passes raw HTML through to the browser, so `<span style="display:none">` in
+a Markdown file hides its text on the rendered page: each raw HTML element outside code is judged
+by `ingest.html.html_to_text` (rendered in Chromium where one is at hand) with the file's own
+`<style>` blocks in force, and replaced by the text it shows. `<style>` and `<script>` blocks show
+nothing. Code (fenced blocks, backtick spans) is shown as written, whatever it holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+
+COMMENTS = [
+    (re.compile(r"<!--.*?(?:-->|\Z)", re.S), "HTML comment"),
+    # link reference definitions nothing links to, the usual Markdown comment: [//]: # (text)
+    (re.compile(r"^ {0,3}\[(?://|comment|_)\]: *(?:#|<>) *(?:\(.*?\)|\".*?\"|'.*?')? *$", re.M | re.I), "comment line"),
+]
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\1[ \t]*$|\Z)", re.M | re.S)
+_CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
+_SHOWS_NOTHING = re.compile(r"<(style|script)\b[^>]*>.*?(?:</\1\s*>|\Z)", re.S | re.I)
+# an element with attributes that could hide it (inner elements of the same name are not matched:
+# the outermost element up to its first closing tag, which holds for the usual one-level markup)
+_ELEMENT = re.compile(r"<([a-zA-Z][\w-]*)\b([^<>]*)>(.*?)</\1\s*>", re.S)
+_MAY_HIDE = re.compile(r"\b(style|class|id|hidden|popover)\b", re.I)
+_HIDING_TAGS = {"details", "dialog", "template", "noscript"}
+
+
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds code (fenced blocks, backtick spans), which a rendered page shows as written."""
+    spans = [m.span() for m in _FENCE.finditer(text)]
+    spans += [m.span() for m in _CODE_SPAN.finditer(text) if not any(a <= m.start() < b for a, b in spans)]
+    return spans
+
+
+def visible_markdown(text: str, drop: bool) -> tuple[str, Counter[str]]:
+    """The Markdown a rendered page shows, and the hidden characters per kind (left in when not `drop`)."""
+    hidden: Counter[str] = Counter()
+    code = code_spans(text)
+    blocks = [m for m in _SHOWS_NOTHING.finditer(text) if not any(a <= m.start() < b for a, b in code)]
+    styles = "".join(m.group(0) for m in blocks if m.group(1).lower() == "style")
+    for pattern, kind in [*COMMENTS, (_SHOWS_NOTHING, "style or script block")]:
+        text = _cut(text, pattern, kind, hidden, drop, lambda m: "")
+    return _cut(text, _ELEMENT, "", hidden, drop, lambda m: _shown(m, styles, hidden)), hidden
+
+
+def _cut(
+    text: str,
+    pattern: re.Pattern[str],
+    kind: str,
+    hidden: Counter[str],
+    drop: bool,
+    shown: Callable[[re.Match[str]], str | None],
+) -> str:
+    """`text` with each match outside code replaced by what `shown` says a reader sees of it."""
+    code = code_spans(text)
+    out, last = [], 0
+    for m in pattern.finditer(text):
+        if any(a <= m.start() < b for a, b in code):
+            continue
+        visible = shown(m)
+        if visible is None:
+            continue
+        if kind:
+            hidden[kind] += len(m.group(0).strip())
+        out.append(text[last : m.start()] + (visible if drop else m.group(0)))
+        last = m.end()
+    return "".join(out) + text[last:]
+
+
+def _shown(m: re.Match[str], styles: str, hidden: Counter[str]) -> str | None:
+    """What a browser shows of one raw HTML element: None when all of it is seen (left as written)."""
+    from ingest.html import html_to_text
+
+    tag, attributes = m.group(1).lower(), m.group(2)
+    if tag not in _HIDING_TAGS and not _MAY_HIDE.search(attributes) and not styles:
+        return None
+    visible, kinds = html_to_text(f"<html><head>{styles}</head><body>{m.group(0)}</body></html>")
+    kinds.pop("inside a comment", None)
+    if not kinds:
+        return None
+    hidden.update(kinds)
+    return visible
