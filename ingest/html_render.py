@@ -17,6 +17,7 @@ belongs to the thread that started it); the browser is closed after `IDLE_S` wit
 
 from __future__ import annotations
 
+import atexit
 import base64
 import io
 import json
@@ -328,8 +329,9 @@ class _Worker:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.jobs: queue.Queue[tuple[str, queue.Queue[tuple[bool, Any]]]] = queue.Queue()
-        threading.Thread(target=self._run, name="html-renderer", daemon=True).start()
+        self.jobs: queue.Queue[tuple[str, queue.Queue[tuple[bool, Any]]] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="html-renderer", daemon=True)
+        self.thread.start()
 
     def submit(self, html: str) -> str:
         answer: queue.Queue[tuple[bool, Any]] = queue.Queue(1)
@@ -339,9 +341,15 @@ class _Worker:
             raise value
         return str(value)
 
+    def stop(self) -> None:
+        self.jobs.put(None)
+
     def _run(self) -> None:
         while True:
-            html, answer = self.jobs.get()
+            job = self.jobs.get()
+            if job is None:
+                return
+            html, answer = job
             try:
                 self._serve(html, answer)
             except Exception as e:  # the browser could not start or died: tell the waiting page
@@ -369,9 +377,13 @@ class _Worker:
                         answer.put((False, e))
                         return  # start a fresh browser for the next page
                     try:
-                        html, answer = self.jobs.get(timeout=IDLE_S)
+                        job = self.jobs.get(timeout=IDLE_S)
                     except queue.Empty:
                         return
+                    if job is None:
+                        self.jobs.put(None)  # (for _run, after the browser is closed)
+                        return
+                    html, answer = job
             finally:
                 browser.close()
 
@@ -383,5 +395,15 @@ _lock = threading.Lock()
 def _worker(path: str) -> _Worker:
     with _lock:
         if path not in _workers:
+            if not _workers:
+                atexit.register(_close)
             _workers[path] = _Worker(path)
         return _workers[path]
+
+
+def _close() -> None:
+    """Close the browsers when the program ends (a daemon thread would leave them to the driver)."""
+    for worker in _workers.values():
+        worker.stop()
+    for worker in _workers.values():
+        worker.thread.join(timeout=5)

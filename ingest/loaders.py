@@ -54,11 +54,13 @@ def sniff(data: bytes, name: str) -> str:
             raise UnsupportedFileError(f"{name}: unsupported file type: the content is {kind}; supported: {SUPPORTED}")
     text, _ = decode_text(data[:4096], name)  # raises if the bytes are not text
     head = text.lstrip()[:1024].lower()
+    suffix = Path(name).suffix.lower()
     if head.startswith(("<!doctype html", "<html")) or (
         "<html" in head and "<body" in data[:65536].decode("latin-1").lower()
     ):
         return "html"
-    suffix = Path(name).suffix.lower()
+    if suffix in (".html", ".htm", ".xhtml") and head.startswith("<"):
+        return "html"  # a fragment without <html>: a browser still renders its markup (and hides)
     if suffix in (".csv", ".tsv"):
         return "csv"
     if suffix == ".json" or (head[:1] in ("{", "[") and suffix not in MARKDOWN_SUFFIXES and _is_json(data)):

@@ -102,8 +102,13 @@ CSS_TRICKS = [
 ]
 
 
+@pytest.mark.parametrize("renderer", ["default", "off"])  # rendered where Chromium is at hand; the rule set
 @pytest.mark.parametrize(("markup", "kind"), CSS_TRICKS)
-def test_hidden_html_is_removed_and_named(markup: str, kind: str) -> None:
+def test_hidden_html_is_removed_and_named(
+    markup: str, kind: str, renderer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if renderer == "off":
+        monkeypatch.setenv("ARCHIVIST_HTML_RENDERER", "off")
     html = f"<html><body><h1>Birds</h1><p>Owls hunt at night.</p>{markup}<p>Swifts sleep aloft.</p></body></html>"
     doc = load_bytes(html.encode(), "birds.html")
     assert doc.format == "html" and "zebra" not in doc.pages[0].text, doc.pages[0].text

@@ -135,6 +135,7 @@ def keys_revoke(args: argparse.Namespace) -> int:
 
 def doctor(args: argparse.Namespace) -> int:
     """What this machine is and what Archivist chose on it: the encoder's precision and its speeds."""
+    from ingest.html_render import describe as html_visibility
     from ingest.precision import cpu_model, for_this_machine, library_versions, setting
     from runtime.cpu import physical_cores
 
@@ -159,6 +160,7 @@ def doctor(args: argparse.Namespace) -> int:
         "precision_setting": chosen,
         "precision": chosen if chosen != "auto" else (here.chosen if here else None),
         "calibration": asdict(here) if here else None,
+        "html_visibility": html_visibility(),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -168,6 +170,7 @@ def doctor(args: argparse.Namespace) -> int:
     print(f"CPU          {report['cpu']}, {report['cores']} logical / {report['physical_cores']} physical cores")
     print("libraries    " + ", ".join(f"{k} {v}" for k, v in report["libraries"].items()))
     print(f"embedder     {report['embedder']}")
+    print(f"HTML hidden  {report['html_visibility']}")
     if chosen != "auto":
         print(f"precision    {chosen} (set by {ENV}; calibration not used)")
     elif here:
