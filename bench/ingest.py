@@ -10,7 +10,9 @@ the ratios per round and of the medians, the precision and batch size each conte
 a warning when a contender's rounds disagree by more than 10%.
 
 With --folder it ingests folders instead (e.g. the Python docs from python3.11-doc: many small
-HTML files, where per-file costs show) and compares with the bare encoder only.
+HTML files, where per-file costs show) and compares with the bare encoder and with Archivist
+judging hidden HTML text by its CSS rule set alone (ARCHIVIST_HTML_RENDERER=off) instead of
+rendering each page in Chromium.
 
     pip install -e '.[bench]'     # LangChain, for the comparison
     python bench/ingest.py [--pdf ...] [--rounds 3] [--skip-langchain] [--precision float32] [--json FILE]
@@ -172,7 +174,10 @@ def run_langchain(pdfs: list[str], out: str) -> None:
 
 def child(kind: str, *args: str) -> dict:
     out = tempfile.mktemp(suffix=".json")
-    subprocess.run([sys.executable, __file__, "--child", kind, out, *args], check=True)
+    env = dict(os.environ)
+    if kind == "rules":  # archivist with HTML judged by the CSS rule set alone, not rendered in Chromium
+        kind, env["ARCHIVIST_HTML_RENDERER"] = "archivist", "off"
+    subprocess.run([sys.executable, __file__, "--child", kind, out, *args], check=True, env=env)
     return json.loads(Path(out).read_text())
 
 
@@ -216,7 +221,7 @@ def main() -> None:
         }[kind]()
         return
     pdfs = args.folder or [str(MANUALS / p) for p in (args.pdf or DEFAULT)]
-    contenders = ["archivist", "bare"] + ([] if args.folder or args.skip_langchain else ["langchain"])
+    contenders = ["archivist", "bare"] + (["rules"] if args.folder else [] if args.skip_langchain else ["langchain"])
     texts = tempfile.mktemp(suffix=".json")
     os.environ["BENCH_CALIBRATION"] = tempfile.mktemp(suffix="-calibration.json")
     bare_dtype = "pick"
@@ -235,6 +240,9 @@ def main() -> None:
                 got[kind] = child("archivist", *pdfs)
                 if not Path(texts).exists():
                     Path(texts).write_text(json.dumps({"texts": got[kind]["texts"]}))
+                got[kind].pop("texts")
+            elif kind == "rules":
+                got[kind] = child("rules", *pdfs)
                 got[kind].pop("texts")
             elif kind == "bare":
                 got[kind] = child("bare", texts, bare_dtype)
@@ -268,6 +276,7 @@ def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dic
     for k, label in (
         ("archivist", "archivist end to end"),
         ("bare", "bare encode, same chunks"),
+        ("rules", "archivist, HTML rule set"),
         ("langchain", "langchain pipeline"),
     ):
         if k not in walls:
@@ -286,6 +295,13 @@ def report(args: argparse.Namespace, pdfs: list[str], rounds: list[dict[str, dic
     )
     if args.folder:
         print(f"files/s end to end: {a0['files'] / median(walls['archivist']):.1f}")
+    if "rules" in walls:
+        per_rules = [r["archivist"]["wall"] / r["rules"]["wall"] for r in rounds]
+        print(
+            f"HTML judged by rendering / by the rule set, seconds: {median(walls['archivist']) / median(walls['rules']):.2f} "
+            f"(per round {' / '.join(f'{v:.2f}' for v in per_rules)}); seconds a file more: "
+            f"{(median(walls['archivist']) - median(walls['rules'])) / a0['files']:.2f}"
+        )
     if "langchain" in walls:
         c0 = rounds[0]["langchain"]
         per_lc = [r["langchain"]["wall"] / r["archivist"]["wall"] for r in rounds]

@@ -90,7 +90,9 @@ def _resolved(props: dict[str, str], parent: _Inherited) -> tuple[dict[str, str]
     return out, tuple(custom.items())
 
 
-def html_to_text(html: str, drop_hidden: bool = True, render: bool = True) -> tuple[str, Counter[str]]:
+def html_to_text(
+    html: str, drop_hidden: bool = True, render: bool = True, notes: list[str] | None = None
+) -> tuple[str, Counter[str]]:
     """The visible text of an HTML page, with '#' headings and blank lines between blocks, and the
     number of hidden characters per kind (kept out of the text unless drop_hidden is False).
 
@@ -105,7 +107,7 @@ def html_to_text(html: str, drop_hidden: bool = True, render: bool = True) -> tu
     if not html.strip():
         return "", hidden
     html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)  # lxml refuses str with an encoding declaration
-    page = rendered(html) if render else None
+    page = rendered(html, notes) if render else None
     try:
         root = lxml.html.document_fromstring(page or html)
     except (etree.ParserError, ValueError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -26,6 +27,7 @@ import os
 import queue
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,16 +141,20 @@ def describe() -> str:
     return f"the page's CSS rule set ({why}; install chromium and playwright to judge by rendering)"
 
 
-def rendered(html: str) -> str | None:
+def rendered(html: str, notes: list[str] | None = None) -> str | None:
     """The page as Chromium parsed it, each text node it judged wrapped with its verdict; None where
-    no Chromium is at hand or it failed on this page (the rule set then judges all of it)."""
+    no Chromium is at hand or it failed on this page (the rule set then judges all of it, and
+    `notes` gets a line saying so)."""
     path = renderer_path()
     if path is None:
         return None
     try:
         return _worker(path).submit(html)
     except Exception as e:  # a crash or timeout of the browser must not cost the document
-        log.warning("HTML not rendered (%s): the rule set judges what is hidden", e)
+        why = " ".join(str(e).split())[:160] or type(e).__name__
+        log.warning("HTML not rendered (%s): the rule set judges what is hidden", why)
+        if notes is not None:
+            notes.append(f"hidden text judged by the CSS rule set only: Chromium failed on the page ({why})")
         return None
 
 
@@ -358,34 +364,58 @@ class _Worker:
     def _serve(self, html: str, answer: queue.Queue[tuple[bool, Any]]) -> None:
         from playwright.sync_api import sync_playwright
 
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=self.path, args=["--disable-gpu"])
+        with _address_space_for_children():
+            pw = sync_playwright().start()
             try:
-                context = browser.new_context(
-                    java_script_enabled=False,
-                    offline=True,
-                    viewport={"width": WIDTH_PX, "height": 800},
-                    device_scale_factor=1,
-                )
-                page = context.new_page()
-                page.route("**/*", lambda route: route.abort())
-                cdp = context.new_cdp_session(page)
-                while True:
-                    try:
-                        answer.put((True, judge_page(page, cdp, html)))
-                    except Exception as e:
-                        answer.put((False, e))
-                        return  # start a fresh browser for the next page
-                    try:
-                        job = self.jobs.get(timeout=IDLE_S)
-                    except queue.Empty:
-                        return
-                    if job is None:
-                        self.jobs.put(None)  # (for _run, after the browser is closed)
-                        return
-                    html, answer = job
-            finally:
-                browser.close()
+                browser = pw.chromium.launch(executable_path=self.path, args=["--disable-gpu"])
+            except Exception:
+                pw.stop()
+                raise
+        try:
+            self._pages(browser, html, answer)
+        finally:
+            browser.close()
+            pw.stop()
+
+    def _pages(self, browser: Any, html: str, answer: queue.Queue[tuple[bool, Any]]) -> None:
+        """Judge pages in one browser tab until one fails, none comes for IDLE_S, or stop()."""
+        context = browser.new_context(
+            java_script_enabled=False, offline=True, viewport={"width": WIDTH_PX, "height": 800}, device_scale_factor=1
+        )
+        page = context.new_page()
+        page.route("**/*", lambda route: route.abort())
+        cdp = context.new_cdp_session(page)
+        while True:
+            try:
+                answer.put((True, judge_page(page, cdp, html)))
+            except Exception as e:
+                answer.put((False, e))
+                return  # a fresh browser for the next page
+            try:
+                job = self.jobs.get(timeout=IDLE_S)
+            except queue.Empty:
+                return
+            if job is None:
+                self.jobs.put(None)  # (for _run, once the browser is closed)
+                return
+            html, answer = job
+
+
+@contextlib.contextmanager
+def _address_space_for_children() -> Iterator[None]:
+    """Lift this process's address-space limit while the browser starts: the parser process caps
+    its own (ingest/worker.py), and a Chromium started under the cap cannot reserve the address
+    space it needs and dies at launch. The parse that asked waits meanwhile; the cap comes back."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 _workers: dict[str, _Worker] = {}

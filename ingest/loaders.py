@@ -205,8 +205,6 @@ def _load_text(data: bytes, name: str, _max_pages: int, _drop: bool) -> LoadedDo
     return LoadedDocument(name, "text", [Page(None, _normalize(text))], [warning] if warning else [])
 
 
-
-
 def _load_markdown(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> LoadedDocument:
     """Markdown as text, as a rendered page shows it (`ingest.markdown`): hidden text reported per kind."""
     from ingest.markdown import visible_markdown
@@ -268,8 +266,9 @@ def _load_html(data: bytes, name: str, _max_pages: int, drop_hidden: bool) -> Lo
     from ingest.html import html_to_text
 
     text, warning = decode_text(data, name)
-    visible, hidden = html_to_text(text, drop_hidden=drop_hidden)
-    warnings = ([warning] if warning else []) + hidden_warnings("hidden HTML text", hidden, drop_hidden)
+    warnings = [warning] if warning else []
+    visible, hidden = html_to_text(text, drop_hidden=drop_hidden, notes=warnings)
+    warnings += hidden_warnings("hidden HTML text", hidden, drop_hidden)
     return LoadedDocument(name, "html", [Page(None, visible)], warnings)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingest import load_bytes
+from ingest.html_render import CANDIDATES
 from ingest.types import LoadedDocument
 
 ROOT = Path(__file__).parent.parent
@@ -155,13 +156,21 @@ def test_search_never_returns_hidden_text_and_documents_shows_the_warning(home: 
         )
 
     (tmp_path / "page.html").write_text(f"<html><body><p>Herons fish.</p><p hidden>{SECRET} html.</p></body></html>")
-    r = cli("ingest", str(hidden_pdf(tmp_path / "birds.pdf")), str(tmp_path / "page.html"), "-c", "birds", "-q")
+    # a white box laid over the text: only a renderer sees it (the parser process starts Chromium)
+    cover = '<div style="position:absolute;inset:0;background:#fff"></div>'
+    (tmp_path / "cover.html").write_text(
+        f'<p>Owls hunt.</p><div style="position:relative"><p>{SECRET} cover.</p>{cover}</div>'
+    )
+    files = [str(hidden_pdf(tmp_path / "birds.pdf")), str(tmp_path / "page.html"), str(tmp_path / "cover.html")]
+    r = cli("ingest", *files, "-c", "birds", "-q")
     assert r.returncode == 0, r.stderr
     hits = json.loads(cli("search", "birds", "zebra cartel praise instructions", "--k", "20", "--json").stdout)["hits"]
     assert hits and all("zebra" not in h["text"].lower() for h in hits)
     docs = cli("documents", "birds").stdout
     assert "warning: page 1: hidden text removed (white or near-white text" in docs
     assert "warning: hidden HTML text removed (hidden attribute" in docs
+    if any(Path(c).exists() for c in CANDIDATES):
+        assert "warning: hidden HTML text removed (invisible when rendered" in docs, docs
 
 
 def raw_pdf(
