@@ -32,17 +32,25 @@ PAGE_TIMEOUT_S = 30.0
 _COLLECT = """() => {
   const skip = new Set(["SCRIPT", "STYLE", "TEMPLATE", "HEAD", "TITLE"]);
   for (const a of document.getAnimations()) { try { a.finish(); } catch (e) {} }
-  const scroller = new Map();
-  const scrollBox = el => {
-    if (scroller.has(el)) return scroller.get(el);
-    let found = null;
-    if (el && el !== document.body && el !== document.documentElement) {
+  // boxes the reader can scroll: first those with more inside than they show (cheap), then
+  // their computed overflow
+  const scrollers = new Set();
+  for (const el of document.body ? document.body.querySelectorAll("*") : []) {
+    if (el.scrollHeight > el.clientHeight || el.scrollWidth > el.clientWidth) {
       const cs = getComputedStyle(el);
-      const can = /(auto|scroll)/.test(cs.overflowX + " " + cs.overflowY);
-      found = can && (el.scrollHeight > el.clientHeight || el.scrollWidth > el.clientWidth)
-        ? el : scrollBox(el.parentElement);
+      if (/(auto|scroll)/.test(cs.overflowX + " " + cs.overflowY)) scrollers.add(el);
     }
-    scroller.set(el, found);
+  }
+  const scroller = new Map();
+  const scrollBox = el => {  // (a loop, not recursion: hostile pages nest deeply)
+    const path = [];
+    let found = null;
+    for (let a = el; a && a !== document.body && a !== document.documentElement; a = a.parentElement) {
+      if (scroller.has(a)) { found = scroller.get(a); break; }
+      if (scrollers.has(a)) { found = a; break; }
+      path.push(a);
+    }
+    for (const a of path) scroller.set(a, found);
     return found;
   };
   const walker = document.createTreeWalker(document.documentElement, NodeFilter.SHOW_TEXT);

@@ -43,7 +43,11 @@ def visible_markdown(text: str, drop: bool) -> tuple[str, Counter[str]]:
     styles = "".join(m.group(0) for m in blocks if m.group(1).lower() == "style")
     for pattern, kind in [*COMMENTS, (_SHOWS_NOTHING, "style or script block")]:
         text = _cut(text, pattern, kind, hidden, drop, lambda m: "")
-    return _cut(text, _ELEMENT, "", hidden, drop, lambda m: _shown(m, styles, hidden)), hidden
+    shown = _shown(text, styles, hidden)
+    text = _cut(text, _ELEMENT, "", hidden, drop, lambda m: shown.get(m.start()))
+    if hidden and drop:  # where something was cut out, no run of blank lines is left behind
+        text = re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", text)
+    return text, hidden
 
 
 def _cut(
@@ -70,16 +74,40 @@ def _cut(
     return "".join(out) + text[last:]
 
 
-def _shown(m: re.Match[str], styles: str, hidden: Counter[str]) -> str | None:
-    """What a browser shows of one raw HTML element: None when all of it is seen (left as written)."""
+def _shown(text: str, styles: str, hidden: Counter[str]) -> dict[int, str]:
+    """What a browser shows of each raw HTML element outside code that could hide text, by where
+    it starts in `text`; elements shown whole are left out (they stay as written). All of them are
+    judged in one page (one render), each after a numbered marker line."""
+    import lxml.html
+
     from ingest.html import html_to_text
 
-    tag, attributes = m.group(1).lower(), m.group(2)
-    if tag not in _HIDING_TAGS and not _MAY_HIDE.search(attributes) and not styles:
-        return None
-    visible, kinds = html_to_text(f"<html><head>{styles}</head><body>{m.group(0)}</body></html>")
+    code = code_spans(text)
+    found = [
+        m
+        for m in _ELEMENT.finditer(text)
+        if not any(a <= m.start() < b for a, b in code)
+        and (m.group(1).lower() in _HIDING_TAGS or _MAY_HIDE.search(m.group(2)) or styles)
+    ]
+    if not found:
+        return {}
+    body = "".join(f"<p>{_MARK}{i}{_MARK}</p><div>{m.group(0)}</div>" for i, m in enumerate(found))
+    visible, kinds = html_to_text(f"<html><head>{styles}</head><body>{body}<p>{_MARK}end{_MARK}</p></body></html>")
     kinds.pop("inside a comment", None)
-    if not kinds:
-        return None
-    hidden.update(kinds)
-    return visible
+    parts = re.split(rf"{_MARK}(\d+|end){_MARK}", visible)[1:]
+    shown = {int(key): part.strip() for key, part in zip(parts[::2], parts[1::2], strict=True) if key != "end"}
+    out = {}
+    for i, m in enumerate(found):
+        whole = lxml.html.fragment_fromstring(m.group(0), create_parent="div").text_content()
+        if _words(shown.get(i, "")) != _words(whole):
+            out[m.start()] = shown.get(i, "")
+    if out:
+        hidden.update(kinds)
+    return out
+
+
+_MARK = "@@archivist-fragment@@"
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"(?m)^#+ ", "", text).split()

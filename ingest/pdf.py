@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ingest import pdf_pixels as pixels
 from ingest.errors import IngestError
 from ingest.pdf_layers import FORM_OFF, Form, Layers, judge_layers, layer_marks
 
@@ -66,6 +67,7 @@ class _Text:
     fill: tuple[int, int, int]
     index: int
     layers: list[str | frozenset[str]]  # optional-content marks: a group's name, or an OCMD's keys
+    obj: Any = None  # PDFium's object, while the page is open
 
 
 @dataclass
@@ -107,6 +109,7 @@ def read_page(doc: Any, index: int, drop_hidden: bool = True, layers: Layers | N
         texts, fills = _objects(page.raw, visible, layers.forms(index) if layers is not None else [], doc.raw)
         if layers is not None:
             judge_layers(texts, layers, index)
+        pixels.judge(page, texts, visible)  # what the rules let through, painted (ingest.pdf_pixels)
         hidden_objs = {t.handle: t.kind for t in texts if t.kind}
         hidden: Counter[str] = Counter()
         if hidden_objs:
@@ -242,7 +245,7 @@ def _text(
             kind = "text outside the page"
         elif (clip := _clip(box, obj)) != box and _area(clip) <= 0:
             kind = "text clipped away"
-    return _Text(handle, box, kind, fill, order, layer_marks(obj))
+    return _Text(handle, box, kind, fill, order, layer_marks(obj), obj)
 
 
 def _opaque_image(raw_doc: Any, raw_page: Any, obj: Any) -> bool:

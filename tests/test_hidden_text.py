@@ -187,6 +187,8 @@ def raw_pdf(
         b" /ExtGState << /Clear << /ca 0 >> /NoStroke << /CA 0 >> >>"
         b" /ColorSpace << /Spot [/Separation /Spot /DeviceGray << /FunctionType 2 /Domain [0 1]"
         b" /C0 [1] /C1 [0] /N 1 >>] /Pal [/Indexed /DeviceRGB 1 <FFFFFF000000>] >>"
+        b" /Shading << /White << /ShadingType 2 /ColorSpace /DeviceGray /Coords [0 0 612 0]"
+        b" /Function << /FunctionType 2 /Domain [0 1] /C0 [1] /C1 [1] /N 1 >> >> >>"
         b" /Properties << " + properties + b" >> /XObject << " + forms + b" >> >>"
     )
     objs = [b"<< /Type /Catalog /Pages 2 0 R " + catalog + b" >>", b""]

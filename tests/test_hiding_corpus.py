@@ -289,6 +289,20 @@ PDF = [
     ("rise off the page", b"BT /F1 12 Tf 72 600 Td 900 Ts (F) Tj ET", b"BT /F1 12 Tf 72 600 Td 20 Ts (F) Tj ET", b""),
     ("outside the crop box", _text(700, "F", x=400), _text(700, "F", x=20), b"/CropBox [0 0 300 792]"),
     ("sub-point size", b" BT /F1 0.1 Tf 72 600 Td (F) Tj ET", b" BT /F1 9 Tf 72 600 Td (F) Tj ET", b""),
+    # only the pixels catch these two (ingest.pdf_pixels): a kerning jump inside one text object,
+    # and a shading (no shape, no image) painted over the text
+    (
+        "kerning jump off the page",
+        b" BT /F1 12 Tf 72 600 Td [( ) -90000 (F)] TJ ET",
+        b" BT /F1 12 Tf 72 600 Td [( ) -900 (F)] TJ ET",
+        b"",
+    ),
+    (
+        "covered by a shading",
+        _text(600, "F") + b" q 60 590 420 30 re W n /White sh Q",
+        b"q 60 590 420 30 re W n /White sh Q" + _text(600, "F"),
+        b"",
+    ),
 ]
 
 
