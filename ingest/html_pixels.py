@@ -190,7 +190,7 @@ def _shot(cdp: Any, x: int, y: int, width: int, height: int) -> Any:
     return _pixels(base64.b64decode(cdp.send("Page.captureScreenshot", sent)["data"]))
 
 
-def _unseen_kind(rects: list[tuple[float, float, float, float]], width: int) -> str:
+def _unseen_kind(rects: list[tuple[float, float, float, float]], width: float) -> str:
     if all(x + rw <= 0 or y + rh <= 0 or x >= width for x, y, rw, rh in rects):
         return "outside the page"
     if all(rh < MIN_HEIGHT_PX for _, _, _, rh in rects):
