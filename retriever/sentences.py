@@ -29,6 +29,7 @@ _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)  # a line opening or closing a 
 _PROMPT_LINE = re.compile(r"^[ \t]*(?:>|\$|>>>)[ \t]+\S[^\n]*$(?=\n[ \t]*[A-Z])", re.M)
 _BEFORE_PROMPT = re.compile(r"(?<=[.!?])\n(?=[ \t]*(?:>|\$|>>>)[ \t])")  # a finished sentence, then code
 _SECTION_LINE = re.compile(r"^[ \t]*\d{1,2}(?:\.\d{1,2})+[ \t]+[A-Z][^\n.!?]{0,80}$", re.M)
+_LIST_NUMBER = re.compile(r"[ \t]*(?:\d{1,3}|[a-z])")  # all a line holds before a full stop: "1." "a."
 LEADER = re.compile(r"(?:\.\s?){4,}")  # ". . . ." or "....." leaders of contents and index pages
 
 
@@ -51,6 +52,8 @@ def split_sentences(text: str, *, in_code: bool = False) -> list[tuple[int, int]
         w = word.group(1) if word else ""
         if w.lower() in _ABBREVIATIONS or (len(w) == 1 and w.isupper()):
             continue  # "e.g. The", "John M. Chambers"
+        if _LIST_NUMBER.fullmatch(text[text.rfind("\n", 0, m.start()) + 1 : m.start()]):
+            continue  # "1. Create a key": a list item's number starts its sentence, it ends none
         cuts.append((m.start(1), m.end(1)))
     cuts.sort()
     spans: list[tuple[int, int]] = []

@@ -52,8 +52,17 @@ from tests.shared import BAD, GOOD, NoModels, OnePool, ScriptedModel, assistant,
                 "That is all.",
             ],
         ),
+        (  # a numbered list item's number starts its sentence (it was quoted as "... browsers: 1.")
+            "To share the app:\n\n1. Create a key for each person.\n2. Start it. It was 1999.",
+            [
+                "To share the app:",
+                "1. Create a key for each person.",
+                "2. Start it.",
+                "It was 1999.",
+            ],
+        ),
     ],
-    ids=["abbreviations-initials-code", "markdown-headings-and-code-blocks"],
+    ids=["abbreviations-initials-code", "markdown-headings-and-code-blocks", "numbered-list-items"],
 )
 def test_sentences_keep_abbreviations_and_initials_together_and_follow_markdown_lines(
     text: str, sentences: list[str]
