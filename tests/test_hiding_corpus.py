@@ -262,8 +262,8 @@ def _text(y: int, words: str, before: bytes = b"", x: int = 72) -> bytes:
     return before + b" BT /F1 12 Tf %d %d Td (%s) Tj ET" % (x, y, words.encode())
 
 
-# (name, hidden drawing, visible twin, page extra)
-PDF = [
+# (name, hidden drawing, visible twin, page extra[, the twin's page extra])
+PDF: list[tuple[Any, ...]] = [
     ("fill opacity 0", _text(600, "F", b"q /Clear gs") + b" Q", _text(600, "F", b"q /NoStroke gs") + b" Q", b""),
     (
         "covered by a shape",
@@ -298,12 +298,21 @@ PDF = [
         b"",
     ),
     (
+        "covered by an annotation",
+        _text(600, "F"),
+        _text(600, "F"),
+        b"/Annots [<< /Type /Annot /Subtype /Square /Rect [60 590 480 620] /IC [1 1 1] /C [1 1 1] /F 4 >>]",
+        b"/Annots [<< /Type /Annot /Subtype /Square /Rect [60 590 480 620] /C [1 0 0] /F 4 >>]",
+    ),
+    (
         "covered by a shading",
         _text(600, "F") + b" q 60 590 420 30 re W n /White sh Q",
         b"q 60 590 420 30 re W n /White sh Q" + _text(600, "F"),
         b"",
     ),
 ]
+
+PDF = [t if len(t) == 5 else (*t, None) for t in PDF]  # (the twin's page extra, where it differs)
 
 
 def pdf(path: Path, draw: bytes, extra: bytes) -> bytes:
@@ -320,12 +329,12 @@ def rendered(data: bytes) -> bytes:
     return bytes(doc[0].render(scale=2).to_pil().convert("RGB").tobytes())
 
 
-@pytest.mark.parametrize(("name", "hidden", "twin", "extra"), PDF, ids=[t[0] for t in PDF])
+@pytest.mark.parametrize(("name", "hidden", "twin", "extra", "twin_extra"), PDF, ids=[t[0] for t in PDF])
 def test_pdf_trick_invisible_when_rendered_is_removed_and_its_twin_kept(
-    tmp_path: Path, name: str, hidden: bytes, twin: bytes, extra: bytes
+    tmp_path: Path, name: str, hidden: bytes, twin: bytes, extra: bytes, twin_extra: bytes | None
 ) -> None:
-    for draw, is_hidden in ((hidden, True), (twin, False)):
-        data = pdf(tmp_path / "t.pdf", draw, extra)
-        cut = pdf(tmp_path / "cut.pdf", draw.replace(b"(F)", b"()"), extra)
+    for draw, more, is_hidden in ((hidden, extra, True), (twin, extra if twin_extra is None else twin_extra, False)):
+        data = pdf(tmp_path / "t.pdf", draw, more)
+        cut = pdf(tmp_path / "cut.pdf", draw.replace(b"(F)", b"()"), more)
         assert differ(rendered(data), rendered(cut)) is not is_hidden, (name, "rendered", is_hidden)
         check(load_bytes(data, "birds.pdf"), is_hidden, name)
