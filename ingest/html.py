@@ -20,10 +20,10 @@ from typing import Any
 from ingest.css import cascade as _cascade
 from ingest.css import length as _length
 from ingest.css import number as _number
+from ingest.html_pixels import VERDICT_TAGS
 
 _SKIP = {"script", "style", "nav", "header", "footer", "aside", "svg", "head", "form", "title", "meta", "link"}
 _WARNED = {"template": "template element", "noscript": "noscript element"}
-_VERDICTS = ("archivist-seen", "archivist-hidden")  # the renderer's wrappers (ingest.html_render)
 _BLOCK = {
     "p",
     "div",
@@ -170,8 +170,8 @@ def _walk(
         props, custom = _resolved(styles.get(el, {}), parent)
         state = replace(_inherit(parent, props), custom=custom)
         kind = parent_kind or _element_hidden(el, tag, props, state)
-        if tag in _VERDICTS:
-            seen = tag == _VERDICTS[0]
+        if rendered and tag in VERDICT_TAGS:  # the renderer's wrappers (never a page's own markup)
+            seen = tag == VERDICT_TAGS[0]
             state = replace(state, verdict="" if seen else (el.get("kind") or "invisible when rendered"))
         if tag in _WARNED and parent_kind is None:
             kind = _WARNED[tag]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,12 +79,24 @@ _COLLECT = """() => {
   return JSON.stringify({nodes: out, width: root.scrollWidth, height: root.scrollHeight});
 }"""
 
-_TRANSPARENT = """css => {
-  const s = document.createElement("style");
-  s.textContent = css;
-  document.documentElement.appendChild(s);
-  window.__archivistStyle = s;
+# the page's text transparent (on) or as it was (off); the style element stays, switched
+_TRANSPARENT = """([css, on, token]) => {
+  // ours only: the window outlives a page set into it (the last page's style), and a page's
+  // element with id="__archivistStyle" is a window property too (the token is unknown to pages)
+  let s = window.__archivistStyle;
+  if (!(s instanceof HTMLStyleElement) || !s.isConnected || s.dataset.archivist !== token) {
+    s = document.createElement("style");
+    s.dataset.archivist = token;
+    s.textContent = css;
+    document.documentElement.appendChild(s);
+    window.__archivistStyle = s;
+  }
+  s.disabled = !on;
 }"""
+_TOKEN = secrets.token_hex(8)
+# the wrappers of a text seen and of a text hidden: named with a token a page cannot know, so that
+# markup written in a page never passes for a verdict
+VERDICT_TAGS = (f"archivist-seen-{_TOKEN}", f"archivist-hidden-{_TOKEN}")
 _HIDE_TEXT = (
     "*, *::before, *::after, *::marker { color: transparent !important; "
     "-webkit-text-fill-color: transparent !important; text-shadow: none !important; "
@@ -92,12 +105,12 @@ _HIDE_TEXT = (
 )
 
 # wrap each judged text node; verdicts[i] is null (not judged), "" (seen) or the kind it is hidden by
-_WRAP = """verdicts => {
+_WRAP = """([verdicts, seen, hidden]) => {
   window.__archivistStyle.remove();
   window.__archivistText.forEach((n, i) => {
     const v = verdicts[i];
     if (v === null) return;
-    const w = document.createElement(v ? "archivist-hidden" : "archivist-seen");
+    const w = document.createElement(v ? hidden : seen);
     if (v) w.setAttribute("kind", v);
     n.replaceWith(w);
     w.appendChild(n);
@@ -208,13 +221,15 @@ def judge_page(page: Any, cdp: Any, html: str) -> str:
 
     # bands overlap by MARGIN_PX, so that a line cut by a band's edge is seen whole in the band
     # that holds its middle
-    bands = [(max(0, top - MARGIN_PX), top) for top in range(0, height, TILE_PX)]
-    before = [_shot(cdp, 0, start, width, min(top + TILE_PX + MARGIN_PX, height) - start) for start, top in bands]
-    page.evaluate(_TRANSPARENT, _HIDE_TEXT)
+    # that holds its middle; one band's two paints at a time (a tall page's would not fit in memory)
     final: list[str | None] = [None] * len(nodes)
     shared: set[int] = set()
-    for (start, top), first in zip(bands, before, strict=True):
+    for top in range(0, height, TILE_PX):
+        start = max(0, top - MARGIN_PX)
+        first = _shot(cdp, 0, start, width, min(top + TILE_PX + MARGIN_PX, height) - start)
+        page.evaluate(_TRANSPARENT, [_HIDE_TEXT, True, _TOKEN])
         after = _shot(cdp, 0, start, width, first.shape[0])
+        page.evaluate(_TRANSPARENT, [_HIDE_TEXT, False, _TOKEN])
         band, under = verdicts(nodes, first, after, start, (top, top + TILE_PX))
         shared |= under
         for i, v in enumerate(band):
@@ -229,7 +244,7 @@ def judge_page(page: Any, cdp: Any, html: str) -> str:
             final[i] = "not rendered"
         elif final[i] is None and all(y + rh <= 0 or x + rw <= 0 or x >= width for x, y, rw, rh in node.rects):
             final[i] = "outside the page"
-    return str(page.evaluate(_WRAP, final))
+    return str(page.evaluate(_WRAP, [final, *VERDICT_TAGS]))
 
 
 # one text node in an inline wrapper of its own with `css` (null: out of it again), the page's

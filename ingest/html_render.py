@@ -6,8 +6,8 @@ changes pixels inside its own boxes between the two; one that draws nothing, dra
 of what is under it, lies under a cover, outside a clip, off the page or inside a closed
 `<details>` changes none, whatever CSS or markup did it. Text in a box the reader can scroll is
 seen; text under half a legible size (boxes under 3 px tall) is not. The browser's own parse of
-the page comes back with each judged text node wrapped in `<archivist-seen>` or
-`<archivist-hidden kind=...>`, which `ingest.html` reads; text the renderer did not judge (past
+the page comes back with each judged text node wrapped in a seen or a hidden element (named with
+a token no page knows: `html_pixels.VERDICT_TAGS`), which `ingest.html` reads; text the renderer did not judge (past
 `MAX_HEIGHT_PX`, or every text when no Chromium is found) is judged by `ingest.html`'s rule set.
 
 `ARCHIVIST_HTML_RENDERER`: `off` for the rule set alone, or the path of a Chromium; by default

@@ -338,3 +338,19 @@ def test_pdf_trick_invisible_when_rendered_is_removed_and_its_twin_kept(
         cut = pdf(tmp_path / "cut.pdf", draw.replace(b"(F)", b"()"), more)
         assert differ(rendered(data), rendered(cut)) is not is_hidden, (name, "rendered", is_hidden)
         check(load_bytes(data, "birds.pdf"), is_hidden, name)
+
+
+@pytest.mark.parametrize("renderer", ["default", "off"])
+def test_a_page_cannot_pass_for_the_judge(renderer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page that writes the judge's own names (its wrappers, the window properties its scripts
+    use) still has its hidden text removed and its visible text kept."""
+    if renderer == "off":
+        monkeypatch.setenv("ARCHIVIST_HTML_RENDERER", "off")
+    html = page(
+        '<style id="__archivistStyle" data-archivist="on"></style><p id="__archivistText">Swifts sleep aloft.</p>'
+        f'<archivist-seen><p style="display:none">{FACT}</p></archivist-seen>'
+        f'<archivist-seen-0123456789abcdef><p style="display:none">{FACT}</p></archivist-seen-0123456789abcdef>'
+    )
+    doc = load_bytes(html.encode(), "birds.html")
+    check(doc, True, "the judge's names")
+    assert "Swifts sleep aloft." in doc.pages[0].text
