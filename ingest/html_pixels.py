@@ -31,7 +31,8 @@ PAGE_TIMEOUT_S = 30.0
 # every text node of the page: its boxes in page coordinates, and whether a box the reader can
 # scroll holds it outside that box's visible part
 _COLLECT = """() => {
-  const skip = new Set(["SCRIPT", "STYLE", "TEMPLATE", "HEAD", "TITLE"]);
+  // (a form control draws its text from its own shadow tree, not from these nodes: left to the rules)
+  const skip = new Set(["SCRIPT", "STYLE", "TEMPLATE", "HEAD", "TITLE", "TEXTAREA", "OPTION", "SELECT", "OPTGROUP"]);
   for (const a of document.getAnimations()) { try { a.finish(); } catch (e) {} }
   // boxes the reader can scroll: first those with more inside than they show (cheap), then
   // their computed overflow
