@@ -35,6 +35,7 @@ ENV = "ARCHIVIST_HTML_RENDERER"
 CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 WIDTH_PX = 1280  # a desktop window
 IDLE_S = 60.0
+GIVE_UP_AFTER = 3  # failed pages in a row after which a process stops asking its browser
 
 
 def renderer_path() -> str | None:
@@ -67,10 +68,17 @@ def rendered(html: str, notes: list[str] | None = None) -> str | None:
     path = renderer_path()
     if path is None:
         return None
+    worker = _worker(path)
     try:
-        return _worker(path).submit(html)
+        if worker.failures >= GIVE_UP_AFTER:
+            raise RuntimeError(f"it failed on the last {worker.failures} pages: {worker.last_error}")
+        page = worker.submit(html)
+        worker.failures = 0
+        return page
     except Exception as e:  # a crash or timeout of the browser must not cost the document
-        why = " ".join(str(e).split())[:160] or type(e).__name__
+        why = ((str(e).strip().splitlines() or [""])[0] or type(e).__name__)[:160]
+        if worker.failures < GIVE_UP_AFTER:
+            worker.failures, worker.last_error = worker.failures + 1, why
         log.warning("HTML not rendered (%s): the rule set judges what is hidden", why)
         if notes is not None:
             notes.append(f"hidden text judged by the CSS rule set only: Chromium failed on the page ({why})")
@@ -85,6 +93,8 @@ class _Worker:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.failures = 0  # pages in a row it failed on (a browser that cannot start is not retried for ever)
+        self.last_error = ""
         self.jobs: queue.Queue[tuple[str, queue.Queue[tuple[bool, Any]]] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="html-renderer", daemon=True)
         self.thread.start()
@@ -92,7 +102,10 @@ class _Worker:
     def submit(self, html: str) -> str:
         answer: queue.Queue[tuple[bool, Any]] = queue.Queue(1)
         self.jobs.put((html, answer))
-        ok, value = answer.get(timeout=PAGE_TIMEOUT_S * 3)
+        try:
+            ok, value = answer.get(timeout=PAGE_TIMEOUT_S * 3)
+        except queue.Empty:
+            raise TimeoutError(f"no verdict within {PAGE_TIMEOUT_S * 3:.0f} s") from None
         if not ok:
             raise value
         return str(value)

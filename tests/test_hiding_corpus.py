@@ -354,3 +354,11 @@ def test_a_page_cannot_pass_for_the_judge(renderer: str, monkeypatch: pytest.Mon
     doc = load_bytes(html.encode(), "birds.html")
     check(doc, True, "the judge's names")
     assert "Swifts sleep aloft." in doc.pages[0].text
+
+
+def test_a_browser_that_cannot_start_leaves_the_rule_set_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVIST_HTML_RENDERER", "/bin/false")  # a "browser" that exits at once
+    for _ in range(4):  # after three failures in a row it is no longer started, and still said
+        doc = load_bytes(page(f"<p hidden>{FACT}</p>").encode(), "birds.html")
+        check(doc, True, "no browser")
+        assert any("judged by the CSS rule set only: Chromium failed" in w for w in doc.warnings), doc.warnings
