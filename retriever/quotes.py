@@ -26,7 +26,7 @@ from retriever.keyword import STOPWORDS
 from retriever.passages import PassageSentences
 from retriever.quote_settings import QuoteSettings
 from retriever.rerank import Reranker
-from retriever.sentences import LEADER, is_heading, letters
+from retriever.sentences import LEADER, asks_another, is_heading, letters
 from retriever.verify import asked_opposites, opposed
 
 QUOTE_CONTEXT_CHARS = 300  # shown around a quote so a reader sees it in place
@@ -82,10 +82,6 @@ def _asks(text: str, asked: str) -> bool:
     return len(asked) >= MIN_ASKED_CHARS and "?" in text and asked in letters(text)
 
 
-# a sentence that ends in a question inside quotes or brackets (an example request in code)
-_ASKING = re.compile(r"\?[\"'\u201d\u2019)\]}>,;.\s]*$")
-
-
 def _quotable(text: str) -> bool:
     """Sentences worth quoting: enough words, not a question (FAQ headings are questions), not a
     Markdown heading, not a table-of-contents line, not an instruction addressed to a model."""
@@ -139,11 +135,12 @@ def _candidates(question: str, ps: PassageSentences) -> list[int]:
     # a model on the GPU?", answered from an API example's line `"content": "How do I run a model on
     # the GPU?"}],`. A search-like question without "?" ("byte order mark") may well be inside one.
     # Nor does one that asks another question inside quotes or brackets: the same line quoted as the
-    # answer to "Can I use a GPU?", the reader's first words of the answer a JSON fragment.
+    # answer to "Can I use a GPU?", the reader's first words of the answer a JSON fragment; nor one
+    # that quotes a question people ask (R-data's "... 'how do I read an Excel spreadsheet'").
     asked = letters(question) if question.rstrip().endswith("?") else ""
     asking = bool(asked) and len(question.split()) >= 3  # a question, not a word searched for ("GPU?")
     idx = [i for i, c in enumerate(ps.sentences) if _quotable(c.text) and not _asks(c.text, asked)]
-    idx = [i for i in idx if not (asking and _ASKING.search(ps.sentences[i].text.rstrip()))]
+    idx = [i for i in idx if not (asking and asks_another(ps.sentences[i].text))]
     # A passage that starts or ends inside a sentence (a chunk of a document without pages is read
     # as it is) gives a piece of a sentence that another passage may hold whole: the piece is no
     # candidate, and no quote takes in a sentence that overlaps one already taken, so no words are

@@ -28,7 +28,9 @@ _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S[^\n]*", re.M)  # a Markdown he
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)  # a line opening or closing a fenced code block
 _PROMPT_LINE = re.compile(r"^[ \t]*(?:>|\$|>>>)[ \t]+\S[^\n]*$(?=\n[ \t]*[A-Z])", re.M)
 _BEFORE_PROMPT = re.compile(r"(?<=[.!?])\n(?=[ \t]*(?:>|\$|>>>)[ \t])")  # a finished sentence, then code
-_SECTION_LINE = re.compile(r"^[ \t]*\d{1,2}(?:\.\d{1,2})+[ \t]+[A-Z][^\n.!?]{0,80}$", re.M)
+# "1.7 Getting help with functions", and a chapter's "9 Reading Excel spreadsheets": a line of its
+# own, a capital after the number, no sentence punctuation
+_SECTION_LINE = re.compile(r"^[ \t]*\d{1,2}(?:\.\d{1,2})*[ \t]+[A-Z][^\n.!?]{0,80}$(?<=\S)", re.M)
 _LIST_NUMBER = re.compile(r"[ \t]*(?:\d{1,3}|[a-z])")  # all a line holds before a full stop: "1." "a."
 LEADER = re.compile(r"(?:\.\s?){4,}")  # ". . . ." or "....." leaders of contents and index pages
 
@@ -136,3 +138,18 @@ def _cut_long(text: str, a: int, b: int) -> list[tuple[int, int]]:
 def collapse(text: str) -> str:
     """Runs of whitespace as one space, ends stripped (how quotes and evidence are compared)."""
     return " ".join(text.split())
+
+
+# a sentence that ends in a question inside quotes or brackets (an example request in code), or
+# quotes a question people ask ("... seems to be 'how do I read an Excel spreadsheet'")
+_ASKING = re.compile(r"\?[\"'\u201d\u2019)\]}>,;.\s]*$")
+_QUOTED_QUESTION = re.compile(  # an opening quote (after a space or a bracket), a question word, ...
+    r"(?:^|(?<=[\s(\[]))[\u2018\u201c\"'`](?:how|what|why|which|can|do|does|is|are)\s+\w[^\u2019\u201d\"'`]{3,120}"
+    r"[\u2019\u201d\"'`](?!\w)",
+    re.I,
+)
+
+
+def asks_another(text: str) -> bool:
+    """Does the sentence ask a question of its own, or report one: no answer to the reader's."""
+    return bool(_ASKING.search(text.rstrip()) or _QUOTED_QUESTION.search(text))

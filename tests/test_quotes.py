@@ -154,6 +154,24 @@ def test_a_sentence_holding_the_question_itself_is_no_quote() -> None:
     assert found and not any(q.text == example for q in found), found
 
 
+def test_a_sentence_that_quotes_the_question_people_ask_is_no_quote() -> None:
+    """R-data's chapter opens with "The most common ... question seems to be 'how do I read an Excel
+    spreadsheet'": the best match for "How can I read an Excel spreadsheet into R?", word for word,
+    and no answer; the sentence that names read.csv is."""
+    emb = FakeEmbedder()
+    emb.dim = 4096
+    question = "How can I read an Excel spreadsheet into R?"
+    reports = "The most common R data import question seems to be \u2018how do I read an Excel spreadsheet\u2019."
+    answer = "Export the data from Excel in comma-separated form and use read.csv to import it into R."
+    hits = [hit(1, reports + " " + answer, document="R-data.pdf", page=36)]
+    rules_off = QuoteSettings(follow_on=False, pair_best=False, introduced=False, context_weight=0)
+    quotes = find_quotes(question, passage_sentences(None, emb, hits), emb, settings=rules_off)
+    assert quotes and quotes[0].text == answer and not any(reports in q.text for q in quotes), quotes
+    # searched words, not a question: the sentence may well be what is looked for
+    found = find_quotes("read an Excel spreadsheet", passage_sentences(None, emb, hits), emb, settings=rules_off)
+    assert any(reports in q.text for q in found), found
+
+
 def test_a_sentence_ending_in_a_colon_and_the_one_it_introduces_are_quoted_together() -> None:
     """ "For example, here is a case-insensitive comparison:" means little without the code after
     it, and the code little without it; whichever is chosen brings the other. With a bag-of-words
