@@ -98,6 +98,7 @@ _TOKEN = secrets.token_hex(8)
 # the wrappers of a text seen and of a text hidden: named with a token a page cannot know, so that
 # markup written in a page never passes for a verdict
 VERDICT_TAGS = (f"archivist-seen-{_TOKEN}", f"archivist-hidden-{_TOKEN}")
+_PROBE_TAG = f"archivist-probe-{_TOKEN}"
 _HIDE_TEXT = (
     "*, *::before, *::after, *::marker { color: transparent !important; "
     "-webkit-text-fill-color: transparent !important; text-shadow: none !important; "
@@ -221,7 +222,6 @@ def judge_page(page: Any, cdp: Any, html: str) -> str:
     height = max(1, min(int(info["height"]), MAX_HEIGHT_PX))
 
     # bands overlap by MARGIN_PX, so that a line cut by a band's edge is seen whole in the band
-    # that holds its middle
     # that holds its middle; one band's two paints at a time (a tall page's would not fit in memory)
     final: list[str | None] = [None] * len(nodes)
     shared: set[int] = set()
@@ -250,13 +250,13 @@ def judge_page(page: Any, cdp: Any, html: str) -> str:
 
 # one text node in an inline wrapper of its own with `css` (null: out of it again), the page's
 # other text as it is
-_PROBE = """([i, css]) => {
+_PROBE = """([i, css, tag]) => {
   window.__archivistStyle.remove();
   const n = window.__archivistText[i];
   let w = n.parentElement;
-  if (w.tagName !== "ARCHIVIST-PROBE") {
+  if (w.localName !== tag) {
     if (css === null) return;
-    w = document.createElement("archivist-probe");
+    w = document.createElement(tag);
     n.replaceWith(w);
     w.appendChild(n);
   }
@@ -274,11 +274,11 @@ def _alone(page: Any, cdp: Any, i: int, node: _Node, width: int, height: int) ->
         return None
     left, top = int(x0), int(y0)
     box = (left, top, int(x1) - left + 1, int(y1) - top + 1)
-    page.evaluate(_PROBE, [i, "display: inline"])
+    page.evaluate(_PROBE, [i, "display: inline", _PROBE_TAG])
     before = _shot(cdp, *box)
-    page.evaluate(_PROBE, [i, _HIDE_ONE])
+    page.evaluate(_PROBE, [i, _HIDE_ONE, _PROBE_TAG])
     after = _shot(cdp, *box)
-    page.evaluate(_PROBE, [i, None])
+    page.evaluate(_PROBE, [i, None, _PROBE_TAG])
     moved = [_Node([(r[0] - left, r[1] - top, r[2], r[3]) for r in node.rects], False)]
     if before.shape != after.shape:
         return None

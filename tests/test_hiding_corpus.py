@@ -110,6 +110,13 @@ HTML = [
         '<div style="position:relative"><p>F</p><div style="position:absolute;inset:0;background:transparent"></div></div>',
     ),
     (
+        "transparent line laid over a visible one",
+        '<div style="position:relative"><p style="margin:0">Swifts sleep aloft.</p>'
+        '<p style="position:absolute;top:0;margin:0;color:transparent">F</p></div>',
+        '<div style="position:relative"><p style="margin:0">Swifts sleep aloft.</p>'
+        '<p style="position:absolute;top:0;margin:0;color:#c00">F</p></div>',
+    ),
+    (
         "media query for every screen",
         "<style>@media (min-width:1px){.x{display:none}}</style><p class=x>F</p>",
         "<style>@media (max-width:1px){.x{display:none}}</style><p class=x>F</p>",
