@@ -643,10 +643,18 @@ def test_editing_an_assistant_edits_it_and_unsaved_changes_survive_leaving_the_p
         page.get_by_role("link", name="Assistants").click()
         expect(page.get_by_text("You have unsaved changes to tide-bot from before")).to_be_visible(timeout=60_000)
         expect(page.get_by_role("combobox", name="Edit an assistant")).to_have_value("tide-bot")
-        page.get_by_role("button", name="Restore my changes").click()
-        expect(page.get_by_role("textbox", name="Instructions")).to_have_value(
-            "Answer about tides only, with the time of high water.", timeout=60_000
-        )
+        restored = "Answer about tides only, with the time of high water."
+        for attempt in range(4):  # a click during a rerun of the page is swallowed (seen in CI): again
+            restore = page.get_by_role("button", name="Restore my changes")
+            if restore.count():
+                restore.click()
+            try:
+                expect(page.get_by_role("textbox", name="Instructions").last).to_have_value(restored, timeout=15_000)
+                break
+            except AssertionError:
+                if attempt == 3:
+                    raise
+        expect(page.get_by_role("textbox", name="Instructions")).to_have_value(restored, timeout=60_000)
         page.screenshot(path=str(OUTPUT / "builder-restored.png"), full_page=True)
         page.get_by_role("button", name="Save assistant").click()
         expect(page.get_by_text("Saved tide-bot", exact=False).first).to_be_visible(timeout=60_000)
