@@ -4,10 +4,10 @@ Every hidden line is shown invisible by a renderer in the test itself (Chromium 
 Markdown rendered by a CommonMark renderer, and Unicode; PDFium for PDF): the page with the line
 and the page with the line made invisible by the renderer's own means (`visibility: hidden` in
 the browser, the text cut out in the PDF) differ by no pixel a reader could tell (every channel
-within 10%), and for its twin they differ. DOCX has no renderer here: its tricks are checked by
-Word's documented rules in tests/test_hidden_text.py. Then
-ingest must remove and report every hidden line and keep every twin, without a warning. The line
-is a false fact, not an instruction, so no injection warning can stand in for the hidden-text one.
+within 10%), and for its twin they differ. Then ingest must remove and report every hidden line
+and keep every twin, without a warning. The line is a false fact, not an instruction, so no
+injection warning can stand in for the hidden-text one. DOCX has no renderer here: its tricks are
+checked by Word's documented rules in tests/test_hidden_text.py.
 """
 
 from __future__ import annotations
